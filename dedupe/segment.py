@@ -1,0 +1,63 @@
+"""Split a document's text into paragraphs.
+
+Scraped dumps usually hold one block per line (an HTML block flattened to a line); prose files hold
+paragraphs as blank-line separated blocks whose lines are hard-wrapped. A block is joined into one
+paragraph only when it looks hard-wrapped (most of its line breaks fall mid-sentence); otherwise
+every non-blank line is its own paragraph. This keeps a flattened page's headline, byline and
+"Related Articles" lines apart, which chrome detection needs, while a wrapped essay still yields
+whole paragraphs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_SENTENCE_END = tuple('.!?:;"”’)]…')
+
+
+@dataclass(frozen=True, slots=True)
+class Paragraph:
+    """A paragraph's text and the 1-based line of the document it starts on."""
+
+    text: str
+    line: int
+
+
+def _looks_wrapped(lines: list[str]) -> bool:
+    """True when most breaks in the block fall mid-sentence, as in hard-wrapped prose."""
+    if len(lines) < 2:
+        return False
+    breaks = list(zip(lines, lines[1:]))
+    mid_sentence = sum(
+        1
+        for cur, nxt in breaks
+        if not cur.rstrip().endswith(_SENTENCE_END) and (nxt[:1].islower() or len(cur) >= 60)
+    )
+    return mid_sentence * 2 > len(breaks)
+
+
+def split_paragraphs(text: str) -> list[Paragraph]:
+    """Paragraphs of `text` in order, with their starting line numbers; blank ones are dropped."""
+    out: list[Paragraph] = []
+    block: list[str] = []
+    start = 0
+    lines = text.splitlines()
+
+    def flush() -> None:
+        if not block:
+            return
+        if _looks_wrapped(block):
+            out.append(Paragraph(" ".join(s.strip() for s in block), start))
+        else:
+            out.extend(Paragraph(s.strip(), start + k) for k, s in enumerate(block) if s.strip())
+
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            if not block:
+                start = number
+            block.append(line)
+        else:
+            flush()
+            block = []
+    flush()
+    return out
