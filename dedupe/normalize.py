@@ -26,7 +26,12 @@ def normalize(text: str) -> str:
 
 def words(text: str) -> list[str]:
     """Word tokens of the normalised text (letters, digits and underscore runs)."""
-    return _WORD.findall(normalize(text))
+    return tokenize(normalize(text))
+
+
+def tokenize(normalised: str) -> list[str]:
+    """Word tokens of text that is already normalised."""
+    return _WORD.findall(normalised)
 
 
 def line_key(text: str) -> str:

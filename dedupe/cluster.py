@@ -1,0 +1,111 @@
+"""From verified pairs to clusters, with a guard against chaining.
+
+Connected components of the verified pairs (scipy's union-find-style graph routine) can chain:
+A~B and B~C put A and C together even when A and C have nothing in common, and a long chain glues
+unrelated texts into one giant cluster. So every component is peeled into stars: the member with
+the most verified links (ties broken by a caller-given rank, so the result does not depend on
+input order) becomes the representative; every member whose own similarity to the representative
+reaches the threshold joins it; whatever is left is split into components again and peeled the
+same way. Each reported member's similarity is its similarity to its representative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+SimilarityToMany = Callable[[int, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A cluster by index: its representative, and all members (representative first) with similarity."""
+
+    representative: int
+    members: np.ndarray
+    similarity: np.ndarray
+
+
+def components(n: int, pairs: np.ndarray) -> np.ndarray:
+    """Component label of each of `n` nodes under the undirected edges `pairs` (an (m, 2) array)."""
+    if len(pairs) == 0:
+        return np.arange(n)
+    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def _members_by_label(labels: np.ndarray) -> list[np.ndarray]:
+    """Node indices of each label that has at least two nodes, in label order."""
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    cuts = np.flatnonzero(np.diff(sorted_labels)) + 1
+    return [g for g in np.split(order, cuts) if len(g) >= 2]
+
+
+def _peel(nodes: np.ndarray, edges: np.ndarray, rank: np.ndarray, similarity: SimilarityToMany,
+          threshold: float) -> list[Group]:
+    """Split one connected component into stars around well-linked representatives."""
+    groups: list[Group] = []
+    pending = [(nodes, edges)]
+    while pending:
+        nodes, edges = pending.pop()
+        local = {int(v): k for k, v in enumerate(nodes)}
+        degree = np.zeros(len(nodes), dtype=np.int64)
+        for a, b in edges:
+            degree[local[int(a)]] += 1
+            degree[local[int(b)]] += 1
+        best = np.lexsort((rank[nodes], -degree))[0]
+        rep = int(nodes[best])
+        others = np.delete(nodes, best)
+        sims = similarity(rep, others)
+        inside = sims >= threshold
+        if inside.any():
+            order = np.lexsort((rank[others[inside]], -sims[inside]))
+            groups.append(Group(rep, np.concatenate([[rep], others[inside][order]]),
+                                np.concatenate([[1.0], sims[inside][order]])))
+        rest = others[~inside]
+        if len(rest) < 2:
+            continue
+        keep = np.isin(edges[:, 0], rest) & np.isin(edges[:, 1], rest)
+        sub_edges = edges[keep]
+        if len(sub_edges) == 0:
+            continue
+        index = {int(v): k for k, v in enumerate(rest)}
+        mapped = np.array([[index[int(a)], index[int(b)]] for a, b in sub_edges], dtype=np.int64)
+        for part in _members_by_label(components(len(rest), mapped)):
+            part_nodes = rest[part]
+            part_keep = np.isin(sub_edges[:, 0], part_nodes) & np.isin(sub_edges[:, 1], part_nodes)
+            pending.append((part_nodes, sub_edges[part_keep]))
+    return groups
+
+
+def cluster(n: int, pairs: np.ndarray, rank: np.ndarray, similarity: SimilarityToMany,
+            threshold: float) -> list[Group]:
+    """Clusters of at least two of `n` nodes linked by verified `pairs`, chaining guarded.
+
+    `rank` orders nodes for tie-breaks (e.g. by id), `similarity(rep, others)` gives the similarity
+    of a representative to many nodes, `threshold` is the least similarity to the representative.
+    Groups come out sorted by their representative's rank.
+    """
+    labels = components(n, pairs)
+    edge_label = labels[pairs[:, 0]] if len(pairs) else np.zeros(0, dtype=np.int64)
+    edge_order = np.argsort(edge_label, kind="stable")
+    sorted_edge_labels = edge_label[edge_order]
+    groups: list[Group] = []
+    for nodes in _members_by_label(labels):
+        label = labels[nodes[0]]
+        lo, hi = np.searchsorted(sorted_edge_labels, [label, label + 1])
+        comp_edges = pairs[edge_order[lo:hi]]
+        if len(nodes) == 2:
+            sims = similarity(int(nodes[0]), nodes[1:])
+            if sims[0] >= threshold:
+                first, second = sorted(nodes.tolist(), key=lambda v: rank[v])
+                groups.append(Group(first, np.array([first, second]), np.array([1.0, sims[0]])))
+            continue
+        groups.extend(_peel(nodes, comp_edges, rank, similarity, threshold))
+    groups.sort(key=lambda g: rank[g.representative])
+    return groups

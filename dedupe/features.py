@@ -1,0 +1,133 @@
+"""Stage "segment + sign": per-batch features of documents and their paragraphs.
+
+Everything later works on these arrays, not on text: exact keys (128-bit hashes of normalised
+text), recurrence keys for chrome, word counts, and MinHash signatures of the paragraphs long
+enough to be compared as copies. A batch's features are independent of every other batch, so this
+stage can run anywhere (another process, a Dask worker) and the results be concatenated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import xxhash
+
+from .minhash import MinHasher
+from .normalize import normalize, tokenize
+from .segment import Paragraph
+from .shingle import shingle
+
+@dataclass(frozen=True, slots=True)
+class ParagraphFeatures:
+    """Arrays over all paragraphs of a batch, in document order.
+
+    `doc` is the batch-local document index; `signed` marks paragraphs with at least `min_words`
+    words, whose signature rows are `signatures[sig_row[k]]` (other paragraphs have sig_row -1).
+    `shingle_hashes`/`shingle_offsets` hold the distinct shingle hashes of the signed paragraphs,
+    used to count distinct shingles per document for containment.
+    """
+
+    doc: np.ndarray  # int64
+    index: np.ndarray  # int64, paragraph index within its document
+    line: np.ndarray  # int64, 1-based line in the document text
+    words: np.ndarray  # int64
+    chars: np.ndarray  # int64
+    key_hi: np.ndarray  # uint64, exact key (normalised text), high half
+    key_lo: np.ndarray  # uint64, low half
+    sig_row: np.ndarray  # int64
+    signatures: np.ndarray  # (signed paragraphs x num_perm) uint32
+    shingle_hashes: np.ndarray  # uint32
+    shingle_offsets: np.ndarray  # int64, per signed paragraph
+
+
+def exact_key(normalised: str) -> tuple[int, int]:
+    """128-bit hash of normalised text as two 64-bit halves; collisions are negligible at any scale."""
+    value = xxhash.xxh3_128_intdigest(normalised.encode("utf-8"))
+    return value >> 64, value & 0xFFFFFFFFFFFFFFFF
+
+
+def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int, min_words: int) -> ParagraphFeatures:
+    """Normalise, shingle and sign the paragraphs of one batch of documents."""
+    doc_ids: list[int] = []
+    indexes: list[int] = []
+    lines: list[int] = []
+    word_counts: list[int] = []
+    chars: list[int] = []
+    his: list[int] = []
+    los: list[int] = []
+    signed_tokens: list[list[str]] = []
+    sig_rows: list[int] = []
+    for d, paragraphs in enumerate(pages):
+        for k, paragraph in enumerate(paragraphs):
+            norm = normalize(paragraph.text)
+            tokens = tokenize(norm)
+            hi, lo = exact_key(norm)
+            doc_ids.append(d)
+            indexes.append(k)
+            lines.append(paragraph.line)
+            word_counts.append(len(tokens))
+            chars.append(len(paragraph.text))
+            his.append(hi)
+            los.append(lo)
+            if len(tokens) >= min_words:
+                sig_rows.append(len(signed_tokens))
+                signed_tokens.append(tokens)
+            else:
+                sig_rows.append(-1)
+    batch = shingle(signed_tokens, ngram)
+    distinct_hashes, distinct_offsets = _distinct_per_text(batch.hashes, batch.offsets)
+    return ParagraphFeatures(
+        doc=np.asarray(doc_ids, dtype=np.int64),
+        index=np.asarray(indexes, dtype=np.int64),
+        line=np.asarray(lines, dtype=np.int64),
+        words=np.asarray(word_counts, dtype=np.int64),
+        chars=np.asarray(chars, dtype=np.int64),
+        key_hi=np.asarray(his, dtype=np.uint64),
+        key_lo=np.asarray(los, dtype=np.uint64),
+        sig_row=np.asarray(sig_rows, dtype=np.int64),
+        signatures=hasher.signatures(batch),
+        shingle_hashes=distinct_hashes,
+        shingle_offsets=distinct_offsets,
+    )
+
+
+def _distinct_per_text(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's shingle hashes, deduplicated and sorted, with new offsets."""
+    owner = np.repeat(np.arange(len(offsets) - 1, dtype=np.uint64), np.diff(offsets))
+    combined = np.unique((owner << np.uint64(32)) | hashes.astype(np.uint64))
+    new_owner = (combined >> np.uint64(32)).astype(np.int64)
+    counts = np.bincount(new_owner, minlength=len(offsets) - 1)
+    new_offsets = np.zeros(len(offsets), dtype=np.int64)
+    np.cumsum(counts, out=new_offsets[1:])
+    return (combined & np.uint64(0xFFFFFFFF)).astype(np.uint32), new_offsets
+
+
+def concat(parts: Sequence[ParagraphFeatures], doc_offsets: Sequence[int]) -> ParagraphFeatures:
+    """Join batch features into one table; `doc_offsets[b]` is batch b's first global document index."""
+    sig_base = np.cumsum([0] + [len(p.signatures) for p in parts])
+    sh_base = np.cumsum([0] + [len(p.shingle_hashes) for p in parts])
+    num_perm = parts[0].signatures.shape[1] if parts else 0
+    offsets = [parts[0].shingle_offsets[:1]] if parts else [np.zeros(1, np.int64)]
+    offsets += [p.shingle_offsets[1:] + sh_base[b] for b, p in enumerate(parts)]
+    return ParagraphFeatures(
+        doc=np.concatenate([p.doc + doc_offsets[b] for b, p in enumerate(parts)] or [np.zeros(0, np.int64)]),
+        index=_cat([p.index for p in parts], np.int64),
+        line=_cat([p.line for p in parts], np.int64),
+        words=_cat([p.words for p in parts], np.int64),
+        chars=_cat([p.chars for p in parts], np.int64),
+        key_hi=_cat([p.key_hi for p in parts], np.uint64),
+        key_lo=_cat([p.key_lo for p in parts], np.uint64),
+        sig_row=np.concatenate(
+            [np.where(p.sig_row >= 0, p.sig_row + sig_base[b], -1) for b, p in enumerate(parts)]
+            or [np.zeros(0, np.int64)]
+        ),
+        signatures=np.concatenate([p.signatures for p in parts]) if parts else np.zeros((0, num_perm), np.uint32),
+        shingle_hashes=_cat([p.shingle_hashes for p in parts], np.uint32),
+        shingle_offsets=np.concatenate(offsets),
+    )
+
+
+def _cat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
