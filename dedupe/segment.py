@@ -17,10 +17,11 @@ _SENTENCE_END = tuple('.!?:;"”’)]…')
 
 @dataclass(frozen=True, slots=True)
 class Paragraph:
-    """A paragraph's text and the 1-based line of the document it starts on."""
+    """A paragraph's text and the 1-based lines of the document it starts and ends on."""
 
     text: str
     line: int
+    end: int
 
 
 def _looks_wrapped(lines: list[str]) -> bool:
@@ -47,9 +48,9 @@ def split_paragraphs(text: str) -> list[Paragraph]:
         if not block:
             return
         if _looks_wrapped(block):
-            out.append(Paragraph(" ".join(s.strip() for s in block), start))
+            out.append(Paragraph(" ".join(s.strip() for s in block), start, start + len(block) - 1))
         else:
-            out.extend(Paragraph(s.strip(), start + k) for k, s in enumerate(block) if s.strip())
+            out.extend(Paragraph(s.strip(), start + k, start + k) for k, s in enumerate(block))
 
     for number, line in enumerate(lines, start=1):
         if line.strip():

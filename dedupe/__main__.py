@@ -1,0 +1,5 @@
+"""`python -m dedupe` runs the command line."""
+
+from .cli import main
+
+main(prog_name="dedupe")

@@ -1,0 +1,221 @@
+"""The `dedupe` command: reads like the README, renders what the library returns.
+
+Only this module prints. Errors meant for users (`DedupeError`) become one line on stderr and a
+documented exit code; progress bars appear only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from . import __version__
+from .clean import (
+    check_removal_guard,
+    output_files,
+    output_records,
+    removed_records,
+    stripped_records,
+)
+from .errors import DedupeError
+from .model import BadRecord, Document
+from .pipeline import ScanResult, Settings, scan
+from .readers import ReadOptions, Reader
+from .render import render
+from .report import build_report
+from .writers import ensure_not_input, open_atomic, write_jsonl, write_text_folder
+
+F = TypeVar("F", bound=Callable[..., Any])
+_DEFAULTS = Settings()
+_JSONL_OUTPUT = (".jsonl", ".ndjson", ".jsonl.gz", ".jsonl.bz2", ".jsonl.xz", ".jsonl.zst", ".ndjson.gz")
+
+
+def _err_console() -> Console:
+    return Console(stderr=True)
+
+
+def reading_options(func: F) -> F:
+    """Options shared by every command that reads a dump."""
+    options = [
+        click.argument("inputs", nargs=-1, required=True, metavar="INPUT..."),
+        click.option("--text-field", default="text", show_default=True, help="JSONL field holding the text."),
+        click.option("--id-field", default="id", show_default=True,
+                     help="JSONL field holding the document id (else file:line)."),
+        click.option("--site-field", default=None,
+                     help="JSONL field naming the site (default: host of a `url` field, else a `site` field)."),
+        click.option("--site-from-folder", is_flag=True,
+                     help="Text folders: the top folder of each file is its site."),
+        click.option("--strict", is_flag=True, help="Stop at the first bad record (exit 65) instead of skipping it."),
+        click.option("--threshold", type=click.FloatRange(0.05, 1.0), default=_DEFAULTS.threshold, show_default=True,
+                     help="Word n-gram Jaccard at or above which texts are near copies."),
+        click.option("--containment", type=click.FloatRange(0.05, 1.0), default=_DEFAULTS.containment,
+                     show_default=True, help="Share of a shorter document inside a longer one that makes it a cut copy."),
+        click.option("--ngram", type=click.IntRange(1, 20), default=_DEFAULTS.ngram, show_default=True,
+                     help="Words per shingle."),
+        click.option("--num-perm", type=click.IntRange(16, 1024), default=_DEFAULTS.num_perm, show_default=True,
+                     help="MinHash permutations."),
+        click.option("--seed", type=int, default=_DEFAULTS.seed, show_default=True, help="MinHash seed."),
+        click.option("--no-chrome", is_flag=True, help="Do not detect or strip site chrome."),
+        click.option("--no-story", is_flag=True, help="Do not look for story clusters."),
+        click.option("--keep", type=click.Choice(["longest", "first", "earliest"]), default=_DEFAULTS.keep,
+                     show_default=True, help="Which copy of a cluster stays."),
+        click.option("--date-field", default=_DEFAULTS.date_field, show_default=True,
+                     help="Field read by --keep earliest."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _settings(kw: dict[str, Any]) -> Settings:
+    return Settings(ngram=kw["ngram"], num_perm=kw["num_perm"], seed=kw["seed"], threshold=kw["threshold"],
+                    containment=kw["containment"], keep=kw["keep"], date_field=kw["date_field"],
+                    chrome=not kw["no_chrome"], story=not kw["no_story"])
+
+
+def _read_options(kw: dict[str, Any]) -> ReadOptions:
+    return ReadOptions(text_field=kw["text_field"], id_field=kw["id_field"], site_field=kw["site_field"],
+                       site_from_folder=kw["site_from_folder"], strict=kw["strict"])
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback that draws bars on stderr, or does nothing when stderr is not a terminal."""
+    console = _err_console()
+    if not enabled or not console.is_terminal:
+        yield lambda stage, done, total: None
+        return
+    with Progress(TextColumn("{task.description:>10}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+                  TimeElapsedColumn(), console=console, transient=True) as bars:
+        tasks: dict[str, TaskID] = {}
+
+        def tick(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bars.add_task(stage, total=total)
+            bars.update(tasks[stage], completed=done, total=total)
+
+        yield tick
+
+
+def _read(inputs: Sequence[str], options: ReadOptions, tick: Callable[[str, int, int], None]
+          ) -> tuple[list[Document], list[BadRecord]]:
+    reader = Reader(list(inputs), options)
+    docs: list[Document] = []
+    for doc in reader:
+        docs.append(doc)
+        if len(docs) % 1000 == 0:
+            tick("read", len(docs), len(docs))
+    return docs, reader.bad
+
+
+def _run_scan(kw: dict[str, Any], quiet: bool = False) -> tuple[list[Document], ScanResult]:
+    with _progress(not quiet) as tick:
+        docs, bad = _read(kw["inputs"], _read_options(kw), tick)
+        result = scan(docs, _settings(kw), bad=bad, progress=tick)
+    return docs, result
+
+
+def _write_json_report(target: str, report: dict[str, Any]) -> None:
+    text = json.dumps(report, ensure_ascii=False, indent=2) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    with open_atomic(Path(target), "wt") as fh:
+        fh.write(text)
+
+
+def _fail(error: DedupeError) -> None:
+    _err_console().print(f"[bold red]dedupe:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+    sys.exit(error.exit_code)
+
+
+class _Command(click.Command):
+    """Turns DedupeError into a one-line message and its exit code, Ctrl-C into 130."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DedupeError as error:
+            _fail(error)
+        except KeyboardInterrupt:
+            _err_console().print("dedupe: interrupted; no output was written")
+            sys.exit(130)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="dedupe")
+def main() -> None:
+    """Find duplicate and syndicated content in scraped text dumps, strip site chrome, keep one copy."""
+
+
+@main.command("scan", cls=_Command)
+@reading_options
+@click.option("--json", "json_path", metavar="PATH", help="Also write the report as JSON (`-` for stdout).")
+@click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True, help="Clusters shown per level.")
+@click.option("--quiet", "-q", is_flag=True, help="No terminal report or progress.")
+def scan_command(json_path: str | None, top: int, quiet: bool, **kw: Any) -> None:
+    """Report duplicate clusters and chrome in INPUT... without changing anything.
+
+    INPUT is a JSONL file (optionally .gz/.bz2/.xz/.zst), a folder of text files, a text file, or `-` for
+    JSONL on stdin.
+    """
+    _, result = _run_scan(kw, quiet)
+    report = build_report(result)
+    if json_path:
+        _write_json_report(json_path, report)
+    if not quiet and json_path != "-":
+        render(report, Console(), top=top)
+
+
+
+@main.command("clean", cls=_Command)
+@reading_options
+@click.option("--output", "-o", required=True, metavar="OUT",
+              help="Cleaned dump: a .jsonl[.gz|.bz2|.xz|.zst] file, or a folder for text-folder input.")
+@click.option("--removed", metavar="PATH", help="Write one JSONL record per removed document (id, kept copy, why).")
+@click.option("--stripped", metavar="PATH", help="Write one JSONL record per document that lost chrome lines.")
+@click.option("--annotate", is_flag=True,
+              help="Remove nothing: add cluster, kept flag and stripped lines to every record instead.")
+@click.option("--max-removed", type=click.FloatRange(0.0, 1.0), default=None, metavar="FRACTION",
+              help="Refuse to write (exit 3) if any site would lose more than this share of documents or text.")
+@click.option("--json", "json_path", metavar="PATH", help="Also write the report as JSON (`-` for stdout).")
+@click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True, help="Clusters shown per level.")
+@click.option("--quiet", "-q", is_flag=True, help="No terminal report or progress.")
+def clean_command(output: str, removed: str | None, stripped: str | None, annotate: bool,
+                  max_removed: float | None, json_path: str | None, top: int, quiet: bool, **kw: Any) -> None:
+    """Write INPUT... with chrome stripped and one copy of each duplicate kept.
+
+    Input is never modified; every output appears whole or not at all.
+    """
+    target = Path(output)
+    for path in (output, removed, stripped, json_path):
+        if path and path != "-":
+            ensure_not_input(Path(path), kw["inputs"])
+    docs, result = _run_scan(kw, quiet)
+    if max_removed is not None and not annotate:
+        check_removal_guard(result, max_removed)
+    folder_out = not output.endswith(_JSONL_OUTPUT) and bool(docs) and all(
+        "path" in d.fields and not d.line for d in docs)
+    if folder_out and not annotate:
+        write_text_folder(target, output_files(docs, result))
+    else:
+        write_jsonl(target, output_records(docs, result, kw["text_field"], annotate=annotate))
+    if removed:
+        write_jsonl(Path(removed), removed_records(result))
+    if stripped:
+        write_jsonl(Path(stripped), stripped_records(result))
+    report = build_report(result, {"output": output})
+    if json_path:
+        _write_json_report(json_path, report)
+    if not quiet and json_path != "-" and output != "-":
+        render(report, Console(), top=top)
+
+

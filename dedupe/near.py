@@ -1,0 +1,51 @@
+"""Document-level near-duplicates on whole texts: the classic MinHash-LSH task, without chrome,
+paragraphs or stories. Useful on its own and the like-for-like row of the speed benchmark."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xxhash
+
+from .cluster import cluster
+from .lsh import band_keys, candidate_pairs, lsh_params
+from .minhash import EMPTY, MinHasher, estimate_jaccard
+from .normalize import normalize, tokenize
+from .shingle import shingle
+
+_BATCH = 2048
+
+
+def document_signatures(texts: Sequence[str], ngram: int = 5, num_perm: int = 128, seed: int = 1) -> np.ndarray:
+    """MinHash signature of each whole text's word n-grams, computed batch by batch."""
+    hasher = MinHasher(num_perm, seed)
+    parts = [hasher.signatures(shingle([tokenize(normalize(t)) for t in texts[lo : lo + _BATCH]], ngram))
+             for lo in range(0, len(texts), _BATCH)]
+    return np.concatenate(parts) if parts else np.zeros((0, num_perm), dtype=np.uint32)
+
+
+def _content_rank(sigs: np.ndarray) -> np.ndarray:
+    """Tie-break order from the signatures themselves, so clusters do not depend on input order."""
+    keys = np.fromiter((xxhash.xxh3_64_intdigest(row.tobytes()) for row in sigs), dtype=np.uint64, count=len(sigs))
+    rank = np.empty(len(sigs), dtype=np.int64)
+    rank[np.argsort(keys, kind="stable")] = np.arange(len(sigs))
+    return rank
+
+
+def find_near_duplicate_documents(texts: Sequence[str], *, ngram: int = 5, num_perm: int = 128,
+                                  threshold: float = 0.8, seed: int = 1) -> list[list[int]]:
+    """Clusters (lists of indices, at least two each) of texts whose estimated word n-gram Jaccard
+    similarity to the cluster's representative reaches `threshold`. The representative comes first."""
+    sigs = document_signatures(texts, ngram, num_perm, seed)
+    bands, rows = lsh_params(threshold, num_perm)
+    active = sigs[:, 0] != EMPTY if len(sigs) else np.zeros(0, dtype=bool)
+    pairs = candidate_pairs(band_keys(sigs, bands, rows), active)
+    if len(pairs):
+        pairs = pairs[estimate_jaccard(sigs, pairs[:, 0], pairs[:, 1]) >= threshold]
+
+    def similarity(rep: int, others: np.ndarray) -> np.ndarray:
+        return estimate_jaccard(sigs, np.full(len(others), rep), others)
+
+    groups = cluster(len(texts), pairs, _content_rank(sigs), similarity, threshold)
+    return [[int(m) for m in g.members] for g in groups]

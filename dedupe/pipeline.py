@@ -1,0 +1,538 @@
+"""The scan: documents in, clusters, chrome and per-document outcomes out.
+
+Stages, in order (each a function of the previous stages' outputs only):
+
+1. segment + sign (`features.analyse`, per batch): paragraphs, exact keys, signatures;
+2. page groups: documents that are copies of each other as whole pages (so chrome recurrence is
+   counted once per group, not once per copy);
+3. chrome (`chrome.learn_chrome`, `chrome.classify_page`): per-site recurrence plus page cues;
+4. paragraph clusters over the content paragraphs (LSH candidates, verified, chaining guarded);
+5. document clusters over content only: exact content, near (Jaccard), or a copy cut from the
+   bottom (containment), with candidates from LSH and from shared paragraph clusters;
+6. the kept copy of each document cluster, by the keep policy;
+7. story clusters (`story.story_pairs`) over one copy of each document and of each paragraph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import xxhash
+
+from . import chrome as chrome_stage
+from . import story as story_stage
+from .cluster import Group, cluster, components
+from .features import ParagraphFeatures, analyse, concat, exact_key
+from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
+from .minhash import EMPTY, MinHasher, estimate_jaccard, merge_signatures
+from .model import BadRecord, Cluster, ClusterKind, Document, Member
+from .normalize import normalize
+from .segment import Paragraph, split_paragraphs
+
+KeepPolicy = Literal["first", "longest", "earliest"]
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of a scan; recorded in the report so a result can be reproduced.
+
+    threshold: word n-gram Jaccard at or above which two texts are `near` copies. 0.8 with 5-grams
+        tolerates roughly one edited word in 25 (each edit breaks up to 5 shingles).
+    containment: a document whose shingles lie at least this much inside a longer one is a copy cut
+        from the bottom (wire copy is routinely trimmed), if it has `min_containment_shingles`.
+    min_words: paragraphs with fewer words get no signature and are never reported as copies
+        (short lines are headlines, bylines and chrome; exact document keys still cover them).
+    """
+
+    ngram: int = 5
+    num_perm: int = 128
+    seed: int = 1
+    threshold: float = 0.8
+    containment: float = 0.8
+    min_containment_shingles: int = 30
+    min_words: int = 8
+    keep: KeepPolicy = "longest"
+    date_field: str = "date"
+    chrome: bool = True
+    story: bool = True
+    batch_size: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StrippedParagraph:
+    """A paragraph chrome detection removed from a document, and why."""
+
+    index: int
+    line: int
+    end: int
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentOutcome:
+    """What `clean` does with one input document."""
+
+    id: str
+    site: str
+    kept: bool
+    cluster: str | None
+    duplicate_of: str | None
+    similarity: float | None
+    reason: str | None
+    stripped: tuple[StrippedParagraph, ...]
+    chars: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChromeLine:
+    """A chrome line found on a site: its text (first seen), pages it was stripped on, a sample page."""
+
+    site: str
+    text: str
+    pages: int
+    sample: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    documents: int
+    paragraphs: int
+    bad_records: int
+    document_clusters: dict[str, int]
+    paragraph_clusters: dict[str, int]
+    removable_documents: int
+    removable_bytes: int
+    chrome_paragraphs: int
+    chrome_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    settings: Settings
+    stats: Stats
+    document_clusters: list[Cluster]
+    paragraph_clusters: list[Cluster]
+    chrome: list[ChromeLine]
+    outcomes: list[DocumentOutcome]
+    bad: list[BadRecord] = field(default_factory=list)
+    chrome_stats: chrome_stage.ChromeStats | None = None
+
+
+def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Sequence[BadRecord] = (),
+         progress: Progress | None = None) -> ScanResult:
+    """Run every stage over `documents` and return clusters, chrome and what `clean` would do."""
+    docs = list(documents)
+    tick = progress or (lambda stage, done, total: None)
+    pages = [split_paragraphs(d.text) for d in docs]
+    feats = _sign(pages, settings, tick)
+    rank = _rank([d.id for d in docs])
+    n = len(docs)
+
+    groups = _page_groups(docs, feats, settings)
+    tick("chrome", 0, 1)
+    chrome_mask, stripped, chrome_stats = _strip_chrome(docs, pages, groups, feats, settings)
+    tick("chrome", 1, 1)
+    content = ~chrome_mask
+
+    tick("clusters", 0, 3)
+    para_groups = _paragraph_groups(feats, rank, settings)
+    tick("clusters", 1, 3)
+    doc_keys = _content_keys(feats, content, n)
+    doc_groups, doc_sim = _document_groups(feats, content, doc_keys, para_groups, rank, n, settings)
+    tick("clusters", 2, 3)
+    kept = _choose_kept(docs, doc_groups, feats, content, rank, settings)
+
+    content_texts = _content_texts(docs, pages, feats, content)
+    doc_clusters = _document_clusters(docs, doc_groups, doc_keys, content_texts)
+    para_clusters = _paragraph_clusters(docs, pages, feats, para_groups)
+    if settings.story:
+        story_docs, story_paras = _story_clusters(docs, pages, content_texts, feats, content, doc_groups, kept,
+                                                  para_groups, rank, len(doc_clusters), len(para_clusters))
+        doc_clusters += story_docs
+        para_clusters += story_paras
+    tick("clusters", 3, 3)
+
+    outcomes = _outcomes(docs, doc_groups, doc_clusters, kept, doc_sim, stripped, feats, content)
+    chrome_lines = _chrome_report(docs, stripped)
+    stats = _stats(docs, feats, bad, doc_clusters, para_clusters, outcomes)
+    return ScanResult(settings, stats, doc_clusters, para_clusters, chrome_lines, outcomes, list(bad), chrome_stats)
+
+
+# -- stage 1: segment + sign ---------------------------------------------------------------------
+
+def _sign(pages: list[list[Paragraph]], settings: Settings, tick: Progress) -> ParagraphFeatures:
+    hasher = MinHasher(settings.num_perm, settings.seed)
+    parts: list[ParagraphFeatures] = []
+    starts: list[int] = []
+    for lo in range(0, len(pages), settings.batch_size):
+        tick("sign", lo, len(pages))
+        parts.append(analyse(pages[lo : lo + settings.batch_size], hasher, settings.ngram, settings.min_words))
+        starts.append(lo)
+    tick("sign", len(pages), len(pages))
+    if not parts:
+        parts.append(analyse([], hasher, settings.ngram, settings.min_words))
+        starts.append(0)
+    return concat(parts, starts)
+
+
+def _rank(ids: Sequence[str]) -> np.ndarray:
+    """Position of each document in (id, input position) order: a tie-break independent of input order."""
+    order = sorted(range(len(ids)), key=lambda k: (ids[k], k))
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[order] = np.arange(len(ids))
+    return rank
+
+
+# -- stage 2: page groups ----------------------------------------------------------------------
+
+def _page_groups(docs: Sequence[Document], feats: ParagraphFeatures, settings: Settings) -> np.ndarray:
+    """Label per document: whole pages that are exact or near copies share a label."""
+    n = len(docs)
+    keys = [exact_key(normalize(d.text)) for d in docs]
+    pairs = [_equal_key_pairs(np.array([k[0] for k in keys], dtype=np.uint64),
+                              np.array([k[1] for k in keys], dtype=np.uint64))]
+    signed = feats.sig_row >= 0
+    sigs = merge_signatures(feats.signatures[feats.sig_row[signed]], feats.doc[signed], n)
+    near = _verified_lsh_pairs(sigs, settings.threshold, settings.num_perm)
+    pairs.append(near)
+    return components(n, normalise_pairs(np.concatenate(pairs)))
+
+
+def _equal_key_pairs(hi: np.ndarray, lo: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
+    """Star pairs linking every item to the first item with the same 128-bit key."""
+    index = np.arange(len(hi)) if active is None else np.flatnonzero(active)
+    if len(index) < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    order = index[np.lexsort((index, lo[index], hi[index]))]
+    same = (hi[order][1:] == hi[order][:-1]) & (lo[order][1:] == lo[order][:-1])
+    run_id = np.concatenate([[0], np.cumsum(~same)])
+    first = order[np.searchsorted(run_id, run_id)]
+    keep = first != order
+    return np.stack([first[keep], order[keep]], axis=1)
+
+
+def _verified_lsh_pairs(sigs: np.ndarray, threshold: float, num_perm: int) -> np.ndarray:
+    """LSH candidates among non-empty signatures whose estimated Jaccard reaches the threshold."""
+    bands, rows = lsh_params(threshold, num_perm)
+    active = sigs[:, 0] != EMPTY if len(sigs) else np.zeros(0, dtype=bool)
+    cands = candidate_pairs(band_keys(sigs, bands, rows), active)
+    if len(cands) == 0:
+        return cands
+    sim = estimate_jaccard(sigs, cands[:, 0], cands[:, 1])
+    return cands[sim >= threshold]
+
+
+# -- stage 3: chrome ---------------------------------------------------------------------------
+
+def _strip_chrome(docs: Sequence[Document], pages: list[list[Paragraph]], groups: np.ndarray,
+                  feats: ParagraphFeatures, settings: Settings
+                  ) -> tuple[np.ndarray, list[list[StrippedParagraph]], chrome_stage.ChromeStats | None]:
+    """Chrome flag per paragraph (in feature order) and the stripped paragraphs of each document."""
+    mask = np.zeros(len(feats.doc), dtype=bool)
+    stripped: list[list[StrippedParagraph]] = [[] for _ in docs]
+    if not settings.chrome:
+        return mask, stripped, None
+    texts = [[p.text for p in page] for page in pages]
+    stats = chrome_stage.learn_chrome((d.site, int(g), t) for d, g, t in zip(docs, groups, texts, strict=True))
+    first = np.searchsorted(feats.doc, np.arange(len(docs)))
+    for d, (doc, page, page_texts) in enumerate(zip(docs, pages, texts, strict=True)):
+        verdicts = chrome_stage.classify_page(page_texts, doc.site, stats)
+        for k, verdict in enumerate(verdicts):
+            if verdict.is_chrome:
+                mask[first[d] + k] = True
+                stripped[d].append(StrippedParagraph(k, page[k].line, page[k].end, page[k].text, verdict.reason))
+    return mask, stripped, stats
+
+
+# -- stage 4: paragraph clusters ---------------------------------------------------------------
+
+def _paragraph_groups(feats: ParagraphFeatures, rank: np.ndarray, settings: Settings) -> list[Group]:
+    """Clusters of signed paragraphs (indices into the feature arrays), chrome or not: a recurring
+    long paragraph is worth reporting either way; document candidates use only the content ones."""
+    nodes = np.flatnonzero(feats.sig_row >= 0)
+    if len(nodes) < 2:
+        return []
+    sigs = feats.signatures[feats.sig_row[nodes]]
+    pairs = _verified_lsh_pairs(sigs, settings.threshold, settings.num_perm)
+    para_rank = np.argsort(np.lexsort((feats.index[nodes], rank[feats.doc[nodes]])))
+
+    def similarity(rep: int, others: np.ndarray) -> np.ndarray:
+        return estimate_jaccard(sigs, np.full(len(others), rep), others)
+
+    local = cluster(len(nodes), pairs, para_rank, similarity, settings.threshold)
+    return [Group(int(nodes[g.representative]), nodes[g.members], g.similarity) for g in local]
+
+
+# -- stage 5: document clusters ----------------------------------------------------------------
+
+def _content_keys(feats: ParagraphFeatures, content: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """128-bit key per document of its content paragraphs in order (all paragraphs if none is content)."""
+    hi = np.zeros(n, dtype=np.uint64)
+    lo = np.zeros(n, dtype=np.uint64)
+    bounds = np.searchsorted(feats.doc, np.arange(n + 1))
+    for d in range(n):
+        a, b = bounds[d], bounds[d + 1]
+        sel = slice(a, b)
+        use = content[sel] if content[sel].any() else np.ones(b - a, dtype=bool)
+        h = xxhash.xxh3_128()
+        h.update(feats.key_hi[sel][use].tobytes())
+        h.update(feats.key_lo[sel][use].tobytes())
+        value = h.intdigest()
+        hi[d], lo[d] = value >> 64, value & 0xFFFFFFFFFFFFFFFF
+    return hi, lo
+
+
+def _document_groups(feats: ParagraphFeatures, content: np.ndarray, keys: tuple[np.ndarray, np.ndarray],
+                     para_groups: list[Group], rank: np.ndarray, n: int, settings: Settings
+                     ) -> tuple[list[Group], Callable[[int, np.ndarray], np.ndarray]]:
+    """Exact and near document clusters over content, and the similarity function they were verified with."""
+    signed = content & (feats.sig_row >= 0)
+    sigs = merge_signatures(feats.signatures[feats.sig_row[signed]], feats.doc[signed], n)
+    sizes = _distinct_shingles_per_doc(feats, signed, n)
+    hi, lo = keys
+
+    def similarity(rep: int, others: np.ndarray) -> np.ndarray:
+        jac = estimate_jaccard(sigs, np.full(len(others), rep), others)
+        small = np.minimum(sizes[rep], sizes[others]).astype(np.float64)
+        union = (sizes[rep] + sizes[others]) / (1.0 + jac)
+        contained = np.where(small >= settings.min_containment_shingles,
+                             np.minimum(1.0, jac * union / np.maximum(small, 1.0)), 0.0)
+        sim = np.maximum(jac, np.where(contained >= settings.containment, contained, 0.0))
+        return np.where((hi[others] == hi[rep]) & (lo[others] == lo[rep]), 1.0, sim)
+
+    cands = [_equal_key_pairs(hi, lo)]
+    bands, rows = lsh_params(settings.threshold, settings.num_perm)
+    cands.append(candidate_pairs(band_keys(sigs, bands, rows), sigs[:, 0] != EMPTY))
+    cands.append(_shared_paragraph_pairs(feats, content, para_groups))
+    pairs = normalise_pairs(np.concatenate(cands))
+    if len(pairs):
+        pairs = pairs[_pair_similarity(similarity, pairs) >= settings.threshold]
+    return cluster(n, pairs, rank, similarity, settings.threshold), similarity
+
+
+def _pair_similarity(similarity: Callable[[int, np.ndarray], np.ndarray], pairs: np.ndarray) -> np.ndarray:
+    """Similarity of many pairs, batched by their first element."""
+    out = np.empty(len(pairs), dtype=np.float64)
+    order = np.argsort(pairs[:, 0], kind="stable")
+    firsts = pairs[order, 0]
+    cuts = np.flatnonzero(np.diff(firsts)) + 1
+    for chunk in np.split(order, cuts):
+        out[chunk] = similarity(int(pairs[chunk[0], 0]), pairs[chunk, 1])
+    return out
+
+
+def _distinct_shingles_per_doc(feats: ParagraphFeatures, signed: np.ndarray, n: int) -> np.ndarray:
+    """Number of distinct shingles in each document's signed content paragraphs."""
+    rows = feats.sig_row[signed]
+    docs = feats.doc[signed]
+    starts, ends = feats.shingle_offsets[rows], feats.shingle_offsets[rows + 1]
+    lengths = ends - starts
+    if lengths.sum() == 0:
+        return np.zeros(n, dtype=np.int64)
+    owner = np.repeat(docs.astype(np.uint64), lengths)
+    idx = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    combined = np.unique((owner << np.uint64(32)) | feats.shingle_hashes[idx].astype(np.uint64))
+    return np.bincount((combined >> np.uint64(32)).astype(np.int64), minlength=n)
+
+
+def _shared_paragraph_pairs(feats: ParagraphFeatures, content: np.ndarray, para_groups: list[Group]) -> np.ndarray:
+    """Document pairs that share a content paragraph cluster: candidates for copies cut or re-wrapped."""
+    parts = []
+    for g in para_groups:
+        docs = np.unique(feats.doc[g.members[content[g.members]]])
+        if len(docs) >= 2:
+            parts.append(np.stack([np.full(len(docs) - 1, docs[0]), docs[1:]], axis=1))
+    return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
+
+
+# -- stage 6: kept copy ------------------------------------------------------------------------
+
+def _choose_kept(docs: Sequence[Document], groups: list[Group], feats: ParagraphFeatures, content: np.ndarray,
+                 rank: np.ndarray, settings: Settings) -> dict[int, int]:
+    """For each group (by position), the document kept under the keep policy; deterministic."""
+    content_chars = np.bincount(feats.doc[content], weights=feats.chars[content], minlength=len(docs))
+    kept: dict[int, int] = {}
+    for k, g in enumerate(groups):
+        members = [int(m) for m in g.members]
+        if settings.keep == "first":
+            choice = min(members)
+        elif settings.keep == "earliest":
+            choice = min(members, key=lambda m: (_date(docs[m], settings.date_field), m))
+        else:
+            choice = min(members, key=lambda m: (-content_chars[m], rank[m]))
+        kept[k] = choice
+    return kept
+
+
+def _date(doc: Document, field_name: str) -> str:
+    """Sortable date of a document; documents without one sort last."""
+    value = doc.fields.get(field_name)
+    return str(value) if value not in (None, "") else "\uffff"
+
+
+# -- assembling clusters -----------------------------------------------------------------------
+
+def _preview(text: str, words: int = 12) -> str:
+    return " ".join(text.split()[:words])
+
+
+def _document_clusters(docs: Sequence[Document], groups: list[Group], keys: tuple[np.ndarray, np.ndarray],
+                       content_texts: list[str]) -> list[Cluster]:
+    hi, lo = keys
+    out = []
+    for k, g in enumerate(groups):
+        rep = g.representative
+        same = (hi[g.members] == hi[rep]) & (lo[g.members] == lo[rep])
+        kind: ClusterKind = "exact" if same.all() else "near"
+        members = tuple(Member(docs[m].id, round(float(s), 4)) for m, s in zip(g.members, g.similarity, strict=True))
+        out.append(Cluster(f"d{k + 1}", kind, "document", members[0], members,
+                           _preview(content_texts[rep])))
+    return out
+
+
+def _content_texts(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
+                   content: np.ndarray) -> list[str]:
+    """Each document's text with chrome paragraphs left out (its whole text if nothing is left)."""
+    bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
+    out = []
+    for d, page in enumerate(pages):
+        keep = content[bounds[d]:bounds[d + 1]]
+        text = "\n".join(p.text for p, k in zip(page, keep, strict=True) if k)
+        out.append(text or docs[d].text)
+    return out
+
+
+def _paragraph_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
+                        groups: list[Group]) -> list[Cluster]:
+    out = []
+    for k, g in enumerate(groups):
+        same = (feats.key_hi[g.members] == feats.key_hi[g.representative]) & \
+               (feats.key_lo[g.members] == feats.key_lo[g.representative])
+        kind: ClusterKind = "exact" if same.all() else "near"
+        members = tuple(Member(docs[int(feats.doc[m])].id, round(float(s), 4), int(feats.index[m]))
+                        for m, s in zip(g.members, g.similarity, strict=True))
+        page = pages[int(feats.doc[g.representative])]
+        out.append(Cluster(f"p{k + 1}", kind, "paragraph", members[0], members,
+                           _preview(page[int(feats.index[g.representative])].text)))
+    return out
+
+
+# -- stage 7: stories --------------------------------------------------------------------------
+
+def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], content_texts: list[str],
+                    feats: ParagraphFeatures, content: np.ndarray, doc_groups: list[Group], kept: dict[int, int], para_groups: list[Group],
+                    rank: np.ndarray, doc_base: int, para_base: int) -> tuple[list[Cluster], list[Cluster]]:
+    """Story clusters of documents (one copy per document cluster) and of long content paragraphs."""
+    settings = story_stage.StorySettings()
+    # Documents: one unit per copy group, the kept copy standing for it.
+    removed = {int(m) for k, g in enumerate(doc_groups) for m in g.members if int(m) != kept[k]}
+    units = [d for d in range(len(docs)) if d not in removed]
+    texts = [content_texts[d] for d in units]
+    doc_clusters = _story_groups(texts, settings, rank[np.array(units, dtype=np.int64)] if units else rank[:0])
+    story_docs = []
+    for k, (members, sims) in enumerate(doc_clusters):
+        mem = tuple(Member(docs[units[m]].id, round(s, 4)) for m, s in zip(members, sims, strict=True))
+        story_docs.append(Cluster(f"d{doc_base + k + 1}", "story", "document", mem[0], mem,
+                                  _preview(texts[members[0]])))
+    # Paragraphs: every signed paragraph (a related-article teaser retelling a story counts), one per
+    # paragraph copy group.
+    copies = {int(m) for g in para_groups for m in g.members[1:]}
+    para_units = [int(r) for r in np.flatnonzero(feats.sig_row >= 0) if int(r) not in copies]
+    para_texts = [pages[int(feats.doc[r])][int(feats.index[r])].text for r in para_units]
+    para_rank = np.argsort(np.lexsort((feats.index[para_units], rank[feats.doc[para_units]]))) \
+        if para_units else np.zeros(0, dtype=np.int64)
+    story_paras = []
+    for k, (members, sims) in enumerate(_story_groups(para_texts, settings, para_rank)):
+        mem = tuple(Member(docs[int(feats.doc[para_units[m]])].id, round(s, 4), int(feats.index[para_units[m]]))
+                    for m, s in zip(members, sims, strict=True))
+        story_paras.append(Cluster(f"p{para_base + k + 1}", "story", "paragraph", mem[0], mem,
+                                   _preview(para_texts[members[0]])))
+    return story_docs, story_paras
+
+
+def _story_groups(texts: Sequence[str], settings: story_stage.StorySettings,
+                  rank: np.ndarray) -> list[tuple[list[int], list[float]]]:
+    """Story clusters over texts: pairs from the story stage, clustered with the chaining guard."""
+    terms = [story_stage.content_terms(t) for t in texts]
+    found = story_stage.story_pairs(terms, settings)
+    if not found:
+        return []
+    pairs = np.array([(i, j) for i, j, _ in found], dtype=np.int64)
+    lookup = {(i, j): s for i, j, s in found}
+
+    def similarity(rep: int, others: np.ndarray) -> np.ndarray:
+        return np.array([lookup.get((min(rep, int(o)), max(rep, int(o))), 0.0) for o in others])
+
+    groups = cluster(len(texts), pairs, rank, similarity, settings.min_similarity)
+    return [([int(m) for m in g.members], [float(s) for s in g.similarity]) for g in groups]
+
+
+# -- outcomes and stats ------------------------------------------------------------------------
+
+def _outcomes(docs: Sequence[Document], groups: list[Group], clusters: list[Cluster], kept: dict[int, int],
+              similarity: Callable[[int, np.ndarray], np.ndarray], stripped: list[list[StrippedParagraph]],
+              feats: ParagraphFeatures, content: np.ndarray) -> list[DocumentOutcome]:
+    where: dict[int, int] = {int(m): k for k, g in enumerate(groups) for m in g.members}
+    out = []
+    for d, doc in enumerate(docs):
+        k = where.get(d)
+        if k is None:
+            out.append(DocumentOutcome(doc.id, doc.site, True, None, None, None, None, tuple(stripped[d]),
+                                       len(doc.text)))
+            continue
+        keeper = kept[k]
+        if keeper == d:
+            out.append(DocumentOutcome(doc.id, doc.site, True, clusters[k].id, None, None, None,
+                                       tuple(stripped[d]), len(doc.text)))
+            continue
+        sim = float(similarity(keeper, np.array([d]))[0])
+        reason = f"{clusters[k].kind} duplicate of {docs[keeper].id}"
+        out.append(DocumentOutcome(doc.id, doc.site, False, clusters[k].id, docs[keeper].id, round(sim, 4),
+                                   reason, tuple(stripped[d]), len(doc.text)))
+    return out
+
+
+def _chrome_report(docs: Sequence[Document], stripped: list[list[StrippedParagraph]]) -> list[ChromeLine]:
+    """Chrome lines per site, most widespread first."""
+    from .normalize import line_key
+    found: dict[tuple[str, str], list] = {}
+    for doc, paras in zip(docs, stripped, strict=True):
+        for p in paras:
+            entry = found.setdefault((doc.site, line_key(p.text)), [p.text, set(), doc.id, p.reason])
+            entry[1].add(doc.id)
+    lines = [ChromeLine(site, text, len(pages), sample, reason)
+             for (site, _), (text, pages, sample, reason) in found.items()]
+    lines.sort(key=lambda c: (c.site, -c.pages, c.text))
+    return lines
+
+
+def _stats(docs: Sequence[Document], feats: ParagraphFeatures, bad: Sequence[BadRecord],
+           doc_clusters: list[Cluster], para_clusters: list[Cluster], outcomes: list[DocumentOutcome]) -> Stats:
+    def by_kind(clusters: list[Cluster]) -> dict[str, int]:
+        counts = {"exact": 0, "near": 0, "story": 0}
+        for c in clusters:
+            counts[c.kind] += 1
+        return counts
+
+    removed = [o for o in outcomes if not o.kept]
+    removed_ids = {id(o) for o in removed}
+    removable_bytes = sum(len(d.text.encode("utf-8")) for d, o in zip(docs, outcomes, strict=True)
+                          if id(o) in removed_ids)
+    chrome = [p for o in outcomes if o.kept for p in o.stripped]
+    return Stats(
+        documents=len(docs),
+        paragraphs=len(feats.doc),
+        bad_records=len(bad),
+        document_clusters=by_kind(doc_clusters),
+        paragraph_clusters=by_kind(para_clusters),
+        removable_documents=len(removed),
+        removable_bytes=removable_bytes,
+        chrome_paragraphs=len(chrome),
+        chrome_bytes=sum(len(p.text.encode("utf-8")) for p in chrome),
+    )

@@ -1,0 +1,113 @@
+"""The terminal report, drawn with rich from the same dictionary as the JSON report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+_KIND_STYLE = {"exact": "bold red", "near": "yellow", "story": "cyan"}
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def summary(report: Mapping[str, Any]) -> Table:
+    stats = report["stats"]
+    table = Table(title="dedupe report", show_header=False, title_justify="left", box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("documents", f"{stats['documents']:,}")
+    table.add_row("paragraphs", f"{stats['paragraphs']:,}")
+    for level in ("document", "paragraph"):
+        counts = stats[f"{level}_clusters"]
+        table.add_row(f"{level} clusters",
+                      ", ".join(f"[{_KIND_STYLE[k]}]{counts[k]:,} {k}[/]" for k in ("exact", "near", "story")))
+    table.add_row("clean would remove",
+                  f"{stats['removable_documents']:,} documents ({_human_bytes(stats['removable_bytes'])})")
+    table.add_row("chrome stripped",
+                  f"{stats['chrome_paragraphs']:,} paragraphs ({_human_bytes(stats['chrome_bytes'])})")
+    bad = stats["bad_records"]
+    table.add_row("bad records skipped", f"[red]{bad:,}[/]" if bad else "0")
+    return table
+
+
+def clusters_block(clusters: list[Mapping[str, Any]], title: str, top: int, member_limit: int = 8) -> Text:
+    """Each cluster as a heading line (id, kind, size, representative's opening words) and one line
+    per member with its similarity to the representative; reads well in a narrow terminal too."""
+    out = Text()
+    out.append(f"{title}\n", style="bold underline")
+    for c in clusters[:top]:
+        out.append(f"{c['id']:<6}", style="bold")
+        out.append(f"{c['kind']:<6}", style=_KIND_STYLE[c["kind"]])
+        out.append(f"{c['size']} {c['level']}s  ", style="dim")
+        out.append(f"\u201c{c['preview'][:60]} \u2026\u201d\n", style="italic")
+        for k, m in enumerate(c["members"][:member_limit]):
+            where = f" #{m['paragraph']}" if "paragraph" in m else ""
+            out.append(f"      {m['similarity']:.2f}  {m['id']}{where}")
+            out.append("  (representative)\n" if k == 0 else "\n", style="dim")
+        if len(c["members"]) > member_limit:
+            out.append(f"      \u2026 {len(c['members']) - member_limit} more\n", style="dim")
+    if len(clusters) > top:
+        out.append(f"\u2026 {len(clusters) - top} more clusters (--top, or --json for all)\n", style="dim")
+    return out
+
+
+def chrome_table(chrome: Mapping[str, list[Mapping[str, Any]]], per_site: int = 5) -> Table:
+    table = Table(title="chrome found per site", title_justify="left")
+    table.add_column("site", no_wrap=True)
+    table.add_column("line")
+    table.add_column("pages", justify="right")
+    table.add_column("why")
+    for site, lines in chrome.items():
+        for k, line in enumerate(lines[:per_site]):
+            table.add_row((site or "(one site)") if k == 0 else "", Text(line["text"][:60]), str(line["pages"]),
+                          Text(line["reason"], style="dim"))
+        if len(lines) > per_site:
+            table.add_row("", Text(f"… {len(lines) - per_site} more lines", style="dim"), "", "")
+    return table
+
+
+def sites_table(sites: Mapping[str, Mapping[str, int]], top: int = 15) -> Table:
+    table = Table(title="removal per site", title_justify="left")
+    table.add_column("site")
+    table.add_column("documents", justify="right")
+    table.add_column("removed", justify="right")
+    table.add_column("text removed", justify="right")
+    ranked = sorted(sites.items(), key=lambda kv: (-(kv[1]["removed_chars"] + kv[1]["chrome_chars"]), kv[0]))
+    for site, s in ranked[:top]:
+        share = (s["removed_chars"] + s["chrome_chars"]) / max(1, s["chars"])
+        table.add_row(site or "(one site)", f"{s['documents']:,}", f"{s['removed_documents']:,}", f"{share:.0%}")
+    return table
+
+
+def render(report: Mapping[str, Any], console: Console, top: int = 10) -> None:
+    """Print the whole human report."""
+    parts: list[Any] = [summary(report)]
+    if report["document_clusters"]:
+        parts.append(clusters_block(report["document_clusters"], "largest document clusters", top))
+    if report["paragraph_clusters"]:
+        parts.append(clusters_block(report["paragraph_clusters"], "largest paragraph clusters", top))
+    if report.get("chrome"):
+        parts.append(chrome_table(report["chrome"]))
+    if report.get("sites") and (report["stats"]["removable_documents"] or report["stats"]["chrome_paragraphs"]):
+        parts.append(sites_table(report["sites"]))
+    if report["bad_records"]:
+        bad = report["bad_records"]
+        lines = [f"{b['source']}:{b['line']}: {b['reason']}" for b in bad[:10]]
+        if len(bad) > 10:
+            lines.append(f"… {len(bad) - 10} more")
+        parts.append(Panel("\n".join(lines), title="bad records skipped", title_align="left", border_style="red"))
+    for part in parts:
+        console.print(part)
+        console.print()
+

@@ -1,0 +1,80 @@
+"""The machine-readable report: a `ScanResult` as plain JSON-able data (schema in docs/report.md).
+
+The terminal report (`dedupe.render`) is drawn from the same dictionary, so both always agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from .model import Cluster, Member
+from .pipeline import ScanResult
+
+SCHEMA_VERSION = 1
+
+
+def _member(m: Member) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": m.id, "similarity": m.similarity}
+    if m.paragraph is not None:
+        out["paragraph"] = m.paragraph
+    return out
+
+
+def cluster_dict(c: Cluster) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "kind": c.kind,
+        "level": c.level,
+        "size": c.size,
+        "representative": _member(c.representative),
+        "preview": c.preview,
+        "members": [_member(m) for m in c.members],
+    }
+
+
+def site_removals(result: ScanResult) -> dict[str, dict[str, int]]:
+    """Per site: documents, documents removed, bytes removed, chrome paragraphs stripped from kept ones."""
+    sites: dict[str, dict[str, int]] = {}
+    for o in result.outcomes:
+        s = sites.setdefault(o.site, {"documents": 0, "removed_documents": 0, "chars": 0, "removed_chars": 0,
+                                      "chrome_paragraphs": 0, "chrome_chars": 0})
+        s["documents"] += 1
+        s["chars"] += o.chars
+        if not o.kept:
+            s["removed_documents"] += 1
+            s["removed_chars"] += o.chars
+        else:
+            s["chrome_paragraphs"] += len(o.stripped)
+            s["chrome_chars"] += sum(len(p.text) for p in o.stripped)
+    return dict(sorted(sites.items()))
+
+
+def build_report(result: ScanResult, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The report as a dictionary: version, settings, stats, clusters, chrome, sites, bad records."""
+    clusters = sorted(result.document_clusters, key=lambda c: (-c.size, _order(c.id)))
+    paragraphs = sorted(result.paragraph_clusters, key=lambda c: (-c.size, _order(c.id)))
+    chrome: dict[str, list[dict[str, Any]]] = {}
+    for line in result.chrome:
+        chrome.setdefault(line.site, []).append(
+            {"text": line.text, "pages": line.pages, "sample": line.sample, "reason": line.reason})
+    report: dict[str, Any] = {
+        "version": SCHEMA_VERSION,
+        "settings": asdict(result.settings),
+        "stats": asdict(result.stats),
+        "document_clusters": [cluster_dict(c) for c in clusters],
+        "paragraph_clusters": [cluster_dict(c) for c in paragraphs],
+        "chrome": chrome,
+        "sites": site_removals(result),
+        "bad_records": [{"source": b.source, "line": b.line, "reason": b.reason} for b in result.bad],
+    }
+    if extra:
+        report.update(extra)
+    return report
+
+
+def _order(cluster_id: str) -> int:
+    """Numeric part of a cluster id, so d2 sorts before d10."""
+    digits = "".join(ch for ch in cluster_id if ch.isdigit())
+    return int(digits) if digits else 0
