@@ -1,0 +1,229 @@
+"""The `dedupe` command through click's runner: reports, outputs, bad input and exit codes."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dedupe.cli import main
+
+from .conftest import SEEDS, site_dump
+
+
+def run(*args: str, input: bytes | None = None):
+    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def dump(tmp_path: Path, rng: random.Random) -> Path:
+    records = [{k: v for k, v in r.items() if k != "body"} for r in site_dump(rng)]
+    for k, r in enumerate(records):
+        r["date"] = f"2025-07-{k % 28 + 1:02d}"
+    return write_jsonl(tmp_path / "dump.jsonl", records)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# -- scan ---------------------------------------------------------------------------------------
+
+def test_scan_seeds_shows_the_akazawa_story_cluster() -> None:
+    result = run("scan", str(SEEDS))
+    assert result.exit_code == 0
+    assert "1 story" in result.output  # one paragraph-level story cluster in the summary
+    assert "News from Japan Society" in result.output  # the Jiji paragraph opens it
+    report = json.loads(run("scan", str(SEEDS), "--json", "-").output)
+    [story] = [c for c in report["paragraph_clusters"] if c["kind"] == "story"]
+    assert {m["paragraph"] for m in story["members"]} == {17, 27}  # Jiji and NHK, not the summit (22)
+
+
+def test_scan_json_report_schema(tmp_path: Path, dump: Path) -> None:
+    out = tmp_path / "report.json"
+    result = run("scan", str(dump), "--json", str(out), "--quiet")
+    assert result.exit_code == 0 and result.output == ""
+    report = json.loads(out.read_text())
+    assert report["version"] == 1
+    assert {"settings", "stats", "document_clusters", "paragraph_clusters", "chrome", "sites"} <= report.keys()
+    near = [c for c in report["document_clusters"] if c["kind"] == "near"]
+    assert len(near) == 1
+    cluster = near[0]
+    assert {"id", "kind", "representative", "members"} <= cluster.keys()
+    assert all({"id", "similarity"} <= m.keys() for m in cluster["members"])
+    assert all("paragraph" in m for c in report["paragraph_clusters"] for m in c["members"])
+    assert report["stats"]["removable_documents"] == 2
+
+
+def test_scan_json_to_stdout_is_pure_json(dump: Path) -> None:
+    result = run("scan", str(dump), "--json", "-")
+    assert result.exit_code == 0
+    assert json.loads(result.output)["stats"]["documents"] == 20
+
+
+def test_scan_reads_stdin(dump: Path) -> None:
+    result = run("scan", "-", "--json", "-", input=dump.read_bytes())
+    assert result.exit_code == 0
+    assert json.loads(result.output)["stats"]["documents"] == 20
+
+
+def test_python_dash_m_runs_the_command() -> None:
+    done = subprocess.run([sys.executable, "-m", "dedupe", "scan", str(SEEDS), "--json", "-"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["stats"]["documents"] == 2
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def bad_dump(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.jsonl"
+    good = json.dumps({"id": "ok", "text": "A perfectly fine document with a few words in it."})
+    path.write_bytes(b"\n".join([
+        good.encode(),
+        b"{not json",
+        json.dumps({"id": "no-text", "body": "x"}).encode(),
+        b'{"id": "latin", "text": "caf\xe9"}',
+        b"[1, 2, 3]",
+        good.replace('"ok"', '"ok2"').encode(),
+    ]) + b"\n")
+    return path
+
+
+def test_bad_records_are_skipped_counted_and_located(bad_dump: Path) -> None:
+    result = run("scan", str(bad_dump), "--json", "-")
+    assert result.exit_code == 0
+    report = json.loads(result.output)
+    assert report["stats"]["documents"] == 2
+    assert report["stats"]["bad_records"] == 4
+    assert [b["line"] for b in report["bad_records"]] == [2, 3, 4, 5]
+    assert all(b["source"].endswith("bad.jsonl") for b in report["bad_records"])
+
+
+def test_strict_stops_at_the_first_bad_record_with_65(bad_dump: Path) -> None:
+    result = run("scan", str(bad_dump), "--strict")
+    assert result.exit_code == 65
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "bad.jsonl:2" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_missing_path_exits_66_with_one_line(tmp_path: Path) -> None:
+    result = run("scan", str(tmp_path / "nope.jsonl"))
+    assert result.exit_code == 66
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "nope.jsonl" in lines[0]
+
+
+def test_empty_file_is_a_bad_record(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = run("scan", str(empty), "--json", "-")
+    assert result.exit_code == 0
+    assert json.loads(result.output)["bad_records"][0]["reason"] == "empty file"
+    assert run("scan", str(empty), "--strict").exit_code == 65
+
+
+def test_usage_error_exits_2(dump: Path) -> None:
+    assert CliRunner().invoke(main, ["scan", str(dump), "--threshold", "7"]).exit_code == 2
+
+
+# -- clean --------------------------------------------------------------------------------------
+
+def test_clean_writes_one_copy_without_chrome_and_keeps_fields(tmp_path: Path, dump: Path) -> None:
+    out, removed = tmp_path / "clean.jsonl", tmp_path / "removed.jsonl"
+    result = run("clean", str(dump), "-o", str(out), "--removed", str(removed), "--quiet")
+    assert result.exit_code == 0
+    rows = read_jsonl(out)
+    ids = {r["id"] for r in rows}
+    assert len(rows) == 18 and "wire.example/0" in ids
+    assert not {"daily.example/copy", "herald.example/copy"} & ids
+    assert all({"site", "story", "date"} <= r.keys() for r in rows)
+    assert all("Sign up for our newsletter" not in r["text"] for r in rows)
+    gone = read_jsonl(removed)
+    assert {g["id"]: g["kept"] for g in gone} == {"daily.example/copy": "wire.example/0",
+                                                  "herald.example/copy": "wire.example/0"}
+    assert all(g["similarity"] >= 0.8 and g["reason"] for g in gone)
+
+
+def test_clean_keep_policies(tmp_path: Path, dump: Path) -> None:
+    kept = {}
+    for policy in ("first", "longest", "earliest"):
+        out = tmp_path / f"{policy}.jsonl"
+        assert run("clean", str(dump), "-o", str(out), "--keep", policy, "--quiet").exit_code == 0
+        kept[policy] = {r["id"] for r in read_jsonl(out)} & {"wire.example/0", "daily.example/copy",
+                                                           "herald.example/copy"}
+    assert kept["longest"] == {"wire.example/0"}  # the uncut original
+    assert kept["first"] == {"wire.example/0"}  # it comes first in the file
+    records = read_jsonl(dump)
+    dates = {r["id"]: r["date"] for r in records}
+    earliest = min(["wire.example/0", "daily.example/copy", "herald.example/copy"], key=lambda i: (dates[i], i))
+    assert kept["earliest"] == {earliest}
+
+
+def test_clean_annotate_keeps_everything_and_says_why(tmp_path: Path, dump: Path) -> None:
+    out = tmp_path / "annotated.jsonl"
+    assert run("clean", str(dump), "-o", str(out), "--annotate", "--quiet").exit_code == 0
+    rows = {r["id"]: r for r in read_jsonl(out)}
+    assert len(rows) == 20
+    copy = rows["daily.example/copy"]["dedupe"]
+    assert copy["kept"] is False and copy["duplicate_of"] == "wire.example/0"
+    assert any(s["text"] == "Sign up for our newsletter" for s in copy["stripped"])
+    assert rows["wire.example/0"]["dedupe"]["kept"] is True
+
+
+def test_removal_guard_refuses_with_3_and_writes_nothing(tmp_path: Path, dump: Path) -> None:
+    out = tmp_path / "clean.jsonl"
+    out.write_text("previous output\n")
+    result = run("clean", str(dump), "-o", str(out), "--max-removed", "0.01")
+    assert result.exit_code == 3
+    assert "refusing to write" in result.output
+    assert out.read_text() == "previous output\n"
+
+
+def test_clean_folder_in_folder_out(tmp_path: Path) -> None:
+    src = tmp_path / "pages"
+    (src / "a").mkdir(parents=True)
+    (src / "b").mkdir()
+    text = (SEEDS / "000_a7f39e1f9174dd03.txt").read_text()
+    (src / "a" / "one.txt").write_text(text)
+    (src / "b" / "two.txt").write_text(text)
+    out = tmp_path / "cleaned"
+    result = run("clean", str(src), "-o", str(out), "--quiet")
+    assert result.exit_code == 0
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert len(files) == 1 and files[0] in ("a/one.txt", "b/two.txt")
+    cleaned = (out / files[0]).read_text()
+    assert "Try Our AI Features" not in cleaned
+    assert "Kallas: EU, US together supporting Ukraine can push Russia into ceasefire" in cleaned
+
+
+def test_clean_refuses_to_write_onto_its_input(dump: Path) -> None:
+    before = dump.read_bytes()
+    result = run("clean", str(dump), "-o", str(dump))
+    assert result.exit_code != 0
+    assert dump.read_bytes() == before
+
+
+def test_clean_seeds_keeps_the_kallas_article_and_strips_the_prompts(tmp_path: Path) -> None:
+    out = tmp_path / "seeds-clean"
+    assert run("clean", str(SEEDS), "-o", str(out), "--quiet").exit_code == 0
+    cleaned = (out / "000_a7f39e1f9174dd03.txt").read_text().splitlines()
+    original = (SEEDS / "000_a7f39e1f9174dd03.txt").read_text().splitlines()
+    start = original.index("Kallas: EU, US together supporting Ukraine can push Russia into ceasefire")
+    end = next(i for i, line in enumerate(original) if line.startswith("As for the EU-Japan relationship"))
+    for line in original[start : end + 1]:
+        assert line in cleaned
+    for chrome in ("Try Our AI Features", "Explore what Daily8 AI can do for you:", "No comments yet..."):
+        assert chrome not in cleaned

@@ -1,0 +1,85 @@
+"""The whole scan on small dumps: clusters found, chrome stripped, decisions deterministic."""
+
+from __future__ import annotations
+
+import random
+
+from dedupe import Document, Settings, scan
+
+from .conftest import SEEDS, site_dump
+
+
+def _docs(records: list[dict]) -> list[Document]:
+    return [Document(r["id"], r["text"], r["site"]) for r in records]
+
+
+def test_seed_story_cluster_pairs_jiji_and_nhk_not_the_summit() -> None:
+    docs = [Document(p.name, p.read_text()) for p in sorted(SEEDS.iterdir())]
+    result = scan(docs)
+    stories = [c for c in result.paragraph_clusters if c.kind == "story"]
+    page = docs[0].text.splitlines()
+    texts = {(m.id, m.paragraph): m for c in stories for m in c.members}
+    from dedupe import split_paragraphs
+
+    paragraphs = split_paragraphs(docs[0].text)
+    jiji = next(i for i, p in enumerate(paragraphs) if "(Jiji Press)" in p.text)
+    nhk = next(i for i, p in enumerate(paragraphs) if p.text.startswith("Japan's top negotiator for trade talks"))
+    summit = next(i for i, p in enumerate(paragraphs) if p.text.startswith("TOKYO (Kyodo)"))
+    together = [c for c in stories if {(docs[0].id, jiji), (docs[0].id, nhk)} <= {(m.id, m.paragraph) for m in c.members}]
+    assert len(together) == 1
+    assert (docs[0].id, summit) not in texts
+    assert page  # the seed is read as it is
+
+
+def test_syndicated_copies_in_other_chrome_form_one_document_cluster(rng: random.Random) -> None:
+    records = site_dump(rng)
+    result = scan(_docs(records))
+    near = [c for c in result.document_clusters if c.kind in ("exact", "near")]
+    assert len(near) == 1
+    members = {m.id for m in near[0].members}
+    assert members == {"wire.example/0", "daily.example/copy", "herald.example/copy"}
+    # the longest copy (the original, uncut) is kept; the two cut copies are removed
+    removed = {o.id: o.duplicate_of for o in result.outcomes if not o.kept}
+    assert removed == {"daily.example/copy": "wire.example/0", "herald.example/copy": "wire.example/0"}
+
+
+def test_site_chrome_is_stripped_and_article_text_kept(rng: random.Random) -> None:
+    records = site_dump(rng)
+    result = scan(_docs(records))
+    for record, outcome in zip(records, result.outcomes, strict=True):
+        stripped = {p.text for p in outcome.stripped}
+        assert "Sign up for our newsletter" in stripped or record["site"] != "daily.example"
+        assert not stripped & set(record["body"]), record["id"]  # no article line lost
+        assert any(p.text.endswith("hours ago") for p in outcome.stripped)
+
+
+def test_exact_copies_of_one_page_are_an_exact_cluster(rng: random.Random) -> None:
+    records = site_dump(rng)
+    twin = dict(records[0], id="daily.example/0-again")
+    result = scan(_docs([*records, twin]))
+    exact = [c for c in result.document_clusters if c.kind == "exact"]
+    assert [sorted(m.id for m in c.members) for c in exact] == [["daily.example/0", "daily.example/0-again"]]
+    # a twin page's lines recur only inside its copy group: they must not turn into chrome
+    first = next(o for o in result.outcomes if o.id == "daily.example/0")
+    assert not {p.text for p in first.stripped} & set(records[0]["body"])
+
+
+def test_same_clusters_and_kept_copies_whatever_the_order(rng: random.Random) -> None:
+    records = site_dump(rng)
+    shuffled = list(records)
+    random.Random(5).shuffle(shuffled)
+
+    def summary(rs: list[dict]) -> tuple:
+        res = scan(_docs(rs))
+        clusters = sorted((c.kind, c.level, tuple(sorted((m.id, m.paragraph) for m in c.members)))
+                          for c in res.document_clusters + res.paragraph_clusters)
+        kept = sorted(o.id for o in res.outcomes if o.kept)
+        return clusters, kept
+
+    assert summary(records) == summary(shuffled)
+
+
+def test_settings_switch_stages_off(rng: random.Random) -> None:
+    result = scan(_docs(site_dump(rng)), Settings(chrome=False, story=False))
+    assert result.stats.chrome_paragraphs == 0
+    assert not [c for c in result.document_clusters if c.kind == "story"]
