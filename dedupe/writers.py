@@ -1,0 +1,300 @@
+"""Write outputs so that a reader never sees a half-written one.
+
+Every file is written to a hidden temporary file beside its target and renamed over the target only
+once it is complete and fsynced; a folder is filled beside the target and swapped in. An interrupted
+run (an exception, Ctrl-C, even SIGKILL) leaves the previous target untouched; at worst a hidden
+temporary file or folder stays behind. Inputs are never written: see `ensure_not_input`.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import io
+import json
+import lzma
+import os
+import re
+import secrets
+import shutil
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Literal
+
+from .errors import DedupeError
+from .readers import require_zstandard, split_suffix
+
+WriteMode = Literal["wt", "wb"]
+
+_GZIP_LEVEL = 6  # gzip's own default: level 9 is several times slower for a few percent
+_ZSTD_LEVEL = 3
+
+
+# --- atomic files -------------------------------------------------------------------------------
+
+
+def _temp_sibling(target: Path, kind: str) -> Path:
+    """A hidden, unique name in the target's folder, so the final rename never crosses filesystems."""
+    return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.{kind}")
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable; some platforms cannot fsync a folder, which is then best effort."""
+    with contextlib.suppress(OSError):
+        _fsync_path(path)
+
+
+def _check_target(target: Path, want_folder: bool) -> None:
+    """Fail before writing anything if the target cannot be replaced by what we write."""
+    if not target.parent.is_dir():
+        raise DedupeError(f"{target}: folder {target.parent} does not exist")
+    if target.is_dir() and not want_folder:
+        raise DedupeError(f"{target}: is a folder")
+    if target.exists() and not target.is_dir() and want_folder:
+        raise DedupeError(f"{target}: exists and is not a folder")
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces `target`, on any exception it is removed."""
+    target = Path(target)
+    _check_target(target, want_folder=False)
+    temp = _temp_sibling(target, "tmp")
+    try:
+        yield temp
+        _fsync_path(temp)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _compressor(raw: BinaryIO, target: Path) -> BinaryIO | None:
+    """A compressing writer over `raw` chosen by the target's suffix; None for no compression.
+
+    Closing it finishes the compressed stream but leaves `raw` open.
+    """
+    compression = split_suffix(target.name)[1]
+    if compression == ".gz":
+        return gzip.GzipFile(filename=target.name, mode="wb", fileobj=raw, compresslevel=_GZIP_LEVEL, mtime=0)
+    if compression == ".bz2":
+        return bz2.BZ2File(raw, "wb")  # type: ignore[return-value]
+    if compression == ".xz":
+        return lzma.LZMAFile(raw, "wb")  # type: ignore[return-value]
+    if compression == ".zst":
+        zstd = require_zstandard()
+        compressor = zstd.ZstdCompressor(level=_ZSTD_LEVEL, write_checksum=True)
+        return compressor.stream_writer(raw, closefd=False)  # type: ignore[no-any-return]
+    return None
+
+
+@contextlib.contextmanager
+def open_atomic(target: str | Path, mode: WriteMode = "wt", errors: str = "strict") -> Iterator[IO[Any]]:
+    """Open a file that appears at `target` only once it is complete.
+
+    "wt" writes UTF-8 text, compressed when the target ends in .gz, .bz2, .xz or .zst; "wb" writes
+    the bytes as given. `errors` is the text encoding error handler.
+    """
+    if mode not in ("wt", "wb"):
+        raise ValueError(f"mode must be 'wt' or 'wb', not {mode!r}")
+    target = Path(target)
+    if mode == "wt" and split_suffix(target.name)[1] == ".zst":
+        require_zstandard()  # fail before the temp file exists
+    with atomic_path(target) as temp, open(temp, "xb") as raw:
+        if mode == "wb":
+            yield raw
+            return
+        compressed = _compressor(raw, target)
+        text = io.TextIOWrapper(
+            compressed if compressed is not None else raw, encoding="utf-8", errors=errors, newline="\n"
+        )
+        try:
+            yield text
+        except BaseException:
+            with contextlib.suppress(Exception):  # the temp file is deleted; the first error matters
+                _finish(text, compressed)
+            raise
+        _finish(text, compressed)
+
+
+def _finish(text: io.TextIOWrapper, compressed: BinaryIO | None) -> None:
+    """Flush the text layer and end the compressed stream, leaving the raw file open for fsync."""
+    if not text.closed:
+        text.detach()  # flushes; unlike close() it leaves the file under it open
+    if compressed is not None:
+        compressed.close()
+
+
+# --- JSON Lines ---------------------------------------------------------------------------------
+
+
+def _json_line(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+# Lone surrogates (from "\ud800" escapes in the input) cannot be encoded as UTF-8; backslashreplace
+# writes them back as the same JSON escape, so a record round-trips instead of failing the write.
+_JSON_ERRORS = "backslashreplace"
+
+
+def write_jsonl(target: str | Path, records: Iterable[Mapping[str, Any]]) -> int:
+    """Write one JSON object per line (atomically, unless `target` is "-" for stdout); returns the count."""
+    if str(target) == "-":
+        return _write_jsonl_stdout(records)
+    count = 0
+    with open_atomic(target, "wt", errors=_JSON_ERRORS) as out:
+        for record in records:
+            out.write(_json_line(record))
+            count += 1
+    return count
+
+
+def _write_jsonl_stdout(records: Iterable[Mapping[str, Any]]) -> int:
+    """Write UTF-8 to stdout whatever the terminal's encoding, as the file outputs do."""
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:  # stdout replaced by a text-only stream
+        return _write_jsonl_text(sys.stdout, records)
+    sys.stdout.flush()
+    count = 0
+    for record in records:
+        out.write(_json_line(record).encode("utf-8", _JSON_ERRORS))
+        count += 1
+    out.flush()
+    return count
+
+
+def _write_jsonl_text(out: IO[str], records: Iterable[Mapping[str, Any]]) -> int:
+    count = 0
+    for record in records:
+        out.write(_json_line(record))
+        count += 1
+    out.flush()
+    return count
+
+
+# --- text folders -------------------------------------------------------------------------------
+
+_SEPARATORS = re.compile(r"[/\\]")
+_DRIVE = re.compile(r"[A-Za-z]:")
+
+
+def _checked_relative(rel: str) -> str:
+    """`rel` if it stays inside the folder; rejects absolute paths, drives and ".." on any platform."""
+    parts = _SEPARATORS.split(rel)
+    if not rel or "\0" in rel or not parts[0] or _DRIVE.match(rel) or ".." in parts:
+        raise DedupeError(f"refusing to write {rel!r}: not a relative path inside the output folder")
+    if all(part in ("", ".") for part in parts):
+        raise DedupeError(f"refusing to write {rel!r}: not a file name")
+    return rel
+
+
+def _write_file(path: Path, text: str) -> None:
+    """Write one text; a lone surrogate is written as a visible escape rather than failing the run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "x", encoding="utf-8", errors="backslashreplace", newline="") as out:
+        out.write(text)
+
+
+def _fill_folder(folder: Path, files: Iterable[tuple[str, str]]) -> int:
+    """Write every (relative path, text) under `folder` and make it durable; return the count.
+
+    One `os.sync()` replaces an fsync per file, which costs milliseconds each on a real disk, so
+    minutes for a large dump. Platforms without it get the fsyncs.
+    """
+    written: list[Path] = []
+    for rel, text in files:
+        path = folder / _checked_relative(rel)
+        try:
+            _write_file(path, text)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            raise DedupeError(f"refusing to write {rel!r}: clashes with another output file") from None
+        written.append(path)
+    if hasattr(os, "sync"):
+        os.sync()
+    else:  # pragma: no cover - Windows
+        for path in written:
+            _fsync_path(path)
+    return len(written)
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Put the finished folder `new` at `target`, keeping the old one aside until the new one is in."""
+    if not os.path.lexists(target):
+        os.rename(new, target)
+        return
+    old = _temp_sibling(target, "old")
+    os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    _remove_quietly(old)
+
+
+def _remove_quietly(path: Path) -> None:
+    """Delete a replaced output; a leftover hidden copy is harmless, failing the run now is not."""
+    if path.is_symlink() or not path.is_dir():
+        with contextlib.suppress(OSError):
+            path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def write_text_folder(target: Path, files: Iterable[tuple[str, str]]) -> int:
+    """Write (relative path, text) pairs as a folder that replaces `target` only once complete."""
+    target = Path(target)
+    _check_target(target, want_folder=True)
+    temp = _temp_sibling(target, "tmp")
+    temp.mkdir()
+    try:
+        count = _fill_folder(temp, files)
+        _swap_in(temp, target)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    _fsync_dir(target.parent)
+    return count
+
+
+# --- safety -------------------------------------------------------------------------------------
+
+
+def ensure_not_input(output: Path, inputs: Sequence[str]) -> None:
+    """Refuse an output that is an input, lies inside an input folder or holds an input.
+
+    Writing replaces the output (a folder output is swapped out whole), so any of these would
+    modify or delete input data.
+    """
+    if str(output) == "-":
+        return
+    out = Path(output).resolve()
+    for given in inputs:
+        if given == "-":
+            continue
+        source = Path(given).resolve()
+        if out == source or _same_file(out, source):
+            raise DedupeError(f"{output}: refusing to overwrite input {given}")
+        if source in out.parents:
+            raise DedupeError(f"{output}: refusing to write inside input folder {given}")
+        if out in source.parents:
+            raise DedupeError(f"{output}: refusing to replace a folder that holds input {given}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """True for two names of one file (hard links), which resolving paths does not catch."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
