@@ -45,11 +45,15 @@ class BadRecord:
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """One member of a cluster: a document, or one paragraph of it (`paragraph` is its index)."""
+    """One member of a cluster: a document, or one paragraph of it (`paragraph` is its index).
+
+    `archived` marks a document found in the persistent index rather than in this run's input.
+    """
 
     id: str
     similarity: float
     paragraph: int | None = None
+    archived: bool = False
 
 
 @dataclass(frozen=True, slots=True)

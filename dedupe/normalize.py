@@ -13,15 +13,21 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_SPACE = re.compile(r"\s+")
+_ASCII_PUNCT_TO_SPACE = str.maketrans({c: " " for c in "!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~"})
 _WORD = re.compile(r"\w+")
 _DIGITS = re.compile(r"\d+")
 _NON_WORD = re.compile(r"[^\w]+")
 
 
 def normalize(text: str) -> str:
-    """NFKC, case-fold and collapse whitespace; the canonical form for exact comparison."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    """NFKC, case-fold and collapse whitespace; the canonical form for exact comparison.
+
+    ASCII text (most of any dump) takes a fast path: NFKC leaves it unchanged and case folding is
+    lower-casing there; `str.split` collapses the same whitespace as the general path.
+    """
+    if text.isascii():
+        return " ".join(text.lower().split())
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def words(text: str) -> list[str]:
@@ -36,5 +42,7 @@ def tokenize(normalised: str) -> list[str]:
 
 def line_key(text: str) -> str:
     """Recurrence key: normalised, digits masked to `0`, punctuation dropped."""
-    masked = _DIGITS.sub("0", normalize(text))
-    return _SPACE.sub(" ", _NON_WORD.sub(" ", masked)).strip()
+    norm = normalize(text)
+    if norm.isascii():
+        return " ".join(_DIGITS.sub("0", norm).translate(_ASCII_PUNCT_TO_SPACE).split())
+    return " ".join(_NON_WORD.sub(" ", _DIGITS.sub("0", norm)).split())

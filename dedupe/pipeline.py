@@ -24,6 +24,7 @@ import xxhash
 
 from . import chrome as chrome_stage
 from . import story as story_stage
+from .archive import Archive, ArchivedDocs, ArchiveRows
 from .cluster import Group, cluster, components
 from .features import ParagraphFeatures, analyse, concat, exact_key
 from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
@@ -122,11 +123,22 @@ class ScanResult:
     outcomes: list[DocumentOutcome]
     bad: list[BadRecord] = field(default_factory=list)
     chrome_stats: chrome_stage.ChromeStats | None = None
+    archive_rows: ArchiveRows | None = None
+
+    def kept_rows(self) -> ArchiveRows | None:
+        """Archive rows of the documents this run keeps: what an index adds after `clean`."""
+        if self.archive_rows is None:
+            return None
+        return self.archive_rows.take(np.array([k for k, o in enumerate(self.outcomes) if o.kept], dtype=np.int64))
 
 
 def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Sequence[BadRecord] = (),
-         progress: Progress | None = None) -> ScanResult:
-    """Run every stage over `documents` and return clusters, chrome and what `clean` would do."""
+         progress: Progress | None = None, archive: Archive | None = None) -> ScanResult:
+    """Run every stage over `documents` and return clusters, chrome and what `clean` would do.
+
+    With an `archive`, new documents are also compared with the archived ones: a copy of an
+    archived document is removed in favour of it, and the archive's chrome statistics are used.
+    """
     docs = list(documents)
     tick = progress or (lambda stage, done, total: None)
     pages = [split_paragraphs(d.text) for d in docs]
@@ -134,34 +146,37 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
     rank = _rank([d.id for d in docs])
     n = len(docs)
 
-    groups = _page_groups(docs, feats, settings)
+    groups = _page_groups(docs, feats, rank, settings)
     tick("chrome", 0, 1)
-    chrome_mask, stripped, chrome_stats = _strip_chrome(docs, pages, groups, feats, settings)
+    learned = archive.chrome_stats() if archive is not None else None
+    chrome_mask, stripped, chrome_stats = _strip_chrome(docs, pages, groups, feats, settings, learned)
     tick("chrome", 1, 1)
     content = ~chrome_mask
 
     tick("clusters", 0, 3)
     para_groups = _paragraph_groups(feats, rank, settings)
     tick("clusters", 1, 3)
-    doc_keys = _content_keys(feats, content, n)
-    doc_groups, doc_sim = _document_groups(feats, content, doc_keys, para_groups, rank, n, settings)
+    rows = _archive_rows(docs, feats, content, settings)
+    table = _DocTable.build(rows, archive, rank)
+    doc_groups, doc_sim = _document_groups(table, feats, content, para_groups, settings)
     tick("clusters", 2, 3)
-    kept = _choose_kept(docs, doc_groups, feats, content, rank, settings)
+    kept = _choose_kept(docs, table, doc_groups, feats, content, settings)
 
     content_texts = _content_texts(docs, pages, feats, content)
-    doc_clusters = _document_clusters(docs, doc_groups, doc_keys, content_texts)
+    doc_clusters = _document_clusters(table, doc_groups, content_texts)
     para_clusters = _paragraph_clusters(docs, pages, feats, para_groups)
     if settings.story:
-        story_docs, story_paras = _story_clusters(docs, pages, content_texts, feats, content, doc_groups, kept,
+        story_docs, story_paras = _story_clusters(docs, pages, content_texts, feats, doc_groups, kept,
                                                   para_groups, rank, len(doc_clusters), len(para_clusters))
         doc_clusters += story_docs
         para_clusters += story_paras
     tick("clusters", 3, 3)
 
-    outcomes = _outcomes(docs, doc_groups, doc_clusters, kept, doc_sim, stripped, feats, content)
+    outcomes = _outcomes(docs, table, doc_groups, doc_clusters, kept, doc_sim, stripped)
     chrome_lines = _chrome_report(docs, stripped)
     stats = _stats(docs, feats, bad, doc_clusters, para_clusters, outcomes)
-    return ScanResult(settings, stats, doc_clusters, para_clusters, chrome_lines, outcomes, list(bad), chrome_stats)
+    return ScanResult(settings, stats, doc_clusters, para_clusters, chrome_lines, outcomes, list(bad), chrome_stats,
+                      rows)
 
 
 # -- stage 1: segment + sign ---------------------------------------------------------------------
@@ -191,17 +206,22 @@ def _rank(ids: Sequence[str]) -> np.ndarray:
 
 # -- stage 2: page groups ----------------------------------------------------------------------
 
-def _page_groups(docs: Sequence[Document], feats: ParagraphFeatures, settings: Settings) -> np.ndarray:
-    """Label per document: whole pages that are exact or near copies share a label."""
+def _page_groups(docs: Sequence[Document], feats: ParagraphFeatures, rank: np.ndarray,
+                 settings: Settings) -> list[str]:
+    """Group id per document: whole pages that are exact or near copies share one, the id of the
+    group's first document by rank, so ids stay meaningful across runs (chrome statistics persist)."""
     n = len(docs)
     keys = [exact_key(normalize(d.text)) for d in docs]
     pairs = [_equal_key_pairs(np.array([k[0] for k in keys], dtype=np.uint64),
                               np.array([k[1] for k in keys], dtype=np.uint64))]
     signed = feats.sig_row >= 0
     sigs = merge_signatures(feats.signatures[feats.sig_row[signed]], feats.doc[signed], n)
-    near = _verified_lsh_pairs(sigs, settings.threshold, settings.num_perm)
-    pairs.append(near)
-    return components(n, normalise_pairs(np.concatenate(pairs)))
+    pairs.append(_verified_lsh_pairs(sigs, settings.threshold, settings.num_perm))
+    labels = components(n, normalise_pairs(np.concatenate(pairs)))
+    leader: dict[int, int] = {}
+    for d in np.argsort(rank):
+        leader.setdefault(int(labels[d]), int(d))
+    return [docs[leader[int(label)]].id for label in labels]
 
 
 def _equal_key_pairs(hi: np.ndarray, lo: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
@@ -230,19 +250,21 @@ def _verified_lsh_pairs(sigs: np.ndarray, threshold: float, num_perm: int) -> np
 
 # -- stage 3: chrome ---------------------------------------------------------------------------
 
-def _strip_chrome(docs: Sequence[Document], pages: list[list[Paragraph]], groups: np.ndarray,
-                  feats: ParagraphFeatures, settings: Settings
+def _strip_chrome(docs: Sequence[Document], pages: list[list[Paragraph]], groups: list[str],
+                  feats: ParagraphFeatures, settings: Settings, learned: chrome_stage.ChromeStats | None
                   ) -> tuple[np.ndarray, list[list[StrippedParagraph]], chrome_stage.ChromeStats | None]:
-    """Chrome flag per paragraph (in feature order) and the stripped paragraphs of each document."""
+    """Chrome flag per paragraph (in feature order), the stripped paragraphs of each document, and
+    this run's own statistics (classification also uses what earlier runs `learned`)."""
     mask = np.zeros(len(feats.doc), dtype=bool)
     stripped: list[list[StrippedParagraph]] = [[] for _ in docs]
     if not settings.chrome:
         return mask, stripped, None
     texts = [[p.text for p in page] for page in pages]
-    stats = chrome_stage.learn_chrome((d.site, int(g), t) for d, g, t in zip(docs, groups, texts, strict=True))
+    stats = chrome_stage.learn_chrome((d.site, g, t) for d, g, t in zip(docs, groups, texts, strict=True))
+    known = stats if learned is None else learned.merge(stats)
     first = np.searchsorted(feats.doc, np.arange(len(docs)))
     for d, (doc, page, page_texts) in enumerate(zip(docs, pages, texts, strict=True)):
-        verdicts = chrome_stage.classify_page(page_texts, doc.site, stats)
+        verdicts = chrome_stage.classify_page(page_texts, doc.site, known)
         for k, verdict in enumerate(verdicts):
             if verdict.is_chrome:
                 mask[first[d] + k] = True
@@ -288,14 +310,74 @@ def _content_keys(feats: ParagraphFeatures, content: np.ndarray, n: int) -> tupl
     return hi, lo
 
 
-def _document_groups(feats: ParagraphFeatures, content: np.ndarray, keys: tuple[np.ndarray, np.ndarray],
-                     para_groups: list[Group], rank: np.ndarray, n: int, settings: Settings
-                     ) -> tuple[list[Group], Callable[[int, np.ndarray], np.ndarray]]:
-    """Exact and near document clusters over content, and the similarity function they were verified with."""
+def _archive_rows(docs: Sequence[Document], feats: ParagraphFeatures, content: np.ndarray,
+                  settings: Settings) -> ArchiveRows:
+    """Per-document content key, signature, size, band keys and long-paragraph keys."""
+    n = len(docs)
     signed = content & (feats.sig_row >= 0)
     sigs = merge_signatures(feats.signatures[feats.sig_row[signed]], feats.doc[signed], n)
-    sizes = _distinct_shingles_per_doc(feats, signed, n)
-    hi, lo = keys
+    hi, lo = _content_keys(feats, content, n)
+    bands, rows = lsh_params(settings.threshold, settings.num_perm)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(feats.doc[signed], minlength=n), out=offsets[1:])
+    return ArchiveRows([d.id for d in docs], [d.site for d in docs], hi, lo,
+                       _distinct_shingles_per_doc(feats, signed, n), sigs, band_keys(sigs, bands, rows),
+                       feats.key_hi[signed], offsets)
+
+
+@dataclass(frozen=True, slots=True)
+class _DocTable:
+    """The documents compared at document level: this run's (first `n_new` rows) and the archived
+    candidates found for them. Archived documents rank before new ones, so they stay kept."""
+
+    ids: list[str]
+    n_new: int
+    key_hi: np.ndarray
+    key_lo: np.ndarray
+    sizes: np.ndarray
+    signatures: np.ndarray
+    paragraph_keys: np.ndarray
+    paragraph_owner: np.ndarray
+    rank: np.ndarray
+
+    @classmethod
+    def build(cls, rows: ArchiveRows, archive: Archive | None, rank: np.ndarray) -> _DocTable:
+        n = len(rows.ids)
+        old = archive.candidates(rows) if archive is not None else ArchivedDocs.empty(rows.signatures.shape[1])
+        # A document already archived under the same id with the same content is this document
+        # again (a re-run), not a copy of itself.
+        mine = set(zip(rows.ids, rows.key_hi.tolist(), rows.key_lo.tolist(), strict=True))
+        keep = np.array([(i, int(h), int(lo)) not in mine
+                         for i, h, lo in zip(old.ids, old.key_hi, old.key_lo, strict=True)], dtype=bool)
+        sel = np.flatnonzero(keep)
+        m = len(sel)
+        old_owner = np.repeat(np.arange(len(old.ids)), np.diff(old.paragraph_offsets))
+        old_par_keep = keep[old_owner] if len(old_owner) else np.zeros(0, dtype=bool)
+        remap = np.full(len(old.ids), -1, dtype=np.int64)
+        remap[sel] = np.arange(m) + n
+        old_ids = [old.ids[k] for k in sel]
+        old_rank = np.argsort(np.argsort(np.array(old_ids, dtype=object), kind="stable"), kind="stable")
+        return cls(
+            ids=list(rows.ids) + old_ids,
+            n_new=n,
+            key_hi=np.concatenate([rows.key_hi, old.key_hi[sel]]),
+            key_lo=np.concatenate([rows.key_lo, old.key_lo[sel]]),
+            sizes=np.concatenate([rows.sizes, old.sizes[sel]]),
+            signatures=np.concatenate([rows.signatures, old.signatures[sel]]),
+            paragraph_keys=np.concatenate([rows.paragraph_keys, old.paragraph_keys[old_par_keep]]),
+            paragraph_owner=np.concatenate([np.repeat(np.arange(n), np.diff(rows.paragraph_offsets)),
+                                            remap[old_owner[old_par_keep]]]),
+            rank=np.concatenate([rank + m, old_rank]) if m else rank,
+        )
+
+    def is_archived(self, k: int) -> bool:
+        return k >= self.n_new
+
+
+def _document_groups(table: _DocTable, feats: ParagraphFeatures, content: np.ndarray, para_groups: list[Group],
+                     settings: Settings) -> tuple[list[Group], Callable[[int, np.ndarray], np.ndarray]]:
+    """Exact and near document clusters over content, and the similarity function they were verified with."""
+    sigs, sizes, hi, lo = table.signatures, table.sizes, table.key_hi, table.key_lo
 
     def similarity(rep: int, others: np.ndarray) -> np.ndarray:
         jac = estimate_jaccard(sigs, np.full(len(others), rep), others)
@@ -303,17 +385,37 @@ def _document_groups(feats: ParagraphFeatures, content: np.ndarray, keys: tuple[
         union = (sizes[rep] + sizes[others]) / (1.0 + jac)
         contained = np.where(small >= settings.min_containment_shingles,
                              np.minimum(1.0, jac * union / np.maximum(small, 1.0)), 0.0)
-        sim = np.maximum(jac, np.where(contained >= settings.containment, contained, 0.0))
+        # A pair passes on Jaccard, or failing that on containment; the value reported is the
+        # measure it passed on, and 0 when it passes on neither.
+        sim = np.where(jac >= settings.threshold, jac,
+                       np.where(contained >= settings.containment, contained, 0.0))
         return np.where((hi[others] == hi[rep]) & (lo[others] == lo[rep]), 1.0, sim)
 
     cands = [_equal_key_pairs(hi, lo)]
     bands, rows = lsh_params(settings.threshold, settings.num_perm)
     cands.append(candidate_pairs(band_keys(sigs, bands, rows), sigs[:, 0] != EMPTY))
     cands.append(_shared_paragraph_pairs(feats, content, para_groups))
+    if table.n_new < len(table.ids):
+        cands.append(_shared_key_pairs(table.paragraph_keys, table.paragraph_owner, table.n_new))
     pairs = normalise_pairs(np.concatenate(cands))
+    passing = min(settings.threshold, settings.containment)
     if len(pairs):
-        pairs = pairs[_pair_similarity(similarity, pairs) >= settings.threshold]
-    return cluster(n, pairs, rank, similarity, settings.threshold), similarity
+        pairs = pairs[_pair_similarity(similarity, pairs) >= passing]
+    return cluster(len(table.ids), pairs, table.rank, similarity, passing), similarity
+
+
+def _shared_key_pairs(keys: np.ndarray, owner: np.ndarray, n_new: int) -> np.ndarray:
+    """Pairs of a new and an archived document sharing a long-paragraph key."""
+    order = np.lexsort((owner, keys))
+    k, o = keys[order], owner[order]
+    starts = np.flatnonzero(np.concatenate([[True], k[1:] != k[:-1]]))
+    run = np.repeat(np.arange(len(starts)), np.diff(np.concatenate([starts, [len(k)]])))
+    # One new document per key stands for the others (they are linked to it by paragraph clusters).
+    hub = np.full(len(starts), -1, dtype=np.int64)
+    is_new = o < n_new
+    np.maximum.at(hub, run[is_new], o[is_new])
+    pick = (~is_new) & (hub[run] >= 0)
+    return np.stack([hub[run][pick], o[pick]], axis=1)
 
 
 def _pair_similarity(similarity: Callable[[int, np.ndarray], np.ndarray], pairs: np.ndarray) -> np.ndarray:
@@ -342,25 +444,40 @@ def _distinct_shingles_per_doc(feats: ParagraphFeatures, signed: np.ndarray, n: 
 
 
 def _shared_paragraph_pairs(feats: ParagraphFeatures, content: np.ndarray, para_groups: list[Group]) -> np.ndarray:
-    """Document pairs that share a content paragraph cluster: candidates for copies cut or re-wrapped."""
-    parts = []
-    for g in para_groups:
-        docs = np.unique(feats.doc[g.members[content[g.members]]])
-        if len(docs) >= 2:
-            parts.append(np.stack([np.full(len(docs) - 1, docs[0]), docs[1:]], axis=1))
-    return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
+    """Document pairs that share a content paragraph cluster: candidates for copies cut or re-wrapped.
+
+    Each cluster's documents are linked to the cluster's first document (a star), so a paragraph
+    shared by many documents adds pairs linearly, not quadratically.
+    """
+    if not para_groups:
+        return np.zeros((0, 2), dtype=np.int64)
+    members = np.concatenate([g.members for g in para_groups])
+    group = np.repeat(np.arange(len(para_groups)), [len(g.members) for g in para_groups])
+    keep = content[members]
+    rows = np.unique(np.stack([group[keep], feats.doc[members[keep]]], axis=1), axis=0)
+    if len(rows) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    first_of_group = np.concatenate([[True], rows[1:, 0] != rows[:-1, 0]])
+    hub = rows[np.maximum.accumulate(np.where(first_of_group, np.arange(len(rows)), 0)), 1]
+    spokes = ~first_of_group
+    return np.stack([hub[spokes], rows[spokes, 1]], axis=1)
 
 
 # -- stage 6: kept copy ------------------------------------------------------------------------
 
-def _choose_kept(docs: Sequence[Document], groups: list[Group], feats: ParagraphFeatures, content: np.ndarray,
-                 rank: np.ndarray, settings: Settings) -> dict[int, int]:
-    """For each group (by position), the document kept under the keep policy; deterministic."""
+def _choose_kept(docs: Sequence[Document], table: _DocTable, groups: list[Group], feats: ParagraphFeatures,
+                 content: np.ndarray, settings: Settings) -> dict[int, int]:
+    """For each group (by position), the member kept: an archived copy if there is one (it is
+    already archived), else the keep policy's choice among this run's documents; deterministic."""
     content_chars = np.bincount(feats.doc[content], weights=feats.chars[content], minlength=len(docs))
+    rank = table.rank
     kept: dict[int, int] = {}
     for k, g in enumerate(groups):
         members = [int(m) for m in g.members]
-        if settings.keep == "first":
+        archived = [m for m in members if table.is_archived(m)]
+        if archived:
+            choice = min(archived, key=lambda m: rank[m])
+        elif settings.keep == "first":
             choice = min(members)
         elif settings.keep == "earliest":
             choice = min(members, key=lambda m: (_date(docs[m], settings.date_field), m))
@@ -382,17 +499,17 @@ def _preview(text: str, words: int = 12) -> str:
     return " ".join(text.split()[:words])
 
 
-def _document_clusters(docs: Sequence[Document], groups: list[Group], keys: tuple[np.ndarray, np.ndarray],
-                       content_texts: list[str]) -> list[Cluster]:
-    hi, lo = keys
+def _document_clusters(table: _DocTable, groups: list[Group], content_texts: list[str]) -> list[Cluster]:
+    hi, lo = table.key_hi, table.key_lo
     out = []
     for k, g in enumerate(groups):
         rep = g.representative
         same = (hi[g.members] == hi[rep]) & (lo[g.members] == lo[rep])
         kind: ClusterKind = "exact" if same.all() else "near"
-        members = tuple(Member(docs[m].id, round(float(s), 4)) for m, s in zip(g.members, g.similarity, strict=True))
-        out.append(Cluster(f"d{k + 1}", kind, "document", members[0], members,
-                           _preview(content_texts[rep])))
+        members = tuple(Member(table.ids[m], round(float(s), 4), archived=table.is_archived(int(m)))
+                        for m, s in zip(g.members, g.similarity, strict=True))
+        preview = content_texts[rep] if rep < table.n_new else "(archived)"
+        out.append(Cluster(f"d{k + 1}", kind, "document", members[0], members, _preview(preview)))
     return out
 
 
@@ -426,13 +543,13 @@ def _paragraph_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], 
 # -- stage 7: stories --------------------------------------------------------------------------
 
 def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], content_texts: list[str],
-                    feats: ParagraphFeatures, content: np.ndarray, doc_groups: list[Group], kept: dict[int, int], para_groups: list[Group],
+                    feats: ParagraphFeatures, doc_groups: list[Group], kept: dict[int, int], para_groups: list[Group],
                     rank: np.ndarray, doc_base: int, para_base: int) -> tuple[list[Cluster], list[Cluster]]:
     """Story clusters of documents (one copy per document cluster) and of long content paragraphs."""
     settings = story_stage.StorySettings()
     # Documents: one unit per copy group, the kept copy standing for it.
     removed = {int(m) for k, g in enumerate(doc_groups) for m in g.members if int(m) != kept[k]}
-    units = [d for d in range(len(docs)) if d not in removed]
+    units = [d for d in range(len(docs)) if d not in removed]  # archived documents are not story units
     texts = [content_texts[d] for d in units]
     doc_clusters = _story_groups(texts, settings, rank[np.array(units, dtype=np.int64)] if units else rank[:0])
     story_docs = []
@@ -475,25 +592,23 @@ def _story_groups(texts: Sequence[str], settings: story_stage.StorySettings,
 
 # -- outcomes and stats ------------------------------------------------------------------------
 
-def _outcomes(docs: Sequence[Document], groups: list[Group], clusters: list[Cluster], kept: dict[int, int],
-              similarity: Callable[[int, np.ndarray], np.ndarray], stripped: list[list[StrippedParagraph]],
-              feats: ParagraphFeatures, content: np.ndarray) -> list[DocumentOutcome]:
+def _outcomes(docs: Sequence[Document], table: _DocTable, groups: list[Group], clusters: list[Cluster],
+              kept: dict[int, int], similarity: Callable[[int, np.ndarray], np.ndarray],
+              stripped: list[list[StrippedParagraph]]) -> list[DocumentOutcome]:
     where: dict[int, int] = {int(m): k for k, g in enumerate(groups) for m in g.members}
     out = []
     for d, doc in enumerate(docs):
         k = where.get(d)
-        if k is None:
-            out.append(DocumentOutcome(doc.id, doc.site, True, None, None, None, None, tuple(stripped[d]),
-                                       len(doc.text)))
-            continue
-        keeper = kept[k]
+        keeper = kept[k] if k is not None else d
         if keeper == d:
-            out.append(DocumentOutcome(doc.id, doc.site, True, clusters[k].id, None, None, None,
-                                       tuple(stripped[d]), len(doc.text)))
+            out.append(DocumentOutcome(doc.id, doc.site, True, clusters[k].id if k is not None else None, None,
+                                       None, None, tuple(stripped[d]), len(doc.text)))
             continue
+        assert k is not None
         sim = float(similarity(keeper, np.array([d]))[0])
-        reason = f"{clusters[k].kind} duplicate of {docs[keeper].id}"
-        out.append(DocumentOutcome(doc.id, doc.site, False, clusters[k].id, docs[keeper].id, round(sim, 4),
+        archived = " (archived)" if table.is_archived(keeper) else ""
+        reason = f"{clusters[k].kind} duplicate of {table.ids[keeper]}{archived}"
+        out.append(DocumentOutcome(doc.id, doc.site, False, clusters[k].id, table.ids[keeper], round(sim, 4),
                                    reason, tuple(stripped[d]), len(doc.text)))
     return out
 

@@ -19,6 +19,8 @@ def _member(m: Member) -> dict[str, Any]:
     out: dict[str, Any] = {"id": m.id, "similarity": m.similarity}
     if m.paragraph is not None:
         out["paragraph"] = m.paragraph
+    if m.archived:
+        out["archived"] = True
     return out
 
 

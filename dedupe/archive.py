@@ -1,0 +1,140 @@
+"""What a scan needs from an archive of earlier runs, and what it hands back to be archived.
+
+A persistent index (SQLite, PostgreSQL) implements `Archive`; `MemoryArchive` is the reference
+implementation, used by tests and by library callers who keep their archive in memory.
+
+Contract:
+- `candidates` is one batched lookup per scan: the new documents' LSH band keys, content keys and
+  long-paragraph keys in, the archived documents sharing any of them out, with what verification
+  needs (signature, content key, distinct shingle count).
+- `chrome_stats` returns the per-site chrome statistics learned in earlier runs, merged by the scan
+  with this run's, so a site's chrome is known from the first page of a new run.
+- `add` archives the kept documents of a run (rows from `ScanResult.archive_rows`) and the run's
+  chrome statistics; an index does this in one transaction after the outputs are in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from .chrome import ChromeStats
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRows:
+    """Per-document data an archive stores, as arrays aligned with the scan's documents.
+
+    `bands` holds each document's LSH band keys (documents x bands); `paragraph_keys` the 64-bit
+    exact keys of its long content paragraphs, flattened with `paragraph_offsets`.
+    """
+
+    ids: list[str]
+    sites: list[str]
+    key_hi: np.ndarray
+    key_lo: np.ndarray
+    sizes: np.ndarray
+    signatures: np.ndarray
+    bands: np.ndarray
+    paragraph_keys: np.ndarray
+    paragraph_offsets: np.ndarray
+
+    def take(self, rows: np.ndarray) -> ArchiveRows:
+        """The same data for a subset of documents (e.g. the kept ones)."""
+        starts, ends = self.paragraph_offsets[rows], self.paragraph_offsets[rows + 1]
+        lengths = ends - starts
+        flat = np.concatenate([self.paragraph_keys[a:b] for a, b in zip(starts, ends, strict=True)]) \
+            if len(rows) else np.zeros(0, dtype=np.uint64)
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return ArchiveRows([self.ids[r] for r in rows], [self.sites[r] for r in rows], self.key_hi[rows],
+                           self.key_lo[rows], self.sizes[rows], self.signatures[rows], self.bands[rows],
+                           flat.astype(np.uint64), offsets)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedDocs:
+    """Archived documents returned by a lookup: what verification against new documents needs."""
+
+    ids: list[str]
+    sites: list[str]
+    key_hi: np.ndarray
+    key_lo: np.ndarray
+    sizes: np.ndarray
+    signatures: np.ndarray
+    paragraph_keys: np.ndarray
+    paragraph_offsets: np.ndarray
+
+    @classmethod
+    def empty(cls, num_perm: int) -> ArchivedDocs:
+        return cls([], [], np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.int64),
+                   np.zeros((0, num_perm), np.uint32), np.zeros(0, np.uint64), np.zeros(1, np.int64))
+
+    @classmethod
+    def from_rows(cls, rows: ArchiveRows) -> ArchivedDocs:
+        return cls(rows.ids, rows.sites, rows.key_hi, rows.key_lo, rows.sizes, rows.signatures,
+                   rows.paragraph_keys, rows.paragraph_offsets)
+
+
+class Archive(Protocol):
+    def candidates(self, rows: ArchiveRows) -> ArchivedDocs:
+        """Archived documents sharing a band key, a content key or a long-paragraph key with `rows`."""
+        ...
+
+    def chrome_stats(self) -> ChromeStats | None:
+        """Chrome statistics learned in earlier runs, or None."""
+        ...
+
+
+@dataclass
+class MemoryArchive:
+    """An archive held in memory: the reference implementation of `Archive`."""
+
+    rows: list[ArchiveRows] = field(default_factory=list)
+    stats: ChromeStats | None = None
+
+    def candidates(self, rows: ArchiveRows) -> ArchivedDocs:
+        num_perm = rows.signatures.shape[1]
+        if not self.rows:
+            return ArchivedDocs.empty(num_perm)
+        ids = [i for r in self.rows for i in r.ids]
+        hi = np.concatenate([r.key_hi for r in self.rows])
+        lo = np.concatenate([r.key_lo for r in self.rows])
+        bands = np.concatenate([r.bands for r in self.rows])
+        wanted_bands = [set(rows.bands[:, b].tolist()) for b in range(rows.bands.shape[1])]
+        wanted_keys = set(zip(rows.key_hi.tolist(), rows.key_lo.tolist(), strict=True))
+        wanted_paragraphs = set(rows.paragraph_keys.tolist())
+        hit = np.array([(int(hi[k]), int(lo[k])) in wanted_keys for k in range(len(ids))], dtype=bool)
+        for b, wanted in enumerate(wanted_bands):
+            hit |= np.isin(bands[:, b], np.fromiter(wanted, dtype=np.uint64, count=len(wanted)))
+        base = 0
+        for r in self.rows:
+            for k in range(len(r.ids)):
+                keys = r.paragraph_keys[r.paragraph_offsets[k]:r.paragraph_offsets[k + 1]].tolist()
+                if wanted_paragraphs.intersection(keys):
+                    hit[base + k] = True
+            base += len(r.ids)
+        return ArchivedDocs.from_rows(_concat_rows(self.rows).take(np.flatnonzero(hit)))
+
+    def chrome_stats(self) -> ChromeStats | None:
+        return self.stats
+
+    def add(self, rows: ArchiveRows, stats: ChromeStats | None) -> None:
+        self.rows.append(rows)
+        if stats is not None:
+            self.stats = stats if self.stats is None else self.stats.merge(stats)
+
+
+def _concat_rows(parts: list[ArchiveRows]) -> ArchiveRows:
+    offsets = [np.zeros(1, dtype=np.int64)]
+    base = 0
+    for r in parts:
+        offsets.append(r.paragraph_offsets[1:] + base)
+        base += int(r.paragraph_offsets[-1])
+    return ArchiveRows([i for r in parts for i in r.ids], [s for r in parts for s in r.sites],
+                       np.concatenate([r.key_hi for r in parts]), np.concatenate([r.key_lo for r in parts]),
+                       np.concatenate([r.sizes for r in parts]), np.concatenate([r.signatures for r in parts]),
+                       np.concatenate([r.bands for r in parts]),
+                       np.concatenate([r.paragraph_keys for r in parts]), np.concatenate(offsets))

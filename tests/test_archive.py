@@ -1,0 +1,67 @@
+"""Scanning against an archive of earlier runs (the in-memory reference archive)."""
+
+from __future__ import annotations
+
+import random
+
+from dedupe import Document, Settings, scan
+from dedupe.archive import MemoryArchive
+
+from .conftest import site_dump
+
+
+def _docs(records: list[dict]) -> list[Document]:
+    return [Document(r["id"], r["text"], r["site"]) for r in records]
+
+
+def _run(archive: MemoryArchive, docs: list[Document], settings: Settings) -> set[str]:
+    result = scan(docs, settings, archive=archive)
+    rows = result.kept_rows()
+    assert rows is not None
+    archive.add(rows, result.chrome_stats)
+    return {o.id for o in result.outcomes if o.kept}
+
+
+def test_incremental_batches_keep_what_one_shot_keeps(rng: random.Random) -> None:
+    docs = _docs(site_dump(rng))
+    settings = Settings(keep="first", story=False)
+    one_shot = {o.id for o in scan(docs, settings).outcomes if o.kept}
+    archive = MemoryArchive()
+    kept: set[str] = set()
+    for lo in range(0, len(docs), 7):  # three nightly batches
+        kept |= _run(archive, docs[lo : lo + 7], settings)
+    assert kept == one_shot
+    assert len(kept) == len(docs) - 2  # the two cut copies of the wire story
+
+
+def test_copy_of_an_archived_document_is_removed_in_its_favour(rng: random.Random) -> None:
+    records = site_dump(rng)
+    original = next(r for r in records if r["id"] == "wire.example/0")
+    copy = next(r for r in records if r["id"] == "daily.example/copy")
+    others = [r for r in records if r["id"] not in (copy["id"], "herald.example/copy")]
+    archive = MemoryArchive()
+    _run(archive, _docs(others), Settings())
+    result = scan(_docs([copy]), Settings(), archive=archive)
+    [outcome] = result.outcomes
+    assert not outcome.kept and outcome.duplicate_of == original["id"]
+    assert "archived" in (outcome.reason or "")
+    [cluster] = [c for c in result.document_clusters if c.kind != "story"]
+    assert any(m.archived and m.id == original["id"] for m in cluster.members)
+
+
+def test_rerunning_an_archived_batch_gives_the_same_output(rng: random.Random) -> None:
+    docs = _docs(site_dump(rng))
+    archive = MemoryArchive()
+    first = _run(archive, docs, Settings())
+    second = scan(docs, Settings(), archive=archive)
+    assert {o.id for o in second.outcomes if o.kept} == first
+
+
+def test_archived_chrome_is_recognised_on_a_new_sites_first_page(rng: random.Random) -> None:
+    records = site_dump(rng)
+    daily = [r for r in records if r["site"] == "daily.example"]
+    archive = MemoryArchive()
+    _run(archive, _docs(daily[:-1]), Settings())
+    result = scan(_docs(daily[-1:]), Settings(), archive=archive)
+    stripped = {p.text for p in result.outcomes[0].stripped}
+    assert {"Sign up for our newsletter", "Related Articles"} <= stripped
