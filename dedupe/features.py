@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import xxhash
 
+from .arrays import unique_sorted
 from .minhash import MinHasher
 from .normalize import normalize, tokenize
 from .segment import Paragraph
@@ -96,7 +97,7 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
 def _distinct_per_text(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each text's shingle hashes, deduplicated and sorted, with new offsets."""
     owner = np.repeat(np.arange(len(offsets) - 1, dtype=np.uint64), np.diff(offsets))
-    combined = np.unique((owner << np.uint64(32)) | hashes.astype(np.uint64))
+    combined = unique_sorted((owner << np.uint64(32)) | hashes.astype(np.uint64))
     new_owner = (combined >> np.uint64(32)).astype(np.int64)
     counts = np.bincount(new_owner, minlength=len(offsets) - 1)
     new_offsets = np.zeros(len(offsets), dtype=np.int64)

@@ -17,6 +17,8 @@ from functools import lru_cache
 import numpy as np
 from datasketch.lsh import _optimal_param
 
+from .arrays import unique_pairs
+
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MAX_ALL_PAIRS = 16  # buckets up to this size yield all their pairs; larger ones a star and a chain
 
@@ -45,7 +47,7 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
 def _bucket_pairs(order: np.ndarray, run_starts: np.ndarray, run_sizes: np.ndarray) -> list[np.ndarray]:
     """Pairs within each run of equal keys: all pairs in small runs, star + chain in large ones."""
     parts: list[np.ndarray] = []
-    for size in np.unique(run_sizes):
+    for size in sorted(set(run_sizes.tolist())):
         starts = run_starts[run_sizes == size]
         if size <= _MAX_ALL_PAIRS:
             a, b = np.triu_indices(int(size), k=1)
@@ -87,4 +89,4 @@ def normalise_pairs(pairs: np.ndarray) -> np.ndarray:
     lo = np.minimum(pairs[:, 0], pairs[:, 1]).astype(np.int64)
     hi = np.maximum(pairs[:, 0], pairs[:, 1]).astype(np.int64)
     keep = lo != hi
-    return np.unique(np.stack([lo[keep], hi[keep]], axis=1), axis=0)
+    return unique_pairs(lo[keep], hi[keep])

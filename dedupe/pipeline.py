@@ -25,6 +25,7 @@ import xxhash
 from . import chrome as chrome_stage
 from . import story as story_stage
 from .archive import Archive, ArchivedDocs, ArchiveRows
+from .arrays import unique_pairs, unique_sorted
 from .cluster import Group, cluster, components
 from .features import ParagraphFeatures, analyse, concat, exact_key
 from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
@@ -439,7 +440,7 @@ def _distinct_shingles_per_doc(feats: ParagraphFeatures, signed: np.ndarray, n: 
         return np.zeros(n, dtype=np.int64)
     owner = np.repeat(docs.astype(np.uint64), lengths)
     idx = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-    combined = np.unique((owner << np.uint64(32)) | feats.shingle_hashes[idx].astype(np.uint64))
+    combined = unique_sorted((owner << np.uint64(32)) | feats.shingle_hashes[idx].astype(np.uint64))
     return np.bincount((combined >> np.uint64(32)).astype(np.int64), minlength=n)
 
 
@@ -454,7 +455,7 @@ def _shared_paragraph_pairs(feats: ParagraphFeatures, content: np.ndarray, para_
     members = np.concatenate([g.members for g in para_groups])
     group = np.repeat(np.arange(len(para_groups)), [len(g.members) for g in para_groups])
     keep = content[members]
-    rows = np.unique(np.stack([group[keep], feats.doc[members[keep]]], axis=1), axis=0)
+    rows = unique_pairs(group[keep], feats.doc[members[keep]])
     if len(rows) == 0:
         return np.zeros((0, 2), dtype=np.int64)
     first_of_group = np.concatenate([[True], rows[1:, 0] != rows[:-1, 0]])
