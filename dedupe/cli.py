@@ -28,7 +28,7 @@ from .clean import (
 from .errors import DedupeError
 from .model import BadRecord, Document
 from .pipeline import ScanResult, Settings, scan
-from .readers import ReadOptions, Reader
+from .readers import Reader, ReadOptions
 from .render import render
 from .report import build_report
 from .writers import ensure_not_input, open_atomic, write_jsonl, write_text_folder
@@ -57,7 +57,8 @@ def reading_options(func: F) -> F:
         click.option("--threshold", type=click.FloatRange(0.05, 1.0), default=_DEFAULTS.threshold, show_default=True,
                      help="Word n-gram Jaccard at or above which texts are near copies."),
         click.option("--containment", type=click.FloatRange(0.05, 1.0), default=_DEFAULTS.containment,
-                     show_default=True, help="Share of a shorter document inside a longer one that makes it a cut copy."),
+                     show_default=True,
+                     help="Share of a shorter document inside a longer one that makes it a cut copy."),
         click.option("--ngram", type=click.IntRange(1, 20), default=_DEFAULTS.ngram, show_default=True,
                      help="Words per shingle."),
         click.option("--num-perm", type=click.IntRange(16, 1024), default=_DEFAULTS.num_perm, show_default=True,

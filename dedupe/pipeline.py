@@ -145,7 +145,6 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
     pages = [split_paragraphs(d.text) for d in docs]
     feats = _sign(pages, settings, tick)
     rank = _rank([d.id for d in docs])
-    n = len(docs)
 
     groups = _page_groups(docs, feats, rank, settings)
     tick("chrome", 0, 1)

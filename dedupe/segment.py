@@ -11,6 +11,7 @@ whole paragraphs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 _SENTENCE_END = tuple('.!?:;"”’)]…')
 
@@ -28,7 +29,7 @@ def _looks_wrapped(lines: list[str]) -> bool:
     """True when most breaks in the block fall mid-sentence, as in hard-wrapped prose."""
     if len(lines) < 2:
         return False
-    breaks = list(zip(lines, lines[1:]))
+    breaks = list(pairwise(lines))
     mid_sentence = sum(
         1
         for cur, nxt in breaks

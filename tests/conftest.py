@@ -11,8 +11,11 @@ REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 
 _SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
-_STOP = ("the of and to in a is that for on was with as by at from it his her they said has have "
-         "but not which this were after their been who will would an are had").split()
+_STOP = (
+    "the", "of", "and", "to", "in", "a", "is", "that", "for", "on", "was", "with", "as", "by", "at",
+    "from", "it", "his", "her", "they", "said", "has", "have", "but", "not", "which", "this",
+    "were", "after", "their", "been", "who", "will", "would", "an", "are", "had",
+)
 
 
 def _vocabulary(size: int = 4000) -> list[str]:

@@ -25,7 +25,8 @@ def test_seed_story_cluster_pairs_jiji_and_nhk_not_the_summit() -> None:
     jiji = next(i for i, p in enumerate(paragraphs) if "(Jiji Press)" in p.text)
     nhk = next(i for i, p in enumerate(paragraphs) if p.text.startswith("Japan's top negotiator for trade talks"))
     summit = next(i for i, p in enumerate(paragraphs) if p.text.startswith("TOKYO (Kyodo)"))
-    together = [c for c in stories if {(docs[0].id, jiji), (docs[0].id, nhk)} <= {(m.id, m.paragraph) for m in c.members}]
+    pair = {(docs[0].id, jiji), (docs[0].id, nhk)}
+    together = [c for c in stories if pair <= {(m.id, m.paragraph) for m in c.members}]
     assert len(together) == 1
     assert (docs[0].id, summit) not in texts
     assert page  # the seed is read as it is

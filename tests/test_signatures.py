@@ -33,7 +33,7 @@ def test_signatures_equal_datasketch(texts: list[list[str]], ngram: int, num_per
 def test_signature_works_in_datasketch_lsh() -> None:
     hasher = MinHasher(128, 7)
     tokens = ("one two three four five six seven eight nine ten " * 3).split()
-    sig = hasher.signatures(shingle([tokens, tokens + ["eleven"]], 5))
+    sig = hasher.signatures(shingle([tokens, [*tokens, "eleven"]], 5))
     lsh = MinHashLSH(threshold=0.8, num_perm=128)
     lsh.insert("a", hasher.to_datasketch(sig[0]))
     assert lsh.query(hasher.to_datasketch(sig[1])) == ["a"]
