@@ -1,0 +1,118 @@
+"""Quality of the default settings on the development sets, measured through the real CLI.
+
+    python benchmarks/quality.py [--eval-dir ../shared/eval] [--only chrome,syndication,story]
+
+- chrome: `dedupe clean devset.jsonl.gz --annotate` (every page kept, chrome stripped), scored by
+  `chrome_score.py` (bag-of-words P/R/F1 against the human gold text, macro over pages);
+- syndication: `syndication.py` builds wire copies inside other sites' chrome; `dedupe scan` of it,
+  its `exact`/`near` document clusters scored by `cluster_score.py` (pair P/R/F1, ARI);
+- story: `dedupe scan mmds_dev_en.jsonl`, its document clusters of every kind (a story's copies and
+  retellings together) scored by `cluster_score.py` against the news-event labels.
+
+The development sets are read where they are and never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+
+DEFAULT_EVAL = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
+
+
+def _load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _dedupe(*args: str) -> float:
+    """Run the CLI, return its wall time in seconds."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dedupe", *args, "--quiet"], check=True)
+    return time.perf_counter() - start
+
+
+def _merged_clusters(report: dict, kinds: set[str]) -> list[list[str]]:
+    """Document clusters of the given kinds, overlapping ones merged (a kept copy can sit in a near
+    cluster and a story cluster at once)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for c in report["document_clusters"]:
+        if c["kind"] in kinds:
+            ids = [m["id"] for m in c["members"] if not m.get("archived")]
+            for other in ids[1:]:
+                parent[find(other)] = find(ids[0])
+    groups: dict[str, list[str]] = {}
+    for x in list(parent):
+        groups.setdefault(find(x), []).append(x)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def chrome(eval_dir: Path, work: Path) -> str:
+    dev = eval_dir / "devset.jsonl.gz"
+    out = work / "dev-clean.jsonl"
+    seconds = _dedupe("clean", str(dev), "-o", str(out), "--annotate")
+    scorer = _load(eval_dir / "chrome_score.py")
+    dump = scorer.read_jsonl(str(dev))
+    cleaned = {str(r["id"]): r.get("text", "") for r in scorer.read_jsonl(str(out))}
+    p, r, f = scorer.score(dump, cleaned)
+    return f"chrome       precision {p:.3f} recall {r:.3f} F1 {f:.3f}  ({len(dump)} pages, {seconds:.1f} s)"
+
+
+def syndication(eval_dir: Path, work: Path) -> str:
+    synd = work / "synd.jsonl"
+    subprocess.run([sys.executable, str(eval_dir / "syndication.py"), str(eval_dir / "devset.jsonl.gz"), str(synd)],
+                   check=True, capture_output=True)
+    report_path = work / "synd-report.json"
+    seconds = _dedupe("scan", str(synd), "--json", str(report_path), "--no-story")
+    report = json.loads(report_path.read_text())
+    scorer = _load(eval_dir / "cluster_score.py")
+    docs = scorer.read_jsonl(str(synd))
+    p, r, f, a = scorer.score(docs, "story", _merged_clusters(report, {"exact", "near"}))
+    return (f"syndication  pair precision {p:.3f} recall {r:.3f} F1 {f:.3f} ARI {a:.3f}  "
+            f"({len(docs)} documents, {seconds:.1f} s)")
+
+
+def story(eval_dir: Path, work: Path) -> str:
+    data = eval_dir / "mmds_dev_en.jsonl"
+    report_path = work / "mmds-report.json"
+    seconds = _dedupe("scan", str(data), "--json", str(report_path))
+    report = json.loads(report_path.read_text())
+    scorer = _load(eval_dir / "cluster_score.py")
+    docs = scorer.read_jsonl(str(data))
+    p, r, f, a = scorer.score(docs, "story", _merged_clusters(report, {"exact", "near", "story"}))
+    return (f"story        pair precision {p:.3f} recall {r:.3f} F1 {f:.3f} ARI {a:.3f}  "
+            f"({len(docs)} articles, {seconds:.1f} s)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL)
+    parser.add_argument("--only", default="chrome,syndication,story")
+    args = parser.parse_args()
+    if not (args.eval_dir / "devset.jsonl.gz").exists():
+        sys.exit(f"quality: no development sets at {args.eval_dir} (pass --eval-dir)")
+    runs = {"chrome": chrome, "syndication": syndication, "story": story}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.only.split(","):
+            print(runs[name](args.eval_dir, Path(tmp)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
