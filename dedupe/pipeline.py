@@ -16,7 +16,9 @@ Stages, in order (each a function of the previous stages' outputs only):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -62,6 +64,7 @@ class Settings:
     chrome: bool = True
     story: bool = True
     batch_size: int = 1024
+    jobs: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,18 +185,32 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
 # -- stage 1: segment + sign ---------------------------------------------------------------------
 
 def _sign(pages: list[list[Paragraph]], settings: Settings, tick: Progress) -> ParagraphFeatures:
-    hasher = MinHasher(settings.num_perm, settings.seed)
+    """Features of every batch, in worker processes when `settings.jobs` > 1 (batches are independent)."""
+    batches = [pages[lo : lo + settings.batch_size] for lo in range(0, len(pages), settings.batch_size)] or [[]]
+    starts = list(range(0, max(1, len(pages)), settings.batch_size))
+    args = (settings.num_perm, settings.seed, settings.ngram, settings.min_words)
     parts: list[ParagraphFeatures] = []
-    starts: list[int] = []
-    for lo in range(0, len(pages), settings.batch_size):
-        tick("sign", lo, len(pages))
-        parts.append(analyse(pages[lo : lo + settings.batch_size], hasher, settings.ngram, settings.min_words))
-        starts.append(lo)
-    tick("sign", len(pages), len(pages))
-    if not parts:
-        parts.append(analyse([], hasher, settings.ngram, settings.min_words))
-        starts.append(0)
+    if settings.jobs > 1 and len(batches) > 1:
+        with ProcessPoolExecutor(max_workers=settings.jobs) as pool:
+            for part in pool.map(_analyse_batch, batches, *([a] * len(batches) for a in args)):
+                parts.append(part)
+                tick("sign", min(len(pages), len(parts) * settings.batch_size), len(pages))
+    else:
+        for batch in batches:
+            parts.append(_analyse_batch(batch, *args))
+            tick("sign", min(len(pages), len(parts) * settings.batch_size), len(pages))
     return concat(parts, starts)
+
+
+def _analyse_batch(batch: list[list[Paragraph]], num_perm: int, seed: int, ngram: int,
+                   min_words: int) -> ParagraphFeatures:
+    """One batch's features; a top-level function so worker processes can run it."""
+    return analyse(batch, _hasher(num_perm, seed), ngram, min_words)
+
+
+@lru_cache(maxsize=4)
+def _hasher(num_perm: int, seed: int) -> MinHasher:
+    return MinHasher(num_perm, seed)
 
 
 def _rank(ids: Sequence[str]) -> np.ndarray:

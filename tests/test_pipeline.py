@@ -84,3 +84,14 @@ def test_settings_switch_stages_off(rng: random.Random) -> None:
     result = scan(_docs(site_dump(rng)), Settings(chrome=False, story=False))
     assert result.stats.chrome_paragraphs == 0
     assert not [c for c in result.document_clusters if c.kind == "story"]
+
+
+def test_worker_processes_give_the_same_result(rng: random.Random) -> None:
+    docs = _docs(site_dump(rng))
+
+    def summary(settings: Settings) -> tuple:
+        res = scan(docs, settings)
+        return ([(c.kind, [(m.id, m.paragraph, m.similarity) for m in c.members]) for c in res.document_clusters
+                 + res.paragraph_clusters], [o.kept for o in res.outcomes])
+
+    assert summary(Settings(batch_size=4)) == summary(Settings(batch_size=4, jobs=2))
