@@ -1,0 +1,537 @@
+"""Chrome detection: tell a page's own text from the site chrome wrapped around it.
+
+Two kinds of evidence are combined, line by line (one paragraph per line of a scraped page).
+
+1. Recurrence across a site (`ChromeStats`). Navigation, share prompts, footers and "Related
+   Articles" headings repeat on many pages of a site, equal up to digits (`normalize.line_key`).
+   Recurrence is counted over distinct *groups* of copies, so a paragraph that recurs only because
+   whole pages are copies (one article crawled twice) is not mistaken for chrome.
+2. Cues from the page itself, which carry sites with few pages and lines seen once: jusText's scheme
+   on text lines. Each line is first classed without context (bad / short / near-good / good) by
+   boilerplate phrases, length and stop-word density; then short and near-good lines take the class
+   of their good/bad neighbours, so headlines and short paragraphs inside an article survive while
+   the same lengths in a menu do not. Finally the article is bounded: a comments thread or
+   "Related Articles" section after it is chrome however prose-like, and the headline, byline and
+   date just above its first line are kept.
+
+Recurrence feeds the page classes rather than overriding them: template lines (on a large share of
+the site's groups) are bad; a line on only a few groups (an article's headline or lead shown as a
+teaser on some other pages, or a story the site printed twice) cannot be good on its own, so it is
+kept only where its neighbours make it part of running text.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import xxhash
+
+from dedupe.normalize import line_key, words
+from dedupe.stopwords import ENGLISH_STOPWORDS
+
+Klass = Literal["bad", "short", "neargood", "good"]
+
+_STATS_VERSION = 1
+_HASH_SPACE = float(2**64)
+
+
+@dataclass(frozen=True, slots=True)
+class ChromeSettings:
+    """Thresholds of chrome detection. Defaults were set once, on half of the sites of a dev set of
+    real news/blog pages, and hold on the other half; there is no per-site tuning.
+
+    Recurrence
+    - `min_recurrence` (2): a line whose key occurs in this many distinct groups of its site is
+      recurring. Two is enough evidence because article text does not repeat across different
+      stories of one site, and copies of one story share a group.
+    - `template_share` (0.5): a recurring line on at least this share of the site's groups is
+      template (menus, footers, share bars) and always chrome. Below it, the line may be an
+      article's own headline or lead that other pages show as a teaser: it can't be good on its
+      own and its neighbours decide.
+    - `min_site_groups` (2): below this many groups a site has no recurrence evidence.
+
+    Page cues, in characters of the line (jusText's scheme)
+    - `length_low` (70): shorter lines are "short", classed by their neighbours only.
+    - `length_high` (200): longer lines with enough stop words are "good" on their own; between the
+      two lengths they are "near-good" and need one good neighbour.
+    - `stopwords_low` (0.20) / `stopwords_high` (0.32): share of stop words (`ENGLISH_STOPWORDS`)
+      below the low mark marks menus, credits and headline lists ("bad"); at or above the high mark
+      the line reads as prose. The low mark is below jusText's 0.30 because our list is shorter.
+    - `max_heading_distance` (200): a short, non-list line at most this many characters before a
+      good line is treated like a heading of it (jusText keeps headings close to good text).
+
+    Article bounds
+    - `min_article_chars` (200): good text needed before a comments/"Related" marker can end the
+      article (so a "12 comments" link above the headline does not), and below which a page is
+      deemed to have no running text and its near-good lines stand in for it.
+    - `comment_window` (20): lines after a possible end searched for comment headers.
+    - `header_lines` (6) / `max_header_chars` (150): how far above an article's first line, and how
+      long, short lines are still its headline, byline or date.
+    """
+
+    min_recurrence: int = 2
+    template_share: float = 0.5
+    min_site_groups: int = 2
+    length_low: int = 70
+    length_high: int = 200
+    stopwords_low: float = 0.20
+    stopwords_high: float = 0.32
+    max_heading_distance: int = 200
+    min_article_chars: int = 200
+    comment_window: int = 20
+    header_lines: int = 6
+    max_header_chars: int = 150
+
+
+@dataclass(frozen=True, slots=True)
+class ChromeVerdict:
+    """Whether one paragraph is chrome, why (human readable), and its recurrence on its site."""
+
+    is_chrome: bool
+    reason: str
+    recurrence: int
+
+
+# --- per-site recurrence statistics ------------------------------------------------------------
+
+
+def _hash(text: str) -> int:
+    return xxhash.xxh64_intdigest(text.encode("utf-8"))
+
+
+def _union(a: tuple[int, ...], b: tuple[int, ...], k: int) -> tuple[int, ...]:
+    """The k smallest distinct hashes of a and b: merging KMV sketches is this union."""
+    if not b or a == b:
+        return a
+    if not a:
+        return b
+    return tuple(sorted(set(a).union(b))[:k])
+
+
+def _estimate(sketch: tuple[int, ...], k: int) -> int:
+    """Distinct count from a KMV sketch: exact below k hashes, (k-1)/(k-th smallest) above."""
+    if len(sketch) < k:
+        return len(sketch)
+    return max(k, round((k - 1) * _HASH_SPACE / (sketch[-1] + 1)))
+
+
+@dataclass
+class _Site:
+    groups: tuple[int, ...] = ()
+    keys: dict[int, tuple[int, ...]] = field(default_factory=dict)
+
+
+class ChromeStats:
+    """Per-site recurrence: for each site, the number of distinct groups seen and, per line_key, in
+    how many distinct groups it occurs.
+
+    Groups are kept as k-minimum-values sketches of their hashes: exact up to `k` groups, an
+    estimate within about 1/sqrt(k) beyond (where only shares of a site's groups matter). So
+    adding a page twice, or merging statistics of overlapping nightly runs, never double-counts,
+    and `merge` is associative, commutative and idempotent. Memory is bounded by storing 64-bit
+    hashes, not text: at most k group hashes per key (one for the usual line seen once), and keys
+    of lines longer than `max_key_chars` are not stored (such lines are article prose).
+    """
+
+    __slots__ = ("_sites", "k", "max_key_chars")
+
+    def __init__(self, k: int = 32, max_key_chars: int = 4000) -> None:
+        self.k = k
+        self.max_key_chars = max_key_chars
+        self._sites: dict[str, _Site] = {}
+
+    def add_page(self, site: str, group: str | int, keys: Iterable[str]) -> None:
+        """Count one page of `site` in copy group `group`, given its paragraphs' line_keys."""
+        entry = self._sites.setdefault(site, _Site())
+        g = (_hash(f"group:{group}"),)
+        entry.groups = _union(entry.groups, g, self.k)
+        store = entry.keys
+        for h in {_hash(key) for key in keys if key and len(key) <= self.max_key_chars}:
+            store[h] = _union(store.get(h, ()), g, self.k)
+
+    def merge(self, other: ChromeStats) -> ChromeStats:
+        """A new ChromeStats holding both; associative, commutative and idempotent."""
+        if (self.k, self.max_key_chars) != (other.k, other.max_key_chars):
+            raise ValueError("cannot merge ChromeStats built with different k or max_key_chars")
+        out = ChromeStats(self.k, self.max_key_chars)
+        for src in (self, other):
+            for site, entry in src._sites.items():
+                dst = out._sites.setdefault(site, _Site())
+                dst.groups = _union(dst.groups, entry.groups, self.k)
+                for h, sketch in entry.keys.items():
+                    dst.keys[h] = _union(dst.keys.get(h, ()), sketch, self.k)
+        return out
+
+    def sites(self) -> list[str]:
+        """The sites seen, sorted."""
+        return sorted(self._sites)
+
+    def site_groups(self, site: str) -> int:
+        """Distinct groups seen for `site` (0 for an unknown site)."""
+        entry = self._sites.get(site)
+        return _estimate(entry.groups, self.k) if entry else 0
+
+    def recurrence(self, site: str, key: str) -> int:
+        """Distinct groups of `site` with a paragraph whose line_key is `key`."""
+        entry = self._sites.get(site)
+        if entry is None or not key or len(key) > self.max_key_chars:
+            return 0
+        return _estimate(entry.keys.get(_hash(key), ()), self.k)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable form; hashes as hex strings, sorted, so equal stats give equal dicts."""
+        return {
+            "version": _STATS_VERSION,
+            "k": self.k,
+            "max_key_chars": self.max_key_chars,
+            "sites": {
+                site: {
+                    "groups": [f"{h:016x}" for h in e.groups],
+                    "keys": {f"{h:016x}": [f"{g:016x}" for g in s] for h, s in sorted(e.keys.items())},
+                }
+                for site, e in sorted(self._sites.items())
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ChromeStats:
+        """Inverse of `to_dict`."""
+        if d.get("version") != _STATS_VERSION:
+            raise ValueError(f"unsupported ChromeStats version {d.get('version')!r}")
+        out = cls(int(d["k"]), int(d["max_key_chars"]))
+        for site, e in d["sites"].items():
+            entry = out._sites.setdefault(site, _Site())
+            entry.groups = tuple(sorted(int(h, 16) for h in e["groups"]))[: out.k]
+            entry.keys = {int(h, 16): tuple(sorted(int(g, 16) for g in s))[: out.k] for h, s in e["keys"].items()}
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ChromeStats) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def learn_chrome(pages: Iterable[tuple[str, str | int, Sequence[str]]]) -> ChromeStats:
+    """Recurrence statistics from (site, group, paragraph texts) triples."""
+    stats = ChromeStats()
+    for site, group, paragraphs in pages:
+        stats.add_page(site, group, (line_key(p) for p in paragraphs))
+    return stats
+
+
+# --- page cues -----------------------------------------------------------------------------------
+
+# "* Item", "+ Item", "- Item", "1. Item": flattened <li>, the shape of menus and link lists.
+_LIST_ITEM = re.compile(r"^\s*(?:[*+•·\-–—>]|\d{1,2}[.)])\s+")
+_SENTENCE_END = re.compile(r"""[.!?]["'”’)\]]*\s*$""")
+
+# Whole lines that open a comments or related-content section after an article.
+_SECTION_END = re.compile(
+    r"^\W*(?:\d+\s+)?(?:comments?|responses?|replies|discussion|reader comments|"
+    r"leave a (?:comment|reply)|post a comment|add (?:a|your) comment|"
+    r"(?:\d+\s+)?(?:comments?|responses?|thoughts?|replies) (?:on|to)\b.*|"
+    r"join the (?:discussion|conversation)|what do you think|"
+    r"related(?: articles?| stories| posts| content| links| coverage| reading)?|"
+    r"more (?:from|on|stories|articles|news)\b.*|you (?:may|might) also like|"
+    r"recommended(?: for you| stories| articles)?|most (?:popular|read|viewed|shared)|"
+    r"trending(?: now)?|popular (?:posts|stories|articles)|also on\b.*|"
+    r"hashtags|tags|share this(?: article| story| post)?)\W*(?:\(\d+\))?\W*$",
+    re.IGNORECASE,
+)
+
+# Phrases that make a line chrome unless it is long prose: prompts, legal lines, widgets.
+_BOILERPLATE = re.compile(
+    r"(?:©|\ball rights reserved\b|\bcopyright\b|\bprivacy policy\b|\bterms of (?:use|service)\b|"
+    r"\bsign up\b|\bsubscribe\b|\bnewsletter\b|\blog ?in\b|\bsign in\b|\bfollow us\b|"
+    r"\bshare (?:this|on)\b|\bclick here\b|\bcookies?\b|\bjavascript\b|\bno comments yet\b|"
+    r"\bpowered by\b|\bskip to\b|\bpermalink\b|\bread more\b|\bour ai\b|\bcan do for you\b)",
+    re.IGNORECASE,
+)
+
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+# A comment's header: who and when ("Tami November 7, 2012 at 3:04 AM", "Posted by: Dave at ...",
+# "Carl said...", "3 hours ago") or its action links ("Reply").
+_COMMENT_META = re.compile(
+    r"(?:\b(?:says|said|wrote)\s*(?::|\.{2,}|…)?\s*$|^(?:reply|report(?: abuse)?|flag|quote)\b|"
+    r"\bposted by\b|\b\d{1,2}:\d{2}\s*[ap]\.?m\b|" + _MONTH + r"\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}|"
+    r"\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b|"
+    r"\b\d+\s+(?:seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)\s+ago\b)",
+    re.IGNORECASE,
+)
+_MAX_META_CHARS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """A paragraph's cues, computed once."""
+
+    key: str
+    chars: int
+    stop_density: float
+    list_item: bool
+    sentence: bool
+    boilerplate: bool
+    section_end: bool
+    comment_meta: bool
+
+
+def _line(text: str) -> _Line:
+    stripped = text.strip()
+    tokens = words(stripped)
+    stops = sum(1 for t in tokens if t in ENGLISH_STOPWORDS)
+    sentence = bool(_SENTENCE_END.search(stripped))
+    return _Line(
+        key=line_key(stripped),
+        chars=len(stripped),
+        stop_density=stops / len(tokens) if tokens else 0.0,
+        list_item=bool(_LIST_ITEM.match(stripped)),
+        sentence=sentence,
+        boilerplate=bool(_BOILERPLATE.search(stripped)),
+        section_end=bool(_SECTION_END.match(stripped)),
+        # Short and not a sentence: prose that merely mentions a date is no comment header.
+        comment_meta=len(stripped) <= _MAX_META_CHARS and not sentence and bool(_COMMENT_META.search(stripped)),
+    )
+
+
+# --- classification ------------------------------------------------------------------------------
+
+
+def _context_free(line: _Line, s: ChromeSettings) -> Klass:
+    """jusText's context-free class, by boilerplate phrases, length and stop-word density.
+
+    List items are "short" unless they are sentences of prose: a bullet list inside an article
+    then joins its text, a menu between other chrome does not."""
+    if line.boilerplate and line.chars < s.length_high:
+        return "bad"
+    if line.list_item and not (line.sentence and line.stop_density >= s.stopwords_low):
+        return "short"
+    if line.chars < s.length_low:
+        return "short"
+    if line.stop_density >= s.stopwords_high:
+        return "good" if line.chars > s.length_high else "neargood"
+    if line.stop_density >= s.stopwords_low:
+        return "neargood"
+    return "bad"
+
+
+def _with_recurrence(cf: Klass, rec: int, template: int, s: ChromeSettings) -> Klass:
+    """Fold a line's recurrence into its page class: template lines are bad; a line on a few
+    groups is demoted one step (prose to short, short to bad), so it is kept only between good
+    text, as an article's own lead is and a teaser in a sidebar is not."""
+    if rec >= template:
+        return "bad"
+    if rec >= s.min_recurrence:
+        return "short" if cf in ("good", "neargood") else "bad"
+    return cf
+
+
+def _neighbours(classes: Sequence[Klass], skip: tuple[Klass, ...]) -> tuple[list[Klass], list[Klass]]:
+    """For every line, the class of the nearest line before and after it whose class is not in
+    `skip`; page edges count as bad. Linear time, however long the runs of skipped lines."""
+    before: list[Klass] = []
+    last: Klass = "bad"
+    for c in classes:
+        before.append(last)
+        if c not in skip:
+            last = c
+    after: list[Klass] = []
+    last = "bad"
+    for c in reversed(classes):
+        after.append(last)
+        if c not in skip:
+            last = c
+    after.reverse()
+    return before, after
+
+
+def _good_follows(classes: Sequence[Klass], lines: Sequence[_Line], i: int, limit: int) -> bool:
+    """True when a good line starts within `limit` characters after line i."""
+    distance = 0
+    for j in range(i + 1, len(classes)):
+        if classes[j] == "good":
+            return True
+        distance += lines[j].chars
+        if distance > limit:
+            return False
+    return False
+
+
+def _is_heading(line: _Line) -> bool:
+    """A line that may head text: neither a list item, a prompt nor a section marker."""
+    return not (line.list_item or line.boilerplate or line.section_end)
+
+
+def _revise(cf: Sequence[Klass], lines: Sequence[_Line], s: ChromeSettings) -> list[Klass]:
+    """jusText's context-sensitive pass.
+
+    1. A short heading-like line close above good text becomes near-good (a headline).
+    2. A short line between good lines is good, between bad lines bad; between good and bad it is
+       good only next to near-good text.
+    3. A near-good line is bad only between bad lines.
+    """
+    classes = list(cf)
+    for i, line in enumerate(lines):
+        if classes[i] == "short" and _is_heading(line) and _good_follows(classes, lines, i, s.max_heading_distance):
+            classes[i] = "neargood"
+    before, after = _neighbours(classes, ("short", "neargood"))
+    near_before, near_after = _neighbours(classes, ("short",))
+    revised = list(classes)
+    for i, c in enumerate(classes):
+        if c != "short":
+            continue
+        between_good = before[i] == after[i] == "good"
+        by_near_good = (before[i] == "bad" and near_before[i] == "neargood") or (
+            after[i] == "bad" and near_after[i] == "neargood"
+        )
+        revised[i] = "good" if between_good or by_near_good else "bad"
+    before, after = _neighbours(revised, ("short", "neargood"))
+    return [
+        ("bad" if before[i] == after[i] == "bad" else "good") if c == "neargood" else c for i, c in enumerate(revised)
+    ]
+
+
+def _good_chars(classes: Sequence[Klass], lines: Sequence[_Line]) -> int:
+    return sum(ln.chars for c, ln in zip(classes, lines, strict=True) if c == "good")
+
+
+def _promote(c: Klass, line: _Line) -> Klass:
+    """Relaxed class for a page without running text (a brief, a photo post): near-good lines and
+    short sentences stand in for the article, rather than the page losing everything."""
+    if c == "neargood":
+        return "good"
+    if c == "short" and line.sentence and not line.list_item and len(line.key.split()) >= 5:
+        return "neargood"
+    return c
+
+
+def _unique(c: Klass, line: _Line, rec: int, s: ChromeSettings) -> Klass:
+    """Last resort on a site with recurrence evidence for a page still without running text: what
+    the page does not share with its site is its own text, unless it is a link list or a prompt."""
+    if rec < s.min_recurrence and not line.list_item and not line.boilerplate:
+        return "good"
+    return c
+
+
+def _classes(
+    lines: Sequence[_Line], recs: Sequence[int], template: int, evidence: bool, s: ChromeSettings
+) -> list[Klass]:
+    """Final good/bad class of every line, relaxing the cues for pages without running text."""
+    cf = [_with_recurrence(_context_free(ln, s), rec, template, s) for ln, rec in zip(lines, recs, strict=True)]
+    classes = _revise(cf, lines, s)
+    if _good_chars(classes, lines) < s.min_article_chars:
+        cf = [_promote(c, ln) if rec < s.min_recurrence else c for c, ln, rec in zip(cf, lines, recs, strict=True)]
+        classes = _revise(cf, lines, s)
+    if _good_chars(classes, lines) < s.min_article_chars and evidence:
+        cf = [_unique(c, ln, rec, s) for c, ln, rec in zip(cf, lines, recs, strict=True)]
+        classes = _revise(cf, lines, s)
+    return classes
+
+
+# --- article bounds ------------------------------------------------------------------------------
+
+
+def _next_runs(classes: Sequence[Klass], lines: Sequence[_Line]) -> list[int]:
+    """For every index i, the characters of the first run of good lines starting at or after i."""
+    out = [0] * (len(lines) + 1)
+    run = 0
+    for i in range(len(lines) - 1, -1, -1):
+        if classes[i] == "good":
+            run = lines[i].chars + (run if i + 1 < len(lines) and classes[i + 1] == "good" else 0)
+            out[i] = run
+        else:
+            out[i] = out[i + 1]
+    return out
+
+
+def _article_end(classes: Sequence[Klass], lines: Sequence[_Line], s: ChromeSettings) -> int:
+    """Index of the line where comments or related content take over from the article (len if none).
+
+    Only a point after `min_article_chars` of good text can end the article, so a "12 comments"
+    link or a "5 hours ago" teaser list above the headline does not. There, a comments/"Related"
+    marker ends it when comment headers (name and date, "said...", "Reply") follow, or when the
+    text after it is smaller than the good text before (a comment after its post, teasers after
+    a story); a thread of comment headers ends it even without a marker. An article that merely
+    continues after an inline "Comments" widget is larger than what preceded it and has no comment
+    headers, so it goes on.
+    """
+    next_run = _next_runs(classes, lines)
+    meta = [0]
+    for ln in lines:
+        meta.append(meta[-1] + ln.comment_meta)
+    good = 0
+    for i, line in enumerate(lines):
+        if good >= s.min_article_chars and (line.section_end or line.comment_meta):
+            headers = meta[min(len(lines), i + 1 + s.comment_window)] - meta[i + 1]
+            smaller = next_run[i + 1] < good
+            if (line.section_end and (smaller or headers >= 2)) or (smaller and headers >= 2):
+                return i
+        if classes[i] == "good":
+            good += line.chars
+    return len(lines)
+
+
+def _headers(
+    classes: Sequence[Klass], lines: Sequence[_Line], template: Sequence[bool], end: int, s: ChromeSettings
+) -> set[int]:
+    """Lines kept as the header of a run of good text (headline, byline, date).
+
+    From the run's first line, walk up at most `header_lines` lines and keep short heading-like
+    lines until anything else; template lines (share bars, "Print") are stepped over, since sites
+    put them between a headline and its text. Such lines are often short, dates recur up to digits
+    and headlines recur in other pages' teaser lists, so neither cue alone keeps them."""
+    out: set[int] = set()
+    for i in range(end):
+        if classes[i] != "good" or (i and classes[i - 1] == "good"):
+            continue
+        for j in range(i - 1, max(-1, i - 1 - s.header_lines), -1):
+            if template[j]:
+                continue
+            if classes[j] == "good" or lines[j].chars > s.max_header_chars or not _is_heading(lines[j]):
+                break
+            out.add(j)
+    return out
+
+
+# --- verdicts ------------------------------------------------------------------------------------
+
+
+def classify_page(
+    paragraphs: Sequence[str],
+    site: str,
+    stats: ChromeStats,
+    settings: ChromeSettings = ChromeSettings(),
+) -> list[ChromeVerdict]:
+    """One verdict per paragraph of a page of `site`, in order. Linear in the page's length."""
+    s = settings
+    lines = [_line(p) for p in paragraphs]
+    groups = stats.site_groups(site)
+    evidence = groups >= s.min_site_groups
+    recs = [stats.recurrence(site, ln.key) if evidence else 0 for ln in lines]
+    template = max(s.min_recurrence, math.ceil(s.template_share * groups))
+    classes = _classes(lines, recs, template, evidence, s)
+    end = _article_end(classes, lines, s)
+    headers = _headers(classes, lines, [rec >= template for rec in recs], end, s)
+    where = f"{groups} pages of {site}" if site else f"{groups} pages of the site"
+    out = []
+    for i, (ln, rec, c) in enumerate(zip(lines, recs, classes, strict=True)):
+        recurring = f"recurs on {rec} of {where}"
+        if i in headers:
+            out.append(ChromeVerdict(False, "content: headline, byline or date above the text", rec))
+        elif rec >= template or (rec >= s.min_recurrence and c != "good"):
+            out.append(ChromeVerdict(True, recurring, rec))
+        elif i >= end:
+            out.append(ChromeVerdict(True, "after the article: comments or related content", rec))
+        elif c == "good":
+            why = f"{recurring}, but inside running text" if rec >= s.min_recurrence else "running text"
+            out.append(ChromeVerdict(False, f"content: {why}", rec))
+        elif ln.boilerplate:
+            out.append(ChromeVerdict(True, "boilerplate phrase outside the article text", rec))
+        elif ln.list_item:
+            out.append(ChromeVerdict(True, "link-list item outside the article text", rec))
+        else:
+            out.append(ChromeVerdict(True, "boilerplate: short line outside the article text", rec))
+    return out

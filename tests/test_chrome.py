@@ -1,0 +1,216 @@
+"""Chrome detection on small multi-page dumps built here, plus the seed page acceptance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedupe.chrome import ChromeStats, ChromeVerdict, classify_page, learn_chrome
+from dedupe.normalize import line_key
+from dedupe.segment import split_paragraphs
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+TOWNS = ["Leeds", "Bristol", "Cardiff", "Dundee", "Exeter", "Galway", "Hull", "Inverness", "Kendal"]
+THINGS = ["library", "bridge", "clinic", "market", "school", "harbour", "theatre", "museum", "depot"]
+PEOPLE = [
+    "Ada Moreau",
+    "Bram Okafor",
+    "Carla Jensen",
+    "Dev Patel",
+    "Elin Berg",
+    "Femi Ade",
+    "Gus Li",
+    "Hana Sato",
+    "Ivo Kral",
+]
+
+NAV = ["* Home", "* World", "* Business", "* Sport", "* Weather", "Share this page", "* Facebook"]
+FOOTER = ["About us", "Contact the newsroom", "© 2024 Example Media. All rights reserved."]
+
+
+def article(n: int) -> list[str]:
+    """A distinct article: headline, byline, prose paragraphs and one short in-text paragraph."""
+    town, thing, person = TOWNS[n % len(TOWNS)], THINGS[n % len(THINGS)], PEOPLE[n % len(PEOPLE)]
+    return [
+        f"{town} opens its new {thing} after a long wait",
+        f"By {person}",
+        f"The council in {town} said on Monday that the new {thing} would open to residents after a "
+        f"delay of almost a year, and that the cost of the work had been met from the budget it had "
+        f"set aside for repairs to the old building on the edge of the town centre.",
+        f"Residents who had campaigned for the {thing} said they were relieved. {person} told the "
+        f"meeting that the people of {town} had waited long enough, and that the council should now "
+        f"make sure that the building is looked after so that it does not fall into disrepair again.",
+        f"But not everyone in {town} is happy.",
+        f"Some shop owners near the {thing} in {town} have said that the work has kept customers away "
+        f"for most of the year, and they want the council to help them with the losses they have had "
+        f"while the roads around the site were closed to traffic during the building work.",
+    ]
+
+
+def page(n: int) -> list[str]:
+    return [*NAV, *article(n), *FOOTER]
+
+
+def verdicts_by_text(paragraphs: list[str], site: str, stats: ChromeStats) -> dict[str, ChromeVerdict]:
+    return dict(zip(paragraphs, classify_page(paragraphs, site, stats), strict=True))
+
+
+def test_recurring_lines_stripped_and_article_kept() -> None:
+    pages = [("news.example", i, page(i)) for i in range(6)]
+    stats = learn_chrome(pages)
+    verdicts = verdicts_by_text(page(0), "news.example", stats)
+    for line in NAV + FOOTER:
+        assert verdicts[line].is_chrome, line
+    assert verdicts["* Home"].recurrence == 6
+    assert "recurs on 6 of 6 pages of news.example" in verdicts["* Home"].reason
+    for line in article(0):
+        assert not verdicts[line].is_chrome, line
+
+
+def test_headline_byline_and_short_paragraph_kept() -> None:
+    stats = learn_chrome([("news.example", i, page(i)) for i in range(6)])
+    verdicts = verdicts_by_text(page(3), "news.example", stats)
+    headline, byline, *_ = article(3)
+    assert not verdicts[headline].is_chrome
+    assert not verdicts[byline].is_chrome
+    assert not verdicts[article(3)[4]].is_chrome
+    assert article(3)[4] == "But not everyone in Dundee is happy."
+
+
+def test_digit_variants_count_as_one_line() -> None:
+    pages = [("news.example", i, [f"{i + 3} hours ago", *article(i)]) for i in range(5)]
+    stats = learn_chrome(pages)
+    assert line_key("4 hours ago") == line_key("5 hours ago")
+    verdicts = classify_page(pages[1][2], "news.example", stats)
+    assert verdicts[0].is_chrome
+    assert verdicts[0].recurrence == 5
+
+
+def test_paragraph_recurring_only_within_a_copy_group_is_kept() -> None:
+    copies = [("news.example", "story-7", page(7)) for _ in range(4)]  # one article crawled 4 times
+    others = [("news.example", f"story-{i}", page(i)) for i in range(3)]
+    stats = learn_chrome(copies + others)
+    assert stats.site_groups("news.example") == 4
+    verdicts = classify_page(page(7), "news.example", stats)
+    by_text = dict(zip(page(7), verdicts, strict=True))
+    for line in article(7):
+        assert not by_text[line].is_chrome, line
+    assert by_text[article(7)[2]].recurrence == 1  # four pages, but one group
+    assert by_text["* Home"].is_chrome
+
+
+def test_syndicated_paragraphs_on_other_sites_are_kept() -> None:
+    wire = article(8)[2:]  # the same story printed by two sites, inside their own chrome
+    a_chrome, b_chrome = ["* Front page", "* Opinion"], ["Menu", "Sign up for our newsletter"]
+    site_a = [("a.example", i, [*a_chrome, *article(i), "Related Articles"]) for i in range(4)]
+    site_b = [("b.example", i, [*b_chrome, *article(i + 4)]) for i in range(4)]
+    a_page = [*a_chrome, "Wire story", *wire, "Related Articles"]
+    b_page = [*b_chrome, "Wire story", *wire]
+    stats = learn_chrome([*site_a, *site_b, ("a.example", "w", a_page), ("b.example", "w", b_page)])
+    for site, paragraphs, chrome in (("a.example", a_page, a_chrome), ("b.example", b_page, b_chrome)):
+        verdicts = verdicts_by_text(paragraphs, site, stats)
+        assert all(not verdicts[line].is_chrome for line in wire)
+        assert all(verdicts[line].is_chrome for line in chrome)
+        assert verdicts[wire[0]].recurrence == 1
+
+
+def test_single_page_without_recurrence_uses_page_cues() -> None:
+    paragraphs = [
+        *NAV,
+        *article(2),
+        "12 Comments",
+        "Sam Jones says:",
+        "March 3, 2024 at 4:05 pm",
+        "I agree with every word of this and I think that the council should have done it years ago.",
+        "Reply",
+        "Ann Lee says:",
+        "March 3, 2024 at 5:10 pm",
+        "Nonsense, the money would have been better spent on the roads, which are in a terrible state.",
+        "Reply",
+    ]
+    verdicts = verdicts_by_text(paragraphs, "", ChromeStats())
+    assert all(not verdicts[line].is_chrome for line in article(2))
+    assert all(verdicts[line].is_chrome for line in paragraphs[len(NAV) + len(article(2)) :])
+    assert all(verdicts[line].is_chrome for line in NAV)
+
+
+def test_empty_page() -> None:
+    assert classify_page([], "x", ChromeStats()) == []
+
+
+def _parts() -> list[ChromeStats]:
+    pages = [("news.example", i, page(i)) for i in range(6)] + [("b.example", i, article(i)) for i in range(3)]
+    return [learn_chrome(pages[0:4]), learn_chrome(pages[3:7]), learn_chrome(pages[6:])]
+
+
+def test_merge_is_associative_order_independent_and_does_not_double_count() -> None:
+    a, b, c = _parts()
+    left, right = a.merge(b).merge(c), a.merge(b.merge(c))
+    assert left == right
+    assert c.merge(a).merge(b) == left == b.merge(c).merge(a)
+    assert left.merge(left) == left
+    assert left.merge(ChromeStats()) == left
+    whole = learn_chrome(
+        [("news.example", i, page(i)) for i in range(6)] + [("b.example", i, article(i)) for i in range(3)]
+    )
+    assert left == whole  # pages 3 and 6 are in two parts, yet counted once
+    assert left.site_groups("news.example") == 6
+    assert left.recurrence("news.example", line_key("* Home")) == 6
+
+
+def test_merge_refuses_different_sketch_sizes() -> None:
+    with pytest.raises(ValueError):
+        ChromeStats(k=8).merge(ChromeStats(k=16))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 40), st.integers(0, 8)), max_size=40), st.randoms())
+def test_merge_of_any_partition_equals_learning_everything(records: list[tuple[int, int, int]], rnd) -> None:
+    pages = [(f"site{s}", g, [f"line {w}", THINGS[w % len(THINGS)]]) for s, g, w in records]
+    parts: list[list[tuple[str, int, list[str]]]] = [[], [], []]
+    for p in pages:
+        parts[rnd.randrange(3)].append(p)
+    learned = [learn_chrome(p) for p in parts]
+    rnd.shuffle(learned)
+    merged = learned[0].merge(learned[1]).merge(learned[2])
+    assert merged == learn_chrome(pages)
+
+
+def test_to_dict_from_dict_round_trip_through_json() -> None:
+    stats = _parts()[0].merge(_parts()[1])
+    restored = ChromeStats.from_dict(json.loads(json.dumps(stats.to_dict())))
+    assert restored == stats
+    assert restored.recurrence("news.example", line_key("* Home")) == stats.recurrence(
+        "news.example", line_key("* Home")
+    )
+    with pytest.raises(ValueError):
+        ChromeStats.from_dict({"version": 999})
+
+
+def test_group_counts_beyond_sketch_size_are_estimated() -> None:
+    stats = ChromeStats(k=16)
+    for g in range(400):
+        stats.add_page("big.example", g, ["menu"])
+    assert 400 * 0.6 <= stats.site_groups("big.example") <= 400 * 1.4
+    assert stats.recurrence("big.example", "menu") == stats.site_groups("big.example")
+
+
+def test_seed_page_keeps_the_article_and_strips_the_prompts() -> None:
+    text = (SEEDS / "000_a7f39e1f9174dd03.txt").read_text(encoding="utf-8")
+    paragraphs = [p.text for p in split_paragraphs(text)]
+    stats = learn_chrome([("", "seed-000", paragraphs)])
+    verdicts = classify_page(paragraphs, "", stats)
+    first = next(i for i, p in enumerate(paragraphs) if p.startswith("Kallas: EU, US together"))
+    last = next(i for i, p in enumerate(paragraphs) if p.startswith("As for the EU-Japan relationship"))
+    assert last - first >= 8
+    for i in range(first, last + 1):
+        assert not verdicts[i].is_chrome, paragraphs[i]
+    by_text = dict(zip(paragraphs, verdicts, strict=True))
+    for prompt in ("Try Our AI Features", "Explore what Daily8 AI can do for you:", "No comments yet..."):
+        assert by_text[prompt].is_chrome, prompt
+        assert by_text[prompt].reason
