@@ -1,0 +1,229 @@
+"""Story pairs: texts that retell the same news story in different words.
+
+Rewritten copies share few word n-grams (Jaccard of 5-gram shingles ≈ 0.01) but many *content
+words*: the names, places and topic words of the story. A text becomes a bag of content terms
+(`content_terms`: stop words out, Snowball-stemmed, numbers out) and a TF-IDF vector
+
+    w(t, d) = (1 + ln tf(t, d)) · idf(t),    idf(t) = ln((1 + n) / (1 + df(t))) + 1,
+
+L2-normalised, and two texts are compared by cosine similarity. Sub-linear tf stops one term
+repeated many times from dominating; idf makes a shared rare name ("Akazawa") count far more than a
+shared common word ("said"). Terms found in more than `max_df` of the texts are dropped as corpus
+stop words (they are in too many texts to say anything about a story).
+
+Scaling (no n×n matrix): *prefix filtering* (Bayardo et al., "Scaling up all pairs similarity
+search", WWW 2007). Order terms globally rarest first and cut each unit vector x into a prefix and a
+tail x_s, the longest run of its most common terms with ‖x_s‖ < τ/2 (τ = `min_similarity`). For a
+pair, let b be the earlier start of the two tails: a shared term ranked before b is in both
+prefixes, the others are ranked at or after b, so by Cauchy–Schwarz
+
+    x·y ≤ pp + ‖x_{≥b}‖·‖y_{≥b}‖ ≤ pp + ‖x_s‖,    pp = prefix(x)·prefix(y).
+
+A pair sharing no prefix term has pp = 0 and x·y < τ/2, so candidates come from the sparse product
+P·Pᵀ of the prefixes alone, computed in row blocks; those whose bound reaches τ are verified by
+their exact cosine. Common terms, which would make that product quadratic, sit in the tails.
+Terms in more than `candidate_df` texts are always put in the tails too (the set stays a suffix of
+the global order, so the bound holds) to keep the product near linear on large corpora; this is the
+one approximation: a pair that shares *no* term rarer than that, only widespread words, is not
+found. Up to that, the result equals the all-pairs cosine (tests check it against brute force).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import snowballstemmer
+
+from dedupe.normalize import words
+from dedupe.stopwords import ENGLISH_STOPWORDS
+
+_STEMMER = snowballstemmer.stemmer("english")
+
+TAIL_FRACTION = 0.5
+"""Tails are cut at ‖x_s‖ < TAIL_FRACTION·τ, so a candidate needs pp ≥ (1 − TAIL_FRACTION)·τ to be
+verified. A larger fraction shortens the prefixes (a smaller product) but lets more pairs through to
+the exact check; 0.5 balances the two."""
+
+
+@dataclass(frozen=True, slots=True)
+class StorySettings:
+    """Knobs of story pairing (defaults measured with benchmarks/story_eval.py).
+
+    min_terms: texts with fewer *distinct* content terms get no pairs. 20 is a prose paragraph of
+        ~50 words; below it a couple of shared names decide the cosine, and headlines, bylines and
+        captions pair by chance (on the MMDS dev set, paragraphs of 15+ terms paired at τ = 0.35
+        are 89% same-story across documents, of 20+ terms 94%).
+    min_similarity: τ, the TF-IDF cosine at or above which two texts are paired. On the MMDS dev
+        set (document level, after the chaining guard) 0.35 gives pair precision 0.94 at recall
+        0.46; 0.30 gives 0.90 / 0.55, 0.25 gives 0.87 / 0.57. Precision is preferred: a false story
+        merge is worse than a missed one.
+    max_df: terms in more than this fraction of the texts get idf 0 (corpus stop words: "year",
+        "government" in a news dump, or a topic every text shares)...
+    max_df_floor: ...but only when also in more than this many texts, so that small corpora
+        (a handful of paragraphs) do not lose every shared term.
+    candidate_df: terms in more texts than this never generate candidates (see the module
+        docstring); they still count in the cosine.
+    block_rows: rows of P per block of the candidate product P·Pᵀ; bounds peak memory.
+    """
+
+    min_terms: int = 20
+    min_similarity: float = 0.35
+    max_df: float = 0.05
+    max_df_floor: int = 5
+    candidate_df: int = 500
+    block_rows: int = 2048
+
+
+def content_terms(text: str) -> list[str]:
+    """Stemmed content words of `text`, in order.
+
+    Normalised tokens minus one-letter tokens, digits-only tokens and stop words, then Snowball
+    (Porter 2) stemmed so that "negotiations" and "negotiators" meet at "negoti".
+    """
+    kept = [w for w in words(text) if len(w) > 1 and not w.isdigit() and w not in ENGLISH_STOPWORDS]
+    return _STEMMER.stemWords(kept)
+
+
+def story_pairs(
+    term_lists: Sequence[Sequence[str]], settings: StorySettings = StorySettings()
+) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, cosine) with i < j and cosine ≥ settings.min_similarity, sorted by (i, j).
+
+    IDF is computed over `term_lists` themselves (the scanned corpus). The result does not depend
+    on the order of the input beyond renumbering: terms are numbered in sorted order, so every
+    dot product is summed in the same order whatever the order of the texts.
+    """
+    counts = _count_matrix(term_lists)
+    weights = _tfidf(counts, settings)
+    if weights.nnz == 0:
+        return []
+    tau = settings.min_similarity
+    found = []
+    prefixes = _prefixes(weights, TAIL_FRACTION * tau, settings.candidate_df)
+    for i, j in _candidate_blocks(prefixes, tau, settings.block_rows):
+        sims = _pair_cosines(weights, i, j)
+        keep = sims >= tau
+        found.append((i[keep], j[keep], sims[keep]))
+    if not found:
+        return []
+    rows, cols, sims = (np.concatenate(parts) for parts in zip(*found, strict=True))
+    order = np.lexsort((cols, rows))
+    return [(int(i), int(j), float(s)) for i, j, s in zip(rows[order], cols[order], sims[order], strict=True)]
+
+
+def _count_matrix(term_lists: Sequence[Sequence[str]]) -> sp.csr_matrix:
+    """Term counts, one row per text, columns numbered by sorted term."""
+    vocab: dict[str, int] = {}
+    ids = [[vocab.setdefault(t, len(vocab)) for t in terms] for terms in term_lists]
+    rank = np.empty(len(vocab), dtype=np.int64)
+    rank[np.array([vocab[t] for t in sorted(vocab)], dtype=np.int64)] = np.arange(len(vocab))
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter((k for x in ids for k in x), dtype=np.int64, count=int(lengths.sum()))
+    indptr = np.concatenate(([0], np.cumsum(lengths)))
+    data = np.ones(flat.size, dtype=np.float64)
+    m = sp.csr_matrix((data, rank[flat], indptr), shape=(len(ids), len(vocab)))
+    m.sum_duplicates()  # also sorts the column indices of every row
+    return m
+
+
+def _tfidf(counts: sp.csr_matrix, settings: StorySettings) -> sp.csr_matrix:
+    """L2-normalised sub-linear TF-IDF rows; texts under min_terms and corpus stop words zeroed."""
+    n = counts.shape[0]
+    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+    idf[df > max(settings.max_df * n, settings.max_df_floor)] = 0.0
+    distinct = np.diff(counts.indptr)
+    w = counts.copy()
+    w.data = (1.0 + np.log(w.data)) * idf[w.indices]
+    w.data[np.repeat(distinct < settings.min_terms, distinct)] = 0.0
+    w.eliminate_zeros()
+    norms = np.sqrt(np.asarray(w.multiply(w).sum(axis=1)).ravel())
+    w.data /= np.repeat(np.where(norms > 0, norms, 1.0), np.diff(w.indptr))
+    return w
+
+
+@dataclass(frozen=True, slots=True)
+class _Prefixes:
+    """Every row cut into a prefix (its rarest terms) and a tail (see the module docstring).
+
+    matrix: the prefix entries that can be shared (df ≥ 2), with their weights.
+    start: global rank of each row's first tail term (the vocabulary size when it has no tail).
+    tail: ‖x_s‖, the norm of each row's tail.
+    keys, suffix: all entries sorted by (row, rank) as keys row·(V+1) + rank, and for each the
+        squared weight of it and of the rest of its row: ‖x_{≥r}‖² for any rank r by one lookup.
+    """
+
+    matrix: sp.csr_matrix
+    start: np.ndarray
+    tail: np.ndarray
+    keys: np.ndarray
+    suffix: np.ndarray
+
+    def suffix_norm(self, rows: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+        """‖x_{≥r}‖ for each (row, rank r): the norm of the row's terms at or after rank r."""
+        v1 = self.matrix.shape[1] + 1
+        pos = np.searchsorted(self.keys, rows * v1 + ranks)
+        ok = pos < self.keys.size
+        ok[ok] = self.keys[pos[ok]] // v1 == rows[ok]
+        return np.sqrt(np.where(ok, self.suffix[np.minimum(pos, self.keys.size - 1)], 0.0))
+
+
+def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
+    """Cut every row so that its tail (its most common terms) has norm < `limit`.
+
+    Terms in more than `max_df` texts always go to the tail (still a suffix of the global order),
+    which keeps the product P·Pᵀ near linear in the corpus size.
+    """
+    n, v = weights.shape
+    df = np.bincount(weights.indices, minlength=v)
+    rank = np.empty(v, dtype=np.int64)
+    rank[np.lexsort((np.arange(v), df))] = np.arange(v)  # global order: rarest first
+    lengths = np.diff(weights.indptr)
+    row = np.repeat(np.arange(n), lengths)
+    order = np.lexsort((rank[weights.indices], row))  # by row, then rarest first
+    r, sq = rank[weights.indices[order]], weights.data[order] ** 2
+    inclusive = np.cumsum(sq)
+    ends = weights.indptr[1:][lengths > 0] - 1
+    row_end_sum = np.repeat(inclusive[ends], lengths[lengths > 0])
+    suffix = row_end_sum - inclusive + sq  # weight of each entry and of the rest of its row
+    in_tail = (suffix < limit * limit) | (df[weights.indices[order]] > max_df)
+    start = np.full(n, v, dtype=np.int64)
+    np.minimum.at(start, row[in_tail], r[in_tail])
+    matrix = weights.copy()
+    drop = np.zeros(weights.nnz, dtype=bool)
+    drop[order] = in_tail
+    matrix.data = np.where(drop | (df[weights.indices] < 2), 0.0, weights.data)
+    matrix.eliminate_zeros()
+    tail = np.sqrt(np.bincount(row[in_tail], weights=sq[in_tail], minlength=n))
+    return _Prefixes(matrix, start, tail, row * (v + 1) + r, suffix)
+
+
+def _candidate_blocks(pre: _Prefixes, tau: float, block: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs i < j whose cosine can reach τ, one block of rows at a time.
+
+    Let b be the earlier of the two tails' starts in the global order. Shared terms ranked before
+    b are in both prefixes and make up pp, the prefix product; the rest rank at or after b, so by
+    Cauchy–Schwarz x·y ≤ pp + ‖x_{≥b}‖·‖y_{≥b}‖ ≤ pp + ‖x_s‖ (x the row whose tail starts at b).
+    The cheap looser bound is checked first; pairs where the tight one reaches τ are kept.
+    """
+    n = pre.matrix.shape[0]
+    for a in range(0, n, block):
+        prod = (pre.matrix[a : a + block] @ pre.matrix[a:].T).tocoo()
+        i, j = prod.row.astype(np.int64) + a, prod.col.astype(np.int64) + a
+        loose = prod.data + np.where(pre.start[i] <= pre.start[j], pre.tail[i], pre.tail[j])
+        maybe = (j > i) & (loose >= tau - 1e-9)
+        i, j, pp = i[maybe], j[maybe], prod.data[maybe]
+        b = np.minimum(pre.start[i], pre.start[j])
+        bound = pp + pre.suffix_norm(i, b) * pre.suffix_norm(j, b)
+        keep = bound >= tau - 1e-9
+        yield i[keep], j[keep]
+
+
+def _pair_cosines(weights: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Exact cosine of each pair (the rows are unit vectors)."""
+    if rows.size == 0:
+        return np.empty(0, dtype=np.float64)
+    return np.asarray(weights[rows].multiply(weights[cols]).sum(axis=1)).ravel()

@@ -1,0 +1,146 @@
+"""Story pairs: content terms, the seed's rewritten Japan tariff story, exactness and order independence."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedupe.segment import split_paragraphs
+from dedupe.story import StorySettings, content_terms, story_pairs
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+
+UNRELATED = [
+    "The city council approved a new budget for public libraries on Tuesday, adding funds for longer "
+    "opening hours, digital lending, children's reading programmes and the repair of branch buildings "
+    "damaged by flooding last winter. Librarians welcomed the decision after years of cuts.",
+    "A rare migratory butterfly was spotted in the northern highlands, delighting entomologists who "
+    "had feared the species vanished from the region. Volunteers counted wings along mountain meadows "
+    "while botanists mapped the wildflowers the caterpillars depend on for food.",
+    "The championship final went to extra time before the visiting striker curled a free kick past the "
+    "goalkeeper, sending thousands of supporters into wild celebration. The coach praised defensive "
+    "discipline and said injuries forced late changes to the midfield lineup.",
+    "Researchers unveiled a battery chemistry using sodium instead of lithium, promising cheaper grid "
+    "storage for solar farms. The prototype cells survived thousands of charging cycles in laboratory "
+    "tests, though engineers cautioned that energy density still lags behind commercial packs.",
+    "Bakers across the province report soaring flour prices after drought shrank the wheat harvest. "
+    "Several family bakeries raised bread prices, while farmers asked regulators for emergency "
+    "irrigation permits and cheaper loans to replant fields before autumn frost arrives.",
+]
+
+
+def seed_paragraphs() -> list[str]:
+    return [p.text for f in sorted(SEEDS.glob("*.txt")) for p in split_paragraphs(f.read_text(encoding="utf-8"))]
+
+
+def index_of(paragraphs: list[str], marker: str) -> int:
+    (hit,) = [k for k, p in enumerate(paragraphs) if marker in p]
+    return hit
+
+
+def brute_force(term_lists: list[list[str]], s: StorySettings) -> list[tuple[int, int, float]]:
+    """Same definition as story_pairs, by a dense all-pairs cosine (small inputs only)."""
+    n = len(term_lists)
+    vocab = sorted({t for terms in term_lists for t in terms})
+    col = {t: k for k, t in enumerate(vocab)}
+    tf = np.zeros((n, len(vocab)))
+    for i, terms in enumerate(term_lists):
+        for t in terms:
+            tf[i, col[t]] += 1
+    df = (tf > 0).sum(axis=0)
+    idf = np.log((1 + n) / (1 + df)) + 1
+    idf[df > max(s.max_df * n, s.max_df_floor)] = 0
+    w = np.where(tf > 0, 1 + np.log(np.maximum(tf, 1)), 0) * idf
+    w[(tf > 0).sum(axis=1) < s.min_terms] = 0
+    norms = np.linalg.norm(w, axis=1)
+    w /= np.where(norms > 0, norms, 1)[:, None]
+    g = w @ w.T
+    return [(i, j, float(g[i, j])) for i in range(n) for j in range(i + 1, n) if g[i, j] >= s.min_similarity]
+
+
+def random_corpus(rng: random.Random, n: int) -> list[list[str]]:
+    """Texts over a skewed vocabulary, a third of them partial rewrites of an earlier text."""
+    vocab = [f"w{k}" for k in range(400)]
+    weights = [1 / (k + 1) for k in range(len(vocab))]
+    out: list[list[str]] = []
+    for _ in range(n):
+        terms = rng.choices(vocab, weights, k=rng.randint(10, 60))
+        if out and rng.random() < 0.33:
+            base = rng.choice(out)
+            terms = [b if rng.random() < 0.6 else t for b, t in zip(base, terms, strict=False)] + terms[len(base):]
+        out.append(terms)
+    return out
+
+
+def test_content_terms_drops_stop_words_numbers_and_stems() -> None:
+    terms = content_terms("The negotiators were NEGOTIATING the U.S. tariffs in 2025, running COVID19 talks")
+    assert terms == ["negoti", "negoti", "tariff", "run", "covid19", "talk"]
+    assert content_terms("of the and to in a 12 345") == []
+
+
+def test_seed_rewritten_story_pairs_at_paragraph_level() -> None:
+    paragraphs = seed_paragraphs()
+    jiji = index_of(paragraphs, "(Jiji Press)--Japanese chief tariff negotiator")
+    nhk = index_of(paragraphs, "Japan's top negotiator for trade talks with the United States")
+    summit = index_of(paragraphs, "TOKYO (Kyodo) -- The leaders of Japan and the European Union")
+    pairs = story_pairs([content_terms(p) for p in paragraphs])
+    linked = {(i, j) for i, j, _ in pairs}
+    assert (min(jiji, nhk), max(jiji, nhk)) in linked
+    assert not any(summit in pair for pair in linked)
+
+
+def test_unrelated_texts_are_not_paired() -> None:
+    terms = [content_terms(t) for t in UNRELATED]
+    assert all(len(set(t)) >= StorySettings().min_terms for t in terms)
+    assert story_pairs(terms) == []
+
+
+def test_short_texts_get_no_pairs_even_when_identical() -> None:
+    short = content_terms("Akazawa to visit Washington next week for tariff talks with Bessent")
+    assert len(set(short)) < StorySettings().min_terms
+    assert story_pairs([short, short, list(short)]) == []
+
+
+def test_identical_long_texts_pair_with_similarity_one() -> None:
+    terms = [content_terms(t) for t in UNRELATED]
+    pairs = story_pairs([*terms, terms[2]])
+    assert [(i, j) for i, j, _ in pairs] == [(2, 5)]
+    assert abs(pairs[0][2] - 1.0) < 1e-9
+
+
+def test_matches_dense_brute_force() -> None:
+    rng = random.Random(3)
+    for tau in (0.1, 0.3, 0.6):
+        s = StorySettings(min_similarity=tau)
+        corpus = random_corpus(rng, 120)
+        got, want = story_pairs(corpus, s), brute_force(corpus, s)
+        assert [p[:2] for p in got] == [p[:2] for p in want]
+        assert np.allclose([p[2] for p in got], [p[2] for p in want])
+
+
+def test_pairs_are_sorted_in_range_and_above_threshold() -> None:
+    corpus = random_corpus(random.Random(5), 150)
+    s = StorySettings(min_similarity=0.2)
+    pairs = story_pairs(corpus, s)
+    assert pairs and pairs == sorted(pairs)
+    assert all(i < j and s.min_similarity <= sim <= 1.0 + 1e-9 for i, j, sim in pairs)
+    assert pairs == story_pairs(corpus, s)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.randoms(use_true_random=False))
+def test_shuffling_inputs_permutes_pairs(seed: int, shuffler: random.Random) -> None:
+    corpus = random_corpus(random.Random(seed), 40)
+    s = StorySettings(min_similarity=0.2)
+    order = list(range(len(corpus)))
+    shuffler.shuffle(order)
+    base = {(i, j): sim for i, j, sim in story_pairs(corpus, s)}
+    moved = {}
+    for a, b, sim in story_pairs([corpus[k] for k in order], s):
+        i, j = sorted((order[a], order[b]))
+        moved[(i, j)] = sim
+    assert base == moved
