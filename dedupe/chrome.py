@@ -26,11 +26,11 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import xxhash
 
-from dedupe.normalize import line_key, words
+from dedupe.normalize import line_key
 from dedupe.stopwords import ENGLISH_STOPWORDS
 
 Klass = Literal["bad", "short", "neargood", "good"]
@@ -227,7 +227,10 @@ def learn_chrome(pages: Iterable[tuple[str, str | int, Sequence[str]]]) -> Chrom
 
 # "* Item", "+ Item", "- Item", "1. Item": flattened <li>, the shape of menus and link lists.
 _LIST_ITEM = re.compile(r"^\s*(?:[*+•·\-–—>]|\d{1,2}[.)])\s+")
-_SENTENCE_END = re.compile(r"""[.!?]["'”’)\]]*\s*$""")
+_CLOSERS = " \t\"'”’)]"  # may follow a sentence's final stop
+
+# The patterns below run on the lower-cased line; plain alternations without IGNORECASE keep
+# them cheap, as they run on every short line of every page.
 
 # Whole lines that open a comments or related-content section after an article.
 _SECTION_END = re.compile(
@@ -239,35 +242,37 @@ _SECTION_END = re.compile(
     r"more (?:from|on|stories|articles|news)\b.*|you (?:may|might) also like|"
     r"recommended(?: for you| stories| articles)?|most (?:popular|read|viewed|shared)|"
     r"trending(?: now)?|popular (?:posts|stories|articles)|also on\b.*|"
-    r"hashtags|tags|share this(?: article| story| post)?)\W*(?:\(\d+\))?\W*$",
-    re.IGNORECASE,
+    r"hashtags|tags|share this(?: article| story| post)?)\W*(?:\(\d+\))?\W*$"
 )
 
 # Phrases that make a line chrome unless it is long prose: prompts, legal lines, widgets.
 _BOILERPLATE = re.compile(
-    r"(?:©|\ball rights reserved\b|\bcopyright\b|\bprivacy policy\b|\bterms of (?:use|service)\b|"
-    r"\bsign up\b|\bsubscribe\b|\bnewsletter\b|\blog ?in\b|\bsign in\b|\bfollow us\b|"
-    r"\bshare (?:this|on)\b|\bclick here\b|\bcookies?\b|\bjavascript\b|\bno comments yet\b|"
-    r"\bpowered by\b|\bskip to\b|\bpermalink\b|\bread more\b|\bour ai\b|\bcan do for you\b)",
-    re.IGNORECASE,
+    r"©|\b(?:all rights reserved|copyright|privacy policy|terms of (?:use|service)|sign up|subscribe|"
+    r"newsletter|log ?in|sign in|follow us|share (?:this|on)|click here|cookies?|javascript|"
+    r"no comments yet|powered by|skip to|permalink|read more|our ai|can do for you)\b"
 )
 
-_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
-# A comment's header: who and when ("Tami November 7, 2012 at 3:04 AM", "Posted by: Dave at ...",
-# "Carl said...", "3 hours ago") or its action links ("Reply").
-_COMMENT_META = re.compile(
-    r"(?:\b(?:says|said|wrote)\s*(?::|\.{2,}|…)?\s*$|^(?:reply|report(?: abuse)?|flag|quote)\b|"
-    r"\bposted by\b|\b\d{1,2}:\d{2}\s*[ap]\.?m\b|" + _MONTH + r"\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}|"
-    r"\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b|"
-    r"\b\d+\s+(?:seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)\s+ago\b)",
-    re.IGNORECASE,
+# A comment's header: who ("Posted by: Dave", "Carl said...") and when ("November 7, 2012 at
+# 3:04 am", "3 hours ago"), or its action links ("Reply").
+_COMMENT_WHO = re.compile(
+    r"\b(?:says|said|wrote)\s*(?::|\.{2,}|…)?\s*$|^(?:reply|report(?: abuse)?|flag|quote)\b|\bposted by\b"
 )
+_COMMENT_WHEN = re.compile(
+    r"\b\d{1,2}:\d{2}\s*[ap]\.?m\b|"
+    r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}|"
+    r"\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b|"
+    r"\b\d+\s+(?:seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)\s+ago\b"
+)
+_DIGIT = re.compile(r"\d")
 _MAX_META_CHARS = 100
 
 
-@dataclass(frozen=True, slots=True)
-class _Line:
-    """A paragraph's cues, computed once."""
+def _is_comment_meta(lower: str) -> bool:
+    return bool(_COMMENT_WHO.search(lower) or (_DIGIT.search(lower) and _COMMENT_WHEN.search(lower)))
+
+
+class _Line(NamedTuple):
+    """A paragraph's cues, computed once (a tuple: cheap to build for every line of every page)."""
 
     key: str
     chars: int
@@ -279,21 +284,27 @@ class _Line:
     comment_meta: bool
 
 
-def _line(text: str) -> _Line:
+def _line(text: str, s: ChromeSettings) -> _Line:
+    """Cues of one paragraph. The phrase searches run on short lines only, the only ones they
+    can affect, which keeps the cost per page low for long articles."""
     stripped = text.strip()
-    tokens = words(stripped)
-    stops = sum(1 for t in tokens if t in ENGLISH_STOPWORDS)
-    sentence = bool(_SENTENCE_END.search(stripped))
+    key = line_key(stripped)
+    tokens = key.split()  # the word tokens, digits masked: stop-word counts are unchanged
+    stops = sum(map(ENGLISH_STOPWORDS.__contains__, tokens))
+    chars = len(stripped)
+    sentence = stripped.rstrip(_CLOSERS).endswith((".", "!", "?"))
+    short = chars < s.length_high
+    lower = stripped.lower()
     return _Line(
-        key=line_key(stripped),
-        chars=len(stripped),
+        key=key,
+        chars=chars,
         stop_density=stops / len(tokens) if tokens else 0.0,
         list_item=bool(_LIST_ITEM.match(stripped)),
         sentence=sentence,
-        boilerplate=bool(_BOILERPLATE.search(stripped)),
-        section_end=bool(_SECTION_END.match(stripped)),
+        boilerplate=short and bool(_BOILERPLATE.search(lower)),
+        section_end=short and bool(_SECTION_END.match(lower)),
         # Short and not a sentence: prose that merely mentions a date is no comment header.
-        comment_meta=len(stripped) <= _MAX_META_CHARS and not sentence and bool(_COMMENT_META.search(stripped)),
+        comment_meta=chars <= _MAX_META_CHARS and not sentence and _is_comment_meta(lower),
     )
 
 
@@ -507,7 +518,7 @@ def classify_page(
 ) -> list[ChromeVerdict]:
     """One verdict per paragraph of a page of `site`, in order. Linear in the page's length."""
     s = settings
-    lines = [_line(p) for p in paragraphs]
+    lines = [_line(p, s) for p in paragraphs]
     groups = stats.site_groups(site)
     evidence = groups >= s.min_site_groups
     recs = [stats.recurrence(site, ln.key) if evidence else 0 for ln in lines]
