@@ -521,23 +521,24 @@ def classify_page(
     lines = [_line(p, s) for p in paragraphs]
     groups = stats.site_groups(site)
     evidence = groups >= s.min_site_groups
-    recs = [stats.recurrence(site, ln.key) if evidence else 0 for ln in lines]
+    counts = [stats.recurrence(site, ln.key) for ln in lines]
+    recs = counts if evidence else [0] * len(lines)  # a site seen once can't show recurrence
     template = max(s.min_recurrence, math.ceil(s.template_share * groups))
     classes = _classes(lines, recs, template, evidence, s)
     end = _article_end(classes, lines, s)
     headers = _headers(classes, lines, [rec >= template for rec in recs], end, s)
     where = f"{groups} pages of {site}" if site else f"{groups} pages of the site"
     out = []
-    for i, (ln, rec, c) in enumerate(zip(lines, recs, classes, strict=True)):
+    for i, (ln, rec, c) in enumerate(zip(lines, counts, classes, strict=True)):
         recurring = f"recurs on {rec} of {where}"
         if i in headers:
             out.append(ChromeVerdict(False, "content: headline, byline or date above the text", rec))
-        elif rec >= template or (rec >= s.min_recurrence and c != "good"):
+        elif evidence and (rec >= template or (rec >= s.min_recurrence and c != "good")):
             out.append(ChromeVerdict(True, recurring, rec))
         elif i >= end:
             out.append(ChromeVerdict(True, "after the article: comments or related content", rec))
         elif c == "good":
-            why = f"{recurring}, but inside running text" if rec >= s.min_recurrence else "running text"
+            why = f"{recurring}, but inside running text" if recs[i] >= s.min_recurrence else "running text"
             out.append(ChromeVerdict(False, f"content: {why}", rec))
         elif ln.boilerplate:
             out.append(ChromeVerdict(True, "boilerplate phrase outside the article text", rec))
