@@ -527,6 +527,7 @@ def report(corpus: Corpus, docs: int, rows: list[Row], args: argparse.Namespace)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     base = args.out_dir / f"results-{corpus.name}-{stamp}"
+    info = machine()
     payload = {
         "created": stamp,
         "corpus": {
@@ -539,7 +540,7 @@ def report(corpus: Corpus, docs: int, rows: list[Row], args: argparse.Namespace)
             "planted_pairs": len(truth.pairs) if truth else None,
         },
         "task": {"ngram": args.ngram, "num_perm": args.num_perm, "threshold": args.threshold},
-        "machine": machine(),
+        "machine": info,
         "rows": [
             {
                 **asdict(r),
@@ -552,7 +553,6 @@ def report(corpus: Corpus, docs: int, rows: list[Row], args: argparse.Namespace)
         "ratios": [{**asdict(r), "verdict": r.verdict} for r in ratio_list],
     }
     base.with_suffix(".json").write_text(json.dumps(payload, indent=1))
-    info = payload["machine"]
     md = f"{header}\n\nmachine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, "
     md += f"load average {info['load_avg'][0]:.2f} at the end, git {info['git_rev']}\n\n"
     md += markdown("Results", RESULT_COLUMNS, result_rows)
