@@ -23,9 +23,19 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MAX_ALL_PAIRS = 16  # buckets up to this size yield all their pairs; larger ones a star and a chain
 
 
+# Every candidate is verified, so a false positive costs one signature comparison while a false
+# negative is a copy never found: weight the optimiser accordingly. At threshold 0.8 with 128
+# permutations this picks 16 bands of 8 rows, P(candidate) = 0.95 at J = 0.8 and 0.99 at J = 0.85,
+# where datasketch's even weights pick 9 x 13 and find only 0.40 and 0.69 of such pairs.
+FALSE_POSITIVE_WEIGHT = 0.05
+
+
 @lru_cache(maxsize=64)
-def lsh_params(threshold: float, num_perm: int, false_positive_weight: float = 0.5) -> tuple[int, int]:
-    """(bands, rows) for a Jaccard threshold, as datasketch's MinHashLSH would choose them."""
+def lsh_params(threshold: float, num_perm: int,
+               false_positive_weight: float = FALSE_POSITIVE_WEIGHT) -> tuple[int, int]:
+    """(bands, rows) for a Jaccard threshold from datasketch's MinHashLSH optimiser, which minimises
+    `w_fp * FP + w_fn * FN`, the areas under the candidate curve `1 - (1 - J^r)^b` below and above
+    the threshold."""
     return _optimal_param(threshold, num_perm, false_positive_weight, 1.0 - false_positive_weight)
 
 
