@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import xxhash
 
-from .arrays import unique_sorted
+from .kernels import sign_paragraphs
 from .minhash import MinHasher
-from .normalize import normalize, tokenize
+from .normalize import normalize
 from .segment import Paragraph
-from .shingle import shingle
+
 
 @dataclass(frozen=True, slots=True)
 class ParagraphFeatures:
@@ -50,59 +50,43 @@ def exact_key(normalised: str) -> tuple[int, int]:
 
 
 def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int, min_words: int) -> ParagraphFeatures:
-    """Normalise, shingle and sign the paragraphs of one batch of documents."""
+    """Normalise, shingle and sign the paragraphs of one batch of documents.
+
+    Python normalises each paragraph (its exact key needs the normalised text); tokenising, shingling
+    and signing run over the whole batch in `kernels.sign_paragraphs`, compiled when numba is present.
+    """
     doc_ids: list[int] = []
     indexes: list[int] = []
     lines: list[int] = []
-    word_counts: list[int] = []
     chars: list[int] = []
     his: list[int] = []
     los: list[int] = []
-    signed_tokens: list[list[str]] = []
-    sig_rows: list[int] = []
+    normalised: list[str] = []
     for d, paragraphs in enumerate(pages):
         for k, paragraph in enumerate(paragraphs):
             norm = normalize(paragraph.text)
-            tokens = tokenize(norm)
             hi, lo = exact_key(norm)
             doc_ids.append(d)
             indexes.append(k)
             lines.append(paragraph.line)
-            word_counts.append(len(tokens))
             chars.append(len(paragraph.text))
             his.append(hi)
             los.append(lo)
-            if len(tokens) >= min_words:
-                sig_rows.append(len(signed_tokens))
-                signed_tokens.append(tokens)
-            else:
-                sig_rows.append(-1)
-    batch = shingle(signed_tokens, ngram)
-    distinct_hashes, distinct_offsets = _distinct_per_text(batch.hashes, batch.offsets)
+            normalised.append(norm)
+    signed = sign_paragraphs(normalised, ngram, hasher, min_words)
     return ParagraphFeatures(
         doc=np.asarray(doc_ids, dtype=np.int64),
         index=np.asarray(indexes, dtype=np.int64),
         line=np.asarray(lines, dtype=np.int64),
-        words=np.asarray(word_counts, dtype=np.int64),
+        words=signed.words,
         chars=np.asarray(chars, dtype=np.int64),
         key_hi=np.asarray(his, dtype=np.uint64),
         key_lo=np.asarray(los, dtype=np.uint64),
-        sig_row=np.asarray(sig_rows, dtype=np.int64),
-        signatures=hasher.signatures(batch),
-        shingle_hashes=distinct_hashes,
-        shingle_offsets=distinct_offsets,
+        sig_row=np.where(signed.signed, np.cumsum(signed.signed) - 1, -1).astype(np.int64),
+        signatures=signed.signatures,
+        shingle_hashes=signed.shingle_hashes,
+        shingle_offsets=signed.shingle_offsets,
     )
-
-
-def _distinct_per_text(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each text's shingle hashes, deduplicated and sorted, with new offsets."""
-    owner = np.repeat(np.arange(len(offsets) - 1, dtype=np.uint64), np.diff(offsets))
-    combined = unique_sorted((owner << np.uint64(32)) | hashes.astype(np.uint64))
-    new_owner = (combined >> np.uint64(32)).astype(np.int64)
-    counts = np.bincount(new_owner, minlength=len(offsets) - 1)
-    new_offsets = np.zeros(len(offsets), dtype=np.int64)
-    np.cumsum(counts, out=new_offsets[1:])
-    return (combined & np.uint64(0xFFFFFFFF)).astype(np.uint32), new_offsets
 
 
 def concat(parts: Sequence[ParagraphFeatures], doc_offsets: Sequence[int]) -> ParagraphFeatures:

@@ -9,7 +9,8 @@ with standard error `sqrt(J (1 - J) / num_perm)` (about 0.035 at J = 0.8 with 12
 Here the same arithmetic runs over a whole batch: a (shingles x permutations) uint32 matrix per
 chunk, then `np.minimum.reduceat` along the text boundaries. The permutation parameters are taken
 from `datasketch.MinHash` itself, so for the same shingle hashes, seed and `num_perm` the
-signatures are identical and can be handed to `LeanMinHash` / `MinHashLSH` unchanged.
+signatures are identical and can be handed to `LeanMinHash` / `MinHashLSH` unchanged. When numba
+is installed, `kernels` computes the same signatures with the update and the minimum fused.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class MinHasher:
         a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
         self._a = np.ascontiguousarray(a, dtype=np.uint32)
         self._b = np.ascontiguousarray(b, dtype=np.uint32)
+
+    @property
+    def permutations(self) -> tuple[np.ndarray, np.ndarray]:
+        """The odd multipliers `a` and offsets `b` (uint32) of the affine permutations, as datasketch's."""
+        return self._a, self._b
 
     def signatures(self, batch: ShingleBatch) -> np.ndarray:
         """A (texts x num_perm) uint32 matrix; texts with no shingles get all-EMPTY rows."""

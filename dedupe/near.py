@@ -9,19 +9,17 @@ import numpy as np
 import xxhash
 
 from .cluster import cluster
+from .kernels import text_signatures
 from .lsh import band_keys, candidate_pairs, lsh_params
 from .minhash import EMPTY, MinHasher, estimate_jaccard
-from .normalize import normalize, tokenize
-from .shingle import shingle
 
 _BATCH = 2048
 
 
 def document_signatures(texts: Sequence[str], ngram: int = 5, num_perm: int = 128, seed: int = 1) -> np.ndarray:
-    """MinHash signature of each whole text's word n-grams, computed batch by batch."""
+    """MinHash signature of each whole text's word n-grams, computed batch by batch (compiled with numba)."""
     hasher = MinHasher(num_perm, seed)
-    parts = [hasher.signatures(shingle([tokenize(normalize(t)) for t in texts[lo : lo + _BATCH]], ngram))
-             for lo in range(0, len(texts), _BATCH)]
+    parts = [text_signatures(texts[lo : lo + _BATCH], ngram, hasher) for lo in range(0, len(texts), _BATCH)]
     return np.concatenate(parts) if parts else np.zeros((0, num_perm), dtype=np.uint32)
 
 

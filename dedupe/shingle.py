@@ -1,13 +1,15 @@
 """Word n-gram shingles, hashed in bulk.
 
-Each distinct word of a batch is hashed once with xxhash (xxh3_64); a shingle's hash is then built
-from its words' hashes with array arithmetic, a polynomial rolling hash modulo 2^64:
+Each distinct word of a batch is hashed once with xxhash (XXH64, seed 0); a shingle's hash is then
+built from its words' hashes with array arithmetic, a polynomial rolling hash modulo 2^64:
 
     H(w_1 .. w_k) = fmix64( sum_i h(w_i) * M^(k-i) )        (wrapping uint64 arithmetic)
 
 folded to 32 bits (the high half), the width datasketch's default MinHash scheme takes.
 `shingle_hash32` computes the same value for one shingle given as bytes, so it can be handed to
-`datasketch.MinHash(hashfunc=...)` and the signatures agree exactly.
+`datasketch.MinHash(hashfunc=...)` and the signatures agree exactly. XXH64 rather than the faster
+xxh3 because it is short enough to port exactly: `kernels` computes the same word hashes in compiled
+code (signatures made before that switch, with xxh3 word hashes, are not comparable with these).
 
 A paragraph with fewer words than the shingle size yields one shingle made of all its words, so
 short lines still get a signature (and two equal short lines the same one).
@@ -20,6 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import xxhash
+
+# Version of the shingle hash: 1 hashed words with xxh3_64, 2 with XXH64. Signatures of one version never
+# match those of another for the same text, so anything that stores signatures should record it.
+HASH_VERSION = 2
 
 _M = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier (golden ratio), spreads each word across all bits
 _FMIX1 = np.uint64(0xFF51AFD7ED558CCD)
@@ -38,8 +44,8 @@ def _fmix64(h: np.ndarray) -> np.ndarray:
 
 
 def word_hash(word: str) -> int:
-    """64-bit hash of one word (xxh3_64 of its UTF-8 bytes)."""
-    return xxhash.xxh3_64_intdigest(word.encode("utf-8"))
+    """64-bit hash of one word (XXH64, seed 0, of its UTF-8 bytes)."""
+    return xxhash.xxh64_intdigest(word.encode("utf-8"))
 
 
 def shingle_hash32(shingle: bytes) -> int:
@@ -47,7 +53,7 @@ def shingle_hash32(shingle: bytes) -> int:
     acc = np.zeros(1, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for word in shingle.split(b" "):
-            acc = acc * _M + np.uint64(xxhash.xxh3_64_intdigest(word))
+            acc = acc * _M + np.uint64(xxhash.xxh64_intdigest(word))
         return int((_fmix64(acc) >> _S32)[0])
 
 

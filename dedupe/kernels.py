@@ -1,0 +1,410 @@
+"""Compiled tokenise + shingle + MinHash kernels (numba, the optional `fast` extra).
+
+The numpy path (`normalize` -> `tokenize` -> `shingle.shingle` -> `MinHasher.signatures`) spends its
+time in per-token Python work (a dict lookup per token to hash each distinct word once) and in a
+(shingles x permutations) uint32 matrix reduced with `np.minimum.reduceat`. Here one compiled pass
+per text does all of it, with no per-token Python objects and no matrix:
+
+- Tokens. For ASCII text, `tokenize(normalize(text))` is the runs of `[A-Za-z0-9_]` (what `\\w`
+  matches among ASCII characters), lower-cased: NFKC leaves ASCII unchanged, case folding is
+  lower-casing there, and collapsing whitespace moves no token boundary. The kernel scans the
+  UTF-8 bytes with that rule. Any other text is normalised and tokenised by the Python functions
+  and handed over as its tokens joined by single spaces (a `\\w` token never holds a space, and no
+  byte of a multi-byte UTF-8 sequence is 0x20), which the kernel splits on spaces.
+- Word hashes: XXH64 (seed 0) of each token's UTF-8 bytes, a port of the reference algorithm,
+  equal to `xxhash.xxh64_intdigest` and so to `shingle.word_hash`.
+- Shingle hashes: `fmix64(sum_j h(w_{i+j}) * M^(n-1-j)) >> 32`, the polynomial of `shingle.shingle`,
+  updated as the window rolls (remove the oldest word's term, multiply by M, add the newest word):
+  every step is exact in wrapping uint64 arithmetic, so it equals the sum recomputed per window. A
+  text shorter than n words is one shingle of all its words.
+- MinHash, fused: slot k of a signature is `min_s (a_k * fmix32(s) + b_k mod 2^32)` over the text's
+  shingle hashes s, the datasketch "affine32" update applied to every shingle in turn. Taking the
+  minimum as each shingle arrives gives the same value as building the (shingles x permutations)
+  matrix and reducing it (min is associative and commutative, and every product and sum is taken
+  mod 2^32 exactly as numpy's wrapping uint32 arithmetic takes it), so signatures are bit-identical
+  to `MinHasher.signatures` and hence to `datasketch.MinHash(hashfunc=shingle_hash32)`. The inner
+  loop runs over the permutations with the signature row in cache, which the compiler vectorises.
+
+Without numba, `sign_texts` and `sign_paragraphs` run the numpy path and return the same arrays.
+`DEDUPE_NUMBA=0` in the environment turns the kernels off (for comparisons and debugging).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .arrays import unique_sorted
+from .minhash import MinHasher
+from .normalize import normalize, tokenize
+from .shingle import shingle
+
+try:
+    import numba
+
+    _HAVE_NUMBA = True
+except ImportError:  # the optional `fast` extra is not installed: the numpy path serves
+    _HAVE_NUMBA = False
+
+AVAILABLE: bool = _HAVE_NUMBA and os.environ.get("DEDUPE_NUMBA", "1") != "0"
+
+_RAW_ASCII = 0  # a text's bytes are raw ASCII: tokens are [A-Za-z0-9_] runs, lower-cased
+_SPACED = 1  # a text's bytes are its tokens joined by single spaces (UTF-8)
+_SIGNATURES, _COUNT, _HASHES = 0, 1, 2  # what `_sign` works out besides signatures: nothing, distinct counts, hashes
+
+
+@dataclass(frozen=True, slots=True)
+class SignedParagraphs:
+    """What `features.analyse` needs of a batch of normalised paragraphs.
+
+    `words` counts every paragraph's tokens; paragraphs with at least `min_words` of them are signed,
+    in input order: `signatures[r]` and their distinct shingle hashes, sorted,
+    `shingle_hashes[shingle_offsets[r]:shingle_offsets[r + 1]]`.
+    """
+
+    words: np.ndarray  # int64, one per paragraph
+    signed: np.ndarray  # bool, one per paragraph
+    signatures: np.ndarray  # (signed paragraphs x num_perm) uint32
+    shingle_hashes: np.ndarray  # uint32
+    shingle_offsets: np.ndarray  # int64, signed paragraphs + 1
+
+
+def sign_texts(texts: Sequence[str], ngram: int, hasher: MinHasher) -> tuple[np.ndarray, np.ndarray]:
+    """MinHash signatures of raw texts' word `ngram`-shingles and each text's distinct shingle count.
+
+    Equal to `hasher.signatures(shingle([tokenize(normalize(t)) for t in texts], ngram))` and the
+    number of distinct hashes in each text's row of that batch; compiled when numba is available.
+    """
+    if ngram < 1:
+        raise ValueError("ngram must be at least 1")
+    if not AVAILABLE:
+        batch = shingle([tokenize(normalize(t)) for t in texts], ngram)
+        _, offsets = _distinct_per_text(batch.hashes, batch.offsets)
+        return hasher.signatures(batch), np.diff(offsets)
+    buf, offsets, modes = _pack(texts, normalised=False)
+    _, sigs, _, distinct_offsets = _sign(buf, offsets, modes, ngram, *hasher.permutations, 0, _COUNT)
+    return sigs, np.diff(distinct_offsets)
+
+
+def text_signatures(texts: Sequence[str], ngram: int, hasher: MinHasher) -> np.ndarray:
+    """The signatures of `sign_texts` alone, a little faster: the distinct counts need a sort per text."""
+    if ngram < 1:
+        raise ValueError("ngram must be at least 1")
+    if not AVAILABLE:
+        return hasher.signatures(shingle([tokenize(normalize(t)) for t in texts], ngram))
+    buf, offsets, modes = _pack(texts, normalised=False)
+    return _sign(buf, offsets, modes, ngram, *hasher.permutations, 0, _SIGNATURES)[1]
+
+
+def sign_paragraphs(normalised: Sequence[str], ngram: int, hasher: MinHasher, min_words: int) -> SignedParagraphs:
+    """Word counts of already normalised paragraphs; signatures and distinct shingle hashes of the long ones.
+
+    Equal to tokenising each with `tokenize`, then `shingle` + `MinHasher.signatures` over the
+    paragraphs with at least `min_words` tokens, and their hashes deduplicated and sorted per paragraph.
+    """
+    if ngram < 1:
+        raise ValueError("ngram must be at least 1")
+    if not AVAILABLE:
+        tokens = [tokenize(p) for p in normalised]
+        words = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
+        signed = words >= min_words
+        batch = shingle([t for t, s in zip(tokens, signed.tolist(), strict=True) if s], ngram)
+        hashes, offsets = _distinct_per_text(batch.hashes, batch.offsets)
+        return SignedParagraphs(words, signed, hasher.signatures(batch), hashes, offsets)
+    buf, offsets, modes = _pack(normalised, normalised=True)
+    words, sigs, hashes, distinct_offsets = _sign(buf, offsets, modes, ngram, *hasher.permutations, min_words, _HASHES)
+    return SignedParagraphs(words, words >= min_words, sigs, hashes, distinct_offsets)
+
+
+def _pack(texts: Sequence[str], normalised: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All texts' bytes in one buffer, their byte offsets and how the kernel must read each one.
+
+    ASCII texts go in as they are. Others are normalised (unless they already are) and tokenised in
+    Python, and go in as their tokens joined by spaces.
+    """
+    parts: list[bytes] = []
+    modes = np.zeros(len(texts), dtype=np.uint8)
+    for k, text in enumerate(texts):
+        if text.isascii():
+            parts.append(text.encode("ascii"))
+        else:
+            modes[k] = _SPACED
+            parts.append(" ".join(tokenize(text if normalised else normalize(text))).encode("utf-8"))
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), out=offsets[1:])
+    return np.frombuffer(b"".join(parts), dtype=np.uint8), offsets, modes
+
+
+def _distinct_per_text(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's shingle hashes, deduplicated and sorted, with new offsets (the numpy path)."""
+    owner = np.repeat(np.arange(len(offsets) - 1, dtype=np.uint64), np.diff(offsets))
+    combined = unique_sorted((owner << np.uint64(32)) | hashes.astype(np.uint64))
+    counts = np.bincount((combined >> np.uint64(32)).astype(np.int64), minlength=len(offsets) - 1)
+    new_offsets = np.zeros(len(offsets), dtype=np.int64)
+    np.cumsum(counts, out=new_offsets[1:])
+    return (combined & np.uint64(0xFFFFFFFF)).astype(np.uint32), new_offsets
+
+
+def xxh64(data: bytes) -> int:
+    """XXH64 (seed 0) of `data` by the compiled port; for tests against `xxhash.xxh64_intdigest`."""
+    if not AVAILABLE:
+        raise RuntimeError("numba is not available")
+    return int(_xxh64(np.frombuffer(bytearray(data), dtype=np.uint8), 0, len(data)))  # writable, as in _sign
+
+
+if AVAILABLE:
+    def _jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            return numba.njit(cache=True, nogil=True)(fn)
+        except RuntimeError:  # no writable cache directory anywhere: compile in each process instead
+            return numba.njit(nogil=True)(fn)
+
+    _U64 = np.uint64
+    _P1 = _U64(0x9E3779B185EBCA87)
+    _P2 = _U64(0xC2B2AE3D27D4EB4F)
+    _P3 = _U64(0x165667B19E3779F9)
+    _P4 = _U64(0x85EBCA77C2B2AE63)
+    _P5 = _U64(0x27D4EB2F165667C5)
+    _M = _U64(0x9E3779B97F4A7C15)  # shingle.py's polynomial multiplier
+    _FMIX1 = _U64(0xFF51AFD7ED558CCD)
+    _FMIX2 = _U64(0xC4CEB9FE1A85EC53)
+    _MASK32 = _U64(0xFFFFFFFF)
+
+    @_jit
+    def _rotl(x: np.uint64, r: np.uint64) -> np.uint64:
+        return (x << r) | (x >> (_U64(64) - r))
+
+    @_jit
+    def _read64(b: np.ndarray, i: int) -> np.uint64:
+        return (_U64(b[i]) | (_U64(b[i + 1]) << _U64(8)) | (_U64(b[i + 2]) << _U64(16))
+                | (_U64(b[i + 3]) << _U64(24)) | (_U64(b[i + 4]) << _U64(32)) | (_U64(b[i + 5]) << _U64(40))
+                | (_U64(b[i + 6]) << _U64(48)) | (_U64(b[i + 7]) << _U64(56)))
+
+    @_jit
+    def _read32(b: np.ndarray, i: int) -> np.uint64:
+        return _U64(b[i]) | (_U64(b[i + 1]) << _U64(8)) | (_U64(b[i + 2]) << _U64(16)) | (_U64(b[i + 3]) << _U64(24))
+
+    @_jit
+    def _round(acc: np.uint64, lane: np.uint64) -> np.uint64:
+        return _rotl(acc + lane * _P2, _U64(31)) * _P1
+
+    @_jit
+    def _xxh64(b: np.ndarray, start: int, end: int) -> np.uint64:
+        """XXH64 with seed 0 of b[start:end], following the reference implementation step by step."""
+        n = end - start
+        i = start
+        if n >= 32:
+            v1 = _P1 + _P2
+            v2 = _P2
+            v3 = _U64(0)
+            v4 = _U64(0) - _P1
+            while i + 32 <= end:
+                v1 = _round(v1, _read64(b, i))
+                v2 = _round(v2, _read64(b, i + 8))
+                v3 = _round(v3, _read64(b, i + 16))
+                v4 = _round(v4, _read64(b, i + 24))
+                i += 32
+            h = _rotl(v1, _U64(1)) + _rotl(v2, _U64(7)) + _rotl(v3, _U64(12)) + _rotl(v4, _U64(18))
+            h = (h ^ _round(_U64(0), v1)) * _P1 + _P4
+            h = (h ^ _round(_U64(0), v2)) * _P1 + _P4
+            h = (h ^ _round(_U64(0), v3)) * _P1 + _P4
+            h = (h ^ _round(_U64(0), v4)) * _P1 + _P4
+        else:
+            h = _P5
+        h += _U64(n)
+        while i + 8 <= end:
+            h ^= _round(_U64(0), _read64(b, i))
+            h = _rotl(h, _U64(27)) * _P1 + _P4
+            i += 8
+        if i + 4 <= end:
+            h ^= _read32(b, i) * _P1
+            h = _rotl(h, _U64(23)) * _P2 + _P3
+            i += 4
+        while i < end:
+            h ^= _U64(b[i]) * _P5
+            h = _rotl(h, _U64(11)) * _P1
+            i += 1
+        h ^= h >> _U64(33)
+        h *= _P2
+        h ^= h >> _U64(29)
+        h *= _P3
+        h ^= h >> _U64(32)
+        return h
+
+    @_jit
+    def _fold(acc: np.uint64) -> np.uint32:
+        """fmix64 then the high half: shingle.py's 64 -> 32 bit fold of a shingle's polynomial hash."""
+        acc ^= acc >> _U64(33)
+        acc *= _FMIX1
+        acc ^= acc >> _U64(33)
+        acc *= _FMIX2
+        acc ^= acc >> _U64(33)
+        return np.uint32(acc >> _U64(32))
+
+    @_jit
+    def _fmix32(h: np.uint32) -> np.uint64:
+        """MurmurHash3's 32-bit finaliser (datasketch's pre-mix), in 64-bit registers masked to 32 bits."""
+        x = _U64(h)
+        x ^= x >> _U64(16)
+        x = (x * _U64(0x85EBCA6B)) & _MASK32
+        x ^= x >> _U64(13)
+        x = (x * _U64(0xC2B2AE35)) & _MASK32
+        x ^= x >> _U64(16)
+        return x
+
+    @_jit
+    def _sort_u32(a: np.ndarray, n: int, tmp: np.ndarray, count: np.ndarray) -> None:
+        """Sort a[:n] in place: insertion sort when short, else an LSD radix sort (4 passes of 8 bits).
+
+        np.sort (a quicksort) took as long as all the hashing on document-sized inputs.
+        """
+        if n <= 40:
+            for i in range(1, n):
+                x = a[i]
+                j = i - 1
+                while j >= 0 and a[j] > x:
+                    a[j + 1] = a[j]
+                    j -= 1
+                a[j + 1] = x
+            return
+        count[:] = 0
+        for i in range(n):
+            x = a[i]
+            count[0, x & 0xFF] += 1
+            count[1, (x >> 8) & 0xFF] += 1
+            count[2, (x >> 16) & 0xFF] += 1
+            count[3, x >> 24] += 1
+        src, dst = a, tmp
+        for p in range(4):
+            c = count[p]
+            total = 0
+            for d in range(256):
+                k = c[d]
+                c[d] = total
+                total += k
+            shift = 8 * p
+            for i in range(n):
+                x = src[i]
+                d = (x >> shift) & 0xFF
+                dst[c[d]] = x
+                c[d] += 1
+            src, dst = dst, src  # after an even number of passes the result is back in `a`
+
+    @_jit
+    def _word_hashes(buf: np.ndarray, lo: int, hi: int, mode: int, low: np.ndarray, is_word: np.ndarray,
+                     out: np.ndarray) -> int:
+        """Hash the tokens of buf[lo:hi] into `out`; returns their number.
+
+        A first branch-free pass lower-cases (raw ASCII mode) and classifies every byte, which the
+        compiler vectorises; the second finds the token runs and hashes each in place.
+        """
+        n = hi - lo
+        if mode == _RAW_ASCII:
+            for i in range(n):
+                c = buf[lo + i]
+                lower = c + np.uint8(32) * np.uint8(np.uint8(c - np.uint8(65)) < np.uint8(26))
+                low[i] = lower
+                is_word[i] = np.uint8((np.uint8(lower - np.uint8(97)) < np.uint8(26))
+                                      | (np.uint8(c - np.uint8(48)) < np.uint8(10)) | (c == np.uint8(95)))
+        else:
+            for i in range(n):
+                c = buf[lo + i]
+                low[i] = c
+                is_word[i] = np.uint8(c != np.uint8(32))
+        is_word[n] = 0  # sentinel: every run ends inside the array
+        nw = 0
+        i = 0
+        while i < n:
+            if is_word[i] == 0:
+                i += 1
+                continue
+            j = i + 1
+            while is_word[j] != 0:
+                j += 1
+            out[nw] = _xxh64(low, i, j)
+            nw += 1
+            i = j
+        return nw
+
+    @_jit
+    def _sign(buf: np.ndarray, offsets: np.ndarray, modes: np.ndarray, ngram: int, a: np.ndarray, b: np.ndarray,
+              min_words: int, distinct: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Word counts of all texts; signatures of texts with >= min_words, and their distinct shingles.
+
+        `distinct` is _SIGNATURES (distinct offsets all 0), _COUNT (offsets from distinct counts) or
+        _HASHES (also the distinct hashes, sorted, per signed text).
+
+        One pass over the texts with reused scratch arrays. Outputs are sized for the worst case (every
+        text signed; a text of L bytes has at most L // 2 + 1 tokens) and trimmed at the end.
+        """
+        n_texts = len(offsets) - 1
+        num_perm = len(a)
+        longest = 0
+        for t in range(n_texts):
+            longest = max(longest, offsets[t + 1] - offsets[t])
+        words = np.zeros(n_texts, dtype=np.int64)
+        sigs = np.full((n_texts, num_perm), np.uint32(0xFFFFFFFF), dtype=np.uint32)
+        distinct_offsets = np.zeros(n_texts + 1, dtype=np.int64)
+        keep_hashes = distinct == _HASHES
+        kept = np.empty(len(buf) // 2 + n_texts if keep_hashes else 0, dtype=np.uint32)
+        low = np.empty(longest, dtype=np.uint8)
+        is_word = np.empty(longest + 1, dtype=np.uint8)
+        word_hashes = np.empty(longest // 2 + 1, dtype=np.uint64)
+        shingles = np.empty(longest // 2 + 1, dtype=np.uint32)
+        tmp = np.empty(longest // 2 + 1, dtype=np.uint32)
+        count = np.zeros((4, 256), dtype=np.int64)
+        power = _U64(1)  # M^(ngram-1): the weight of the word leaving a window
+        for _ in range(ngram - 1):
+            power *= _M
+        row = 0
+        for t in range(n_texts):
+            nw = _word_hashes(buf, offsets[t], offsets[t + 1], modes[t], low, is_word, word_hashes)
+            words[t] = nw
+            if nw < min_words:
+                continue
+            ns = 0
+            if 0 < nw < ngram:
+                acc = _U64(0)
+                for k in range(nw):
+                    acc = acc * _M + word_hashes[k]
+                shingles[0] = _fold(acc)
+                ns = 1
+            elif nw >= ngram:
+                # Rolling form of sum_j h(w_{i+j}) M^(n-1-j): drop the oldest word, shift, add the newest.
+                acc = _U64(0)
+                for k in range(ngram):
+                    acc = acc * _M + word_hashes[k]
+                shingles[0] = _fold(acc)
+                for k in range(ngram, nw):
+                    acc = (acc - word_hashes[k - ngram] * power) * _M + word_hashes[k]
+                    shingles[k - ngram + 1] = _fold(acc)
+                ns = nw - ngram + 1
+            sig = sigs[row]
+            for s in range(ns):
+                x = _fmix32(shingles[s])
+                for k in range(num_perm):
+                    sig[k] = min(sig[k], np.uint32((_U64(a[k]) * x + _U64(b[k])) & _MASK32))
+            n_distinct = 0
+            if ns and distinct != _SIGNATURES:
+                _sort_u32(shingles, ns, tmp, count)
+                base = distinct_offsets[row]
+                prev = shingles[0]
+                if keep_hashes:
+                    kept[base] = prev
+                n_distinct = 1
+                for s in range(1, ns):
+                    if shingles[s] != prev:
+                        prev = shingles[s]
+                        if keep_hashes:
+                            kept[base + n_distinct] = prev
+                        n_distinct += 1
+            distinct_offsets[row + 1] = distinct_offsets[row] + n_distinct
+            row += 1
+        if row < n_texts:
+            sigs = sigs[:row].copy()
+            distinct_offsets = distinct_offsets[: row + 1].copy()
+        return words, sigs, kept[: distinct_offsets[row]].copy(), distinct_offsets

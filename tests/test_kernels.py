@@ -1,0 +1,180 @@
+"""The compiled kernels give exactly what the numpy path gives (and so what datasketch gives).
+
+Tests that need numba skip without it; the rest check the fallback, which must serve the same
+arrays. The whole suite is also meant to pass with numba hidden (see `test_fallback_without_numba`).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xxhash
+from datasketch import MinHash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedupe import MinHasher, kernels, shingle, shingle_hash32
+from dedupe.features import analyse
+from dedupe.near import document_signatures, find_near_duplicate_documents
+from dedupe.normalize import normalize, tokenize
+from dedupe.segment import split_paragraphs
+from dedupe.shingle import word_hash
+
+from .conftest import random_text
+
+# kernels.AVAILABLE is False when numba cannot be imported or DEDUPE_NUMBA=0 switches the kernels off.
+compiled = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba kernels not available")
+
+
+def _numpy_path(texts: list[str], ngram: int, hasher: MinHasher) -> tuple[np.ndarray, np.ndarray]:
+    tokens = [tokenize(normalize(t)) for t in texts]
+    sigs = hasher.signatures(shingle(tokens, ngram))
+    counts = [len(set(_shingle_strings(t, ngram))) for t in tokens]
+    return sigs, np.asarray(counts, dtype=np.int64)
+
+
+def _shingle_strings(tokens: list[str], ngram: int) -> list[str]:
+    if 0 < len(tokens) < ngram:
+        return [" ".join(tokens)]
+    return [" ".join(tokens[i : i + ngram]) for i in range(len(tokens) - ngram + 1)]
+
+
+# ASCII: word-like runs with every kind of separator and case, and raw printable/control noise.
+_ascii_word = st.text(alphabet="abcXYZ019_", min_size=1, max_size=12)
+_ascii_sep = st.text(alphabet=" \t\n\r\x0b\x0c.,;:!?-'\"()[]{}<>/\\|@#$%^&*+=~`\x00\x1f\x7f", min_size=1, max_size=3)
+_ascii_text = st.one_of(
+    st.lists(st.tuples(_ascii_word, _ascii_sep), max_size=60).map(lambda ws: "".join(w + s for w, s in ws)),
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=300),
+)
+# Non-ASCII: compatibility forms, special case folds, marks, other scripts, and anything at all.
+_unicode_word = st.text(alphabet="aBéÉßẞﬁﬀİıǅＡ①²µΣσςКиї中文ا٣\u0301\u200d_9", min_size=1, max_size=8)
+_unicode_text = st.one_of(
+    st.lists(st.tuples(_unicode_word, _ascii_sep), max_size=40).map(lambda ws: "".join(w + s for w, s in ws)),
+    st.text(max_size=200),
+)
+_any_text = st.one_of(_ascii_text, _unicode_text)
+
+
+@compiled
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_xxh64_port_equals_xxhash(data: bytes) -> None:
+    assert kernels.xxh64(data) == xxhash.xxh64_intdigest(data)
+
+
+@compiled
+def test_xxh64_port_every_length_to_100_and_past_stripes() -> None:
+    rnd = random.Random(7)
+    for n in [*range(101), 127, 128, 129, 255, 256, 1000, 4099]:
+        for _ in range(8):
+            data = bytes(rnd.randrange(256) for _ in range(n))
+            assert kernels.xxh64(data) == xxhash.xxh64_intdigest(data), n
+
+
+def test_word_hash_is_xxh64_of_utf8() -> None:
+    for word in ["", "a", "straße", "中文", "x" * 40]:
+        assert word_hash(word) == xxhash.xxh64_intdigest(word.encode("utf-8"))
+
+
+@compiled
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_any_text, max_size=8), st.integers(1, 6), st.sampled_from([16, 64, 128]), st.integers(0, 2**31))
+def test_sign_texts_equals_numpy_path(texts: list[str], ngram: int, num_perm: int, seed: int) -> None:
+    hasher = MinHasher(num_perm, seed)
+    sigs, counts = kernels.sign_texts(texts, ngram, hasher)
+    want_sigs, want_counts = _numpy_path(texts, ngram, hasher)
+    assert sigs.dtype == np.uint32 and sigs.shape == (len(texts), num_perm)
+    assert np.array_equal(sigs, want_sigs)
+    assert np.array_equal(counts, want_counts)
+    assert np.array_equal(kernels.text_signatures(texts, ngram, hasher), want_sigs)
+
+
+@compiled
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_any_text, max_size=10), st.integers(1, 6), st.integers(0, 8))
+def test_sign_paragraphs_equals_numpy_path(texts: list[str], ngram: int, min_words: int) -> None:
+    normalised = [normalize(t) for t in texts]
+    hasher = MinHasher(32, 5)
+    got = kernels.sign_paragraphs(normalised, ngram, hasher, min_words)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(kernels, "AVAILABLE", False)
+        want = kernels.sign_paragraphs(normalised, ngram, hasher, min_words)
+    for field in ("words", "signed", "signatures", "shingle_hashes", "shingle_offsets"):
+        a, b = getattr(got, field), getattr(want, field)
+        assert a.dtype == b.dtype and np.array_equal(a, b), field
+
+
+@compiled
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_any_text, min_size=1, max_size=4), st.integers(1, 5))
+def test_kernel_signatures_equal_datasketch(texts: list[str], ngram: int) -> None:
+    hasher = MinHasher(64, 11)
+    sigs, _ = kernels.sign_texts(texts, ngram, hasher)
+    for row, text in zip(sigs, texts, strict=True):
+        m = MinHash(num_perm=64, seed=11, hashfunc=shingle_hash32)
+        for s in _shingle_strings(tokenize(normalize(text)), ngram):
+            m.update(s.encode("utf-8"))
+        assert np.array_equal(row, m.hashvalues)
+
+
+def _pages(rng: random.Random) -> list[list]:
+    texts = [random_text(rng, rng.randint(0, 400)) for _ in range(30)]
+    texts += ["Café crème: l'été À PARIS ﬁnit.\n\nShort line\n" + texts[0], "", "ＦＵＬＬＷＩＤＴＨ text ①②", texts[3]]
+    return [split_paragraphs(t.replace(". ", ".\n", 3)) for t in texts]
+
+
+@compiled
+def test_analyse_same_features_with_and_without_kernels(monkeypatch, rng: random.Random) -> None:
+    pages = _pages(rng)
+    hasher = MinHasher(128, 1)
+    got = analyse(pages, hasher, 5, 8)
+    monkeypatch.setattr(kernels, "AVAILABLE", False)
+    want = analyse(pages, hasher, 5, 8)
+    for field in want.__slots__:
+        a, b = getattr(got, field), getattr(want, field)
+        assert a.dtype == b.dtype and np.array_equal(a, b), field
+    assert (want.sig_row >= 0).sum() == len(want.signatures) > 0
+
+
+@compiled
+def test_documents_same_with_and_without_kernels(monkeypatch, rng: random.Random) -> None:
+    texts = [random_text(rng, rng.randint(300, 800)) for _ in range(40)]
+    texts += [t.replace("the", "thé", 2) for t in texts[:5]] + [t.upper() for t in texts[5:10]] + ["", "one"]
+    sigs = document_signatures(texts)
+    clusters = find_near_duplicate_documents(texts)
+    monkeypatch.setattr(kernels, "AVAILABLE", False)
+    assert np.array_equal(sigs, document_signatures(texts))
+    assert clusters == find_near_duplicate_documents(texts)
+    assert len(clusters) == 10  # upper-cased copies are exact duplicates; accented ones near
+
+
+def test_empty_inputs() -> None:
+    hasher = MinHasher(16)
+    sigs, counts = kernels.sign_texts([], 5, hasher)
+    assert sigs.shape == (0, 16) and sigs.dtype == np.uint32 and counts.shape == (0,)
+    got = kernels.sign_paragraphs([], 5, hasher, 3)
+    assert got.signatures.shape == (0, 16) and got.shingle_offsets.tolist() == [0]
+    with pytest.raises(ValueError):
+        kernels.sign_texts(["a"], 0, hasher)
+
+
+def test_fallback_without_numba() -> None:
+    """With numba hidden, the kernels module still imports and serves the numpy path."""
+    code = (
+        "import sys; sys.modules['numba'] = None\n"
+        "from dedupe import kernels, MinHasher\n"
+        "from dedupe.near import document_signatures\n"
+        "assert not kernels.AVAILABLE\n"
+        "sigs, counts = kernels.sign_texts(['one two three four five six', 'x'], 5, MinHasher(8))\n"
+        "assert counts.tolist() == [2, 1] and sigs.shape == (2, 8)\n"
+        "assert (kernels.text_signatures(['one two three four five six', 'x'], 5, MinHasher(8)) == sigs).all()\n"
+        "assert document_signatures(['a b c']).shape == (1, 128)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
