@@ -152,23 +152,17 @@ class _Prefixes:
     matrix: the prefix entries that can be shared (df ≥ 2), with their weights.
     start: global rank of each row's first tail term (the vocabulary size when it has no tail).
     tail: ‖x_s‖, the norm of each row's tail.
-    keys, suffix: all entries sorted by (row, rank) as keys row·(V+1) + rank, and for each the
-        squared weight of it and of the rest of its row: ‖x_{≥r}‖² for any rank r by one lookup.
+    level: for each row, the index of the last checkpoint rank at or before its tail's start.
+    above: ‖x_{≥c}‖ for each row and checkpoint rank c (ranks where df passes 1, 2, 4, 8, ...
+        and `candidate_df`): an upper bound of ‖x_{≥b}‖ for any b at or after the checkpoint,
+        read with one gather instead of a search.
     """
 
     matrix: sp.csr_matrix
     start: np.ndarray
     tail: np.ndarray
-    keys: np.ndarray
-    suffix: np.ndarray
-
-    def suffix_norm(self, rows: np.ndarray, ranks: np.ndarray) -> np.ndarray:
-        """‖x_{≥r}‖ for each (row, rank r): the norm of the row's terms at or after rank r."""
-        v1 = self.matrix.shape[1] + 1
-        pos = np.searchsorted(self.keys, rows * v1 + ranks)
-        ok = pos < self.keys.size
-        ok[ok] = self.keys[pos[ok]] // v1 == rows[ok]
-        return np.sqrt(np.where(ok, self.suffix[np.minimum(pos, self.keys.size - 1)], 0.0))
+    level: np.ndarray
+    above: np.ndarray
 
 
 def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
@@ -179,46 +173,53 @@ def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
     """
     n, v = weights.shape
     df = np.bincount(weights.indices, minlength=v)
+    by_rank = np.lexsort((np.arange(v), df))  # global order: rarest first
     rank = np.empty(v, dtype=np.int64)
-    rank[np.lexsort((np.arange(v), df))] = np.arange(v)  # global order: rarest first
+    rank[by_rank] = np.arange(v)
     lengths = np.diff(weights.indptr)
     row = np.repeat(np.arange(n), lengths)
     order = np.lexsort((rank[weights.indices], row))  # by row, then rarest first
     r, sq = rank[weights.indices[order]], weights.data[order] ** 2
     inclusive = np.cumsum(sq)
     ends = weights.indptr[1:][lengths > 0] - 1
-    row_end_sum = np.repeat(inclusive[ends], lengths[lengths > 0])
-    suffix = row_end_sum - inclusive + sq  # weight of each entry and of the rest of its row
+    suffix = np.repeat(inclusive[ends], lengths[lengths > 0]) - inclusive + sq  # entry and rest of row
     in_tail = (suffix < limit * limit) | (df[weights.indices[order]] > max_df)
     start = np.full(n, v, dtype=np.int64)
     np.minimum.at(start, row[in_tail], r[in_tail])
+    tail = np.sqrt(np.bincount(row[in_tail], weights=sq[in_tail], minlength=n))
+    sorted_df = df[by_rank]
+    cuts = np.append(2 ** np.arange(int(np.log2(max(2, sorted_df[-1] if v else 2))) + 1), max_df)
+    checkpoints = np.unique(np.append(np.searchsorted(sorted_df, cuts, side="right"), 0))
+    bucket = np.searchsorted(checkpoints, r, side="right") - 1
+    mass = np.bincount(row * checkpoints.size + bucket, weights=sq, minlength=n * checkpoints.size)
+    above = np.sqrt(np.cumsum(mass.reshape(n, -1)[:, ::-1], axis=1)[:, ::-1]).astype(np.float32)
+    level = np.searchsorted(checkpoints, start, side="right") - 1
     matrix = weights.copy()
     drop = np.zeros(weights.nnz, dtype=bool)
     drop[order] = in_tail
     matrix.data = np.where(drop | (df[weights.indices] < 2), 0.0, weights.data)
     matrix.eliminate_zeros()
-    tail = np.sqrt(np.bincount(row[in_tail], weights=sq[in_tail], minlength=n))
-    return _Prefixes(matrix, start, tail, row * (v + 1) + r, suffix)
+    return _Prefixes(matrix, start, tail, level, above)
 
 
 def _candidate_blocks(pre: _Prefixes, tau: float, block: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Pairs i < j whose cosine can reach τ, one block of rows at a time.
 
-    Let b be the earlier of the two tails' starts in the global order. Shared terms ranked before
-    b are in both prefixes and make up pp, the prefix product; the rest rank at or after b, so by
-    Cauchy–Schwarz x·y ≤ pp + ‖x_{≥b}‖·‖y_{≥b}‖ ≤ pp + ‖x_s‖ (x the row whose tail starts at b).
-    The cheap looser bound is checked first; pairs where the tight one reaches τ are kept.
+    Let b be the earlier of the two tails' starts in the global order (x the row whose tail starts
+    there). Shared terms ranked before b are in both prefixes and make up pp, the prefix product;
+    the rest rank at or after b, so by Cauchy–Schwarz x·y ≤ pp + ‖x_s‖·‖y_{≥b}‖, and ‖y_{≥b}‖ is
+    at most y's norm above the last checkpoint before b. Pairs whose bound reaches τ are kept.
     """
     n = pre.matrix.shape[0]
     for a in range(0, n, block):
         prod = (pre.matrix[a : a + block] @ pre.matrix[a:].T).tocoo()
         i, j = prod.row.astype(np.int64) + a, prod.col.astype(np.int64) + a
-        loose = prod.data + np.where(pre.start[i] <= pre.start[j], pre.tail[i], pre.tail[j])
-        maybe = (j > i) & (loose >= tau - 1e-9)
-        i, j, pp = i[maybe], j[maybe], prod.data[maybe]
-        b = np.minimum(pre.start[i], pre.start[j])
-        bound = pp + pre.suffix_norm(i, b) * pre.suffix_norm(j, b)
-        keep = bound >= tau - 1e-9
+        upper = j > i
+        i, j, pp = i[upper], j[upper], prod.data[upper]
+        i_first = pre.start[i] <= pre.start[j]
+        first, other = np.where(i_first, i, j), np.where(i_first, j, i)
+        bound = pp + pre.tail[first] * pre.above[other, np.minimum(pre.level[i], pre.level[j])]
+        keep = bound >= tau - 1e-6
         yield i[keep], j[keep]
 
 
