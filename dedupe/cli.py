@@ -25,6 +25,7 @@ from .clean import (
     removed_records,
     stripped_records,
 )
+from .cli_index import Run, index_group, run_options, unattended_run  # index, lock, signals, run log
 from .errors import DedupeError
 from .model import BadRecord, Document
 from .pipeline import ScanResult, Settings, scan
@@ -117,10 +118,14 @@ def _read(inputs: Sequence[str], options: ReadOptions, tick: Callable[[str, int,
     return docs, reader.bad
 
 
-def _run_scan(kw: dict[str, Any], quiet: bool = False) -> tuple[list[Document], ScanResult]:
+def _run_scan(kw: dict[str, Any], quiet: bool = False, run: Run | None = None) -> tuple[list[Document], ScanResult]:
     with _progress(not quiet) as tick:
+        if run is not None:  # stage timings, stop at batch boundaries on SIGINT/SIGTERM
+            tick = run.watch(tick)
         docs, bad = _read(kw["inputs"], _read_options(kw), tick)
-        result = scan(docs, _settings(kw), bad=bad, progress=tick)
+        result = scan(docs, _settings(kw), bad=bad, progress=tick, archive=run.archive if run else None)
+        if run is not None:
+            run.result = result  # recorded in the index even if the run is refused later
     return docs, result
 
 
@@ -162,14 +167,17 @@ def main() -> None:
 @click.option("--json", "json_path", metavar="PATH", help="Also write the report as JSON (`-` for stdout).")
 @click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True, help="Clusters shown per level.")
 @click.option("--quiet", "-q", is_flag=True, help="No terminal report or progress.")
-def scan_command(json_path: str | None, top: int, quiet: bool, **kw: Any) -> None:
+@run_options(writer=False)
+def scan_command(json_path: str | None, top: int, quiet: bool, index_path: str | None, log_format: str | None,
+                 **kw: Any) -> None:
     """Report duplicate clusters and chrome in INPUT... without changing anything.
 
     INPUT is a JSONL file (optionally .gz/.bz2/.xz/.zst), a folder of text files, a text file, or `-` for
     JSONL on stdin.
     """
-    _, result = _run_scan(kw, quiet)
-    report = build_report(result)
+    with unattended_run("scan", index_path, _settings(kw), log_format=log_format, quiet=quiet, writer=False) as run:
+        _, result = _run_scan(kw, quiet, run)
+        report = build_report(result, run.report_extra(result))
     if json_path:
         _write_json_report(json_path, report)
     if not quiet and json_path != "-":
@@ -190,33 +198,41 @@ def scan_command(json_path: str | None, top: int, quiet: bool, **kw: Any) -> Non
 @click.option("--json", "json_path", metavar="PATH", help="Also write the report as JSON (`-` for stdout).")
 @click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True, help="Clusters shown per level.")
 @click.option("--quiet", "-q", is_flag=True, help="No terminal report or progress.")
+@run_options(writer=True)
 def clean_command(output: str, removed: str | None, stripped: str | None, annotate: bool,
-                  max_removed: float | None, json_path: str | None, top: int, quiet: bool, **kw: Any) -> None:
+                  max_removed: float | None, json_path: str | None, top: int, quiet: bool, index_path: str | None,
+                  log_format: str | None, wait: float, **kw: Any) -> None:
     """Write INPUT... with chrome stripped and one copy of each duplicate kept.
 
     Input is never modified; every output appears whole or not at all.
     """
     target = Path(output)
-    for path in (output, removed, stripped, json_path):
+    for path in (output, removed, stripped, json_path, index_path):
         if path and path != "-":
             ensure_not_input(Path(path), kw["inputs"])
-    docs, result = _run_scan(kw, quiet)
-    if max_removed is not None and not annotate:
-        check_removal_guard(result, max_removed)
-    folder_out = not output.endswith(_JSONL_OUTPUT) and bool(docs) and all(
-        "path" in d.fields and not d.line for d in docs)
-    if folder_out and not annotate:
-        write_text_folder(target, output_files(docs, result))
-    else:
-        write_jsonl(target, output_records(docs, result, kw["text_field"], annotate=annotate))
-    if removed:
-        write_jsonl(Path(removed), removed_records(result))
-    if stripped:
-        write_jsonl(Path(stripped), stripped_records(result))
-    report = build_report(result, {"output": output})
-    if json_path:
-        _write_json_report(json_path, report)
+    # The run holds the index's writer lock throughout; the index is updated only after the outputs are in place.
+    with unattended_run("clean", index_path, _settings(kw), log_format=log_format, quiet=quiet, writer=True,
+                        wait=wait) as run:
+        docs, result = _run_scan(kw, quiet, run)
+        if max_removed is not None and not annotate:
+            check_removal_guard(result, max_removed)
+        folder_out = not output.endswith(_JSONL_OUTPUT) and bool(docs) and all(
+            "path" in d.fields and not d.line for d in docs)
+        run.writing()
+        if folder_out and not annotate:
+            write_text_folder(target, run.watch_records(output_files(docs, result)))
+        else:
+            write_jsonl(target, run.watch_records(output_records(docs, result, kw["text_field"], annotate=annotate)))
+        if removed:
+            write_jsonl(Path(removed), removed_records(result))
+        if stripped:
+            write_jsonl(Path(stripped), stripped_records(result))
+        run.commit(result)
+        report = build_report(result, {"output": output, **run.report_extra(result)})
+        if json_path:
+            _write_json_report(json_path, report)
     if not quiet and json_path != "-" and output != "-":
         render(report, Console(), top=top)
 
 
+main.add_command(index_group)  # dedupe index stats|forget|vacuum|rebuild|export (cli_index.py)
