@@ -172,7 +172,7 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
     doc_clusters = _document_clusters(table, doc_groups, content_texts)
     para_clusters = _paragraph_clusters(docs, pages, feats, para_groups)
     if settings.story:
-        story_docs, story_paras = _story_clusters(docs, pages, content_texts, feats, doc_groups, kept,
+        story_docs, story_paras = _story_clusters(docs, pages, content_texts, feats, content, doc_groups, kept,
                                                   para_groups, rank, len(doc_clusters), len(para_clusters))
         doc_clusters += story_docs
         para_clusters += story_paras
@@ -411,8 +411,8 @@ def _document_groups(table: _DocTable, feats: ParagraphFeatures, content: np.nda
             union = np.maximum(sizes[rep] + sizes[others[local]] - shared[local], 1.0)
             jac[local] = shared[local] / union
         small = np.minimum(sizes[rep], sizes[others])
-        contained = np.where(small >= settings.min_containment_shingles, np.minimum(1.0, shared / np.maximum(small, 1.0)),
-                             0.0)
+        contained = np.where(small >= settings.min_containment_shingles,
+                             np.minimum(1.0, shared / np.maximum(small, 1.0)), 0.0)
         # A pair passes on Jaccard, or failing that on containment; the value reported is the
         # measure it passed on, and 0 when it passes on neither.
         sim = np.where(jac >= settings.threshold, jac,
@@ -583,40 +583,57 @@ def _paragraph_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], 
 # -- stage 7: stories --------------------------------------------------------------------------
 
 def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], content_texts: list[str],
-                    feats: ParagraphFeatures, doc_groups: list[Group], kept: dict[int, int], para_groups: list[Group],
-                    rank: np.ndarray, doc_base: int, para_base: int) -> tuple[list[Cluster], list[Cluster]]:
-    """Story clusters of documents (one copy per document cluster) and of long content paragraphs."""
+                    feats: ParagraphFeatures, content: np.ndarray, doc_groups: list[Group], kept: dict[int, int],
+                    para_groups: list[Group], rank: np.ndarray, doc_base: int,
+                    para_base: int) -> tuple[list[Cluster], list[Cluster]]:
+    """Story clusters of documents (one copy per document cluster) and of long paragraphs.
+
+    Content terms are computed once per paragraph; a document's terms are those of its content
+    paragraphs (all of them when chrome detection left none).
+    """
     settings = story_stage.StorySettings()
+    signed = feats.sig_row >= 0
+    bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
+    terms: dict[int, list[str]] = {}
+
+    def terms_of(r: int) -> list[str]:
+        if r not in terms:
+            terms[r] = story_stage.content_terms(pages[int(feats.doc[r])][int(feats.index[r])].text)
+        return terms[r]
+
     # Documents: one unit per copy group, the kept copy standing for it.
     removed = {int(m) for k, g in enumerate(doc_groups) for m in g.members if int(m) != kept[k]}
     units = [d for d in range(len(docs)) if d not in removed]  # archived documents are not story units
-    texts = [content_texts[d] for d in units]
-    doc_clusters = _story_groups(texts, settings, rank[np.array(units, dtype=np.int64)] if units else rank[:0])
+    doc_terms = []
+    for d in units:
+        rows = range(bounds[d], bounds[d + 1])
+        chosen = [r for r in rows if content[r]] or list(rows)
+        doc_terms.append([t for r in chosen for t in terms_of(r)])
     story_docs = []
-    for k, (members, sims) in enumerate(doc_clusters):
+    unit_rank = rank[np.array(units, dtype=np.int64)] if units else rank[:0]
+    for k, (members, sims) in enumerate(_story_groups(doc_terms, settings, unit_rank)):
         mem = tuple(Member(docs[units[m]].id, round(s, 4)) for m, s in zip(members, sims, strict=True))
         story_docs.append(Cluster(f"d{doc_base + k + 1}", "story", "document", mem[0], mem,
-                                  _preview(texts[members[0]])))
+                                  _preview(content_texts[units[members[0]]])))
     # Paragraphs: every signed paragraph (a related-article teaser retelling a story counts), one per
     # paragraph copy group.
     copies = {int(m) for g in para_groups for m in g.members[1:]}
-    para_units = [int(r) for r in np.flatnonzero(feats.sig_row >= 0) if int(r) not in copies]
-    para_texts = [pages[int(feats.doc[r])][int(feats.index[r])].text for r in para_units]
+    para_units = [int(r) for r in np.flatnonzero(signed) if int(r) not in copies]
     para_rank = np.argsort(np.lexsort((feats.index[para_units], rank[feats.doc[para_units]]))) \
         if para_units else np.zeros(0, dtype=np.int64)
     story_paras = []
-    for k, (members, sims) in enumerate(_story_groups(para_texts, settings, para_rank)):
+    for k, (members, sims) in enumerate(_story_groups([terms_of(r) for r in para_units], settings, para_rank)):
         mem = tuple(Member(docs[int(feats.doc[para_units[m]])].id, round(s, 4), int(feats.index[para_units[m]]))
                     for m, s in zip(members, sims, strict=True))
+        first = para_units[members[0]]
         story_paras.append(Cluster(f"p{para_base + k + 1}", "story", "paragraph", mem[0], mem,
-                                   _preview(para_texts[members[0]])))
+                                   _preview(pages[int(feats.doc[first])][int(feats.index[first])].text)))
     return story_docs, story_paras
 
 
-def _story_groups(texts: Sequence[str], settings: story_stage.StorySettings,
+def _story_groups(terms: Sequence[Sequence[str]], settings: story_stage.StorySettings,
                   rank: np.ndarray) -> list[tuple[list[int], list[float]]]:
-    """Story clusters over texts: pairs from the story stage, clustered with the chaining guard."""
-    terms = [story_stage.content_terms(t) for t in texts]
+    """Story clusters over term lists: pairs from the story stage, clustered with the chaining guard."""
     found = story_stage.story_pairs(terms, settings)
     if not found:
         return []
@@ -626,7 +643,7 @@ def _story_groups(texts: Sequence[str], settings: story_stage.StorySettings,
     def similarity(rep: int, others: np.ndarray) -> np.ndarray:
         return np.array([lookup.get((min(rep, int(o)), max(rep, int(o))), 0.0) for o in others])
 
-    groups = cluster(len(texts), pairs, rank, similarity, settings.min_similarity)
+    groups = cluster(len(terms), pairs, rank, similarity, settings.min_similarity)
     return [([int(m) for m in g.members], [float(s) for s in g.similarity]) for g in groups]
 
 
