@@ -71,6 +71,8 @@ def reading_options(func: F) -> F:
                      show_default=True, help="Which copy of a cluster stays."),
         click.option("--date-field", default=_DEFAULTS.date_field, show_default=True,
                      help="Field read by --keep earliest."),
+        click.option("--jobs", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
+                     help="Worker processes for the per-batch stages."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -80,7 +82,7 @@ def reading_options(func: F) -> F:
 def _settings(kw: dict[str, Any]) -> Settings:
     return Settings(ngram=kw["ngram"], num_perm=kw["num_perm"], seed=kw["seed"], threshold=kw["threshold"],
                     containment=kw["containment"], keep=kw["keep"], date_field=kw["date_field"],
-                    chrome=not kw["no_chrome"], story=not kw["no_story"])
+                    chrome=not kw["no_chrome"], story=not kw["no_story"], jobs=kw["jobs"])
 
 
 def _read_options(kw: dict[str, Any]) -> ReadOptions:
