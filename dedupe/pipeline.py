@@ -163,7 +163,7 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
     para_groups = _paragraph_groups(feats, rank, settings)
     tick("clusters", 1, 3)
     rows = _archive_rows(docs, feats, content, settings)
-    table = _DocTable.build(rows, archive, rank)
+    table = _DocTable.build(rows, archive, rank, settings.threshold)
     doc_groups, doc_sim = _document_groups(table, feats, content, para_groups, settings)
     tick("clusters", 2, 3)
     kept = _choose_kept(docs, table, doc_groups, feats, content, settings)
@@ -361,14 +361,10 @@ class _DocTable:
     rank: np.ndarray
 
     @classmethod
-    def build(cls, rows: ArchiveRows, archive: Archive | None, rank: np.ndarray) -> _DocTable:
+    def build(cls, rows: ArchiveRows, archive: Archive | None, rank: np.ndarray, threshold: float) -> _DocTable:
         n = len(rows.ids)
         old = archive.candidates(rows) if archive is not None else ArchivedDocs.empty(rows.signatures.shape[1])
-        # A document already archived under the same id with the same content is this document
-        # again (a re-run), not a copy of itself.
-        mine = set(zip(rows.ids, rows.key_hi.tolist(), rows.key_lo.tolist(), strict=True))
-        keep = np.array([(i, int(h), int(lo)) not in mine
-                         for i, h, lo in zip(old.ids, old.key_hi, old.key_lo, strict=True)], dtype=bool)
+        keep = ~_same_documents_again(rows, old, threshold)
         sel = np.flatnonzero(keep)
         m = len(sel)
         old_owner = np.repeat(np.arange(len(old.ids)), np.diff(old.paragraph_offsets))
@@ -392,6 +388,26 @@ class _DocTable:
 
     def is_archived(self, k: int) -> bool:
         return k >= self.n_new
+
+
+def _same_documents_again(rows: ArchiveRows, old: ArchivedDocs, threshold: float) -> np.ndarray:
+    """Per archived candidate: is it one of this run's documents archived before (a re-run)?
+
+    Same id, and the same content or near it: chrome learned in later runs can strip a line more
+    and change the content key, and that must not make a document a copy of its own archived self.
+    """
+    position = {doc_id: k for k, doc_id in enumerate(rows.ids)}
+    same = np.zeros(len(old.ids), dtype=bool)
+    for j, doc_id in enumerate(old.ids):
+        k = position.get(doc_id)
+        if k is None:
+            continue
+        if old.key_hi[j] == rows.key_hi[k] and old.key_lo[j] == rows.key_lo[k]:
+            same[j] = True
+            continue
+        a, b = rows.signatures[k], old.signatures[j]
+        same[j] = bool(np.mean((a == b) & (a != EMPTY)) >= threshold)
+    return same
 
 
 def _document_groups(table: _DocTable, feats: ParagraphFeatures, content: np.ndarray, para_groups: list[Group],

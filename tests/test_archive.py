@@ -65,3 +65,15 @@ def test_archived_chrome_is_recognised_on_a_new_sites_first_page(rng: random.Ran
     result = scan(_docs(daily[-1:]), Settings(), archive=archive)
     stripped = {p.text for p in result.outcomes[0].stripped}
     assert {"Sign up for our newsletter", "Related Articles"} <= stripped
+
+
+def test_rescanning_an_older_batch_after_later_ones_does_not_remove_it(rng: random.Random) -> None:
+    """Chrome learned from later batches may strip more of an old page; it is still itself."""
+    records = site_dump(rng)
+    daily = [r for r in records if r["site"] == "daily.example"]
+    archive = MemoryArchive()
+    first = _docs(daily[:1])  # one page: no recurrence yet, so less of its chrome is known
+    _run(archive, first, Settings())
+    _run(archive, _docs(daily[2:]), Settings())  # more pages of the site: more chrome known
+    again = scan(first, Settings(), archive=archive)
+    assert all(o.kept for o in again.outcomes)
