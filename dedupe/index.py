@@ -51,6 +51,7 @@ from .errors import EXIT_TEMPFAIL, DedupeError
 from .lsh import band_keys, lsh_params
 from .minhash import EMPTY
 from .pipeline import Settings
+from .shingle import HASH_VERSION
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x64647570  # "ddup" in PRAGMA application_id: tells our files from other SQLite files
@@ -242,7 +243,8 @@ class SQLiteIndex:
     def _create(self, settings: Settings) -> None:
         conn = self._db()
         bands, rows = lsh_params(settings.threshold, settings.num_perm)
-        meta = {"schema_version": SCHEMA_VERSION, "created_at": utc_now(), "bands": bands, "rows": rows,
+        meta = {"schema_version": SCHEMA_VERSION, "hash_version": HASH_VERSION, "created_at": utc_now(),
+                "bands": bands, "rows": rows,
                 "band_probe": _band_probe(settings.num_perm, bands, rows),
                 **{name: getattr(settings, name) for name in MATCHED_SETTINGS}}
         conn.execute("PRAGMA journal_mode = WAL")
@@ -264,6 +266,10 @@ class SQLiteIndex:
         if version != str(SCHEMA_VERSION):
             raise DedupeError(f"index {self.path}: schema version {version}, this dedupe reads version "
                               f"{SCHEMA_VERSION}; export it with the dedupe that wrote it, or start a new index")
+        hashing = self._meta.get("hash_version")
+        if hashing != str(HASH_VERSION):
+            raise DedupeError(f"index {self.path}: its signatures use shingle hash version {hashing}, this dedupe "
+                              f"uses version {HASH_VERSION}; start a new index (or `dedupe index export` it first)")
         if settings is None:
             return
         differ = [f"{name}={self._meta.get(name)} (this run: {getattr(settings, name)})" for name in MATCHED_SETTINGS

@@ -207,6 +207,15 @@ def test_other_settings_are_refused_with_a_clear_error(tmp_path: Path, rng: rand
         SQLiteIndex(tmp_path / "idx")
 
 
+def test_signatures_from_another_shingle_hash_are_refused(tmp_path: Path, rng: random.Random) -> None:
+    with SQLiteIndex(tmp_path / "idx") as index:
+        _run(index, _docs(site_dump(rng))[:3], Settings())
+    with sqlite3.connect(tmp_path / "idx") as conn:
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'hash_version'")
+    with pytest.raises(DedupeError, match="shingle hash version 1"):
+        SQLiteIndex(tmp_path / "idx")
+
+
 def test_a_file_that_is_not_an_index_is_refused(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("not a database\n" * 100)
