@@ -4,6 +4,8 @@ paragraphs or stories. Useful on its own and the like-for-like row of the speed 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import lru_cache
 
 import numpy as np
 import xxhash
@@ -16,11 +18,28 @@ from .minhash import EMPTY, MinHasher, estimate_jaccard
 _BATCH = 2048
 
 
-def document_signatures(texts: Sequence[str], ngram: int = 5, num_perm: int = 128, seed: int = 1) -> np.ndarray:
-    """MinHash signature of each whole text's word n-grams, computed batch by batch (compiled with numba)."""
-    hasher = MinHasher(num_perm, seed)
-    parts = [text_signatures(texts[lo : lo + _BATCH], ngram, hasher) for lo in range(0, len(texts), _BATCH)]
+def document_signatures(texts: Sequence[str], ngram: int = 5, num_perm: int = 128, seed: int = 1,
+                        jobs: int = 1) -> np.ndarray:
+    """MinHash signature of each whole text's word n-grams, computed batch by batch (compiled with
+    numba when it is installed), in `jobs` worker processes when more than one batch needs signing."""
+    batches = [texts[lo : lo + _BATCH] for lo in range(0, len(texts), _BATCH)]
+    if jobs > 1 and len(batches) > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            parts = list(pool.map(_sign_batch, batches, [ngram] * len(batches), [num_perm] * len(batches),
+                                  [seed] * len(batches)))
+    else:
+        parts = [_sign_batch(batch, ngram, num_perm, seed) for batch in batches]
     return np.concatenate(parts) if parts else np.zeros((0, num_perm), dtype=np.uint32)
+
+
+def _sign_batch(texts: Sequence[str], ngram: int, num_perm: int, seed: int) -> np.ndarray:
+    """One batch's signatures; top-level so that worker processes can run it."""
+    return text_signatures(texts, ngram, _hasher(num_perm, seed))
+
+
+@lru_cache(maxsize=4)
+def _hasher(num_perm: int, seed: int) -> MinHasher:
+    return MinHasher(num_perm, seed)
 
 
 def _content_rank(sigs: np.ndarray) -> np.ndarray:
@@ -32,10 +51,11 @@ def _content_rank(sigs: np.ndarray) -> np.ndarray:
 
 
 def find_near_duplicate_documents(texts: Sequence[str], *, ngram: int = 5, num_perm: int = 128,
-                                  threshold: float = 0.8, seed: int = 1) -> list[list[int]]:
+                                  threshold: float = 0.8, seed: int = 1, jobs: int = 1) -> list[list[int]]:
     """Clusters (lists of indices, at least two each) of texts whose estimated word n-gram Jaccard
-    similarity to the cluster's representative reaches `threshold`. The representative comes first."""
-    sigs = document_signatures(texts, ngram, num_perm, seed)
+    similarity to the cluster's representative reaches `threshold`. The representative comes first.
+    `jobs` > 1 signs in worker processes; the clusters are the same."""
+    sigs = document_signatures(texts, ngram, num_perm, seed, jobs)
     bands, rows = lsh_params(threshold, num_perm)
     active = sigs[:, 0] != EMPTY if len(sigs) else np.zeros(0, dtype=bool)
     pairs = candidate_pairs(band_keys(sigs, bands, rows), active)

@@ -73,3 +73,16 @@ def test_same_clusters_whatever_the_input_order(rnd: random.Random) -> None:
     first = {frozenset(c) for c in find_near_duplicate_documents(texts)}
     shuffled = find_near_duplicate_documents([texts[k] for k in order])
     assert {frozenset(order[m] for m in c) for c in shuffled} == first
+
+
+def test_worker_processes_find_the_same_clusters(rng: random.Random) -> None:
+    import dedupe.near as near
+
+    base = [random_text(rng, 200) for _ in range(30)]
+    texts = base + [edit_words(rng, base[k], 0.005) for k in range(10)]
+    old_batch = near._BATCH
+    near._BATCH = 8  # several batches, so the pool is used
+    try:
+        assert find_near_duplicate_documents(texts, jobs=2) == find_near_duplicate_documents(texts)
+    finally:
+        near._BATCH = old_batch
