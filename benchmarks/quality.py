@@ -4,8 +4,9 @@
 
 - chrome: `dedupe clean devset.jsonl.gz --annotate` (every page kept, chrome stripped), scored by
   `chrome_score.py` (bag-of-words P/R/F1 against the human gold text, macro over pages);
-- syndication: `syndication.py` builds wire copies inside other sites' chrome; `dedupe scan` of it,
-  its `exact`/`near` document clusters scored by `cluster_score.py` (pair P/R/F1, ARI);
+- syndication: `syndication.py` builds wire copies inside other sites' chrome; `dedupe clean` of it
+  with default settings, its `exact`/`near` document clusters (the ones clean acts on) scored by
+  `cluster_score.py` (pair P/R/F1, ARI);
 - story: `dedupe scan mmds_dev_en.jsonl`, its document clusters of every kind (a story's copies and
   retellings together) scored by `cluster_score.py` against the news-event labels.
 
@@ -80,7 +81,7 @@ def syndication(eval_dir: Path, work: Path) -> str:
     subprocess.run([sys.executable, str(eval_dir / "syndication.py"), str(eval_dir / "devset.jsonl.gz"), str(synd)],
                    check=True, capture_output=True)
     report_path = work / "synd-report.json"
-    seconds = _dedupe("scan", str(synd), "--json", str(report_path), "--no-story")
+    seconds = _dedupe("clean", str(synd), "-o", str(work / "synd-clean.jsonl"), "--json", str(report_path))
     report = json.loads(report_path.read_text())
     scorer = _load(eval_dir / "cluster_score.py")
     docs = scorer.read_jsonl(str(synd))
