@@ -457,10 +457,7 @@ class Reader:
                     self._skip(source, line_no, _text_field_reason(text_field, text))
                     continue
                 raw_id = record.get(id_field)
-                if raw_id is None:
-                    doc_id = f"{source}:{line_no}"
-                else:
-                    doc_id = raw_id if type(raw_id) is str else str(raw_id)
+                doc_id = f"{source}:{line_no}" if raw_id is None else str(raw_id)
                 yield Document(doc_id, text, site_of(record), source, line_no, record)
         except stream_errors as exc:
             self._skip(source, line_no + 1, f"truncated or corrupt compressed stream: {_short(exc)}")
