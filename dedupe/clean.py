@@ -51,13 +51,19 @@ def output_records(documents: Sequence[Document], result: ScanResult, text_field
 
 
 def annotation(outcome: DocumentOutcome) -> dict[str, Any]:
+    """The `dedupe` field `--annotate` adds: where the document went and what was stripped from it."""
     return {
         "cluster": outcome.cluster,
         "kept": outcome.kept,
         "duplicate_of": outcome.duplicate_of,
         "similarity": outcome.similarity,
-        "stripped": [{"line": p.line, "text": p.text, "reason": p.reason} for p in outcome.stripped],
+        "stripped": stripped_lines(outcome),
     }
+
+
+def stripped_lines(outcome: DocumentOutcome) -> list[dict[str, Any]]:
+    """Each chrome line taken from a document: its line number, text and the reason."""
+    return [{"line": p.line, "text": p.text, "reason": p.reason} for p in outcome.stripped]
 
 
 def output_files(documents: Sequence[Document], result: ScanResult) -> Iterator[tuple[str, str]]:
@@ -79,8 +85,7 @@ def stripped_records(result: ScanResult) -> Iterator[dict[str, Any]]:
     """One record per kept document that lost chrome lines: which lines, where, and why."""
     for o in result.outcomes:
         if o.kept and o.stripped:
-            yield {"id": o.id, "site": o.site,
-                   "lines": [{"line": p.line, "text": p.text, "reason": p.reason} for p in o.stripped]}
+            yield {"id": o.id, "site": o.site, "lines": stripped_lines(o)}
 
 
 def check_removal_guard(result: ScanResult, max_removed: float) -> None:
