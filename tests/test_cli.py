@@ -227,3 +227,21 @@ def test_clean_seeds_keeps_the_kallas_article_and_strips_the_prompts(tmp_path: P
         assert line in cleaned
     for chrome in ("Try Our AI Features", "Explore what Daily8 AI can do for you:", "No comments yet..."):
         assert chrome not in cleaned
+
+
+def test_clean_stripped_records_every_chrome_line_it_took(tmp_path: Path, dump: Path) -> None:
+    out, stripped = tmp_path / "clean.jsonl", tmp_path / "stripped.jsonl"
+    assert run("clean", str(dump), "-o", str(out), "--stripped", str(stripped), "--quiet").exit_code == 0
+    records = {r["id"]: r for r in read_jsonl(stripped)}
+    cleaned = {r["id"]: r["text"] for r in read_jsonl(out)}
+    original = {r["id"]: r["text"] for r in read_jsonl(dump)}
+    assert set(records) <= set(cleaned)  # only kept documents lose lines
+    for doc_id, record in records.items():
+        lines = original[doc_id].splitlines()
+        for entry in record["lines"]:
+            assert lines[entry["line"] - 1] == entry["text"] and entry["reason"]
+            assert entry["text"] not in cleaned[doc_id].splitlines()
+    # nothing is lost without a trace: kept text plus stripped lines give back every original line
+    for doc_id, text in cleaned.items():
+        taken = [e["text"] for e in records.get(doc_id, {"lines": []})["lines"]]
+        assert sorted(text.splitlines() + taken) == sorted(line for line in original[doc_id].splitlines() if line)
