@@ -62,19 +62,21 @@ def clusters_block(clusters: list[Mapping[str, Any]], title: str, top: int, memb
     return out
 
 
-def chrome_table(chrome: Mapping[str, list[Mapping[str, Any]]], per_site: int = 5) -> Table:
-    table = Table(title="chrome found per site", title_justify="left")
-    table.add_column("site", no_wrap=True)
-    table.add_column("line")
-    table.add_column("pages", justify="right")
-    table.add_column("why")
+def chrome_block(chrome: Mapping[str, list[Mapping[str, Any]]], per_site: int = 5) -> Text:
+    """Per site, its most widespread chrome lines: pages stripped on, the line, and why."""
+    out = Text()
+    out.append("chrome found per site\n", style="bold underline")
     for site, lines in chrome.items():
-        for k, line in enumerate(lines[:per_site]):
-            table.add_row((site or "(one site)") if k == 0 else "", Text(line["text"][:60]), str(line["pages"]),
-                          Text(line["reason"], style="dim"))
+        out.append(f"{site or '(one site)'}", style="bold")
+        out.append(f"  {len(lines)} distinct lines\n", style="dim")
+        for line in lines[:per_site]:
+            pages = line["pages"]
+            out.append(f"  {pages:>5} {'page ' if pages == 1 else 'pages'}  ")
+            out.append(f"{line['text'][:48]}")
+            out.append(f"  ({line['reason']})\n", style="dim")
         if len(lines) > per_site:
-            table.add_row("", Text(f"… {len(lines) - per_site} more lines", style="dim"), "", "")
-    return table
+            out.append(f"  \u2026 {len(lines) - per_site} more (--json for all)\n", style="dim")
+    return out
 
 
 def sites_table(sites: Mapping[str, Mapping[str, int]], top: int = 15) -> Table:
@@ -98,7 +100,7 @@ def render(report: Mapping[str, Any], console: Console, top: int = 10) -> None:
     if report["paragraph_clusters"]:
         parts.append(clusters_block(report["paragraph_clusters"], "largest paragraph clusters", top))
     if report.get("chrome"):
-        parts.append(chrome_table(report["chrome"]))
+        parts.append(chrome_block(report["chrome"]))
     if report.get("sites") and (report["stats"]["removable_documents"] or report["stats"]["chrome_paragraphs"]):
         parts.append(sites_table(report["sites"]))
     if report["bad_records"]:
