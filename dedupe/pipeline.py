@@ -29,11 +29,11 @@ from . import story as story_stage
 from .archive import Archive, ArchivedDocs, ArchiveRows
 from .arrays import unique_pairs, unique_sorted
 from .cluster import Group, cluster, components
-from .features import ParagraphFeatures, analyse, concat, exact_key
+from .features import ParagraphFeatures, analyse, concat
 from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
 from .minhash import EMPTY, MinHasher, estimate_jaccard, merge_signatures
 from .model import BadRecord, Cluster, ClusterKind, Document, Member
-from .normalize import normalize
+from .normalize import line_key
 from .segment import Paragraph, split_paragraphs
 
 KeepPolicy = Literal["first", "longest", "earliest"]
@@ -162,9 +162,10 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
     tick("clusters", 0, 3)
     para_groups = _paragraph_groups(feats, rank, settings)
     tick("clusters", 1, 3)
-    rows = _archive_rows(docs, feats, content, settings)
+    shingle_sets = _content_shingles(feats, content & (feats.sig_row >= 0), len(docs))
+    rows = _archive_rows(docs, feats, content, shingle_sets, settings)
     table = _DocTable.build(rows, archive, rank, settings.threshold)
-    doc_groups, doc_sim = _document_groups(table, feats, content, para_groups, settings)
+    doc_groups, doc_sim = _document_groups(table, feats, content, shingle_sets, para_groups, settings)
     tick("clusters", 2, 3)
     kept = _choose_kept(docs, table, doc_groups, feats, content, settings)
 
@@ -229,11 +230,10 @@ def _rank(ids: Sequence[str]) -> np.ndarray:
 def _page_groups(docs: Sequence[Document], feats: ParagraphFeatures, rank: np.ndarray,
                  settings: Settings) -> list[str]:
     """Group id per document: whole pages that are exact or near copies share one, the id of the
-    group's first document by rank, so ids stay meaningful across runs (chrome statistics persist)."""
+    group's first document by rank, so ids stay meaningful across runs (chrome statistics persist).
+    A page's exact key is the key of all its normalised paragraphs in order."""
     n = len(docs)
-    keys = [exact_key(normalize(d.text)) for d in docs]
-    pairs = [_equal_key_pairs(np.array([k[0] for k in keys], dtype=np.uint64),
-                              np.array([k[1] for k in keys], dtype=np.uint64))]
+    pairs = [_equal_key_pairs(*_content_keys(feats, np.ones(len(feats.doc), dtype=bool), n))]
     signed = feats.sig_row >= 0
     sigs = merge_signatures(feats.signatures[feats.sig_row[signed]], feats.doc[signed], n)
     pairs.append(_verified_lsh_pairs(sigs, settings.threshold, settings.num_perm))
@@ -331,7 +331,7 @@ def _content_keys(feats: ParagraphFeatures, content: np.ndarray, n: int) -> tupl
 
 
 def _archive_rows(docs: Sequence[Document], feats: ParagraphFeatures, content: np.ndarray,
-                  settings: Settings) -> ArchiveRows:
+                  shingle_sets: tuple[np.ndarray, np.ndarray], settings: Settings) -> ArchiveRows:
     """Per-document content key, signature, size, band keys and long-paragraph keys."""
     n = len(docs)
     signed = content & (feats.sig_row >= 0)
@@ -340,7 +340,7 @@ def _archive_rows(docs: Sequence[Document], feats: ParagraphFeatures, content: n
     bands, rows = lsh_params(settings.threshold, settings.num_perm)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(feats.doc[signed], minlength=n), out=offsets[1:])
-    _, shingle_offsets = _content_shingles(feats, signed, n)
+    shingle_offsets = shingle_sets[1]
     return ArchiveRows([d.id for d in docs], [d.site for d in docs], hi, lo, np.diff(shingle_offsets), sigs,
                        band_keys(sigs, bands, rows), feats.key_hi[signed], offsets)
 
@@ -410,11 +410,12 @@ def _same_documents_again(rows: ArchiveRows, old: ArchivedDocs, threshold: float
     return same
 
 
-def _document_groups(table: _DocTable, feats: ParagraphFeatures, content: np.ndarray, para_groups: list[Group],
-                     settings: Settings) -> tuple[list[Group], Callable[[int, np.ndarray], np.ndarray]]:
+def _document_groups(table: _DocTable, feats: ParagraphFeatures, content: np.ndarray,
+                     shingle_sets: tuple[np.ndarray, np.ndarray], para_groups: list[Group], settings: Settings
+                     ) -> tuple[list[Group], Callable[[int, np.ndarray], np.ndarray]]:
     """Exact and near document clusters over content, and the similarity function they were verified with."""
     sigs, sizes, hi, lo = table.signatures, table.sizes.astype(np.float64), table.key_hi, table.key_lo
-    shingles, offsets = _content_shingles(feats, content & (feats.sig_row >= 0), table.n_new)
+    shingles, offsets = shingle_sets
 
     def similarity(rep: int, others: np.ndarray) -> np.ndarray:
         # Shared shingles: counted exactly between this run's documents (their sets are at hand),
@@ -688,7 +689,6 @@ def _outcomes(docs: Sequence[Document], table: _DocTable, groups: list[Group], c
 
 def _chrome_report(docs: Sequence[Document], stripped: list[list[StrippedParagraph]]) -> list[ChromeLine]:
     """Chrome lines per site, most widespread first."""
-    from .normalize import line_key
     found: dict[tuple[str, str], list] = {}
     for doc, paras in zip(docs, stripped, strict=True):
         for p in paras:
