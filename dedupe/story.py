@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import scipy.sparse as sp
@@ -81,10 +82,24 @@ def content_terms(text: str) -> list[str]:
     """Stemmed content words of `text`, in order.
 
     Normalised tokens minus one-letter tokens, digits-only tokens and stop words, then Snowball
-    (Porter 2) stemmed so that "negotiations" and "negotiators" meet at "negoti".
+    (Porter 2) stemmed so that "negotiations" and "negotiators" meet at "negoti". Each distinct
+    word's fate (its stem, or "" when dropped) is worked out once and remembered, since the same
+    words recur in every text of a dump.
     """
-    kept = [w for w in words(text) if len(w) > 1 and not w.isdigit() and w not in ENGLISH_STOPWORDS]
-    return _STEMMER.stemWords(kept)
+    fate = _FATE
+    if len(fate) > _FATE_LIMIT:
+        fate.clear()
+    tokens = words(text)
+    unseen = [w for w in set(tokens) if w not in fate]
+    if unseen:
+        content = [w for w in unseen if len(w) > 1 and not w.isdigit() and w not in ENGLISH_STOPWORDS]
+        fate.update(dict.fromkeys(unseen, ""))
+        fate.update(zip(content, _STEMMER.stemWords(content), strict=True))
+    return [stem for stem in map(fate.__getitem__, tokens) if stem]
+
+
+_FATE: dict[str, str] = {}
+_FATE_LIMIT = 1 << 20  # distinct words remembered before starting afresh (bounds memory)
 
 
 def story_pairs(
@@ -116,15 +131,13 @@ def story_pairs(
 
 def _count_matrix(term_lists: Sequence[Sequence[str]]) -> sp.csr_matrix:
     """Term counts, one row per text, columns numbered by sorted term."""
-    vocab: dict[str, int] = {}
-    ids = [[vocab.setdefault(t, len(vocab)) for t in terms] for terms in term_lists]
-    rank = np.empty(len(vocab), dtype=np.int64)
-    rank[np.array([vocab[t] for t in sorted(vocab)], dtype=np.int64)] = np.arange(len(vocab))
-    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-    flat = np.fromiter((k for x in ids for k in x), dtype=np.int64, count=int(lengths.sum()))
+    flat_terms = list(chain.from_iterable(term_lists))
+    column = {t: k for k, t in enumerate(sorted(set(flat_terms)))}
+    lengths = np.fromiter(map(len, term_lists), dtype=np.int64, count=len(term_lists))
+    flat = np.fromiter(map(column.__getitem__, flat_terms), dtype=np.int64, count=len(flat_terms))
     indptr = np.concatenate(([0], np.cumsum(lengths)))
     data = np.ones(flat.size, dtype=np.float64)
-    m = sp.csr_matrix((data, rank[flat], indptr), shape=(len(ids), len(vocab)))
+    m = sp.csr_matrix((data, flat, indptr), shape=(len(term_lists), len(column)))
     m.sum_duplicates()  # also sorts the column indices of every row
     return m
 
