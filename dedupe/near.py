@@ -3,9 +3,11 @@ paragraphs or stories. Useful on its own and the like-for-like row of the speed 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from functools import lru_cache
+from itertools import islice
 
 import numpy as np
 import xxhash
@@ -18,18 +20,40 @@ from .minhash import EMPTY, MinHasher, estimate_jaccard
 _BATCH = 2048
 
 
-def document_signatures(texts: Sequence[str], ngram: int = 5, num_perm: int = 128, seed: int = 1,
+def document_signatures(texts: Iterable[str], ngram: int = 5, num_perm: int = 128, seed: int = 1,
                         jobs: int = 1) -> np.ndarray:
     """MinHash signature of each whole text's word n-grams, computed batch by batch (compiled with
-    numba when it is installed), in `jobs` worker processes when more than one batch needs signing."""
-    batches = [texts[lo : lo + _BATCH] for lo in range(0, len(texts), _BATCH)]
-    if jobs > 1 and len(batches) > 1:
+    numba when it is installed), in `jobs` worker processes when `jobs` > 1.
+
+    `texts` may be any iterable, e.g. a generator reading a dump: it is consumed one batch at a
+    time, so memory holds signatures (4 bytes x num_perm per text), not the texts themselves.
+    """
+    batches = _batches(texts)
+    if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            parts = list(pool.map(_sign_batch, batches, [ngram] * len(batches), [num_perm] * len(batches),
-                                  [seed] * len(batches)))
+            parts = list(_bounded_map(pool, batches, 2 * jobs, ngram, num_perm, seed))
     else:
         parts = [_sign_batch(batch, ngram, num_perm, seed) for batch in batches]
     return np.concatenate(parts) if parts else np.zeros((0, num_perm), dtype=np.uint32)
+
+
+def _batches(texts: Iterable[str]) -> Iterator[list[str]]:
+    iterator = iter(texts)
+    while batch := list(islice(iterator, _BATCH)):
+        yield batch
+
+
+def _bounded_map(pool: ProcessPoolExecutor, batches: Iterator[list[str]], in_flight: int, ngram: int,
+                 num_perm: int, seed: int) -> Iterator[np.ndarray]:
+    """Signatures of each batch in order, with at most `in_flight` batches submitted at a time
+    (`Executor.map` would read the whole input first)."""
+    pending: deque[Future[np.ndarray]] = deque()
+    for batch in batches:
+        pending.append(pool.submit(_sign_batch, batch, ngram, num_perm, seed))
+        if len(pending) >= in_flight:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _sign_batch(texts: Sequence[str], ngram: int, num_perm: int, seed: int) -> np.ndarray:
@@ -50,11 +74,12 @@ def _content_rank(sigs: np.ndarray) -> np.ndarray:
     return rank
 
 
-def find_near_duplicate_documents(texts: Sequence[str], *, ngram: int = 5, num_perm: int = 128,
+def find_near_duplicate_documents(texts: Iterable[str], *, ngram: int = 5, num_perm: int = 128,
                                   threshold: float = 0.8, seed: int = 1, jobs: int = 1) -> list[list[int]]:
     """Clusters (lists of indices, at least two each) of texts whose estimated word n-gram Jaccard
     similarity to the cluster's representative reaches `threshold`. The representative comes first.
-    `jobs` > 1 signs in worker processes; the clusters are the same."""
+    `texts` may be a generator (indices count from 0 in its order); `jobs` > 1 signs in worker
+    processes; the clusters are the same either way."""
     sigs = document_signatures(texts, ngram, num_perm, seed, jobs)
     bands, rows = lsh_params(threshold, num_perm)
     active = sigs[:, 0] != EMPTY if len(sigs) else np.zeros(0, dtype=bool)
@@ -65,5 +90,5 @@ def find_near_duplicate_documents(texts: Sequence[str], *, ngram: int = 5, num_p
     def similarity(rep: int, others: np.ndarray) -> np.ndarray:
         return estimate_jaccard(sigs, np.full(len(others), rep), others)
 
-    groups = cluster(len(texts), pairs, _content_rank(sigs), similarity, threshold)
+    groups = cluster(len(sigs), pairs, _content_rank(sigs), similarity, threshold)
     return [[int(m) for m in g.members] for g in groups]

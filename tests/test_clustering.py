@@ -86,3 +86,18 @@ def test_worker_processes_find_the_same_clusters(rng: random.Random) -> None:
         assert find_near_duplicate_documents(texts, jobs=2) == find_near_duplicate_documents(texts)
     finally:
         near._BATCH = old_batch
+
+
+def test_a_generator_of_texts_gives_the_same_clusters(rng: random.Random) -> None:
+    import dedupe.near as near
+
+    base = [random_text(rng, 200) for _ in range(30)]
+    texts = base + [edit_words(rng, base[k], 0.005) for k in range(10)]
+    old_batch = near._BATCH
+    near._BATCH = 8
+    try:
+        expected = find_near_duplicate_documents(texts)
+        assert find_near_duplicate_documents(iter(texts)) == expected
+        assert find_near_duplicate_documents((t for t in texts), jobs=2) == expected
+    finally:
+        near._BATCH = old_batch
