@@ -284,11 +284,12 @@ class _Line(NamedTuple):
     comment_meta: bool
 
 
-def _line(text: str, s: ChromeSettings) -> _Line:
+def _line(text: str, s: ChromeSettings, key: str | None = None) -> _Line:
     """Cues of one paragraph. The phrase searches run on short lines only, the only ones they
     can affect, which keeps the cost per page low for long articles."""
     stripped = text.strip()
-    key = line_key(stripped)
+    if key is None:
+        key = line_key(stripped)
     tokens = key.split()  # the word tokens, digits masked: stop-word counts are unchanged
     stops = sum(map(ENGLISH_STOPWORDS.__contains__, tokens))
     chars = len(stripped)
@@ -515,10 +516,14 @@ def classify_page(
     site: str,
     stats: ChromeStats,
     settings: ChromeSettings = ChromeSettings(),
+    keys: Sequence[str] | None = None,
 ) -> list[ChromeVerdict]:
-    """One verdict per paragraph of a page of `site`, in order. Linear in the page's length."""
+    """One verdict per paragraph of a page of `site`, in order. Linear in the page's length.
+
+    `keys` are the paragraphs' `line_key`s when the caller already has them."""
     s = settings
-    lines = [_line(p, s) for p in paragraphs]
+    lines = [_line(p, s) for p in paragraphs] if keys is None else \
+        [_line(p, s, k) for p, k in zip(paragraphs, keys, strict=True)]
     groups = stats.site_groups(site)
     evidence = groups >= s.min_site_groups
     counts = [stats.recurrence(site, ln.key) for ln in lines]

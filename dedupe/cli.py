@@ -131,8 +131,18 @@ def _run_scan(kw: dict[str, Any], quiet: bool = False, run: Run | None = None) -
     return docs, result
 
 
+def _json_text(report: dict[str, Any]) -> str:
+    """The report as indented JSON. orjson (the `fast` extra) writes the same text ~20x faster than
+    the standard library, whose C encoder is bypassed whenever `indent` is given."""
+    try:
+        import orjson
+    except ImportError:
+        return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
+    return orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode()
+
+
 def _write_json_report(target: str, report: dict[str, Any]) -> None:
-    text = json.dumps(report, ensure_ascii=False, indent=2) + "\n"
+    text = _json_text(report)
     if target == "-":
         sys.stdout.write(text)
         return

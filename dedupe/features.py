@@ -9,15 +9,16 @@ stage can run anywhere (another process, a Dask worker) and the results be conca
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import xxhash
 
 from .kernels import sign_paragraphs
 from .minhash import MinHasher
-from .normalize import normalize
+from .normalize import line_key_of_normalised, normalize
 from .segment import Paragraph
+from .story import content_terms_of_normalised
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,8 @@ class ParagraphFeatures:
     signatures: np.ndarray  # (signed paragraphs x num_perm) uint32
     shingle_hashes: np.ndarray  # uint32
     shingle_offsets: np.ndarray  # int64, per signed paragraph
+    line_keys: list[str] = field(default_factory=list)  # per paragraph when asked for: chrome's key
+    terms: list[str] = field(default_factory=list)  # per paragraph when asked for: space-joined story terms
 
 
 def exact_key(normalised: str) -> tuple[int, int]:
@@ -49,11 +52,14 @@ def exact_key(normalised: str) -> tuple[int, int]:
     return value >> 64, value & 0xFFFFFFFFFFFFFFFF
 
 
-def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int, min_words: int) -> ParagraphFeatures:
+def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int, min_words: int, *,
+            line_keys: bool = False, terms: bool = False) -> ParagraphFeatures:
     """Normalise, shingle and sign the paragraphs of one batch of documents.
 
     Python normalises each paragraph (its exact key needs the normalised text); tokenising, shingling
     and signing run over the whole batch in `kernels.sign_paragraphs`, compiled when numba is present.
+    Chrome's recurrence keys and story's content terms, when asked for, are derived here from the
+    same normalised text, once per paragraph, so they also run in the worker that has the batch.
     """
     doc_ids: list[int] = []
     indexes: list[int] = []
@@ -74,6 +80,8 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
             los.append(lo)
             normalised.append(norm)
     signed = sign_paragraphs(normalised, ngram, hasher, min_words)
+    keys = [line_key_of_normalised(norm) for norm in normalised] if line_keys else []
+    stems = [" ".join(content_terms_of_normalised(norm)) for norm in normalised] if terms else []
     return ParagraphFeatures(
         doc=np.asarray(doc_ids, dtype=np.int64),
         index=np.asarray(indexes, dtype=np.int64),
@@ -86,6 +94,8 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
         signatures=signed.signatures,
         shingle_hashes=signed.shingle_hashes,
         shingle_offsets=signed.shingle_offsets,
+        line_keys=keys,
+        terms=stems,
     )
 
 
@@ -111,6 +121,8 @@ def concat(parts: Sequence[ParagraphFeatures], doc_offsets: Sequence[int]) -> Pa
         signatures=np.concatenate([p.signatures for p in parts]) if parts else np.zeros((0, num_perm), np.uint32),
         shingle_hashes=_cat([p.shingle_hashes for p in parts], np.uint32),
         shingle_offsets=np.concatenate(offsets),
+        line_keys=[key for p in parts for key in p.line_keys],
+        terms=[t for p in parts for t in p.terms],
     )
 
 

@@ -42,7 +42,11 @@ def tokenize(normalised: str) -> list[str]:
 
 def line_key(text: str) -> str:
     """Recurrence key: normalised, digits masked to `0`, punctuation dropped."""
-    norm = normalize(text)
+    return line_key_of_normalised(normalize(text))
+
+
+def line_key_of_normalised(norm: str) -> str:
+    """`line_key` of text that is already normalised (the features stage has it at hand)."""
     if norm.isascii():
         return " ".join(_DIGITS.sub("0", norm).translate(_ASCII_PUNCT_TO_SPACE).split())
     return " ".join(_NON_WORD.sub(" ", _DIGITS.sub("0", norm)).split())

@@ -192,7 +192,7 @@ def _sign(pages: list[list[Paragraph]], settings: Settings, tick: Progress) -> P
     """Features of every batch, in worker processes when `settings.jobs` > 1 (batches are independent)."""
     batches = [pages[lo : lo + settings.batch_size] for lo in range(0, len(pages), settings.batch_size)] or [[]]
     starts = list(range(0, max(1, len(pages)), settings.batch_size))
-    args = (settings.num_perm, settings.seed, settings.ngram, settings.min_words)
+    args = (settings.num_perm, settings.seed, settings.ngram, settings.min_words, settings.chrome, settings.story)
     parts: list[ParagraphFeatures] = []
     if settings.jobs > 1 and len(batches) > 1:
         with ProcessPoolExecutor(max_workers=settings.jobs) as pool:
@@ -207,9 +207,9 @@ def _sign(pages: list[list[Paragraph]], settings: Settings, tick: Progress) -> P
 
 
 def _analyse_batch(batch: list[list[Paragraph]], num_perm: int, seed: int, ngram: int,
-                   min_words: int) -> ParagraphFeatures:
+                   min_words: int, line_keys: bool, terms: bool) -> ParagraphFeatures:
     """One batch's features; a top-level function so worker processes can run it."""
-    return analyse(batch, _hasher(num_perm, seed), ngram, min_words)
+    return analyse(batch, _hasher(num_perm, seed), ngram, min_words, line_keys=line_keys, terms=terms)
 
 
 @lru_cache(maxsize=4)
@@ -279,15 +279,17 @@ def _strip_chrome(docs: Sequence[Document], pages: list[list[Paragraph]], groups
     stripped: list[list[StrippedParagraph]] = [[] for _ in docs]
     if not settings.chrome:
         return mask, stripped, None
-    texts = [[p.text for p in page] for page in pages]
-    stats = chrome_stage.learn_chrome((d.site, g, t) for d, g, t in zip(docs, groups, texts, strict=True))
+    bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
+    keys = [feats.line_keys[bounds[d] : bounds[d + 1]] for d in range(len(docs))]
+    stats = chrome_stage.ChromeStats()
+    for doc, group, page_keys in zip(docs, groups, keys, strict=True):
+        stats.add_page(doc.site, group, page_keys)
     known = stats if learned is None else learned.merge(stats)
-    first = np.searchsorted(feats.doc, np.arange(len(docs)))
-    for d, (doc, page, page_texts) in enumerate(zip(docs, pages, texts, strict=True)):
-        verdicts = chrome_stage.classify_page(page_texts, doc.site, known)
+    for d, (doc, page) in enumerate(zip(docs, pages, strict=True)):
+        verdicts = chrome_stage.classify_page([p.text for p in page], doc.site, known, keys=keys[d])
         for k, verdict in enumerate(verdicts):
             if verdict.is_chrome:
-                mask[first[d] + k] = True
+                mask[bounds[d] + k] = True
                 stripped[d].append(StrippedParagraph(k, page[k].line, page[k].end, page[k].text, verdict.reason))
     return mask, stripped, stats
 
@@ -615,7 +617,7 @@ def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], cont
 
     def terms_of(r: int) -> list[str]:
         if r not in terms:
-            terms[r] = story_stage.content_terms(pages[int(feats.doc[r])][int(feats.index[r])].text)
+            terms[r] = feats.terms[r].split()
         return terms[r]
 
     # Documents: one unit per copy group, the kept copy standing for it.

@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 import snowballstemmer
 
-from dedupe.normalize import words
+from dedupe.normalize import tokenize, words
 from dedupe.stopwords import ENGLISH_STOPWORDS
 
 _STEMMER = snowballstemmer.stemmer("english")
@@ -86,10 +86,18 @@ def content_terms(text: str) -> list[str]:
     word's fate (its stem, or "" when dropped) is worked out once and remembered, since the same
     words recur in every text of a dump.
     """
+    return _stems(words(text))
+
+
+def content_terms_of_normalised(norm: str) -> list[str]:
+    """`content_terms` of text that is already normalised (the features stage has it at hand)."""
+    return _stems(tokenize(norm))
+
+
+def _stems(tokens: list[str]) -> list[str]:
     fate = _FATE
     if len(fate) > _FATE_LIMIT:
         fate.clear()
-    tokens = words(text)
     unseen = [w for w in set(tokens) if w not in fate]
     if unseen:
         content = [w for w in unseen if len(w) > 1 and not w.isdigit() and w not in ENGLISH_STOPWORDS]

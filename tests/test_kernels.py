@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 from dedupe import MinHasher, kernels, shingle, shingle_hash32
 from dedupe.features import analyse
 from dedupe.near import document_signatures, find_near_duplicate_documents
-from dedupe.normalize import normalize, tokenize
+from dedupe.normalize import line_key, normalize, tokenize
 from dedupe.segment import split_paragraphs
 from dedupe.shingle import word_hash
+from dedupe.story import content_terms
 
 from .conftest import random_text
 
@@ -133,12 +134,15 @@ def _pages(rng: random.Random) -> list[list]:
 def test_analyse_same_features_with_and_without_kernels(monkeypatch, rng: random.Random) -> None:
     pages = _pages(rng)
     hasher = MinHasher(128, 1)
-    got = analyse(pages, hasher, 5, 8)
+    got = analyse(pages, hasher, 5, 8, line_keys=True, terms=True)
     monkeypatch.setattr(kernels, "AVAILABLE", False)
-    want = analyse(pages, hasher, 5, 8)
+    want = analyse(pages, hasher, 5, 8, line_keys=True, terms=True)
     for field in want.__slots__:
         a, b = getattr(got, field), getattr(want, field)
-        assert a.dtype == b.dtype and np.array_equal(a, b), field
+        if isinstance(b, list):
+            assert a == b and len(b) == len(want.doc), field
+        else:
+            assert a.dtype == b.dtype and np.array_equal(a, b), field
     assert (want.sig_row >= 0).sum() == len(want.signatures) > 0
 
 
@@ -178,3 +182,13 @@ def test_fallback_without_numba() -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+
+
+def test_analyse_derives_chrome_keys_and_story_terms_from_the_paragraphs(rng: random.Random) -> None:
+    pages = _pages(rng)
+    feats = analyse(pages, MinHasher(128, 1), 5, 8, line_keys=True, terms=True)
+    texts = [p.text for page in pages for p in page]
+    assert feats.line_keys == [line_key(t) for t in texts]
+    assert feats.terms == [" ".join(content_terms(t)) for t in texts]
+    bare = analyse(pages, MinHasher(128, 1), 5, 8)
+    assert bare.line_keys == [] and bare.terms == []
