@@ -174,7 +174,8 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
     para_clusters = _paragraph_clusters(docs, pages, feats, para_groups)
     if settings.story:
         story_docs, story_paras = _story_clusters(docs, pages, content_texts, feats, content, doc_groups, kept,
-                                                  para_groups, rank, len(doc_clusters), len(para_clusters))
+                                                  para_groups, rank, len(doc_clusters), len(para_clusters),
+                                                  settings.jobs)
         doc_clusters += story_docs
         para_clusters += story_paras
     tick("clusters", 3, 3)
@@ -604,7 +605,7 @@ def _paragraph_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], 
 def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], content_texts: list[str],
                     feats: ParagraphFeatures, content: np.ndarray, doc_groups: list[Group], kept: dict[int, int],
                     para_groups: list[Group], rank: np.ndarray, doc_base: int,
-                    para_base: int) -> tuple[list[Cluster], list[Cluster]]:
+                    para_base: int, jobs: int) -> tuple[list[Cluster], list[Cluster]]:
     """Story clusters of documents (one copy per document cluster) and of long paragraphs.
 
     Content terms are computed once per paragraph; a document's terms are those of its content
@@ -630,7 +631,7 @@ def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], cont
         doc_terms.append([t for r in chosen for t in terms_of(r)])
     story_docs = []
     unit_rank = rank[np.array(units, dtype=np.int64)] if units else rank[:0]
-    for k, (members, sims) in enumerate(_story_groups(doc_terms, settings, unit_rank)):
+    for k, (members, sims) in enumerate(_story_groups(doc_terms, settings, unit_rank, jobs)):
         mem = tuple(Member(docs[units[m]].id, round(s, 4)) for m, s in zip(members, sims, strict=True))
         story_docs.append(Cluster(f"d{doc_base + k + 1}", "story", "document", mem[0], mem,
                                   _preview(content_texts[units[members[0]]])))
@@ -641,7 +642,7 @@ def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], cont
     para_rank = np.argsort(np.lexsort((feats.index[para_units], rank[feats.doc[para_units]]))) \
         if para_units else np.zeros(0, dtype=np.int64)
     story_paras = []
-    for k, (members, sims) in enumerate(_story_groups([terms_of(r) for r in para_units], settings, para_rank)):
+    for k, (members, sims) in enumerate(_story_groups([terms_of(r) for r in para_units], settings, para_rank, jobs)):
         mem = tuple(Member(docs[int(feats.doc[para_units[m]])].id, round(s, 4), int(feats.index[para_units[m]]))
                     for m, s in zip(members, sims, strict=True))
         first = para_units[members[0]]
@@ -651,9 +652,9 @@ def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], cont
 
 
 def _story_groups(terms: Sequence[Sequence[str]], settings: story_stage.StorySettings,
-                  rank: np.ndarray) -> list[tuple[list[int], list[float]]]:
+                  rank: np.ndarray, jobs: int) -> list[tuple[list[int], list[float]]]:
     """Story clusters over term lists: pairs from the story stage, clustered with the chaining guard."""
-    found = story_stage.story_pairs(terms, settings)
+    found = story_stage.story_pairs(terms, settings, jobs)
     if not found:
         return []
     pairs = np.array([(i, j) for i, j, _ in found], dtype=np.int64)

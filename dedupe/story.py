@@ -30,7 +30,10 @@ found. Up to that, the result equals the all-pairs cosine (tests check it agains
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import multiprocessing
+import signal
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 
@@ -111,25 +114,35 @@ _FATE_LIMIT = 1 << 20  # distinct words remembered before starting afresh (bound
 
 
 def story_pairs(
-    term_lists: Sequence[Sequence[str]], settings: StorySettings = StorySettings()
+    term_lists: Sequence[Sequence[str]], settings: StorySettings = StorySettings(), jobs: int = 1
 ) -> list[tuple[int, int, float]]:
     """Pairs (i, j, cosine) with i < j and cosine ≥ settings.min_similarity, sorted by (i, j).
 
     IDF is computed over `term_lists` themselves (the scanned corpus). The result does not depend
     on the order of the input beyond renumbering: terms are numbered in sorted order, so every
-    dot product is summed in the same order whatever the order of the texts.
+    dot product is summed in the same order whatever the order of the texts. With `jobs` > 1 the
+    row blocks of the candidate product are worked in forked processes (where the platform forks);
+    each block's pairs are the same wherever it runs, so the result is too.
     """
     counts = _count_matrix(term_lists)
     weights = _tfidf(counts, settings)
     if weights.nnz == 0:
         return []
     tau = settings.min_similarity
-    found = []
     prefixes = _prefixes(weights, TAIL_FRACTION * tau, settings.candidate_df)
-    for i, j in _candidate_blocks(prefixes, tau, settings.block_rows):
-        sims = _pair_cosines(weights, i, j)
-        keep = sims >= tau
-        found.append((i[keep], j[keep], sims[keep]))
+    work = _Work(weights, prefixes, tau, settings.block_rows)
+    starts = range(0, weights.shape[0], settings.block_rows)
+    if jobs > 1 and len(starts) > 1 and _CAN_FORK:
+        global _SHARED
+        _SHARED = work  # forked workers inherit it: the matrices are not pickled
+        try:
+            with multiprocessing.get_context("fork").Pool(min(jobs, len(starts)), _default_signals) as pool:
+                found = pool.map(_shared_block, starts, chunksize=1)
+        finally:
+            _SHARED = None
+    else:
+        found = [work.block(a) for a in starts]
+    found = [part for part in found if part[0].size]
     if not found:
         return []
     rows, cols, sims = (np.concatenate(parts) for parts in zip(*found, strict=True))
@@ -223,25 +236,56 @@ def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
     return _Prefixes(matrix, start, tail, level, above)
 
 
-def _candidate_blocks(pre: _Prefixes, tau: float, block: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Pairs i < j whose cosine can reach τ, one block of rows at a time.
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """What every row block needs: verified pairs of rows [a, a + rows) with any later row."""
+
+    weights: sp.csr_matrix
+    prefixes: _Prefixes
+    tau: float
+    rows: int
+
+    def block(self, a: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        i, j = _candidates(self.prefixes, self.tau, a, self.rows)
+        sims = _pair_cosines(self.weights, i, j)
+        keep = sims >= self.tau
+        return i[keep], j[keep], sims[keep]
+
+
+_SHARED: _Work | None = None
+_CAN_FORK = sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
+
+
+def _default_signals() -> None:
+    """Forked workers must not keep a caller's handlers: the pool ends them with SIGTERM, and a
+    handler that only sets a flag (the CLI's) would leave them, and the caller, waiting forever.
+    SIGINT is the caller's to handle, so workers ignore it."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _shared_block(a: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    assert _SHARED is not None
+    return _SHARED.block(a)
+
+
+def _candidates(pre: _Prefixes, tau: float, a: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs i < j, i in rows [a, a + block), whose cosine can reach τ.
 
     Let b be the earlier of the two tails' starts in the global order (x the row whose tail starts
     there). Shared terms ranked before b are in both prefixes and make up pp, the prefix product;
     the rest rank at or after b, so by Cauchy–Schwarz x·y ≤ pp + ‖x_s‖·‖y_{≥b}‖, and ‖y_{≥b}‖ is
     at most y's norm above the last checkpoint before b. Pairs whose bound reaches τ are kept.
     """
-    n = pre.matrix.shape[0]
-    for a in range(0, n, block):
-        prod = (pre.matrix[a : a + block] @ pre.matrix[a:].T).tocoo()
-        i, j = prod.row.astype(np.int64) + a, prod.col.astype(np.int64) + a
-        upper = j > i
-        i, j, pp = i[upper], j[upper], prod.data[upper]
-        i_first = pre.start[i] <= pre.start[j]
-        first, other = np.where(i_first, i, j), np.where(i_first, j, i)
-        bound = pp + pre.tail[first] * pre.above[other, np.minimum(pre.level[i], pre.level[j])]
-        keep = bound >= tau - 1e-6
-        yield i[keep], j[keep]
+    prod = (pre.matrix[a : a + block] @ pre.matrix[a:].T).tocoo()
+    i, j = prod.row.astype(np.int64) + a, prod.col.astype(np.int64) + a
+    upper = j > i
+    i, j, pp = i[upper], j[upper], prod.data[upper]
+    i_first = pre.start[i] <= pre.start[j]
+    first, other = np.where(i_first, i, j), np.where(i_first, j, i)
+    bound = pp + pre.tail[first] * pre.above[other, np.minimum(pre.level[i], pre.level[j])]
+    keep = bound >= tau - 1e-6
+    return i[keep], j[keep]
 
 
 def _pair_cosines(weights: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

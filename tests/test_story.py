@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +146,25 @@ def test_shuffling_inputs_permutes_pairs(seed: int, shuffler: random.Random) -> 
         i, j = sorted((order[a], order[b]))
         moved[(i, j)] = sim
     assert base == moved
+
+
+def test_worker_processes_give_the_same_pairs_even_under_a_flag_only_sigterm_handler() -> None:
+    """Row blocks worked in forked processes: same pairs as in-process. The child installs a SIGTERM
+    handler that only sets a flag, as the CLI does during a run; the pool must still shut down."""
+    script = (
+        "import random, signal, sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from test_story import random_corpus, brute_force\n"
+        "from dedupe.story import StorySettings, story_pairs\n"
+        "signal.signal(signal.SIGTERM, lambda *a: None)\n"
+        "corpus = random_corpus(random.Random(7), 300)\n"
+        "s = StorySettings(min_similarity=0.2, block_rows=16)\n"
+        "one, two = story_pairs(corpus, s, jobs=1), story_pairs(corpus, s, jobs=2)\n"
+        "assert one and one == two, (len(one), len(two))\n"
+        "assert [p[:2] for p in one] == [p[:2] for p in brute_force(corpus, s)]\n"
+        "print('ok', len(one))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(Path(__file__).parent)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok ")
