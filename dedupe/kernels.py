@@ -408,3 +408,40 @@ if AVAILABLE:
             sigs = sigs[:row].copy()
             distinct_offsets = distinct_offsets[: row + 1].copy()
         return words, sigs, kept[: distinct_offsets[row]].copy(), distinct_offsets
+
+
+def bounded_pairs(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, a: int, start: np.ndarray,
+                  tail: np.ndarray, level: np.ndarray, above: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """Story's candidate filter over one row block of the prefix product (CSR rows a, a+1, ... against
+    columns a, a+1, ...): the pairs i < j whose Cauchy–Schwarz bound reaches τ (see `story._candidates`,
+    whose numpy form this equals pair for pair, in the same order: the product's stored order)."""
+    if not AVAILABLE:
+        raise RuntimeError("numba is not available")
+    return _bounded_pairs(indptr, indices, data, a, start, tail, level, above, tau)
+
+
+if AVAILABLE:
+    @_jit
+    def _bounded_pairs(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, a: int, start: np.ndarray,
+                       tail: np.ndarray, level: np.ndarray, above: np.ndarray,
+                       tau: float) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+        out_i = np.empty(indptr[-1], dtype=np.int64)
+        out_j = np.empty(indptr[-1], dtype=np.int64)
+        found = 0
+        limit = tau - 1e-6
+        for r in range(indptr.size - 1):
+            i = r + a
+            for k in range(indptr[r], indptr[r + 1]):
+                j = np.int64(indices[k]) + a
+                if j <= i:
+                    continue
+                if start[i] <= start[j]:
+                    first, other = i, j
+                else:
+                    first, other = j, i
+                lvl = min(level[i], level[j])
+                if data[k] + tail[first] * np.float64(above[other, lvl]) >= limit:
+                    out_i[found] = i
+                    out_j[found] = j
+                    found += 1
+        return out_i[:found].copy(), out_j[:found].copy()

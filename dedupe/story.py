@@ -41,6 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 import snowballstemmer
 
+from dedupe import kernels
 from dedupe.normalize import tokenize, words
 from dedupe.stopwords import ENGLISH_STOPWORDS
 
@@ -277,7 +278,11 @@ def _candidates(pre: _Prefixes, tau: float, a: int, block: int) -> tuple[np.ndar
     the rest rank at or after b, so by Cauchy–Schwarz x·y ≤ pp + ‖x_s‖·‖y_{≥b}‖, and ‖y_{≥b}‖ is
     at most y's norm above the last checkpoint before b. Pairs whose bound reaches τ are kept.
     """
-    prod = (pre.matrix[a : a + block] @ pre.matrix[a:].T).tocoo()
+    product = pre.matrix[a : a + block] @ pre.matrix[a:].T
+    if kernels.AVAILABLE:  # the same pairs in the same order, without the block's temporary arrays
+        return kernels.bounded_pairs(product.indptr, product.indices, product.data, a, pre.start, pre.tail,
+                                     pre.level, pre.above, tau)
+    prod = product.tocoo()
     i, j = prod.row.astype(np.int64) + a, prod.col.astype(np.int64) + a
     upper = j > i
     i, j, pp = i[upper], j[upper], prod.data[upper]

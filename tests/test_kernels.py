@@ -192,3 +192,22 @@ def test_analyse_derives_chrome_keys_and_story_terms_from_the_paragraphs(rng: ra
     assert feats.terms == [" ".join(content_terms(t)) for t in texts]
     bare = analyse(pages, MinHasher(128, 1), 5, 8)
     assert bare.line_keys == [] and bare.terms == []
+
+
+@compiled
+def test_story_candidate_filter_same_with_and_without_kernels(monkeypatch) -> None:
+    from dedupe import story
+
+    rng = random.Random(11)
+    vocab = [f"w{k}" for k in range(300)]
+    corpus = [rng.choices(vocab, [1 / (k + 1) for k in range(300)], k=rng.randint(20, 80)) for _ in range(400)]
+    s = story.StorySettings(min_similarity=0.2, block_rows=64)
+    weights = story._tfidf(story._count_matrix(corpus), s)
+    pre = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, s.candidate_df)
+    starts = range(0, weights.shape[0], s.block_rows)
+    got = [story._candidates(pre, s.min_similarity, a, s.block_rows) for a in starts]
+    monkeypatch.setattr(kernels, "AVAILABLE", False)
+    want = [story._candidates(pre, s.min_similarity, a, s.block_rows) for a in starts]
+    assert sum(len(i) for i, _ in want) > 100
+    for (gi, gj), (wi, wj) in zip(got, want, strict=True):
+        assert np.array_equal(gi, wi) and np.array_equal(gj, wj)
