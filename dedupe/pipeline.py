@@ -30,6 +30,7 @@ from .archive import Archive, ArchivedDocs, ArchiveRows
 from .arrays import unique_pairs, unique_sorted
 from .cluster import Group, cluster, components
 from .features import ParagraphFeatures, analyse, concat
+from .forkpool import fork_map
 from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
 from .minhash import EMPTY, MinHasher, estimate_jaccard, merge_signatures
 from .model import BadRecord, Cluster, ClusterKind, Document, Member
@@ -286,13 +287,30 @@ def _strip_chrome(docs: Sequence[Document], pages: list[list[Paragraph]], groups
     for doc, group, page_keys in zip(docs, groups, keys, strict=True):
         stats.add_page(doc.site, group, page_keys)
     known = stats if learned is None else learned.merge(stats)
-    for d, (doc, page) in enumerate(zip(docs, pages, strict=True)):
-        verdicts = chrome_stage.classify_page([p.text for p in page], doc.site, known, keys=keys[d])
+    spans = [(lo, min(len(docs), lo + _CHROME_SPAN)) for lo in range(0, len(docs), _CHROME_SPAN)]
+    # Statistics backed by an index may query its database connection, which a forked worker must
+    # not share: with an archive the verdicts are worked out in this process.
+    jobs = settings.jobs if learned is None else 1
+    parts = fork_map(_classify_span, (docs, pages, keys, known), spans, jobs)
+    for d, verdicts in enumerate(v for part in parts for v in part):
+        page = pages[d]
         for k, verdict in enumerate(verdicts):
             if verdict.is_chrome:
                 mask[bounds[d] + k] = True
                 stripped[d].append(StrippedParagraph(k, page[k].line, page[k].end, page[k].text, verdict.reason))
     return mask, stripped, stats
+
+
+_CHROME_SPAN = 500  # documents per unit of chrome work handed to a worker
+
+
+def _classify_span(context: tuple[Sequence[Document], list[list[Paragraph]], list[list[str]],
+                                  chrome_stage.ChromeStats],
+                   span: tuple[int, int]) -> list[list[chrome_stage.ChromeVerdict]]:
+    """Chrome verdicts of documents [lo, hi); a top-level function so forked workers can run it."""
+    docs, pages, keys, known = context
+    return [chrome_stage.classify_page([p.text for p in pages[d]], docs[d].site, known, keys=keys[d])
+            for d in range(*span)]
 
 
 # -- stage 4: paragraph clusters ---------------------------------------------------------------

@@ -30,9 +30,6 @@ found. Up to that, the result equals the all-pairs cosine (tests check it agains
 
 from __future__ import annotations
 
-import multiprocessing
-import signal
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -42,6 +39,7 @@ import scipy.sparse as sp
 import snowballstemmer
 
 from dedupe import kernels
+from dedupe.forkpool import fork_map
 from dedupe.normalize import tokenize, words
 from dedupe.stopwords import ENGLISH_STOPWORDS
 
@@ -133,17 +131,7 @@ def story_pairs(
     prefixes = _prefixes(weights, TAIL_FRACTION * tau, settings.candidate_df)
     work = _Work(weights, prefixes, tau, settings.block_rows)
     starts = range(0, weights.shape[0], settings.block_rows)
-    if jobs > 1 and len(starts) > 1 and _CAN_FORK:
-        global _SHARED
-        _SHARED = work  # forked workers inherit it: the matrices are not pickled
-        try:
-            with multiprocessing.get_context("fork").Pool(min(jobs, len(starts)), _default_signals) as pool:
-                found = pool.map(_shared_block, starts, chunksize=1)
-        finally:
-            _SHARED = None
-    else:
-        found = [work.block(a) for a in starts]
-    found = [part for part in found if part[0].size]
+    found = [part for part in fork_map(_Work.block, work, starts, jobs) if part[0].size]
     if not found:
         return []
     rows, cols, sims = (np.concatenate(parts) for parts in zip(*found, strict=True))
@@ -251,23 +239,6 @@ class _Work:
         sims = _pair_cosines(self.weights, i, j)
         keep = sims >= self.tau
         return i[keep], j[keep], sims[keep]
-
-
-_SHARED: _Work | None = None
-_CAN_FORK = sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
-
-
-def _default_signals() -> None:
-    """Forked workers must not keep a caller's handlers: the pool ends them with SIGTERM, and a
-    handler that only sets a flag (the CLI's) would leave them, and the caller, waiting forever.
-    SIGINT is the caller's to handle, so workers ignore it."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _shared_block(a: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    assert _SHARED is not None
-    return _SHARED.block(a)
 
 
 def _candidates(pre: _Prefixes, tau: float, a: int, block: int) -> tuple[np.ndarray, np.ndarray]:
