@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import random
 
-from dedupe import Document, Settings, scan
+import pytest
+
+from dedupe import Document, Settings, StorySettings, pipeline, scan
 
 from .conftest import SEEDS, site_dump
 
@@ -86,12 +89,17 @@ def test_settings_switch_stages_off(rng: random.Random) -> None:
     assert not [c for c in result.document_clusters if c.kind == "story"]
 
 
-def test_worker_processes_give_the_same_result(rng: random.Random) -> None:
-    docs = _docs(site_dump(rng))
+def test_worker_processes_give_the_same_result(rng: random.Random, monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = _docs(site_dump(rng)) + [Document(p.name, p.read_text()) for p in sorted(SEEDS.iterdir())]
+    # Small work units, so that signing, chrome verdicts and story blocks are all split among workers.
+    monkeypatch.setattr(pipeline, "_CHROME_SPAN", 3)
+    monkeypatch.setattr(pipeline.story_stage, "StorySettings", functools.partial(StorySettings, block_rows=4))
 
     def summary(settings: Settings) -> tuple:
         res = scan(docs, settings)
         return ([(c.kind, [(m.id, m.paragraph, m.similarity) for m in c.members]) for c in res.document_clusters
-                 + res.paragraph_clusters], [o.kept for o in res.outcomes])
+                 + res.paragraph_clusters], [(o.kept, o.stripped) for o in res.outcomes])
 
-    assert summary(Settings(batch_size=4)) == summary(Settings(batch_size=4, jobs=2))
+    one = summary(Settings(batch_size=4))
+    assert any(c[0] == "story" for c in one[0]) and any(stripped for _, stripped in one[1])
+    assert one == summary(Settings(batch_size=4, jobs=2))
