@@ -123,7 +123,25 @@ def story_pairs(
     row blocks of the candidate product are worked in forked processes (where the platform forks);
     each block's pairs are the same wherever it runs, so the result is too.
     """
-    counts = _count_matrix(term_lists)
+    return story_pairs_of_ids(*term_ids(term_lists), settings, jobs)
+
+
+def term_ids(term_lists: Sequence[Sequence[str]]) -> tuple[list[np.ndarray], int]:
+    """Each text's terms as column numbers of the sorted vocabulary, and the vocabulary's size.
+
+    Texts that are unions of others (a document of its paragraphs) can concatenate the parts' arrays
+    instead of numbering their terms again."""
+    flat_terms = list(chain.from_iterable(term_lists))
+    column = {t: k for k, t in enumerate(sorted(set(flat_terms)))}
+    flat = np.fromiter(map(column.__getitem__, flat_terms), dtype=np.int64, count=len(flat_terms))
+    ends = np.cumsum(np.fromiter(map(len, term_lists), dtype=np.int64, count=len(term_lists)))
+    return np.split(flat, ends[:-1]) if len(term_lists) else [], len(column)
+
+
+def story_pairs_of_ids(ids: Sequence[np.ndarray], vocabulary: int, settings: StorySettings = StorySettings(),
+                       jobs: int = 1) -> list[tuple[int, int, float]]:
+    """`story_pairs` of texts given as `term_ids` columns (unused columns change nothing)."""
+    counts = _count_matrix(ids, vocabulary)
     weights = _tfidf(counts, settings)
     if weights.nnz == 0:
         return []
@@ -139,15 +157,13 @@ def story_pairs(
     return [(int(i), int(j), float(s)) for i, j, s in zip(rows[order], cols[order], sims[order], strict=True)]
 
 
-def _count_matrix(term_lists: Sequence[Sequence[str]]) -> sp.csr_matrix:
+def _count_matrix(ids: Sequence[np.ndarray], vocabulary: int) -> sp.csr_matrix:
     """Term counts, one row per text, columns numbered by sorted term."""
-    flat_terms = list(chain.from_iterable(term_lists))
-    column = {t: k for k, t in enumerate(sorted(set(flat_terms)))}
-    lengths = np.fromiter(map(len, term_lists), dtype=np.int64, count=len(term_lists))
-    flat = np.fromiter(map(column.__getitem__, flat_terms), dtype=np.int64, count=len(flat_terms))
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    flat = np.concatenate(ids) if len(ids) else np.zeros(0, dtype=np.int64)
     indptr = np.concatenate(([0], np.cumsum(lengths)))
     data = np.ones(flat.size, dtype=np.float64)
-    m = sp.csr_matrix((data, flat, indptr), shape=(len(term_lists), len(column)))
+    m = sp.csr_matrix((data, flat, indptr), shape=(len(ids), vocabulary))
     m.sum_duplicates()  # also sorts the column indices of every row
     return m
 
