@@ -149,6 +149,7 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
     """
     docs = list(documents)
     tick = progress or (lambda stage, done, total: None)
+    tick("sign", 0, len(docs))  # segment + sign start here, not when the first batch is done
     pages = [split_paragraphs(d.text) for d in docs]
     feats = _sign(pages, settings, tick)
     rank = _rank([d.id for d in docs])
