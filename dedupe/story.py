@@ -69,7 +69,11 @@ class StorySettings:
         (a handful of paragraphs) do not lose every shared term.
     candidate_df: terms in more texts than this never generate candidates (see the module
         docstring); they still count in the cosine.
-    block_rows: rows of P per block of the candidate product P·Pᵀ; bounds peak memory.
+    block_rows: rows of P per block of the candidate product P·Pᵀ...
+    block_entries: ...and at most about this many product entries per block (estimated from the
+        document frequencies of each row's prefix terms): together they bound peak memory, which
+        on texts with flat term weights (many mid-frequency terms in every prefix) would otherwise
+        grow with the corpus.
     """
 
     min_terms: int = 20
@@ -78,6 +82,7 @@ class StorySettings:
     max_df_floor: int = 5
     candidate_df: int = 500
     block_rows: int = 2048
+    block_entries: int = 4_000_000
 
 
 def content_terms(text: str) -> list[str]:
@@ -147,9 +152,9 @@ def story_pairs_of_ids(ids: Sequence[np.ndarray], vocabulary: int, settings: Sto
         return []
     tau = settings.min_similarity
     prefixes = _prefixes(weights, TAIL_FRACTION * tau, settings.candidate_df)
-    work = _Work(weights, prefixes, tau, settings.block_rows)
-    starts = range(0, weights.shape[0], settings.block_rows)
-    found = [part for part in fork_map(_Work.block, work, starts, jobs) if part[0].size]
+    work = _Work(weights, prefixes, tau)
+    spans = _row_blocks(prefixes.matrix, settings.block_rows, settings.block_entries)
+    found = [part for part in fork_map(_Work.block, work, spans, jobs) if part[0].size]
     if not found:
         return []
     rows, cols, sims = (np.concatenate(parts) for parts in zip(*found, strict=True))
@@ -243,29 +248,44 @@ def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
 
 @dataclass(frozen=True, slots=True)
 class _Work:
-    """What every row block needs: verified pairs of rows [a, a + rows) with any later row."""
+    """What every row block needs: verified pairs of rows [a, b) with any later row."""
 
     weights: sp.csr_matrix
     prefixes: _Prefixes
     tau: float
-    rows: int
 
-    def block(self, a: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        i, j = _candidates(self.prefixes, self.tau, a, self.rows)
+    def block(self, span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        i, j = _candidates(self.prefixes, self.tau, *span)
         sims = _pair_cosines(self.weights, i, j)
         keep = sims >= self.tau
         return i[keep], j[keep], sims[keep]
 
 
-def _candidates(pre: _Prefixes, tau: float, a: int, block: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs i < j, i in rows [a, a + block), whose cosine can reach τ.
+def _row_blocks(prefix: sp.csr_matrix, rows: int, entries: int) -> list[tuple[int, int]]:
+    """Consecutive row spans of at most `rows` rows and, beyond their first row, about `entries`
+    product entries: row i's share of P·Pᵀ is at most the sum of its prefix terms' frequencies."""
+    n = prefix.shape[0]
+    df = np.bincount(prefix.indices, minlength=prefix.shape[1]).astype(np.float64)
+    cost = np.asarray(prefix.astype(bool).astype(np.float64) @ df).ravel()
+    total = np.concatenate(([0.0], np.cumsum(cost)))
+    spans, a = [], 0
+    while a < n:
+        b = int(np.searchsorted(total, total[a] + entries, side="right")) - 1
+        b = min(max(b, a + 1), a + rows, n)
+        spans.append((a, b))
+        a = b
+    return spans
+
+
+def _candidates(pre: _Prefixes, tau: float, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs i < j, i in rows [a, b), whose cosine can reach τ.
 
     Let b be the earlier of the two tails' starts in the global order (x the row whose tail starts
     there). Shared terms ranked before b are in both prefixes and make up pp, the prefix product;
     the rest rank at or after b, so by Cauchy–Schwarz x·y ≤ pp + ‖x_s‖·‖y_{≥b}‖, and ‖y_{≥b}‖ is
     at most y's norm above the last checkpoint before b. Pairs whose bound reaches τ are kept.
     """
-    product = pre.matrix[a : a + block] @ pre.matrix[a:].T
+    product = pre.matrix[a:b] @ pre.matrix[a:].T
     if kernels.AVAILABLE:  # the same pairs in the same order, without the block's temporary arrays
         return kernels.bounded_pairs(product.indptr, product.indices, product.data, a, pre.start, pre.tail,
                                      pre.level, pre.above, tau)

@@ -204,10 +204,11 @@ def test_story_candidate_filter_same_with_and_without_kernels(monkeypatch) -> No
     s = story.StorySettings(min_similarity=0.2, block_rows=64)
     weights = story._tfidf(story._count_matrix(*story.term_ids(corpus)), s)
     pre = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, s.candidate_df)
-    starts = range(0, weights.shape[0], s.block_rows)
-    got = [story._candidates(pre, s.min_similarity, a, s.block_rows) for a in starts]
+    starts = story._row_blocks(pre.matrix, s.block_rows, s.block_entries)
+    assert len(starts) > 3
+    got = [story._candidates(pre, s.min_similarity, a, b) for a, b in starts]
     monkeypatch.setattr(kernels, "AVAILABLE", False)
-    want = [story._candidates(pre, s.min_similarity, a, s.block_rows) for a in starts]
+    want = [story._candidates(pre, s.min_similarity, a, b) for a, b in starts]
     assert sum(len(i) for i, _ in want) > 100
     for (gi, gj), (wi, wj) in zip(got, want, strict=True):
         assert np.array_equal(gi, wi) and np.array_equal(gj, wj)

@@ -168,3 +168,21 @@ def test_worker_processes_give_the_same_pairs_even_under_a_flag_only_sigterm_han
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok ")
+
+
+def test_row_blocks_cover_every_row_once_and_bound_their_product() -> None:
+    from dedupe import story
+
+    corpus = random_corpus(random.Random(9), 300)
+    s = StorySettings(min_similarity=0.2)
+    weights = story._tfidf(story._count_matrix(*story.term_ids(corpus)), s)
+    pre = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, s.candidate_df)
+    for rows, entries in ((2048, 10**9), (7, 10**9), (2048, 500), (2048, 1)):
+        spans = story._row_blocks(pre.matrix, rows, entries)
+        assert [a for a, _ in spans] == [0] + [b for _, b in spans[:-1]] and spans[-1][1] == len(corpus)
+        assert all(0 < b - a <= rows for a, b in spans)
+        for a, b in spans:
+            if b - a > 1:
+                assert (pre.matrix[a:b] @ pre.matrix[a:].T).nnz <= entries
+        small = StorySettings(min_similarity=0.2, block_rows=rows, block_entries=entries)
+        assert story_pairs(corpus, small) == story_pairs(corpus, s)
