@@ -30,9 +30,8 @@ found. Up to that, the result equals the all-pairs cosine (tests check it agains
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
 
 import numpy as np
 import scipy.sparse as sp
@@ -131,16 +130,21 @@ def story_pairs(
     return story_pairs_of_ids(*term_ids(term_lists), settings, jobs)
 
 
-def term_ids(term_lists: Sequence[Sequence[str]]) -> tuple[list[np.ndarray], int]:
+def term_ids(term_lists: Sequence[Sequence[str]] | Callable[[], Iterable[Sequence[str]]]
+             ) -> tuple[list[np.ndarray], int]:
     """Each text's terms as column numbers of the sorted vocabulary, and the vocabulary's size.
 
     Texts that are unions of others (a document of its paragraphs) can concatenate the parts' arrays
-    instead of numbering their terms again."""
-    flat_terms = list(chain.from_iterable(term_lists))
-    column = {t: k for k, t in enumerate(sorted(set(flat_terms)))}
-    flat = np.fromiter(map(column.__getitem__, flat_terms), dtype=np.int64, count=len(flat_terms))
-    ends = np.cumsum(np.fromiter(map(len, term_lists), dtype=np.int64, count=len(term_lists)))
-    return np.split(flat, ends[:-1]) if len(term_lists) else [], len(column)
+    instead of numbering their terms again. `term_lists` is read twice if it is a sequence, or may be
+    a function returning a fresh iterable (so the lists need not all be held at once)."""
+    again = term_lists if callable(term_lists) else (lambda: term_lists)
+    vocabulary: set[str] = set()
+    for terms in again():
+        vocabulary.update(terms)
+    column = {t: k for k, t in enumerate(sorted(vocabulary))}
+    del vocabulary
+    ids = [np.fromiter(map(column.__getitem__, terms), dtype=np.int64, count=len(terms)) for terms in again()]
+    return ids, len(column)
 
 
 def story_pairs_of_ids(ids: Sequence[np.ndarray], vocabulary: int, settings: StorySettings = StorySettings(),
@@ -301,7 +305,13 @@ def _candidates(pre: _Prefixes, tau: float, a: int, b: int) -> tuple[np.ndarray,
 
 
 def _pair_cosines(weights: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Exact cosine of each pair (the rows are unit vectors)."""
+    """Exact cosine of each pair (the rows are unit vectors), `_VERIFY_CHUNK` pairs at a time: the
+    row copies it multiplies take about (pairs × terms per row) entries."""
     if rows.size == 0:
         return np.empty(0, dtype=np.float64)
-    return np.asarray(weights[rows].multiply(weights[cols]).sum(axis=1)).ravel()
+    return np.concatenate([
+        np.asarray(weights[rows[k : k + _VERIFY_CHUNK]].multiply(weights[cols[k : k + _VERIFY_CHUNK]]).sum(axis=1))
+        .ravel() for k in range(0, rows.size, _VERIFY_CHUNK)])
+
+
+_VERIFY_CHUNK = 50_000
