@@ -18,7 +18,7 @@ from .kernels import sign_paragraphs
 from .minhash import MinHasher
 from .normalize import line_key_of_normalised, normalize
 from .segment import Paragraph
-from .story import content_terms_of_normalised
+from .story import term_hashes_of_normalised
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ class ParagraphFeatures:
     shingle_hashes: np.ndarray  # uint32
     shingle_offsets: np.ndarray  # int64, per signed paragraph
     line_keys: list[str] = field(default_factory=list)  # per paragraph when asked for: chrome's key
-    terms: list[str] = field(default_factory=list)  # per paragraph when asked for: space-joined story terms
+    terms: list[np.ndarray] = field(default_factory=list)  # per paragraph when asked for: story term hashes
 
 
 def exact_key(normalised: str) -> tuple[int, int]:
@@ -81,7 +81,7 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
             normalised.append(norm)
     signed = sign_paragraphs(normalised, ngram, hasher, min_words)
     keys = [line_key_of_normalised(norm) for norm in normalised] if line_keys else []
-    stems = [" ".join(content_terms_of_normalised(norm)) for norm in normalised] if terms else []
+    stems = [term_hashes_of_normalised(norm) for norm in normalised] if terms else []
     return ParagraphFeatures(
         doc=np.asarray(doc_ids, dtype=np.int64),
         index=np.asarray(indexes, dtype=np.int64),

@@ -647,7 +647,7 @@ def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], cont
     para_units = [int(r) for r in np.flatnonzero(signed) if int(r) not in copies]
     # Terms are numbered once for both levels; a document's are its paragraphs' arrays joined.
     needed = sorted({r for rows in doc_rows for r in rows}.union(para_units))
-    ids, vocabulary = story_stage.term_ids(lambda: (feats.terms[r].split() for r in needed))
+    ids, vocabulary = story_stage.hashed_term_ids([feats.terms[r] for r in needed])
     ids_of = dict(zip(needed, ids, strict=True))
     empty = np.zeros(0, dtype=np.int64)
     doc_ids = [np.concatenate([ids_of[r] for r in rows]) if rows else empty for rows in doc_rows]

@@ -30,14 +30,16 @@ found. Up to that, the result equals the all-pairs cosine (tests check it agains
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import snowballstemmer
+import xxhash
 
 from dedupe import kernels
+from dedupe.arrays import unique_sorted
 from dedupe.forkpool import fork_map
 from dedupe.normalize import tokenize, words
 from dedupe.stopwords import ENGLISH_STOPWORDS
@@ -95,9 +97,29 @@ def content_terms(text: str) -> list[str]:
     return _stems(words(text))
 
 
-def content_terms_of_normalised(norm: str) -> list[str]:
-    """`content_terms` of text that is already normalised (the features stage has it at hand)."""
-    return _stems(tokenize(norm))
+def term_hashes_of_normalised(norm: str) -> np.ndarray:
+    """`content_terms` of normalised text as 64-bit hashes of the stems (uint64), in order.
+
+    Hashes cross process boundaries as one array and are numbered corpus-wide by sorting, with no
+    string per term occurrence; two stems sharing a 64-bit hash is negligible at any corpus size."""
+    tokens = tokenize(norm)
+    fate = _HASHED_FATE
+    if len(fate) > _FATE_LIMIT:
+        fate.clear()
+    unseen = [w for w in set(tokens) if w not in fate]
+    if unseen:
+        content = [w for w in unseen if len(w) > 1 and not w.isdigit() and w not in ENGLISH_STOPWORDS]
+        fate.update(dict.fromkeys(unseen, 0))
+        fate.update(zip(content, (xxhash.xxh64_intdigest(s.encode()) or 1 for s in _STEMMER.stemWords(content)),
+                        strict=True))
+    hashes = np.fromiter(map(fate.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
+    return hashes[hashes != 0]
+
+
+def hashed_term_ids(hashes: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int]:
+    """`term_ids` for texts given as `term_hashes_of_normalised` arrays: columns in hash order."""
+    vocabulary = unique_sorted(np.concatenate(hashes)) if len(hashes) else np.zeros(0, dtype=np.uint64)
+    return [np.searchsorted(vocabulary, h) for h in hashes], len(vocabulary)
 
 
 def _stems(tokens: list[str]) -> list[str]:
@@ -113,6 +135,7 @@ def _stems(tokens: list[str]) -> list[str]:
 
 
 _FATE: dict[str, str] = {}
+_HASHED_FATE: dict[str, int] = {}  # word -> hash of its stem, 0 when dropped
 _FATE_LIMIT = 1 << 20  # distinct words remembered before starting afresh (bounds memory)
 
 
@@ -130,21 +153,17 @@ def story_pairs(
     return story_pairs_of_ids(*term_ids(term_lists), settings, jobs)
 
 
-def term_ids(term_lists: Sequence[Sequence[str]] | Callable[[], Iterable[Sequence[str]]]
-             ) -> tuple[list[np.ndarray], int]:
+def term_ids(term_lists: Sequence[Sequence[str]]) -> tuple[list[np.ndarray], int]:
     """Each text's terms as column numbers of the sorted vocabulary, and the vocabulary's size.
 
     Texts that are unions of others (a document of its paragraphs) can concatenate the parts' arrays
-    instead of numbering their terms again. `term_lists` is read twice if it is a sequence, or may be
-    a function returning a fresh iterable (so the lists need not all be held at once)."""
-    again = term_lists if callable(term_lists) else (lambda: term_lists)
+    instead of numbering their terms again."""
     vocabulary: set[str] = set()
-    for terms in again():
+    for terms in term_lists:
         vocabulary.update(terms)
     column = {t: k for k, t in enumerate(sorted(vocabulary))}
-    del vocabulary
-    ids = [np.fromiter(map(column.__getitem__, terms), dtype=np.int64, count=len(terms)) for terms in again()]
-    return ids, len(column)
+    return [np.fromiter(map(column.__getitem__, terms), dtype=np.int64, count=len(terms))
+            for terms in term_lists], len(column)
 
 
 def story_pairs_of_ids(ids: Sequence[np.ndarray], vocabulary: int, settings: StorySettings = StorySettings(),
