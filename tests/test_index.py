@@ -167,7 +167,7 @@ def test_the_index_keeps_its_own_banding_until_rebuilt(tmp_path: Path, rng: rand
     records = site_dump(rng)
     original = next(r for r in records if r["id"] == "herald.example/1")
     copy = _edited_copy(original, rng)
-    monkeypatch.setattr("dedupe.index.lsh_params", lambda threshold, num_perm: (8, 16))
+    monkeypatch.setattr("dedupe.index_base.lsh_params", lambda threshold, num_perm: (8, 16))
     with SQLiteIndex(tmp_path / "idx") as index:  # built by a dedupe that banded 8 x 16
         _run(index, _docs(records), Settings())
     monkeypatch.undo()  # this dedupe bands otherwise: lookups still use the index's 8 x 16
