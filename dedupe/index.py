@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import astuple
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -59,6 +59,9 @@ from .index_base import (  # noqa: F401  (re-exported: the names this module has
     utc_now,
 )
 from .pipeline import Settings
+
+if TYPE_CHECKING:
+    from .index_pg import PostgresLock
 
 APPLICATION_ID = 0x64647570  # "ddup" in PRAGMA application_id: tells our files from other SQLite files
 _CHUNK = 20_000  # rows per executemany: the point between chunks where a stop request is honoured
@@ -453,3 +456,50 @@ class WriterLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+# --- choosing the backend -------------------------------------------------------------------------
+
+
+def is_url(spec: str | Path) -> bool:
+    """Whether `--index` names a PostgreSQL index (postgresql:// or postgres://) rather than a file."""
+    return str(spec).startswith(("postgresql://", "postgres://"))
+
+
+def index_name(spec: str | Path) -> str:
+    """How logs, errors and reports name an index: its path, or its URL without the password."""
+    if is_url(spec):
+        from .index_pg import redact
+
+        return redact(str(spec))
+    return str(spec)
+
+
+def open_index(spec: str | Path, settings: Settings | None = None, *, readonly: bool = False,
+               check_banding: bool = True) -> IndexBase:
+    """The index at a file path (SQLite) or a postgresql:// URL (PostgreSQL)."""
+    if is_url(spec):
+        from .index_pg import PostgresIndex
+
+        return PostgresIndex(str(spec), settings, readonly=readonly, check_banding=check_banding)
+    return SQLiteIndex(spec, settings, readonly=readonly, check_banding=check_banding)
+
+
+def index_exists(spec: str | Path) -> bool:
+    """Whether there is anything at `spec` to open (maintenance commands refuse to create an index)."""
+    if is_url(spec):
+        from .index_pg import index_exists as pg_exists
+
+        return pg_exists(str(spec))
+    return Path(spec).is_file()
+
+
+def writer_lock(spec: str | Path, run_id: str = "", wait: float = 0.0,
+                should_stop: Callable[[], None] | None = None) -> WriterLock | PostgresLock:
+    """The writer lock of the index at `spec`: a lock file beside an SQLite index, an advisory lock in
+    PostgreSQL."""
+    if is_url(spec):
+        from .index_pg import PostgresLock
+
+        return PostgresLock(str(spec), run_id, wait, should_stop)
+    return WriterLock(spec, run_id, wait, should_stop)
