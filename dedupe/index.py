@@ -25,6 +25,10 @@ Layout (`SCHEMA_VERSION`):
 
 Lookups are batched: a batch's keys go into TEMP tables that are joined with the index, never one
 query per key.
+
+The rules every index shares (what is stored, what is refused, how chrome statistics merge) live in
+`index_base`; the PostgreSQL index (`index_pg`) is the same archive in a database several machines
+share. `open_index` and `writer_lock` pick the backend from a path or a postgresql:// URL.
 """
 
 from __future__ import annotations
