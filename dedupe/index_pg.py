@@ -86,6 +86,7 @@ SELECT d.id, d.site, d.key_hi, d.key_lo, d.size, d.signature, d.paragraphs
 FROM hits h JOIN documents d ON d.doc_id = h.doc_id ORDER BY d.doc_id
 """
 
+_PROBE_OFF = ("enable_hashjoin", "enable_mergejoin", "jit")  # see PostgresIndex._probing
 _DOCUMENT_COLUMNS = "doc_id, id, site, key_hi, key_lo, size, signature, paragraphs, run_id, added_at"
 _DOCUMENT_TYPES = ["int8", "text", "text", "int8", "int8", "int8", "bytea", "bytea", "text", "text"]
 
@@ -269,13 +270,46 @@ class PostgresIndex(IndexBase):
 
     # -- lookups ----------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _probing(self) -> Iterator[Any]:
+        """Plan the next statements as index probes, one per wanted key (nested loops).
+
+        A batch wants a few hundred thousand keys of a table holding millions of rows; left to itself
+        the planner hashes the whole table (spilling to disk once the archive is large), a cost that
+        grows with the archive instead of with the batch. Inside a transaction the settings are put
+        back afterwards; alone, the lookup gets a transaction of its own (one snapshot)."""
+        conn = self._db()
+        outer = conn.info.transaction_status != _psycopg(self.url).pq.TransactionStatus.IDLE
+        previous = conn.execute(f"SELECT {', '.join(f'current_setting({s!r})' for s in _PROBE_OFF)}").fetchone()
+        if not outer:
+            conn.execute("BEGIN")
+        conn.execute(f"SELECT {', '.join(f'set_config({s!r}, {chr(39)}off{chr(39)}, true)' for s in _PROBE_OFF)}")
+        try:
+            yield conn
+        except BaseException:
+            if not outer:
+                with contextlib.suppress(Exception):
+                    conn.execute("ROLLBACK")
+            raise
+        if outer:
+            conn.execute("SELECT " + ", ".join("set_config(%s, %s, true)" for _ in _PROBE_OFF),
+                         [v for pair in zip(_PROBE_OFF, previous, strict=True) for v in pair])
+        else:
+            conn.execute("COMMIT")
+
     def _lookup(self, bands: tuple[np.ndarray, np.ndarray], hi: list[int], lo: list[int],
                 paragraphs: list[int]) -> list[tuple[Any, ...]]:
-        pairs = np.unique(np.stack([bands[0], bands[1]], axis=1), axis=0) if len(bands[0]) else np.zeros((0, 2))
+        band_no, keys = bands
+        order = np.lexsort((keys, band_no))  # sorted probes: neighbouring index pages
+        band_no, keys = band_no[order], keys[order]
+        if len(keys):
+            keep = np.ones(len(keys), dtype=bool)
+            keep[1:] = (keys[1:] != keys[:-1]) | (band_no[1:] != band_no[:-1])
+            band_no, keys = band_no[keep], keys[keep]
         paras = np.unique(np.array(paragraphs, dtype=np.int64)).tolist()
-        cur = self._db().cursor(binary=True)
-        return list(cur.execute(_CANDIDATES, (pairs[:, 0].astype(np.int64).tolist(), pairs[:, 1].astype(np.int64)
-                                              .tolist(), hi, lo, paras)).fetchall())
+        with self._probing() as conn:
+            return list(conn.cursor(binary=True).execute(_CANDIDATES, (band_no.tolist(), keys.tolist(), hi, lo,
+                                                                       paras)).fetchall())
 
     def _site_rows(self, sites: Sequence[str]) -> list[tuple[int, str, bytes]]:
         return list(self._db().execute("SELECT site_id, site, groups FROM chrome WHERE site = ANY(%b::text[])",
@@ -283,9 +317,11 @@ class PostgresIndex(IndexBase):
 
     def _chrome_key_rows(self, wanted: list[tuple[int, int]]) -> list[tuple[int, int, bytes]]:
         site_ids, keys = zip(*wanted, strict=True)
-        return list(self._db().cursor(binary=True).execute(
-            "SELECT k.site_id, k.key, k.groups FROM unnest(%b::int8[], %b::int8[]) AS w (site_id, key) "
-            "JOIN chrome_keys k ON k.site_id = w.site_id AND k.key = w.key", (list(site_ids), list(keys))).fetchall())
+        with self._probing() as conn:
+            return list(conn.cursor(binary=True).execute(
+                "SELECT k.site_id, k.key, k.groups FROM unnest(%b::int8[], %b::int8[]) AS w (site_id, key) "
+                "JOIN chrome_keys k ON k.site_id = w.site_id AND k.key = w.key", (list(site_ids), list(keys))
+            ).fetchall())
 
     def _all_chrome_keys(self) -> dict[str, list[int]]:
         conn = self._db()
@@ -324,10 +360,11 @@ class PostgresIndex(IndexBase):
             yield conn
 
     def _known(self, rows: ArchiveRows) -> set[int]:
-        found = self._db().execute(
-            "SELECT w.pos FROM unnest(%b::int4[], %b::text[], %b::int8[], %b::int8[]) AS w (pos, id, hi, lo) "
-            "JOIN documents d ON d.key_hi = w.hi AND d.key_lo = w.lo AND d.id = w.id",
-            (list(range(len(rows.ids))), rows.ids, to_signed(rows.key_hi), to_signed(rows.key_lo))).fetchall()
+        with self._probing() as conn:
+            found = conn.execute(
+                "SELECT w.pos FROM unnest(%b::int4[], %b::text[], %b::int8[], %b::int8[]) AS w (pos, id, hi, lo) "
+                "JOIN documents d ON d.key_hi = w.hi AND d.key_lo = w.lo AND d.id = w.id",
+                (list(range(len(rows.ids))), rows.ids, to_signed(rows.key_hi), to_signed(rows.key_lo))).fetchall()
         return {pos for (pos,) in found}
 
     def _next_doc_id(self) -> int:

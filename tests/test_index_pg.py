@@ -186,3 +186,6 @@ def test_sqlite_and_postgres_archive_the_same_rows(pg: IndexBackend, tmp_path: P
         new = scan(docs[-3:], settings).archive_rows
         assert new is not None
         assert sorted(lite.candidates(new).ids) == sorted(post.candidates(new).ids) != []
+        # lookups plan as index probes only for themselves: the session's planner settings are untouched
+        assert post._query("SELECT current_setting('enable_hashjoin'), current_setting('jit')") == \
+            [(*pg.sql("SELECT current_setting('enable_hashjoin'), current_setting('jit')")[0],)]
