@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from . import __version__
@@ -27,6 +28,7 @@ from .clean import (
 )
 from .cli_index import Run, index_group, run_options, unattended_run  # index, lock, signals, run log
 from .errors import DedupeError
+from .index import is_url
 from .model import BadRecord, Document
 from .pipeline import ScanResult, Settings, scan
 from .readers import Reader, ReadOptions
@@ -151,7 +153,7 @@ def _write_json_report(target: str, report: dict[str, Any]) -> None:
 
 
 def _fail(error: DedupeError) -> None:
-    _err_console().print(f"[bold red]dedupe:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+    _err_console().print(f"[bold red]dedupe:[/] {escape(str(error))}", highlight=False, markup=True, soft_wrap=True)
     sys.exit(error.exit_code)
 
 
@@ -219,7 +221,7 @@ def clean_command(output: str, removed: str | None, stripped: str | None, annota
     Input is never modified; every output appears whole or not at all.
     """
     target = Path(output)
-    for path in (output, removed, stripped, json_path, index_path):
+    for path in (output, removed, stripped, json_path, None if index_path and is_url(index_path) else index_path):
         if path and path != "-":
             ensure_not_input(Path(path), kw["inputs"])
     # The run holds the index's writer lock throughout; the index is updated only after the outputs are in place.

@@ -1,7 +1,8 @@
 """What `scan` and `clean` need to run unattended, and the `dedupe index ...` commands.
 
 A scheduled run must never leave things half done: `unattended_run` takes the index's writer lock
-(a second writer exits 75 at once, or waits `--wait`), turns SIGINT/SIGTERM into a stop at the next
+(a lock file beside an SQLite index, an advisory lock in PostgreSQL; a second writer exits 75 at
+once, or waits `--wait`), turns SIGINT/SIGTERM into a stop at the next
 batch boundary (exit 130/143; the index transaction rolls back), logs on stderr (rich on a terminal,
 timestamped lines or JSON lines otherwise) and times each stage for the report.
 
@@ -24,7 +25,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -34,7 +34,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from .errors import DedupeError, NoInputError, RemovalRefused
-from .index import IndexBusy, RunRecord, SQLiteIndex, WriterLock, utc_now
+from .index import IndexBase, IndexBusy, RunRecord, index_exists, index_name, open_index, utc_now, writer_lock
 from .pipeline import ScanResult, Settings
 from .writers import write_jsonl
 
@@ -53,11 +53,12 @@ _CHECK_EVERY = 256  # output records between stop checks
 
 def run_options(writer: bool) -> Callable[[F], F]:
     """--index, --log-format and, for a command that writes the index, --wait."""
-    verb = ("Check against the documents archived in this index, then add the kept ones to it "
-            "(created on first use)." if writer else
-            "Also check against the documents archived in this index (read only; a missing file is empty).")
+    verb = ("Check against the documents archived in this index (an SQLite file, or a postgresql:// URL), then "
+            "add the kept ones to it (created on first use)." if writer else
+            "Also check against the documents archived in this index (an SQLite file, or a postgresql:// URL; read "
+            "only; a missing one is empty).")
     options = [
-        click.option("--index", "index_path", metavar="PATH", help=verb),
+        click.option("--index", "index_path", metavar="PATH|URL", help=verb),
         click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
                      help="Log the run on stderr: text (rich on a terminal, timestamped lines otherwise) or JSON "
                           "lines. Default: text when --index is given, else no log."),
@@ -163,9 +164,9 @@ class Run:
 
     command: str
     run_id: str
-    index_path: Path | None
+    index_spec: str | None  # a path or a URL, as given
     writer: bool
-    index: SQLiteIndex | None = None
+    index: IndexBase | None = None
     stop_signal: int | None = None
     phase: str = "reading"  # reading -> writing -> written -> committed
     result: ScanResult | None = None
@@ -175,8 +176,13 @@ class Run:
     timer: _Timer = field(default_factory=_Timer)
 
     @property
-    def archive(self) -> SQLiteIndex | None:
+    def archive(self) -> IndexBase | None:
         return self.index
+
+    @property
+    def index_name(self) -> str | None:
+        """The index as logs and reports name it (a URL without its password)."""
+        return index_name(self.index_spec) if self.index_spec is not None else None
 
     def check(self) -> None:
         """Raise `RunStopped` if a stop was requested: called only at batch boundaries."""
@@ -260,9 +266,9 @@ class Run:
             timings.update({f"index_{k}": round(s, 3) for k, s in self.index.timings.items()})
         timings["total"] = round(time.perf_counter() - self.clock, 3)
         extra: dict[str, Any] = {"run_id": self.run_id, "timings": timings}
-        if self.index_path is not None:
+        if self.index_spec is not None:
             idx = self.index
-            extra["index"] = {"path": str(self.index_path), "documents": idx.count() if idx else 0,
+            extra["index"] = {"path": self.index_name, "documents": idx.count() if idx else 0,
                               "size_bytes": idx.size_bytes() if idx else 0, "added": self.added}
         return extra
 
@@ -295,17 +301,17 @@ def unattended_run(command: str, index_path: str | None, settings: Settings, *, 
     if wait and not index_path:
         raise click.UsageError("--wait only applies with --index")
     configure_logging(log_format, quiet, enabled=index_path is not None or log_format is not None)
-    run = Run(command, new_run_id(), Path(index_path) if index_path else None, writer)
+    run = Run(command, new_run_id(), index_path or None, writer)
     with contextlib.ExitStack() as stack:
         stack.enter_context(_signals(run))
         _log(logging.INFO, f"run {run.run_id}: {command} started", run_id=run.run_id, event="start",
-             command=command, index=index_path)
+             command=command, index=run.index_name)
         try:
-            if run.index_path is not None:
+            if run.index_spec is not None:
                 if writer:
                     stack.enter_context(_locked(run, wait))
                     pause_point("after-lock", run.check)
-                run.index = stack.enter_context(SQLiteIndex(run.index_path, settings, readonly=not writer))
+                run.index = stack.enter_context(open_index(run.index_spec, settings, readonly=not writer))
             yield run
         except BaseException as error:
             _record_failure(run, error)
@@ -316,14 +322,14 @@ def unattended_run(command: str, index_path: str | None, settings: Settings, *, 
 @contextlib.contextmanager
 def _locked(run: Run, wait: float) -> Iterator[None]:
     """The writer lock; says so in the log when it has to wait for another run."""
-    assert run.index_path is not None
-    lock = WriterLock(run.index_path, run.run_id, 0.0, run.check)
+    assert run.index_spec is not None
+    lock = writer_lock(run.index_spec, run.run_id, 0.0, run.check)
     try:
         lock.acquire()
     except IndexBusy:
         if wait <= 0:
             raise
-        _log(logging.WARNING, f"index {run.index_path} is in use by {lock.holder()}; waiting up to {wait:g}s",
+        _log(logging.WARNING, f"index {run.index_name} is in use by {lock.holder()}; waiting up to {wait:g}s",
              run_id=run.run_id, event="lock-wait", holder=lock.holder())
         lock.wait = wait
         started = time.perf_counter()
@@ -364,8 +370,8 @@ def _log_done(run: Run) -> None:
                  f"{result.bad[0].source}:{result.bad[0].line} ({result.bad[0].reason})", run_id=run.run_id,
                  event="bad-records", bad_records=len(result.bad))
     if run.index is not None:
-        fields.update(index=str(run.index_path), index_documents=run.index.count(), added=run.added)
-        text += f"; index {run.index_path}: {fields['index_documents']:,} documents"
+        fields.update(index=run.index_name, index_documents=run.index.count(), added=run.added)
+        text += f"; index {run.index_name}: {fields['index_documents']:,} documents"
         if run.writer:
             text += f" (+{run.added:,})"
     _log(logging.INFO, text, **fields)
@@ -385,15 +391,17 @@ class _Command(click.Command):
             sys.exit(error.exit_code)
 
 
-def _existing(path: str, readonly: bool, check_banding: bool = True) -> SQLiteIndex:
-    if not Path(path).is_file():
-        raise NoInputError(f"index {path} does not exist")
-    return SQLiteIndex(path, None, readonly=readonly, check_banding=check_banding)
+def _existing(path: str, readonly: bool, check_banding: bool = True) -> IndexBase:
+    if not index_exists(path):
+        raise NoInputError(f"index {index_name(path)} does not exist")
+    return open_index(path, None, readonly=readonly, check_banding=check_banding)
 
 
 @click.group("index")
 def index_group() -> None:
-    """Inspect and maintain an index written by `dedupe clean --index`."""
+    """Inspect and maintain an index written by `dedupe clean --index`.
+
+    PATH is the index's SQLite file or its postgresql:// URL (?schema=NAME picks the schema)."""
 
 
 @index_group.command("stats", cls=_Command)
@@ -408,7 +416,7 @@ def stats_command(path: str, as_json: bool) -> None:
         return
     console = Console()
     per_doc = f" ({stats['bytes_per_document']:,} bytes per document)" if stats.get("bytes_per_document") else ""
-    console.print(f"[bold]{path}[/]: {stats['documents']:,} documents from {stats['sites']:,} sites, "
+    console.print(f"[bold]{index_name(path)}[/]: {stats['documents']:,} documents from {stats['sites']:,} sites, "
                   f"{stats['size_bytes'] / 1e6:,.1f} MB{per_doc}", highlight=False)
     console.print(f"added {stats['first_added']} .. {stats['last_added']}; chrome: {stats['chrome_lines']:,} "
                   f"lines of {stats['chrome_sites']:,} sites; settings: "
@@ -435,10 +443,11 @@ def forget_command(path: str, before: str | None, run_id: str | None, wait: floa
     """Remove old documents from the index at PATH, so new copies of them are kept again."""
     if (before is None) == (run_id is None):
         raise click.UsageError("give exactly one of --before DATE or --run RUN_ID")
-    with WriterLock(path, wait=wait), _existing(path, readonly=False) as index:
+    with writer_lock(path, wait=wait), _existing(path, readonly=False) as index:
         gone = index.forget(before=before, run=run_id)
         left = index.count()
-    click.echo(f"forgot {gone:,} documents; {left:,} remain (run `dedupe index vacuum {path}` to shrink the file)")
+    click.echo(f"forgot {gone:,} documents; {left:,} remain (run `dedupe index vacuum {index_name(path)}` to "
+               "give the space back)")
 
 
 @index_group.command("vacuum", cls=_Command)
@@ -446,9 +455,9 @@ def forget_command(path: str, before: str | None, run_id: str | None, wait: floa
 @_wait_option
 def vacuum_command(path: str, wait: float) -> None:
     """Rewrite the index at PATH compactly (after `forget`); takes the writer lock."""
-    with WriterLock(path, wait=wait), _existing(path, readonly=False) as index:
+    with writer_lock(path, wait=wait), _existing(path, readonly=False) as index:
         before, after = index.vacuum()
-    click.echo(f"{path}: {before / 1e6:,.1f} MB -> {after / 1e6:,.1f} MB")
+    click.echo(f"{index_name(path)}: {before / 1e6:,.1f} MB -> {after / 1e6:,.1f} MB")
 
 
 @index_group.command("rebuild", cls=_Command)
@@ -458,10 +467,10 @@ def rebuild_command(path: str, wait: float) -> None:
     """Recompute the LSH band keys of the index at PATH from its stored signatures with this dedupe's
     banding: needed once when an upgrade changed how band keys are computed; optional (for recall)
     when it only changed the bands chosen."""
-    with WriterLock(path, wait=wait), _existing(path, readonly=False, check_banding=False) as index:
+    with writer_lock(path, wait=wait), _existing(path, readonly=False, check_banding=False) as index:
         bands, rows = index.rebuild_bands()
         count = index.count()
-    click.echo(f"{path}: band keys of {count:,} documents recomputed ({bands} bands x {rows} rows)")
+    click.echo(f"{index_name(path)}: band keys of {count:,} documents recomputed ({bands} bands x {rows} rows)")
 
 
 @index_group.command("export", cls=_Command)

@@ -1,5 +1,7 @@
-"""The persistent SQLite index: the archive behaviours of test_archive.py through `SQLiteIndex` and
-through `dedupe clean --index`, plus what unattended runs need (crash safety, one writer, bad input)."""
+"""The persistent index: the archive behaviours of test_archive.py through `SQLiteIndex` and
+`PostgresIndex` and through `dedupe clean --index`, plus what unattended runs need (crash safety, one
+writer, bad input). Every test taking `backend` runs against both (see conftest.IndexBackend); the
+PostgreSQL ones skip, saying why, where no server can be had."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,9 +29,9 @@ from dedupe.archive import MemoryArchive
 from dedupe.chrome import ChromeStats
 from dedupe.cli import main
 from dedupe.errors import DedupeError
-from dedupe.index import SQLiteIndex, from_signed, to_signed
+from dedupe.index import IndexBase, SQLiteIndex, from_signed, to_signed
 
-from .conftest import REPO, edit_words, site_dump
+from .conftest import REPO, IndexBackend, edit_words, make_backend, site_dump
 
 BATCH = 7  # site_dump has 20 documents: three nightly batches
 
@@ -37,7 +40,7 @@ def _docs(records: list[dict]) -> list[Document]:
     return [Document(r["id"], r["text"], r["site"]) for r in records]
 
 
-def _run(index: SQLiteIndex, docs: list[Document], settings: Settings, run_id: str = "r") -> set[str]:
+def _run(index: IndexBase, docs: list[Document], settings: Settings, run_id: str = "r") -> set[str]:
     result = scan(docs, settings, archive=index)
     rows = result.kept_rows()
     assert rows is not None
@@ -45,37 +48,27 @@ def _run(index: SQLiteIndex, docs: list[Document], settings: Settings, run_id: s
     return {o.id for o in result.outcomes if o.kept}
 
 
-def _integrity(path: Path) -> str:
-    with sqlite3.connect(path) as conn:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+# -- the Archive behaviours, through each index ------------------------------------------------
 
-
-def _count(path: Path) -> int:
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT count(*) FROM documents").fetchone()[0])
-
-
-# -- the Archive behaviours, through SQLiteIndex ------------------------------------------------
-
-def test_incremental_batches_keep_what_one_shot_keeps(tmp_path: Path, rng: random.Random) -> None:
+def test_incremental_batches_keep_what_one_shot_keeps(backend: IndexBackend, rng: random.Random) -> None:
     docs = _docs(site_dump(rng))
     settings = Settings(keep="first", story=False)
     one_shot = {o.id for o in scan(docs, settings).outcomes if o.kept}
     kept: set[str] = set()
-    with SQLiteIndex(tmp_path / "idx", settings) as index:
+    with backend.open(settings=settings) as index:
         for lo in range(0, len(docs), BATCH):
             kept |= _run(index, docs[lo : lo + BATCH], settings, f"night{lo}")
         assert index.count() == len(kept)
     assert kept == one_shot and len(kept) == len(docs) - 2
 
 
-def test_candidates_equal_the_reference_archive(tmp_path: Path, rng: random.Random) -> None:
+def test_candidates_equal_the_reference_archive(backend: IndexBackend, rng: random.Random) -> None:
     records = site_dump(rng)
     old, new = _docs(records[:-4]), _docs(records[-4:])
     memory = MemoryArchive()
     result = scan(old, Settings())
     memory.add(result.kept_rows(), result.chrome_stats)  # type: ignore[arg-type]
-    with SQLiteIndex(tmp_path / "idx") as index:
+    with backend.open() as index:
         index.add(result.kept_rows(), result.chrome_stats, "r1")  # type: ignore[arg-type]
         rows = scan(new, Settings()).archive_rows
         assert rows is not None
@@ -87,11 +80,11 @@ def test_candidates_equal_the_reference_archive(tmp_path: Path, rng: random.Rand
         assert index.chrome_stats().merge(ChromeStats()) == memory.chrome_stats()  # type: ignore[union-attr]
 
 
-def test_copy_of_an_archived_document_is_removed_in_its_favour(tmp_path: Path, rng: random.Random) -> None:
+def test_copy_of_an_archived_document_is_removed_in_its_favour(backend: IndexBackend, rng: random.Random) -> None:
     records = site_dump(rng)
     copy = next(r for r in records if r["id"] == "daily.example/copy")
     others = [r for r in records if r["id"] not in (copy["id"], "herald.example/copy")]
-    with SQLiteIndex(tmp_path / "idx") as index:
+    with backend.open() as index:
         _run(index, _docs(others), Settings())
         result = scan(_docs([copy]), Settings(), archive=index)
     [outcome] = result.outcomes
@@ -99,28 +92,28 @@ def test_copy_of_an_archived_document_is_removed_in_its_favour(tmp_path: Path, r
     assert "archived" in (outcome.reason or "")
 
 
-def test_rerunning_an_archived_batch_gives_the_same_output_and_adds_nothing(tmp_path: Path,
+def test_rerunning_an_archived_batch_gives_the_same_output_and_adds_nothing(backend: IndexBackend,
                                                                            rng: random.Random) -> None:
     docs = _docs(site_dump(rng))
-    with SQLiteIndex(tmp_path / "idx") as index:
+    with backend.open() as index:
         first = _run(index, docs, Settings())
         assert _run(index, docs, Settings(), "again") == first
         assert index.count() == len(first)
 
 
-def test_archived_chrome_is_recognised_on_a_sites_first_new_page(tmp_path: Path, rng: random.Random) -> None:
+def test_archived_chrome_is_recognised_on_a_sites_first_new_page(backend: IndexBackend, rng: random.Random) -> None:
     daily = [r for r in site_dump(rng) if r["site"] == "daily.example"]
-    with SQLiteIndex(tmp_path / "idx") as index:
+    with backend.open() as index:
         _run(index, _docs(daily[:-1]), Settings())
-    with SQLiteIndex(tmp_path / "idx", readonly=True) as index:  # a new process, the statistics from disk
+    with backend.open(readonly=True) as index:  # a new process, the statistics from storage
         result = scan(_docs(daily[-1:]), Settings(), archive=index)
     assert {"Sign up for our newsletter", "Related Articles"} <= {p.text for p in result.outcomes[0].stripped}
 
 
-def test_stored_chrome_equals_merging_every_runs_statistics(tmp_path: Path, rng: random.Random) -> None:
+def test_stored_chrome_equals_merging_every_runs_statistics(backend: IndexBackend, rng: random.Random) -> None:
     docs = _docs(site_dump(rng))
     merged = ChromeStats()
-    with SQLiteIndex(tmp_path / "idx") as index:
+    with backend.open() as index:
         for lo in range(0, len(docs), BATCH):
             result = scan(docs[lo : lo + BATCH], Settings(), archive=index)
             index.add(result.kept_rows(), result.chrome_stats, f"r{lo}")  # type: ignore[arg-type]
@@ -137,9 +130,9 @@ def test_uint64_keys_round_trip_through_signed_integers() -> None:
     assert np.array_equal(from_signed(to_signed(keys)), keys)
 
 
-def test_forget_vacuum_export_and_stats(tmp_path: Path, rng: random.Random) -> None:
+def test_forget_vacuum_export_and_stats(backend: IndexBackend, rng: random.Random) -> None:
     docs = _docs(site_dump(rng))
-    with SQLiteIndex(tmp_path / "idx") as index:
+    with backend.open() as index:
         _run(index, docs[:BATCH], Settings(), "monday")
         _run(index, docs[BATCH:], Settings(), "tuesday")
         total = index.count()
@@ -153,7 +146,7 @@ def test_forget_vacuum_export_and_stats(tmp_path: Path, rng: random.Random) -> N
         assert after <= before
         # forgotten documents are new again: nothing of them is left to match
         assert _run(index, docs[:BATCH], Settings(), "again") == {d.id for d in docs[:BATCH]}
-    assert _integrity(tmp_path / "idx") == "ok"
+    assert backend.integrity() == "ok"
 
 
 def _edited_copy(record: dict, rng: random.Random) -> Document:
@@ -162,16 +155,16 @@ def _edited_copy(record: dict, rng: random.Random) -> Document:
     return Document("copy-of-" + record["id"], "\n".join(lines), record["site"])
 
 
-def test_the_index_keeps_its_own_banding_until_rebuilt(tmp_path: Path, rng: random.Random,
+def test_the_index_keeps_its_own_banding_until_rebuilt(backend: IndexBackend, rng: random.Random,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     records = site_dump(rng)
     original = next(r for r in records if r["id"] == "herald.example/1")
     copy = _edited_copy(original, rng)
-    monkeypatch.setattr("dedupe.index.lsh_params", lambda threshold, num_perm: (8, 16))
-    with SQLiteIndex(tmp_path / "idx") as index:  # built by a dedupe that banded 8 x 16
+    monkeypatch.setattr("dedupe.index_base.lsh_params", lambda threshold, num_perm: (8, 16))
+    with backend.open() as index:  # built by a dedupe that banded 8 x 16
         _run(index, _docs(records), Settings())
     monkeypatch.undo()  # this dedupe bands otherwise: lookups still use the index's 8 x 16
-    with SQLiteIndex(tmp_path / "idx") as index:
+    with backend.open() as index:
         scanned = scan([copy], Settings()).archive_rows
         assert scanned is not None  # keep only the signature, so only a band can match
         rows = dataclasses.replace(scanned, key_hi=scanned.key_hi ^ np.uint64(1),
@@ -182,38 +175,36 @@ def test_the_index_keeps_its_own_banding_until_rebuilt(tmp_path: Path, rng: rand
         assert index.stats()["banding"] != "8x16"
 
 
-def test_a_changed_band_key_function_asks_for_a_rebuild(tmp_path: Path, rng: random.Random) -> None:
-    with SQLiteIndex(tmp_path / "idx") as index:
+def test_a_changed_band_key_function_asks_for_a_rebuild(backend: IndexBackend, rng: random.Random) -> None:
+    with backend.open() as index:
         _run(index, _docs(site_dump(rng))[:3], Settings())
-    with sqlite3.connect(tmp_path / "idx") as conn:
-        conn.execute("UPDATE meta SET value = 'stale' WHERE key = 'band_probe'")
+    backend.sql("UPDATE meta SET value = 'stale' WHERE key = 'band_probe'")
     with pytest.raises(DedupeError, match="run `dedupe index rebuild"):
-        SQLiteIndex(tmp_path / "idx")
-    code, out = cli("index", "rebuild", tmp_path / "idx")
+        backend.open()
+    code, out = cli("index", "rebuild", backend.spec())
     assert code == 0 and "recomputed" in out
-    SQLiteIndex(tmp_path / "idx").close()
+    backend.open().close()
+    assert backend.integrity() == "ok"
 
 
 # -- refusing what is not our index ---------------------------------------------------------------
 
-def test_other_settings_are_refused_with_a_clear_error(tmp_path: Path, rng: random.Random) -> None:
-    with SQLiteIndex(tmp_path / "idx") as index:
+def test_other_settings_are_refused_with_a_clear_error(backend: IndexBackend, rng: random.Random) -> None:
+    with backend.open() as index:
         _run(index, _docs(site_dump(rng))[:3], Settings())
     with pytest.raises(DedupeError, match=r"other settings: num_perm=128 \(this run: 64\)"):
-        SQLiteIndex(tmp_path / "idx", Settings(num_perm=64))
-    with sqlite3.connect(tmp_path / "idx") as conn:
-        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        backend.open(settings=Settings(num_perm=64))
+    backend.sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(DedupeError, match="schema version 99"):
-        SQLiteIndex(tmp_path / "idx")
+        backend.open()
 
 
-def test_signatures_from_another_shingle_hash_are_refused(tmp_path: Path, rng: random.Random) -> None:
-    with SQLiteIndex(tmp_path / "idx") as index:
+def test_signatures_from_another_shingle_hash_are_refused(backend: IndexBackend, rng: random.Random) -> None:
+    with backend.open() as index:
         _run(index, _docs(site_dump(rng))[:3], Settings())
-    with sqlite3.connect(tmp_path / "idx") as conn:
-        conn.execute("UPDATE meta SET value = '1' WHERE key = 'hash_version'")
+    backend.sql("UPDATE meta SET value = '1' WHERE key = 'hash_version'")
     with pytest.raises(DedupeError, match="shingle hash version 1"):
-        SQLiteIndex(tmp_path / "idx")
+        backend.open()
 
 
 def test_a_file_that_is_not_an_index_is_refused(tmp_path: Path) -> None:
@@ -229,11 +220,15 @@ def test_a_file_that_is_not_an_index_is_refused(tmp_path: Path) -> None:
     assert text.read_text() == "not a database\n" * 100
 
 
-def test_read_only_never_creates_or_writes(tmp_path: Path, rng: random.Random) -> None:
-    with SQLiteIndex(tmp_path / "missing", readonly=True) as index:
+def test_read_only_never_creates_or_writes(backend: IndexBackend, rng: random.Random) -> None:
+    with backend.open("missing", readonly=True) as index:
         result = scan(_docs(site_dump(rng)), Settings(), archive=index)
         assert index.count() == 0 and len(result.outcomes) == 20
-    assert not (tmp_path / "missing").exists()
+        with pytest.raises(DedupeError, match="read-only"):
+            index.vacuum()
+    assert not backend.exists("missing")
+    assert cli("index", "stats", backend.spec("missing"))[0] == 66  # and stats do not create it either
+    assert not backend.exists("missing")
 
 
 # -- the CLI -------------------------------------------------------------------------------------
@@ -260,8 +255,9 @@ def batches(tmp_path: Path, rng: random.Random) -> list[Path]:
             for k, lo in enumerate(range(0, len(records), BATCH))]
 
 
-def test_cli_nightly_batches_keep_what_one_shot_clean_keeps(tmp_path: Path, batches: list[Path]) -> None:
-    index = tmp_path / "idx"
+def test_cli_nightly_batches_keep_what_one_shot_clean_keeps(tmp_path: Path, batches: list[Path],
+                                                           backend: IndexBackend) -> None:
+    index = backend.spec()
     assert cli("clean", tmp_path / "all.jsonl", "-o", tmp_path / "once.jsonl", "--keep", "first", "-q")[0] == 0
     kept: list[str] = []
     for k, batch in enumerate(batches):
@@ -277,31 +273,31 @@ def test_cli_nightly_batches_keep_what_one_shot_clean_keeps(tmp_path: Path, batc
     # re-running the last night gives the same output and archives nothing twice
     assert cli("clean", batches[2], "-o", tmp_path / "again.jsonl", "--index", index, "--keep", "first", "-q")[0] == 0
     assert (tmp_path / "again.jsonl").read_text() == (tmp_path / "out2.jsonl").read_text()
-    assert _count(index) == len(kept)
+    assert backend.count() == len(kept)
     # a read-only scan sees the archive and changes nothing
-    mtime = index.stat().st_mtime_ns
+    before = backend.fingerprint()
     code, out = cli("scan", batches[2], "--index", index, "--json", "-", "-q")
     assert code == 0 and json.loads(out)["stats"]["removable_documents"] == 2
-    assert index.stat().st_mtime_ns == mtime and _count(index) == len(kept)
+    assert backend.fingerprint() == before and backend.count() == len(kept)
 
 
-def test_cli_index_errors_are_one_line(tmp_path: Path, batches: list[Path]) -> None:
-    index = tmp_path / "idx"
+def test_cli_index_errors_are_one_line(tmp_path: Path, batches: list[Path], backend: IndexBackend) -> None:
+    index = backend.spec()
     assert cli("clean", batches[0], "-o", tmp_path / "o.jsonl", "--index", index, "-q")[0] == 0
     code, out = cli("clean", batches[1], "-o", tmp_path / "o.jsonl", "--index", index, "--num-perm", "64", "-q")
     assert code == 1 and "Traceback" not in out
     [line] = [ln for ln in out.splitlines() if "other settings" in ln]
     assert "num_perm=128 (this run: 64)" in line
-    code, out = cli("scan", batches[1], "--index", batches[0], "-q")
+    code, out = cli("scan", batches[1], "--index", backend.not_an_index(), "-q")
     assert code == 1 and [ln for ln in out.splitlines() if "not a dedupe index" in ln]
     assert cli("scan", batches[1], "--wait", "3")[0] == 2  # --wait belongs to clean --index
 
 
-def test_bad_input_in_a_nightly_batch_is_skipped_counted_and_the_run_succeeds(tmp_path: Path,
-                                                                              batches: list[Path]) -> None:
+def test_bad_input_in_a_nightly_batch_is_skipped_counted_and_the_run_succeeds(tmp_path: Path, batches: list[Path],
+                                                                              backend: IndexBackend) -> None:
     with batches[0].open("a") as fh:
         fh.write('{"id": "broken", "text": \n{"id": "no-text"}\n')
-    index = tmp_path / "idx"
+    index = backend.spec()
     code, out = cli("clean", batches[0], "-o", tmp_path / "o.jsonl", "--index", index, "--log-format", "json",
                     "--json", tmp_path / "r.json")
     assert code == 0
@@ -309,24 +305,25 @@ def test_bad_input_in_a_nightly_batch_is_skipped_counted_and_the_run_succeeds(tm
     logs = [json.loads(ln) for ln in out.splitlines() if ln.startswith('{"time"')]
     assert [e["bad_records"] for e in logs if e.get("event") == "bad-records"] == [2]
     assert logs[-1]["status"] == "ok" and logs[-1]["added"] == BATCH
-    with SQLiteIndex(index, readonly=True) as idx:
+    with backend.open(readonly=True) as idx:
         [night] = idx.stats()["recent_runs"]
     assert (night["status"], night["bad_records"], night["added"]) == ("ok", 2, BATCH)
 
 
-def test_a_refused_run_archives_nothing_and_is_recorded(tmp_path: Path, batches: list[Path]) -> None:
-    index = tmp_path / "idx"
+def test_a_refused_run_archives_nothing_and_is_recorded(tmp_path: Path, batches: list[Path],
+                                                       backend: IndexBackend) -> None:
+    index = backend.spec()
     for k in (0, 1):  # the wire original is archived on night 1
         assert cli("clean", batches[k], "-o", tmp_path / f"o{k}.jsonl", "--index", index, "-q")[0] == 0
     code, _ = cli("clean", batches[2], "-o", tmp_path / "o2.jsonl", "--index", index, "-q", "--max-removed", "0.01")
-    assert code == 3 and not (tmp_path / "o2.jsonl").exists() and _count(index) == 2 * BATCH
-    with SQLiteIndex(index, readonly=True) as idx:
+    assert code == 3 and not (tmp_path / "o2.jsonl").exists() and backend.count() == 2 * BATCH
+    with backend.open(readonly=True) as idx:
         last = idx.stats()["recent_runs"][0]
     assert (last["status"], last["exit_code"], last["documents_in"], last["removed"]) == ("refused", 3, 6, 2)
 
 
-def test_index_subcommands(tmp_path: Path, batches: list[Path]) -> None:
-    index = tmp_path / "idx"
+def test_index_subcommands(tmp_path: Path, batches: list[Path], backend: IndexBackend) -> None:
+    index = backend.spec()
     for k, batch in enumerate(batches):
         assert cli("clean", batch, "-o", tmp_path / f"o{k}.jsonl", "--index", index, "-q")[0] == 0
     code, out = cli("index", "stats", index, "--json")
@@ -339,8 +336,9 @@ def test_index_subcommands(tmp_path: Path, batches: list[Path]) -> None:
     assert code == 0 and "forgot 7 documents; 11 remain" in out
     assert cli("index", "vacuum", index)[0] == 0
     assert cli("index", "forget", index)[0] == 2
-    assert cli("index", "stats", tmp_path / "nope")[0] == 66
-    assert _integrity(index) == "ok"
+    assert cli("index", "stats", backend.spec("nope"))[0] == 66
+    assert cli("index", "vacuum", backend.spec("nope"))[0] == 66 and not backend.exists("nope")
+    assert backend.integrity() == "ok"
 
 
 # -- crash safety and overlapping runs (real processes, killed at named points) -------------------
@@ -349,38 +347,45 @@ PAUSES = {"writing": "writing-output", "commit": "before-index-commit", "term": 
 PREVIOUS = "previous output\n"
 
 
-@pytest.fixture(scope="module")
-def paused(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[subprocess.Popen[str], Path]]]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def paused(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Night 1 archived, then night 2 started in one process per pause point, all paused at once
-    (imports dominate a process start, so they are started together)."""
+    (imports dominate a process start, so they are started together). Each process has its own copy
+    of the index (`idx_NAME`), holding night 1; `idx_expected` holds both nights, run uninterrupted."""
     base = tmp_path_factory.mktemp("nights")
+    backend = make_backend(request.param, base, request)
     records = site_dump(random.Random(1234))
     write_jsonl(base / "night1.jsonl", records[:10])
     write_jsonl(base / "night2.jsonl", records[10:])
-    assert cli("clean", base / "night1.jsonl", "-o", base / "out1.jsonl", "--index", base / "idx", "-q")[0] == 0
     (base / "out2.jsonl").write_text(PREVIOUS)
     expected = base / "expected"
-    shutil.copytree(base, expected)
-    assert cli("clean", expected / "night2.jsonl", "-o", expected / "out2.jsonl", "--index", expected / "idx",
-               "-q")[0] == 0
     procs: dict[str, tuple[subprocess.Popen[str], Path]] = {}
-    for name, point in PAUSES.items():
-        work = base / name
-        shutil.copytree(base, work, ignore=shutil.ignore_patterns("expected"))
-        # stderr: the pause line (read below), then anything else; -q keeps the log to warnings
-        env = {**os.environ, "DEDUPE_TEST_PAUSE_AT": point, "DEDUPE_TEST_PAUSE_SECONDS": "30",
-               "PYTHONPATH": str(REPO)}
-        procs[name] = (subprocess.Popen(
-            [sys.executable, "-m", "dedupe", "clean", "night2.jsonl", "-o", "out2.jsonl", "--index", "idx", "-q"],
-            cwd=work, env=env, stderr=subprocess.PIPE, text=True), work)
-    for name, (proc, _) in procs.items():
-        _wait_for_pause(proc, PAUSES[name])
-    yield {**procs, "expected": (procs["commit"][0], expected)}
-    for proc, _ in procs.values():
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        proc.stderr.close()  # type: ignore[union-attr]
+    try:
+        for name in ("expected", *PAUSES):
+            work = base / name
+            shutil.copytree(base, work, ignore=shutil.ignore_patterns("expected", *PAUSES))
+            assert cli("clean", work / "night1.jsonl", "-o", work / "out1.jsonl", "--index",
+                       backend.spec(f"idx_{name}"), "-q")[0] == 0
+        assert cli("clean", expected / "night2.jsonl", "-o", expected / "out2.jsonl", "--index",
+                   backend.spec("idx_expected"), "-q")[0] == 0
+        for name, point in PAUSES.items():
+            # stderr: the pause line (read below), then anything else; -q keeps the log to warnings
+            env = {**os.environ, "DEDUPE_TEST_PAUSE_AT": point, "DEDUPE_TEST_PAUSE_SECONDS": "30",
+                   "PYTHONPATH": str(REPO)}
+            procs[name] = (subprocess.Popen(
+                [sys.executable, "-m", "dedupe", "clean", "night2.jsonl", "-o", "out2.jsonl", "--index",
+                 backend.spec(f"idx_{name}"), "-q"], cwd=base / name, env=env, stderr=subprocess.PIPE, text=True),
+                base / name)
+        for name, (proc, _) in procs.items():
+            _wait_for_pause(proc, PAUSES[name])
+        yield {**procs, "expected": expected, "backend": backend}
+    finally:
+        for proc, _ in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            proc.stderr.close()  # type: ignore[union-attr]
+        backend.drop()
 
 
 def _wait_for_pause(proc: subprocess.Popen[str], point: str, timeout: float = 60.0) -> None:
@@ -395,30 +400,37 @@ def _wait_for_pause(proc: subprocess.Popen[str], point: str, timeout: float = 60
     raise AssertionError(f"no pause at {point}")
 
 
-def _assert_recovers(work: Path, expected: Path) -> None:
+def _assert_recovers(paused: dict[str, Any], name: str) -> None:
     """Index intact and unchanged, output whole; a re-run gives exactly the uninterrupted result."""
-    assert _integrity(work / "idx") == "ok"
-    assert _count(work / "idx") == _count(expected / "idx") - len(ids(expected / "out2.jsonl"))  # night 1 only
+    backend, work, expected = paused["backend"], paused[name][1], paused["expected"]
+    index = backend.spec(f"idx_{name}")
+    assert backend.integrity(f"idx_{name}") == "ok"
+    night1 = backend.count("idx_expected") - len(ids(expected / "out2.jsonl"))
+    assert backend.count(f"idx_{name}") == night1
     assert (work / "out2.jsonl").read_text() in (PREVIOUS, (expected / "out2.jsonl").read_text())
-    assert cli("clean", work / "night2.jsonl", "-o", work / "out2.jsonl", "--index", work / "idx", "-q")[0] == 0
+    # --wait: PostgreSQL ends a killed client's session (and its lock) a moment after the kill
+    assert cli("clean", work / "night2.jsonl", "-o", work / "out2.jsonl", "--index", index, "-q",
+               "--wait", "10")[0] == 0
     assert (work / "out2.jsonl").read_text() == (expected / "out2.jsonl").read_text()
-    assert _count(work / "idx") == _count(expected / "idx")
+    assert backend.count(f"idx_{name}") == backend.count("idx_expected")
+    assert backend.integrity(f"idx_{name}") == "ok"
 
 
 def test_a_second_writer_exits_75_naming_the_holder_and_sigkill_before_commit_loses_nothing(paused: dict) -> None:
     holder, work = paused["commit"]  # paused inside its index transaction, outputs already in place
-    code, out = cli("clean", work / "night2.jsonl", "-o", work / "other.jsonl", "--index", work / "idx", "-q")
+    index = paused["backend"].spec("idx_commit")
+    code, out = cli("clean", work / "night2.jsonl", "-o", work / "other.jsonl", "--index", index, "-q")
     assert code == 75 and f"pid {holder.pid}" in out and not (work / "other.jsonl").exists()
     started = time.monotonic()
-    code, _ = cli("clean", work / "night2.jsonl", "-o", work / "other.jsonl", "--index", work / "idx", "-q",
+    code, _ = cli("clean", work / "night2.jsonl", "-o", work / "other.jsonl", "--index", index, "-q",
                   "--wait", "0.3")
     assert code == 75 and time.monotonic() - started >= 0.3
-    assert cli("index", "vacuum", work / "idx")[0] == 75
-    assert cli("scan", work / "night2.jsonl", "--index", work / "idx", "-q")[0] == 0  # readers never wait
+    assert cli("index", "vacuum", index)[0] == 75
+    assert cli("scan", work / "night2.jsonl", "--index", index, "-q")[0] == 0  # readers never wait
     holder.kill()
     holder.wait()
-    assert (work / "out2.jsonl").read_text() == (paused["expected"][1] / "out2.jsonl").read_text()
-    _assert_recovers(work, paused["expected"][1])
+    assert (work / "out2.jsonl").read_text() == (paused["expected"] / "out2.jsonl").read_text()
+    _assert_recovers(paused, "commit")
 
 
 def test_sigkill_while_writing_leaves_the_previous_output(paused: dict) -> None:
@@ -426,15 +438,15 @@ def test_sigkill_while_writing_leaves_the_previous_output(paused: dict) -> None:
     proc.kill()
     proc.wait()
     assert (work / "out2.jsonl").read_text() == PREVIOUS
-    _assert_recovers(work, paused["expected"][1])
+    _assert_recovers(paused, "writing")
 
 
 def test_sigterm_stops_with_143_and_rolls_the_index_back(paused: dict) -> None:
-    proc, work = paused["term"]
+    proc, _ = paused["term"]
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err
     assert "stopped by SIGTERM" in err and "index was not updated" in err
-    with SQLiteIndex(work / "idx", readonly=True) as index:
+    with paused["backend"].open("idx_term", readonly=True) as index:
         assert index.stats()["recent_runs"][0]["status"] == "interrupted"
-    _assert_recovers(work, paused["expected"][1])
+    _assert_recovers(paused, "term")
