@@ -11,6 +11,7 @@ output folder must be on storage the workers share.)
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -128,6 +129,8 @@ def dask_scheduler(spec: Any) -> Iterator[None]:
         return
     if spec.startswith("local:") or "://" in spec:
         distributed = _require_distributed()
+        # The p2p shuffle logs a warning per finished shuffle from the scheduler: noise on our stderr.
+        logging.getLogger("distributed.shuffle._scheduler_plugin").setLevel(logging.ERROR)
         if spec.startswith("local:"):
             workers = _worker_count(spec)
             cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,

@@ -320,28 +320,20 @@ def _leaders_local(frame: pd.DataFrame) -> pd.DataFrame:
                          "leader": pd.Series(first.reindex(frame["label"]).to_numpy(), dtype=object)})
 
 
-def _components_of(nodes: pd.DataFrame, edges: pd.DataFrame) -> list[tuple[pd.DataFrame, np.ndarray]]:
-    """Each component of a partition: its node rows in node order, and its edges in local indices
-    (positions in that order, which keep input order, as `cluster` expects of node indices)."""
-    if nodes.empty:
-        return []
-    nodes = nodes.sort_values(["label", "node"], kind="stable").reset_index(drop=True)
-    edges = edges.sort_values("label", kind="stable")
-    e_label = edges["label"].to_numpy()
-    if len(np.setdiff1d(e_label, nodes["label"].to_numpy())):
+def _partition_graph(nodes: pd.DataFrame, edges: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """A partition's node rows in node order, and its edges as positions in that order.
+
+    The partition holds whole components (nodes and edges were shuffled on the component label),
+    and components are disjoint, so clustering all of them in one `cluster` call gives the groups
+    the local engine's single call gives them; positions keep input order, as `cluster` expects.
+    """
+    nodes = nodes.sort_values("node", kind="stable").reset_index(drop=True)
+    g = nodes["node"].to_numpy()
+    pairs = edges[["a", "b"]].to_numpy().astype(np.int64).reshape(-1, 2)
+    local = np.searchsorted(g, pairs) if len(g) else np.zeros_like(pairs)
+    if len(pairs) and not (np.all(local < len(g)) and np.array_equal(g[np.minimum(local, len(g) - 1)], pairs)):
         raise RuntimeError("edges and nodes of a component were shuffled to different partitions")
-    labels = nodes["label"].to_numpy()
-    starts = np.flatnonzero(np.concatenate([[True], labels[1:] != labels[:-1]]))
-    ends = np.concatenate([starts[1:], [len(labels)]])
-    out = []
-    for lo, hi in zip(starts, ends, strict=True):
-        comp = nodes.iloc[lo:hi]
-        g = comp["node"].to_numpy()
-        a, b = np.searchsorted(e_label, [labels[lo], labels[lo] + 1])
-        pairs = edges.iloc[a:b][["a", "b"]].to_numpy()
-        local = np.stack([np.searchsorted(g, pairs[:, 0]), np.searchsorted(g, pairs[:, 1])], axis=1)
-        out.append((comp, local.astype(np.int64).reshape(-1, 2)))
-    return out
+    return nodes, local.astype(np.int64)
 
 
 def _local_rank(keys: list[tuple[Any, ...]]) -> np.ndarray:
@@ -360,23 +352,24 @@ def _paragraph_groups_local(nodes: pd.DataFrame, edges: pd.DataFrame,
     pairs sharing a content paragraph cluster, as stars to its first document (`_shared_paragraph_pairs`)."""
     rows: list[tuple[Any, ...]] = []
     stars: list[np.ndarray] = []
-    for comp, pairs in _components_of(nodes, edges):
-        sigs = _stack(comp["sig"], np.uint32)
-        ids, gs, ks = list(comp["id"]), comp["g"].to_numpy(), comp["k"].to_numpy()
-        hi, lo, content = comp["hi"].to_numpy(), comp["lo"].to_numpy(), comp["content"].to_numpy()
-        previews = list(comp["preview"])
-        rank = _local_rank([(ids[i], int(gs[i]), int(ks[i])) for i in range(len(comp))])
+    if len(nodes):
+        nodes, pairs = _partition_graph(nodes, edges)
+        sigs = _stack(nodes["sig"], np.uint32)
+        ids, gs, ks = nodes["id"].tolist(), nodes["g"].to_numpy(), nodes["k"].to_numpy()
+        hi, lo, content = nodes["hi"].to_numpy(), nodes["lo"].to_numpy(), nodes["content"].to_numpy()
+        previews = nodes["preview"].tolist()
+        rank = _local_rank([(ids[i], int(gs[i]), int(ks[i])) for i in range(len(nodes))])
 
-        def similarity(rep: int, others: np.ndarray, sigs: np.ndarray = sigs) -> np.ndarray:
+        def similarity(rep: int, others: np.ndarray) -> np.ndarray:
             return estimate_jaccard(sigs, np.full(len(others), rep), others)
 
-        for grp in cluster(len(comp), pairs, rank, similarity, threshold):
+        for grp in cluster(len(nodes), pairs, rank, similarity, threshold):
             rep = grp.representative
             same = (hi[grp.members] == hi[rep]) & (lo[grp.members] == lo[rep])
             kind = "exact" if same.all() else "near"
-            for pos, (m, s) in enumerate(zip(grp.members, grp.similarity, strict=True)):
-                rows.append((ids[rep], int(gs[rep]), int(ks[rep]), pos, ids[m], int(ks[m]), float(s), kind,
-                             previews[rep]))
+            head = (ids[rep], int(gs[rep]), int(ks[rep]))
+            rows.extend((*head, pos, ids[m], int(ks[m]), float(s), kind, previews[rep])
+                        for pos, (m, s) in enumerate(zip(grp.members, grp.similarity, strict=True)))
             docs = np.unique(gs[grp.members][content[grp.members]])
             if len(docs) >= 2:
                 stars.append(np.stack([np.full(len(docs) - 1, docs[0]), docs[1:]], axis=1))
@@ -391,34 +384,35 @@ def _document_groups_local(nodes: pd.DataFrame, edges: pd.DataFrame, settings: S
     """Document clusters of the components in one partition (`_document_groups`), each with its kept
     copy (`_choose_kept`) and every member's similarity to it (`_outcomes`)."""
     rows: list[tuple[Any, ...]] = []
+    if len(nodes) == 0:
+        return pd.DataFrame(rows, columns=_DOC_ROWS)
     passing = min(settings.threshold, settings.containment)
-    for comp, pairs in _components_of(nodes, edges):
-        ids, gs = list(comp["id"]), comp["node"].to_numpy()
-        hi, lo = comp["hi"].to_numpy(), comp["lo"].to_numpy()
-        sizes = comp["size"].to_numpy().astype(np.float64)
-        sets = [np.frombuffer(b, np.uint32) for b in comp["shingles"]]
-        shingles = np.concatenate(sets) if sets else np.zeros(0, np.uint32)
-        offsets = np.concatenate([[0], np.cumsum([len(x) for x in sets])]).astype(np.int64)
-        chars, dates, previews = comp["chars"].to_numpy(), list(comp["date"]), list(comp["preview"])
-        rank = _local_rank([(ids[i], int(gs[i])) for i in range(len(comp))])
+    nodes, pairs = _partition_graph(nodes, edges)
+    ids, gs = nodes["id"].tolist(), nodes["node"].to_numpy()
+    hi, lo = nodes["hi"].to_numpy(), nodes["lo"].to_numpy()
+    sizes = nodes["size"].to_numpy().astype(np.float64)
+    sets = [np.frombuffer(b, np.uint32) for b in nodes["shingles"]]
+    shingles = np.concatenate(sets) if sets else np.zeros(0, np.uint32)
+    offsets = np.concatenate([[0], np.cumsum([len(x) for x in sets])]).astype(np.int64)
+    chars, dates, previews = nodes["chars"].to_numpy(), nodes["date"].tolist(), nodes["preview"].tolist()
+    rank = _local_rank([(ids[i], int(gs[i])) for i in range(len(nodes))])
 
-        def similarity(rep: int, others: np.ndarray, shingles: np.ndarray = shingles, offsets: np.ndarray = offsets,
-                       sizes: np.ndarray = sizes, hi: np.ndarray = hi, lo: np.ndarray = lo) -> np.ndarray:
-            shared = _overlap(shingles, offsets, rep, others).astype(np.float64)
-            union = np.maximum(sizes[rep] + sizes[others] - shared, 1.0)
-            same = (hi[others] == hi[rep]) & (lo[others] == lo[rep])
-            return _copy_similarity(shared / union, shared, sizes[rep], sizes[others], same, settings)
+    def similarity(rep: int, others: np.ndarray) -> np.ndarray:
+        shared = _overlap(shingles, offsets, rep, others).astype(np.float64)
+        union = np.maximum(sizes[rep] + sizes[others] - shared, 1.0)
+        same = (hi[others] == hi[rep]) & (lo[others] == lo[rep])
+        return _copy_similarity(shared / union, shared, sizes[rep], sizes[others], same, settings)
 
-        for grp in cluster(len(comp), pairs, rank, similarity, passing):
-            rep = grp.representative
-            members = [int(m) for m in grp.members]
-            keeper = _keep_choice(members, settings.keep, rank, chars, dates.__getitem__)
-            to_keeper = similarity(keeper, np.array(members, dtype=np.int64))
-            same = (hi[grp.members] == hi[rep]) & (lo[grp.members] == lo[rep])
-            kind = "exact" if same.all() else "near"
-            for pos, (m, s) in enumerate(zip(members, grp.similarity, strict=True)):
-                rows.append((ids[rep], int(gs[rep]), pos, int(gs[m]), ids[m], float(s), kind, int(gs[keeper]),
-                             ids[keeper], float(to_keeper[pos]), previews[rep]))
+    for grp in cluster(len(nodes), pairs, rank, similarity, passing):
+        rep = grp.representative
+        members = [int(m) for m in grp.members]
+        keeper = _keep_choice(members, settings.keep, rank, chars, dates.__getitem__)
+        to_keeper = similarity(keeper, np.array(members, dtype=np.int64))
+        same = (hi[grp.members] == hi[rep]) & (lo[grp.members] == lo[rep])
+        kind = "exact" if same.all() else "near"
+        for pos, (m, s) in enumerate(zip(members, grp.similarity, strict=True)):
+            rows.append((ids[rep], int(gs[rep]), pos, int(gs[m]), ids[m], float(s), kind, int(gs[keeper]),
+                         ids[keeper], float(to_keeper[pos]), previews[rep]))
     return pd.DataFrame(rows, columns=_DOC_ROWS)
 
 
@@ -445,23 +439,23 @@ def _classify(part: _Part, known: chrome_stage.ChromeStats | None) -> _Part:
 def _finalize(part: _Part, info: pd.DataFrame, clusters: dict[int, tuple[str, str]]) -> _Part:
     """Every document's outcome: kept, or removed in favour of its cluster's kept copy (`_outcomes`)."""
     assert part.stripped is not None
-    by_g = {int(g): k for k, g in enumerate(info["g"].to_numpy())}
+    rows = {int(g): (int(rep), int(keeper), str(keeper_id), float(sim)) for g, rep, keeper, keeper_id, sim in zip(
+        info["g"], info["rep_g"], info["keeper_g"], info["keeper_id"], info["keeper_sim"], strict=True)}
     outcomes = []
     for d, doc in enumerate(part.docs):
         g = part.doc0 + d
-        k = by_g.get(g)
+        row = rows.get(g)
         stripped = tuple(part.stripped[d])
-        if k is None:
+        if row is None:
             outcomes.append(DocumentOutcome(doc.id, doc.site, True, None, None, None, None, stripped, len(doc.text)))
             continue
-        row = info.iloc[k]
-        cluster_id, kind = clusters[int(row["rep_g"])]
-        if int(row["keeper_g"]) == g:
+        rep, keeper_g, keeper, sim = row
+        cluster_id, kind = clusters[rep]
+        if keeper_g == g:
             outcomes.append(DocumentOutcome(doc.id, doc.site, True, cluster_id, None, None, None, stripped,
                                             len(doc.text)))
             continue
-        keeper = str(row["keeper_id"])
-        outcomes.append(DocumentOutcome(doc.id, doc.site, False, cluster_id, keeper, round(float(row["keeper_sim"]), 4),
+        outcomes.append(DocumentOutcome(doc.id, doc.site, False, cluster_id, keeper, round(sim, 4),
                                         f"{kind} duplicate of {keeper}", stripped, len(doc.text)))
     return replace(part, outcomes=outcomes)
 
@@ -684,6 +678,20 @@ def _document_stage(frame: Any, para_pairs: Any, settings: Settings, options: Da
 
 # -- assembling on the driver ----------------------------------------------------------------------
 
+def _groups(rows: pd.DataFrame, keys: list[str]) -> list[tuple[int, int]]:
+    """(start, end) of each group of rows sharing `keys`, with `rows` sorted by `keys` and then `pos`."""
+    values = [rows[k].tolist() for k in keys]
+    heads = list(zip(*values, strict=True))
+    starts = [i for i in range(len(heads)) if i == 0 or heads[i] != heads[i - 1]]
+    return list(zip(starts, [*starts[1:], len(heads)], strict=True))
+
+
+def _sorted_rows(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    sort_keys = list(zip(*[rows[k].tolist() for k in [*keys, "pos"]], strict=True))
+    order = sorted(range(len(rows)), key=sort_keys.__getitem__)
+    return rows.iloc[order].reset_index(drop=True)
+
+
 def _assemble_documents(rows: pd.DataFrame) -> tuple[list[Cluster], dict[int, tuple[str, str]]]:
     """Document clusters numbered by their representative's (id, input position), as `cluster` sorts
     them; and (cluster id, kind) by representative."""
@@ -691,12 +699,14 @@ def _assemble_documents(rows: pd.DataFrame) -> tuple[list[Cluster], dict[int, tu
     cluster_of: dict[int, tuple[str, str]] = {}
     if rows.empty:
         return clusters, cluster_of
-    rows = rows.sort_values(["rep_id", "rep_g", "pos"], kind="stable")
-    for k, ((_, rep_g), grp) in enumerate(rows.groupby(["rep_id", "rep_g"], sort=False)):
-        kind: ClusterKind = grp["kind"].iloc[0]
-        members = tuple(Member(str(i), round(float(s), 4)) for i, s in zip(grp["id"], grp["sim"], strict=True))
-        clusters.append(Cluster(f"d{k + 1}", kind, "document", members[0], members, str(grp["preview"].iloc[0])))
-        cluster_of[int(rep_g)] = (f"d{k + 1}", kind)
+    rows = _sorted_rows(rows, ["rep_id", "rep_g"])
+    ids, sims, kinds = rows["id"].tolist(), rows["sim"].tolist(), rows["kind"].tolist()
+    reps, previews = rows["rep_g"].tolist(), rows["preview"].tolist()
+    for k, (a, b) in enumerate(_groups(rows, ["rep_id", "rep_g"])):
+        kind: ClusterKind = kinds[a]
+        members = tuple(Member(str(ids[i]), round(float(sims[i]), 4)) for i in range(a, b))
+        clusters.append(Cluster(f"d{k + 1}", kind, "document", members[0], members, str(previews[a])))
+        cluster_of[int(reps[a])] = (f"d{k + 1}", kind)
     return clusters, cluster_of
 
 
@@ -705,12 +715,13 @@ def _assemble_paragraphs(rows: pd.DataFrame) -> list[Cluster]:
     clusters: list[Cluster] = []
     if rows.empty:
         return clusters
-    rows = rows.sort_values(["rep_id", "rep_g", "rep_k", "pos"], kind="stable")
-    for k, (_, grp) in enumerate(rows.groupby(["rep_id", "rep_g", "rep_k"], sort=False)):
-        kind: ClusterKind = grp["kind"].iloc[0]
-        members = tuple(Member(str(i), round(float(s), 4), int(p))
-                        for i, s, p in zip(grp["id"], grp["sim"], grp["k"], strict=True))
-        clusters.append(Cluster(f"p{k + 1}", kind, "paragraph", members[0], members, str(grp["preview"].iloc[0])))
+    rows = _sorted_rows(rows, ["rep_id", "rep_g", "rep_k"])
+    ids, sims, kinds = rows["id"].tolist(), rows["sim"].tolist(), rows["kind"].tolist()
+    paragraphs, previews = rows["k"].tolist(), rows["preview"].tolist()
+    for k, (a, b) in enumerate(_groups(rows, ["rep_id", "rep_g", "rep_k"])):
+        kind: ClusterKind = kinds[a]
+        members = tuple(Member(str(ids[i]), round(float(sims[i]), 4), int(paragraphs[i])) for i in range(a, b))
+        clusters.append(Cluster(f"p{k + 1}", kind, "paragraph", members[0], members, str(previews[a])))
     return clusters
 
 
