@@ -124,7 +124,13 @@ def dask_scheduler(spec: Any) -> Iterator[None]:
             yield
         return
     if spec == "processes":
-        with dask.config.set({**settings, "scheduler": "processes"}):
+        # One pool for the whole run: Dask would otherwise start (and compile kernels in) a new
+        # pool for every compute.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(mp_context=multiprocessing.get_context("spawn")) as pool, \
+                dask.config.set({**settings, "scheduler": "processes", "pool": pool}):
             yield
         return
     if spec.startswith("local:") or "://" in spec:

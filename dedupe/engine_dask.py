@@ -82,6 +82,7 @@ class DaskOptions:
     """How the Dask engine partitions and where it finds components.
 
     shuffle_partitions: output partitions of every shuffle (0: one per input partition).
+    shuffle_method: Dask's "tasks" or "p2p" (None: Dask's choice, p2p on a distributed cluster).
     components: "auto" (scipy on the driver up to `max_driver_edges` edges, large-star/small-star
         on the cluster beyond), or "scipy" / "star" to force one.
     collect_outcomes: bring every document's outcome to the driver (tests, small dumps); otherwise
@@ -89,6 +90,7 @@ class DaskOptions:
     """
 
     shuffle_partitions: int = 0
+    shuffle_method: str | None = None
     components: ComponentsMethod = "auto"
     max_driver_edges: int = 20_000_000
     collect_outcomes: bool = False
@@ -544,6 +546,15 @@ def scan_dask(paths: Sequence[str], settings: Settings = _SETTINGS, read_options
     scheduler (see `dask_io.dask_scheduler`): the local engine's document clusters, kept copies,
     chrome and paragraph clusters for the same documents in the same order; no story clusters."""
     import dask
+
+    if options.shuffle_method:
+        with dask.config.set({"dataframe.shuffle.method": options.shuffle_method}):
+            return _scan_dask(paths, settings, read_options, options)
+    return _scan_dask(paths, settings, read_options, options)
+
+
+def _scan_dask(paths: Sequence[str], settings: Settings, read_options: ReadOptions, options: DaskOptions) -> DaskScan:
+    import dask
     from dask import delayed
 
     timings: dict[str, float] = {}
@@ -748,7 +759,7 @@ def _result(settings: Settings, summaries: list[_Summary], doc_clusters: list[Cl
         return counts
 
     bad = [b for s in summaries for b in s.bad]
-    figures = Stats(
+    totals = Stats(
         documents=sum(s.documents for s in summaries),
         paragraphs=sum(s.paragraphs for s in summaries),
         bad_records=len(bad),
@@ -760,6 +771,6 @@ def _result(settings: Settings, summaries: list[_Summary], doc_clusters: list[Cl
         chrome_bytes=sum(s.chrome_bytes for s in summaries),
     )
     outcomes = [o for s in summaries for o in (s.outcomes or [])]
-    result = ScanResult(replace(settings, story=False, jobs=1), figures, doc_clusters, para_clusters, lines, outcomes,
+    result = ScanResult(replace(settings, story=False, jobs=1), totals, doc_clusters, para_clusters, lines, outcomes,
                         bad, stats)
     return result, dict(sorted(sites.items()))
