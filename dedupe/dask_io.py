@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import DedupeError, NoInputError
+from .errors import BadRecordError, DedupeError, NoInputError
 from .model import BadRecord, Document
 from .readers import Reader, ReadOptions, _site_getter, _text_field_reason
 
@@ -93,7 +93,6 @@ def _read_parquet(path: str, options: ReadOptions) -> tuple[list[Document], list
         if type(text) is not str:
             bad.append(BadRecord(path, line, _text_field_reason(options.text_field, text)))
             if options.strict:
-                from .errors import BadRecordError
                 raise BadRecordError(bad[-1])
             continue
         raw_id = record.get(options.id_field)
