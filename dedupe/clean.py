@@ -91,8 +91,13 @@ def stripped_records(result: ScanResult) -> Iterator[dict[str, Any]]:
 def check_removal_guard(result: ScanResult, max_removed: float) -> None:
     """Refuse (RemovalRefused, exit 3) when any site would lose more than `max_removed` of its
     documents or of its text: a safety net for unattended runs against a bad input or a bad setting."""
+    check_site_removals(site_removals(result), max_removed)
+
+
+def check_site_removals(sites: dict[str, dict[str, int]], max_removed: float) -> None:
+    """The `--max-removed` guard on per-site figures (`report.site_removals`), however they were summed."""
     offenders = []
-    for site, s in site_removals(result).items():
+    for site, s in sites.items():
         doc_share = s["removed_documents"] / max(1, s["documents"])
         text_share = (s["removed_chars"] + s["chrome_chars"]) / max(1, s["chars"])
         if doc_share > max_removed or text_share > max_removed:

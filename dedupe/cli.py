@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from . import __version__
+from . import __version__, cli_dask
 from .clean import (
     check_removal_guard,
     output_files,
@@ -75,6 +75,11 @@ def reading_options(func: F) -> F:
                      help="Field read by --keep earliest."),
         click.option("--jobs", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
                      help="Worker processes for the per-batch stages."),
+        click.option("--engine", type=click.Choice(["local", "dask"]), default=None,
+                     help="Run on this machine (default), or on Dask (pip install 'dedupe[dask]'; no story clusters)."),
+        click.option("--scheduler", default=None, metavar="SPEC",
+                     help="Dask scheduler (implies --engine dask): sync (default), processes, local:N workers, "
+                          "or tcp://HOST:PORT."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -189,6 +194,10 @@ def scan_command(json_path: str | None, top: int, quiet: bool, index_path: str |
     INPUT is a JSONL file (optionally .gz/.bz2/.xz/.zst), a folder of text files, a text file, or `-` for
     JSONL on stdin.
     """
+    cli_dask.check_engine_options(kw, index_path)
+    if kw["engine"] == "dask":
+        cli_dask.scan_command(kw, json_path, top, quiet, log_format)
+        return
     with unattended_run("scan", index_path, _settings(kw), log_format=log_format, quiet=quiet, writer=False) as run:
         _, result = _run_scan(kw, quiet, run)
         report = build_report(result, run.report_extra(result))
@@ -220,6 +229,10 @@ def clean_command(output: str, removed: str | None, stripped: str | None, annota
 
     Input is never modified; every output appears whole or not at all.
     """
+    cli_dask.check_engine_options(kw, index_path)
+    if kw["engine"] == "dask":
+        cli_dask.clean_command(kw, output, removed, stripped, annotate, max_removed, json_path, top, quiet, log_format)
+        return
     target = Path(output)
     for path in (output, removed, stripped, json_path, None if index_path and is_url(index_path) else index_path):
         if path and path != "-":

@@ -288,10 +288,23 @@ def _strip_chrome(docs: Sequence[Document], pages: list[list[Paragraph]], groups
     for doc, group, page_keys in zip(docs, groups, keys, strict=True):
         stats.add_page(doc.site, group, page_keys)
     known = stats if learned is None else learned.merge(stats)
-    spans = [(lo, min(len(docs), lo + _CHROME_SPAN)) for lo in range(0, len(docs), _CHROME_SPAN)]
     # Statistics backed by an index may query its database connection, which a forked worker must
     # not share: with an archive the verdicts are worked out in this process.
-    jobs = settings.jobs if learned is None else 1
+    mask, stripped = _classify_pages(docs, pages, feats, known, settings.jobs if learned is None else 1)
+    return mask, stripped, stats
+
+
+def _classify_pages(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
+                    known: chrome_stage.ChromeStats, jobs: int = 1
+                    ) -> tuple[np.ndarray, list[list[StrippedParagraph]]]:
+    """Chrome flag per paragraph and stripped paragraphs per document, given the site statistics:
+    per document only, so any engine can run it wherever the documents are (here in `jobs` forked
+    workers, a span of documents each)."""
+    mask = np.zeros(len(feats.doc), dtype=bool)
+    stripped: list[list[StrippedParagraph]] = [[] for _ in docs]
+    bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
+    keys = [feats.line_keys[bounds[d] : bounds[d + 1]] for d in range(len(docs))]
+    spans = [(lo, min(len(docs), lo + _CHROME_SPAN)) for lo in range(0, len(docs), _CHROME_SPAN)]
     parts = fork_map(_classify_span, (docs, pages, keys, known), spans, jobs)
     for d, verdicts in enumerate(v for part in parts for v in part):
         page = pages[d]
@@ -299,7 +312,7 @@ def _strip_chrome(docs: Sequence[Document], pages: list[list[Paragraph]], groups
             if verdict.is_chrome:
                 mask[bounds[d] + k] = True
                 stripped[d].append(StrippedParagraph(k, page[k].line, page[k].end, page[k].text, verdict.reason))
-    return mask, stripped, stats
+    return mask, stripped
 
 
 _CHROME_SPAN = 500  # documents per unit of chrome work handed to a worker
@@ -449,14 +462,8 @@ def _document_groups(table: _DocTable, feats: ParagraphFeatures, content: np.nda
             shared[local] = _overlap(shingles, offsets, rep, others[local])
             union = np.maximum(sizes[rep] + sizes[others[local]] - shared[local], 1.0)
             jac[local] = shared[local] / union
-        small = np.minimum(sizes[rep], sizes[others])
-        contained = np.where(small >= settings.min_containment_shingles,
-                             np.minimum(1.0, shared / np.maximum(small, 1.0)), 0.0)
-        # A pair passes on Jaccard, or failing that on containment; the value reported is the
-        # measure it passed on, and 0 when it passes on neither.
-        sim = np.where(jac >= settings.threshold, jac,
-                       np.where(contained >= settings.containment, contained, 0.0))
-        return np.where((hi[others] == hi[rep]) & (lo[others] == lo[rep]), 1.0, sim)
+        same = (hi[others] == hi[rep]) & (lo[others] == lo[rep])
+        return _copy_similarity(jac, shared, sizes[rep], sizes[others], same, settings)
 
     cands = [_equal_key_pairs(hi, lo)]
     bands, rows = lsh_params(settings.threshold, settings.num_perm)
@@ -469,6 +476,21 @@ def _document_groups(table: _DocTable, feats: ParagraphFeatures, content: np.nda
     if len(pairs):
         pairs = pairs[_pair_similarity(similarity, pairs) >= passing]
     return cluster(len(table.ids), pairs, table.rank, similarity, passing), similarity
+
+
+def _copy_similarity(jac: np.ndarray, shared: np.ndarray, size: float, sizes: np.ndarray, same_key: np.ndarray,
+                     settings: Settings) -> np.ndarray:
+    """Document similarity of one document (`size` shingles) to others, from Jaccard and shared shingles.
+
+    A pair passes on Jaccard, or failing that on containment; the value reported is the measure it
+    passed on, 0 when it passes on neither, and 1 for the same content key. Shared by the engines.
+    """
+    small = np.minimum(size, sizes)
+    contained = np.where(small >= settings.min_containment_shingles,
+                         np.minimum(1.0, shared / np.maximum(small, 1.0)), 0.0)
+    sim = np.where(jac >= settings.threshold, jac,
+                   np.where(contained >= settings.containment, contained, 0.0))
+    return np.where(same_key, 1.0, sim)
 
 
 def _shared_key_pairs(keys: np.ndarray, owner: np.ndarray, n_new: int) -> np.ndarray:
@@ -556,14 +578,21 @@ def _choose_kept(docs: Sequence[Document], table: _DocTable, groups: list[Group]
         archived = [m for m in members if table.is_archived(m)]
         if archived:
             choice = min(archived, key=lambda m: rank[m])
-        elif settings.keep == "first":
-            choice = min(members)
-        elif settings.keep == "earliest":
-            choice = min(members, key=lambda m: (_date(docs[m], settings.date_field), m))
         else:
-            choice = min(members, key=lambda m: (-content_chars[m], rank[m]))
+            choice = _keep_choice(members, settings.keep, rank, content_chars,
+                                  lambda m: _date(docs[m], settings.date_field))
         kept[k] = choice
     return kept
+
+
+def _keep_choice(members: Sequence[int], keep: KeepPolicy, rank: np.ndarray, content_chars: np.ndarray,
+                 date_of: Callable[[int], str]) -> int:
+    """The member the keep policy keeps; `members` are input positions (the `first` order), ties by rank."""
+    if keep == "first":
+        return min(members)
+    if keep == "earliest":
+        return min(members, key=lambda m: (date_of(m), m))
+    return min(members, key=lambda m: (-content_chars[m], rank[m]))
 
 
 def _date(doc: Document, field_name: str) -> str:
