@@ -43,7 +43,16 @@ class ParagraphFeatures:
     shingle_hashes: np.ndarray  # uint32
     shingle_offsets: np.ndarray  # int64, per signed paragraph
     line_keys: list[str] = field(default_factory=list)  # per paragraph when asked for: chrome's key
-    terms: list[np.ndarray] = field(default_factory=list)  # per paragraph when asked for: story term hashes
+    # Story terms when asked for: 64-bit stem hashes of paragraph k are term_hashes[term_offsets[k]:term_offsets[k+1]]
+    # (one flat array, so a batch's terms cross processes as one buffer, not an array per paragraph).
+    term_hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    term_offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+
+    def terms(self, k: int) -> np.ndarray:
+        """Story term hashes of paragraph k (empty when terms were not asked for)."""
+        if k + 1 >= len(self.term_offsets):
+            return self.term_hashes[:0]
+        return self.term_hashes[self.term_offsets[k] : self.term_offsets[k + 1]]
 
 
 def exact_key(normalised: str) -> tuple[int, int]:
@@ -82,6 +91,8 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
     signed = sign_paragraphs(normalised, ngram, hasher, min_words)
     keys = [line_key_of_normalised(norm) for norm in normalised] if line_keys else []
     stems = [term_hashes_of_normalised(norm) for norm in normalised] if terms else []
+    term_offsets = np.zeros(len(stems) + 1, dtype=np.int64)
+    np.cumsum([len(s) for s in stems], out=term_offsets[1:])
     return ParagraphFeatures(
         doc=np.asarray(doc_ids, dtype=np.int64),
         index=np.asarray(indexes, dtype=np.int64),
@@ -95,7 +106,8 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
         shingle_hashes=signed.shingle_hashes,
         shingle_offsets=signed.shingle_offsets,
         line_keys=keys,
-        terms=stems,
+        term_hashes=np.concatenate(stems) if stems else np.zeros(0, dtype=np.uint64),
+        term_offsets=term_offsets,
     )
 
 
@@ -122,8 +134,19 @@ def concat(parts: Sequence[ParagraphFeatures], doc_offsets: Sequence[int]) -> Pa
         shingle_hashes=_cat([p.shingle_hashes for p in parts], np.uint32),
         shingle_offsets=np.concatenate(offsets),
         line_keys=[key for p in parts for key in p.line_keys],
-        terms=[t for p in parts for t in p.terms],
+        term_hashes=_cat([p.term_hashes for p in parts], np.uint64),
+        term_offsets=_offsets([p.term_offsets for p in parts]),
     )
+
+
+def _offsets(parts: list[np.ndarray]) -> np.ndarray:
+    """Offsets into concatenated flat arrays, from each part's own offsets (each starting at 0)."""
+    out = [np.zeros(1, dtype=np.int64)]
+    base = 0
+    for offsets in parts:
+        out.append(offsets[1:] + base)
+        base += int(offsets[-1])
+    return np.concatenate(out)
 
 
 def _cat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:

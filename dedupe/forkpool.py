@@ -24,18 +24,29 @@ CAN_FORK = sys.platform == "linux" and "fork" in multiprocessing.get_all_start_m
 _TASK: tuple[Callable[[Any, Any], Any], Any] | None = None
 
 
-def fork_map(fn: Callable[[C, T], R], context: C, items: Sequence[T], jobs: int) -> list[R]:
+def fork_map(fn: Callable[[C, T], R], context: C, items: Sequence[T], jobs: int,
+             done: Callable[[int], None] | None = None) -> list[R]:
     """`[fn(context, item) for item in items]`, in up to `jobs` forked processes when jobs > 1.
 
     `fn` must be a module-level function; `context` is inherited by the workers, never pickled.
-    Results come back in the order of `items` whatever the number of workers."""
+    Results come back in the order of `items` whatever the number of workers; `done(k)` is called
+    as the first k results are in (progress, and a caller's chance to stop between items)."""
+    out: list[R] = []
     if jobs <= 1 or len(items) < 2 or not CAN_FORK:
-        return [fn(context, item) for item in items]
+        for item in items:
+            out.append(fn(context, item))
+            if done is not None:
+                done(len(out))
+        return out
     global _TASK
     _TASK = (fn, context)
     try:
         with multiprocessing.get_context("fork").Pool(min(jobs, len(items)), _default_signals) as pool:
-            return pool.map(_run, items, chunksize=1)
+            for result in pool.imap(_run, items, chunksize=1):
+                out.append(result)
+                if done is not None:
+                    done(len(out))
+        return out
     finally:
         _TASK = None
 

@@ -16,7 +16,6 @@ Stages, in order (each a function of the previous stages' outputs only):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
@@ -192,27 +191,20 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
 # -- stage 1: segment + sign ---------------------------------------------------------------------
 
 def _sign(pages: list[list[Paragraph]], settings: Settings, tick: Progress) -> ParagraphFeatures:
-    """Features of every batch, in worker processes when `settings.jobs` > 1 (batches are independent)."""
-    batches = [pages[lo : lo + settings.batch_size] for lo in range(0, len(pages), settings.batch_size)] or [[]]
-    starts = list(range(0, max(1, len(pages)), settings.batch_size))
-    args = (settings.num_perm, settings.seed, settings.ngram, settings.min_words, settings.chrome, settings.story)
-    parts: list[ParagraphFeatures] = []
-    if settings.jobs > 1 and len(batches) > 1:
-        with ProcessPoolExecutor(max_workers=settings.jobs) as pool:
-            for part in pool.map(_analyse_batch, batches, *([a] * len(batches) for a in args)):
-                parts.append(part)
-                tick("sign", min(len(pages), len(parts) * settings.batch_size), len(pages))
-    else:
-        for batch in batches:
-            parts.append(_analyse_batch(batch, *args))
-            tick("sign", min(len(pages), len(parts) * settings.batch_size), len(pages))
-    return concat(parts, starts)
+    """Features of every batch, in forked workers when `settings.jobs` > 1 (batches are independent;
+    the workers inherit the pages, so only the features travel back)."""
+    n, size = len(pages), settings.batch_size
+    spans = [(lo, min(n, lo + size)) for lo in range(0, n, size)] or [(0, 0)]
+    parts = fork_map(_analyse_span, (pages, settings), spans, settings.jobs,
+                     lambda k: tick("sign", spans[k - 1][1], n))
+    return concat(parts, [lo for lo, _ in spans])
 
 
-def _analyse_batch(batch: list[list[Paragraph]], num_perm: int, seed: int, ngram: int,
-                   min_words: int, line_keys: bool, terms: bool) -> ParagraphFeatures:
-    """One batch's features; a top-level function so worker processes can run it."""
-    return analyse(batch, _hasher(num_perm, seed), ngram, min_words, line_keys=line_keys, terms=terms)
+def _analyse_span(context: tuple[list[list[Paragraph]], Settings], span: tuple[int, int]) -> ParagraphFeatures:
+    """Features of documents [lo, hi); a top-level function so forked workers can run it."""
+    pages, s = context
+    return analyse(pages[span[0] : span[1]], _hasher(s.num_perm, s.seed), s.ngram, s.min_words,
+                   line_keys=s.chrome, terms=s.story)
 
 
 @lru_cache(maxsize=4)
@@ -303,28 +295,30 @@ def _classify_pages(docs: Sequence[Document], pages: list[list[Paragraph]], feat
     mask = np.zeros(len(feats.doc), dtype=bool)
     stripped: list[list[StrippedParagraph]] = [[] for _ in docs]
     bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
-    keys = [feats.line_keys[bounds[d] : bounds[d + 1]] for d in range(len(docs))]
     spans = [(lo, min(len(docs), lo + _CHROME_SPAN)) for lo in range(0, len(docs), _CHROME_SPAN)]
-    parts = fork_map(_classify_span, (docs, pages, keys, known), spans, jobs)
-    for d, verdicts in enumerate(v for part in parts for v in part):
-        page = pages[d]
-        for k, verdict in enumerate(verdicts):
-            if verdict.is_chrome:
-                mask[bounds[d] + k] = True
-                stripped[d].append(StrippedParagraph(k, page[k].line, page[k].end, page[k].text, verdict.reason))
+    for part in fork_map(_classify_span, (docs, pages, feats.line_keys, bounds, known), spans, jobs):
+        for d, k, reason in part:
+            mask[bounds[d] + k] = True
+            p = pages[d][k]
+            stripped[d].append(StrippedParagraph(k, p.line, p.end, p.text, reason))
     return mask, stripped
 
 
 _CHROME_SPAN = 500  # documents per unit of chrome work handed to a worker
 
 
-def _classify_span(context: tuple[Sequence[Document], list[list[Paragraph]], list[list[str]],
+def _classify_span(context: tuple[Sequence[Document], list[list[Paragraph]], list[str], np.ndarray,
                                   chrome_stage.ChromeStats],
-                   span: tuple[int, int]) -> list[list[chrome_stage.ChromeVerdict]]:
-    """Chrome verdicts of documents [lo, hi); a top-level function so forked workers can run it."""
-    docs, pages, keys, known = context
-    return [chrome_stage.classify_page([p.text for p in pages[d]], docs[d].site, known, keys=keys[d])
-            for d in range(*span)]
+                   span: tuple[int, int]) -> list[tuple[int, int, str]]:
+    """(document, paragraph, reason) of each chrome paragraph of documents [lo, hi): only these
+    cross back from a worker. A top-level function so forked workers can run it."""
+    docs, pages, keys, bounds, known = context
+    found = []
+    for d in range(*span):
+        page_keys = keys[bounds[d] : bounds[d + 1]]
+        verdicts = chrome_stage.classify_page([p.text for p in pages[d]], docs[d].site, known, keys=page_keys)
+        found.extend((d, k, v.reason) for k, v in enumerate(verdicts) if v.is_chrome)
+    return found
 
 
 # -- stage 4: paragraph clusters ---------------------------------------------------------------
@@ -676,7 +670,7 @@ def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], cont
     para_units = [int(r) for r in np.flatnonzero(signed) if int(r) not in copies]
     # Terms are numbered once for both levels; a document's are its paragraphs' arrays joined.
     needed = sorted({r for rows in doc_rows for r in rows}.union(para_units))
-    ids, vocabulary = story_stage.hashed_term_ids([feats.terms[r] for r in needed])
+    ids, vocabulary = story_stage.hashed_term_ids([feats.terms(r) for r in needed])
     ids_of = dict(zip(needed, ids, strict=True))
     empty = np.zeros(0, dtype=np.int64)
     doc_ids = [np.concatenate([ids_of[r] for r in rows]) if rows else empty for rows in doc_rows]

@@ -118,8 +118,12 @@ def term_hashes_of_normalised(norm: str) -> np.ndarray:
 
 def hashed_term_ids(hashes: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int]:
     """`term_ids` for texts given as `term_hashes_of_normalised` arrays: columns in hash order."""
-    vocabulary = unique_sorted(np.concatenate(hashes)) if len(hashes) else np.zeros(0, dtype=np.uint64)
-    return [np.searchsorted(vocabulary, h) for h in hashes], len(vocabulary)
+    if not len(hashes):
+        return [], 0
+    flat = np.concatenate(hashes)
+    vocabulary = unique_sorted(flat)
+    ends = np.cumsum(np.fromiter(map(len, hashes), dtype=np.int64, count=len(hashes)))
+    return np.split(np.searchsorted(vocabulary, flat), ends[:-1]), len(vocabulary)
 
 
 def _stems(tokens: list[str]) -> list[str]:

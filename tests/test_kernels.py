@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedupe import MinHasher, kernels, shingle, shingle_hash32
-from dedupe.features import analyse
+from dedupe.features import analyse, concat
 from dedupe.near import document_signatures, find_near_duplicate_documents
 from dedupe.normalize import line_key, normalize, tokenize
 from dedupe.segment import split_paragraphs
@@ -191,9 +191,13 @@ def test_analyse_derives_chrome_keys_and_story_terms_from_the_paragraphs(rng: ra
     texts = [p.text for page in pages for p in page]
     assert feats.line_keys == [line_key(t) for t in texts]
     stem_hashes = [[xxhash.xxh64_intdigest(s.encode()) for s in content_terms(t)] for t in texts]
-    assert [h.tolist() for h in feats.terms] == stem_hashes
+    assert [feats.terms(k).tolist() for k in range(len(texts))] == stem_hashes
     bare = analyse(pages, MinHasher(128, 1), 5, 8)
-    assert bare.line_keys == [] and bare.terms == []
+    assert bare.line_keys == [] and bare.terms(0).size == 0
+    joined = concat([analyse(pages[:9], MinHasher(128, 1), 5, 8, line_keys=True, terms=True),
+                     analyse(pages[9:], MinHasher(128, 1), 5, 8, line_keys=True, terms=True)], [0, 9])
+    assert joined.line_keys == feats.line_keys
+    assert all(np.array_equal(joined.terms(k), feats.terms(k)) for k in range(len(texts)))
 
 
 @compiled
