@@ -76,7 +76,7 @@ def reading_options(func: F) -> F:
         click.option("--jobs", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
                      help="Worker processes for the per-batch stages."),
         click.option("--engine", type=click.Choice(["local", "dask"]), default=None,
-                     help="Run on this machine (default), or on Dask (pip install 'dedupe[dask]'; no story clusters)."),
+                     help="Run on this machine (default), or on Dask (pip install 'dedupe[dask]')."),
         click.option("--scheduler", default=None, metavar="SPEC",
                      help="Dask scheduler (implies --engine dask): sync (default), processes, local:N workers, "
                           "or tcp://HOST:PORT."),

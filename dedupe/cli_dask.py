@@ -3,7 +3,7 @@
 Kept apart from `cli` so the local commands stay as they are. Inputs are files or globs (one
 partition each); `clean -o OUT` writes the folder OUT with one JSONL shard per input partition
 (and `--removed`/`--stripped` folders sharded the same way); the report is the local engine's,
-without story clusters, plus the engine's stage timings.
+plus the engine's stage timings.
 """
 
 from __future__ import annotations
@@ -43,9 +43,7 @@ def _scan(kw: dict[str, Any], paths: list[str], collect: bool = False) -> Any:
 
 
 def _extra(scan: Any) -> dict[str, Any]:
-    from .engine_dask import STORY_NOTE
-
-    return {"engine": {"name": "dask", "note": STORY_NOTE, "stage_timings": scan.timings,
+    return {"engine": {"name": "dask", "stage_timings": scan.timings,
                        "components": {k: {"method": r.method, "edges": r.edges, "iterations": r.iterations}
                                       for k, r in scan.components.items()}}}
 
@@ -64,7 +62,6 @@ def scan_command(kw: dict[str, Any], json_path: str | None, top: int, quiet: boo
         _write_json_report(json_path, report)
     if not quiet and json_path != "-":
         render(report, Console(), top=top)
-        _note()
 
 
 def clean_command(kw: dict[str, Any], output: str, removed: str | None, stripped: str | None, annotate: bool,
@@ -101,10 +98,4 @@ def clean_command(kw: dict[str, Any], output: str, removed: str | None, stripped
             _write_json_report(json_path, report)
     if not quiet and json_path != "-":
         render(report, Console(), top=top)
-        _note()
 
-
-def _note() -> None:
-    from .engine_dask import STORY_NOTE
-
-    Console(stderr=True).print(f"dedupe: note: {STORY_NOTE}", highlight=False)

@@ -19,7 +19,9 @@ Ties are broken by (id, input position) as in the local engine, with input posit
 across partitions in input order, so clusters and kept copies do not depend on partitioning or
 worker count. The driver holds only small things: partition sizes, per-site chrome statistics,
 the edge list while scipy does the components, and cluster membership for the report.
-Story clusters are not computed by this engine (`STORY_NOTE`).
+7. story clusters: each partition picks its story units (kept documents, paragraphs that are not
+   copies) with their term hashes; pairs and clusters are worked out on the driver by the local
+   engine's `_story_groups` over the units in global input order, so they are the same.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from . import chrome as chrome_stage
+from . import story as story_stage
 from .cluster import cluster
 from .dask_graph import (
     PAIRS_META,
@@ -63,18 +66,18 @@ from .pipeline import (
     _classify_pages,
     _content_keys,
     _content_shingles,
+    _content_texts,
     _copy_similarity,
     _date,
     _keep_choice,
     _overlap,
     _preview,
     _sign,
+    _story_groups,
 )
 from .readers import ReadOptions
 from .segment import Paragraph, split_paragraphs
 from .writers import write_jsonl
-
-STORY_NOTE = "story clusters are not computed by the dask engine"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +143,7 @@ class _Part:
 def _load(path: str, options: ReadOptions, settings: Settings) -> _Part:
     docs, bad = read_partition(path, options)
     pages = [split_paragraphs(d.text) for d in docs]
-    # No story terms: this engine computes no story clusters (see the module docstring).
-    feats = _sign(pages, replace(settings, jobs=1, story=False), lambda stage, done, total: None)
+    feats = _sign(pages, replace(settings, jobs=1), lambda stage, done, total: None)
     return _Part(docs, pages, feats, bad)
 
 
@@ -346,7 +348,7 @@ def _local_rank(keys: list[tuple[Any, ...]]) -> np.ndarray:
     return rank
 
 
-_PARA_ROWS = ["rep_id", "rep_g", "rep_k", "pos", "id", "k", "sim", "kind", "preview"]
+_PARA_ROWS = ["rep_id", "rep_g", "rep_k", "pos", "id", "k", "sim", "kind", "preview", "g"]
 
 
 def _paragraph_groups_local(nodes: pd.DataFrame, edges: pd.DataFrame,
@@ -371,7 +373,7 @@ def _paragraph_groups_local(nodes: pd.DataFrame, edges: pd.DataFrame,
             same = (hi[grp.members] == hi[rep]) & (lo[grp.members] == lo[rep])
             kind = "exact" if same.all() else "near"
             head = (ids[rep], int(gs[rep]), int(ks[rep]))
-            rows.extend((*head, pos, ids[m], int(ks[m]), float(s), kind, previews[rep])
+            rows.extend((*head, pos, ids[m], int(ks[m]), float(s), kind, previews[rep], int(gs[m]))
                         for pos, (m, s) in enumerate(zip(grp.members, grp.similarity, strict=True)))
             docs = np.unique(gs[grp.members][content[grp.members]])
             if len(docs) >= 2:
@@ -465,6 +467,62 @@ def _finalize(part: _Part, info: pd.DataFrame, clusters: dict[int, tuple[str, st
     return replace(part, outcomes=outcomes)
 
 
+@dataclass(frozen=True)
+class _StoryUnit:
+    """What the story stage needs of one kept document or one paragraph (one per copy group)."""
+
+    id: str
+    g: int
+    k: int  # paragraph index (-1 for a document)
+    terms: np.ndarray  # story term hashes
+    preview: str
+
+
+def _story_units(part: _Part, copies: set[tuple[int, int]]) -> tuple[list[_StoryUnit], list[_StoryUnit]]:
+    """This partition's story units as `pipeline._story_clusters` chooses them: every kept document
+    (its content paragraphs' terms, or all its paragraphs' when chrome left none) and every signed
+    paragraph that is not a copy in a paragraph cluster (`copies`: (document, paragraph) pairs)."""
+    assert part.outcomes is not None and part.content is not None
+    feats, content = part.feats, part.content
+    bounds = np.searchsorted(feats.doc, np.arange(len(part.docs) + 1))
+    texts = _content_texts(part.docs, part.pages, feats, content)
+    empty = np.zeros(0, dtype=np.uint64)
+    docs = []
+    for d, (doc, outcome) in enumerate(zip(part.docs, part.outcomes, strict=True)):
+        if not outcome.kept:
+            continue
+        rows = range(bounds[d], bounds[d + 1])
+        chosen = [r for r in rows if content[r]] or list(rows)
+        terms = np.concatenate([feats.terms(r) for r in chosen]) if chosen else empty
+        docs.append(_StoryUnit(doc.id, part.doc0 + d, -1, terms, _preview(texts[d])))
+    paragraphs = []
+    for r in np.flatnonzero(feats.sig_row >= 0):
+        d, k = int(feats.doc[r]), int(feats.index[r])
+        if (part.doc0 + d, k) not in copies:
+            paragraphs.append(_StoryUnit(part.docs[d].id, part.doc0 + d, k, feats.terms(int(r)),
+                                         _preview(part.pages[d][k].text)))
+    return docs, paragraphs
+
+
+def _story_clusters(units: list[_StoryUnit], level: str, base: int) -> list[Cluster]:
+    """Story clusters over all partitions' units, on the driver: the local engine's `_story_groups`
+    over the same units in the same order (global input order), so the same pairs and clusters."""
+    if not units:
+        return []
+    order = sorted(range(len(units)), key=lambda i: (units[i].id, units[i].g, units[i].k))
+    rank = np.empty(len(units), dtype=np.int64)
+    rank[order] = np.arange(len(units))
+    ids, vocabulary = story_stage.hashed_term_ids([u.terms for u in units])
+    out = []
+    for n, (members, sims) in enumerate(_story_groups(ids, vocabulary, story_stage.StorySettings(), rank, 1)):
+        mem = tuple(Member(units[m].id, round(s, 4), None if level == "document" else units[m].k)
+                    for m, s in zip(members, sims, strict=True))
+        prefix = "d" if level == "document" else "p"
+        out.append(Cluster(f"{prefix}{base + n + 1}", "story", level, mem[0], mem,  # type: ignore[arg-type]
+                           units[members[0]].preview))
+    return out
+
+
 @dataclass
 class _Summary:
     """What the driver keeps of a finished partition."""
@@ -547,7 +605,7 @@ def scan_dask(paths: Sequence[str], settings: Settings = _SETTINGS, read_options
               options: DaskOptions = _OPTIONS) -> DaskScan:
     """Scan the input partitions `paths` (one partition each, in this order) on the current Dask
     scheduler (see `dask_io.dask_scheduler`): the local engine's document clusters, kept copies,
-    chrome and paragraph clusters for the same documents in the same order; no story clusters."""
+    chrome, paragraph and story clusters for the same documents in the same order."""
     import dask
 
     if options.shuffle_method:
@@ -617,6 +675,18 @@ def _scan_dask(paths: Sequence[str], settings: Settings, read_options: ReadOptio
     parts = list(dask.persist(*[delayed(_finalize)(p, i, cluster_of) for p, i in zip(parts, info, strict=True)]))
     summaries: list[_Summary] = list(dask.compute(*[delayed(_summary)(p, options.collect_outcomes) for p in parts]))
     clock("outcomes")
+    if settings.story and total:
+        # 7. story clusters: each partition picks its units; the pairs and clusters are worked out on
+        # the driver over the units' term hashes (8 bytes per term).
+        copy_rows = prows[(prows["g"] != prows["rep_g"]) | (prows["k"] != prows["rep_k"])]
+        copies = set(zip(copy_rows["g"].astype(int), copy_rows["k"].astype(int), strict=True))
+        by_part = [{(g, k) for g, k in copies if doc0[i] <= g < doc0[i + 1]} for i in range(len(parts))]
+        units = dask.compute(*[delayed(_story_units)(p, c) for p, c in zip(parts, by_part, strict=True)])
+        doc_clusters = doc_clusters + _story_clusters([u for d, _ in units for u in d], "document",
+                                                      len(doc_clusters))
+        para_clusters = para_clusters + _story_clusters([u for _, ps in units for u in ps], "paragraph",
+                                                        len(para_clusters))
+        clock("story clusters")
     result, sites = _result(settings, summaries, doc_clusters, para_clusters, stats)
     return DaskScan(result, sites, timings, runs, parts)
 
@@ -774,6 +844,6 @@ def _result(settings: Settings, summaries: list[_Summary], doc_clusters: list[Cl
         chrome_bytes=sum(s.chrome_bytes for s in summaries),
     )
     outcomes = [o for s in summaries for o in (s.outcomes or [])]
-    result = ScanResult(replace(settings, story=False, jobs=1), totals, doc_clusters, para_clusters, lines, outcomes,
+    result = ScanResult(replace(settings, jobs=1), totals, doc_clusters, para_clusters, lines, outcomes,
                         bad, stats)
     return result, dict(sorted(sites.items()))

@@ -1,5 +1,5 @@
-"""The Dask engine gives the local engine's results: kept documents, chrome, document and paragraph
-clusters, whatever the partitioning, the components method or the scheduler."""
+"""The Dask engine gives the local engine's results: kept documents, chrome, document, paragraph and
+story clusters, whatever the partitioning, the components method or the scheduler."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from dedupe.errors import DedupeError
 from dedupe.pipeline import ScanResult, Settings, scan
 from dedupe.readers import read_documents
 
-from .conftest import edit_words, random_text, site_dump
+from .conftest import SEEDS, edit_words, random_text, site_dump
 
 dd = pytest.importorskip("dask.dataframe")
 
@@ -38,7 +38,10 @@ def corpus(rng: random.Random) -> list[dict]:
         extra.append({**r, "id": f"edit-{k}", "text": edit_words(rng, r["text"], 0.015)})
     loose = [{"id": f"z-{k}", "site": "blog.example", "text": random_text(rng, 120)} for k in range(6)]
     loose.append({**loose[0], "id": "b-loose-copy", "text": loose[0]["text"] + " And one more sentence here."})
-    out = records + extra + loose
+    # The seed page carries the Akazawa story twice in other words: a paragraph story cluster.
+    seeds = [{"id": f"seed-{p.name}", "site": "daily8.example", "text": p.read_text(encoding="utf-8")}
+             for p in sorted(SEEDS.glob("*.txt"))]
+    out = records + extra + loose + seeds
     rng.shuffle(out)
     for r in out:
         r["date"] = f"2025-07-{rng.randint(1, 28):02d}"
@@ -86,16 +89,17 @@ def assert_same(local: ScanResult, other: ScanResult) -> None:
 @pytest.mark.parametrize("keep", ["longest", "first", "earliest"])
 def test_dask_engine_gives_the_local_engines_clusters_and_kept_documents(tmp_path: Path, records: list[dict],
                                                                          keep: str) -> None:
-    settings = Settings(story=False, keep=keep)  # type: ignore[arg-type]
+    settings = Settings(keep=keep)  # type: ignore[arg-type]
     paths = shards(tmp_path, records, 3)
     local = local_scan(paths, settings)
     kinds = {c.kind for c in local.document_clusters}
-    assert kinds == {"exact", "near"} and local.stats.removable_documents >= 8 and local.stats.chrome_paragraphs > 50
+    assert {"exact", "near"} <= kinds and local.stats.removable_documents >= 8 and local.stats.chrome_paragraphs > 50
+    assert local.stats.paragraph_clusters["story"] >= 1
     assert_same(local, dask_scan(paths, settings))
 
 
 def test_results_do_not_depend_on_partitions_or_components_method(tmp_path: Path, records: list[dict]) -> None:
-    settings = Settings(story=False)
+    settings = Settings()
     one = dask_scan(shards(tmp_path, records, 1), settings)
     many = dask_scan(shards(tmp_path, records, 5), settings, shuffle_partitions=7, components="star")
     assert len(one.document_clusters) >= 8
@@ -104,7 +108,7 @@ def test_results_do_not_depend_on_partitions_or_components_method(tmp_path: Path
 
 def test_two_worker_local_cluster_gives_the_local_engines_results(tmp_path: Path, records: list[dict]) -> None:
     distributed = pytest.importorskip("distributed")
-    settings = Settings(story=False)
+    settings = Settings()
     paths = shards(tmp_path, records, 4)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as lc, \
             distributed.Client(lc) as client:
@@ -164,8 +168,8 @@ def test_clean_writes_one_shard_per_partition_with_the_local_output(tmp_path: Pa
     removed = "".join(p.read_text(encoding="utf-8") for p in sorted((tmp_path / "removed").iterdir()))
     assert removed == (tmp_path / "removed.jsonl").read_text(encoding="utf-8") and removed
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["engine"]["name"] == "dask" and "story clusters are not computed" in report["engine"]["note"]
-    assert report["stats"]["document_clusters"]["story"] == 0 and report["settings"]["story"] is False
+    assert report["engine"]["name"] == "dask" and report["settings"]["story"] is True
+    assert report["stats"]["paragraph_clusters"]["story"] >= 1
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
 
 
