@@ -30,8 +30,9 @@ found. Up to that, the result equals the all-pairs cosine (tests check it agains
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -103,21 +104,21 @@ def term_hashes_of_normalised(norm: str) -> np.ndarray:
     Hashes cross process boundaries as one array and are numbered corpus-wide by sorting, with no
     string per term occurrence; two stems sharing a 64-bit hash is negligible at any corpus size."""
     tokens = tokenize(norm)
-    fate = _HASHED_FATE
-    if len(fate) > _FATE_LIMIT:
-        fate.clear()
-    unseen = [w for w in set(tokens) if w not in fate]
-    if unseen:
-        content = [w for w in unseen if len(w) > 1 and not w.isdigit() and w not in ENGLISH_STOPWORDS]
-        fate.update(dict.fromkeys(unseen, 0))
-        fate.update(zip(content, (xxhash.xxh64_intdigest(s.encode()) or 1 for s in _STEMMER.stemWords(content)),
-                        strict=True))
+    fate = _remember(_HASHED_FATE, tokens, lambda stem: term_hash(stem) if stem else 0)
     hashes = np.fromiter(map(fate.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
     return hashes[hashes != 0]
 
 
+def term_hash(term: str) -> int:
+    """A term's 64-bit hash (never 0, which marks a dropped word)."""
+    return xxhash.xxh64_intdigest(term.encode("utf-8")) or 1
+
+
 def hashed_term_ids(hashes: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int]:
-    """`term_ids` for texts given as `term_hashes_of_normalised` arrays: columns in hash order."""
+    """Each text's term hashes as column numbers of the sorted distinct hashes, and their count.
+
+    Texts that are unions of others (a document of its paragraphs) can concatenate the parts' arrays
+    instead of numbering their terms again."""
     if not len(hashes):
         return [], 0
     flat = np.concatenate(hashes)
@@ -127,19 +128,28 @@ def hashed_term_ids(hashes: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int
 
 
 def _stems(tokens: list[str]) -> list[str]:
-    fate = _FATE
+    fate = _remember(_FATE, tokens, lambda stem: stem)
+    return [stem for stem in map(fate.__getitem__, tokens) if stem]
+
+
+def _remember(fate: dict[str, T], tokens: list[str], value: Callable[[str], T]) -> dict[str, T]:
+    """`fate` with an entry for every token: `value(stem)`, or `value("")` for a dropped word.
+
+    One-letter tokens, digits-only tokens and stop words are dropped; the rest are stemmed in one
+    call per batch of new words."""
     if len(fate) > _FATE_LIMIT:
         fate.clear()
     unseen = [w for w in set(tokens) if w not in fate]
     if unseen:
         content = [w for w in unseen if len(w) > 1 and not w.isdigit() and w not in ENGLISH_STOPWORDS]
-        fate.update(dict.fromkeys(unseen, ""))
-        fate.update(zip(content, _STEMMER.stemWords(content), strict=True))
-    return [stem for stem in map(fate.__getitem__, tokens) if stem]
+        fate.update(dict.fromkeys(unseen, value("")))
+        fate.update(zip(content, map(value, _STEMMER.stemWords(content)), strict=True))
+    return fate
 
 
-_FATE: dict[str, str] = {}
-_HASHED_FATE: dict[str, int] = {}  # word -> hash of its stem, 0 when dropped
+T = TypeVar("T")
+_FATE: dict[str, str] = {}  # word -> its stem, "" when dropped
+_HASHED_FATE: dict[str, int] = {}  # word -> term_hash of its stem, 0 when dropped
 _FATE_LIMIT = 1 << 20  # distinct words remembered before starting afresh (bounds memory)
 
 
@@ -149,30 +159,18 @@ def story_pairs(
     """Pairs (i, j, cosine) with i < j and cosine ≥ settings.min_similarity, sorted by (i, j).
 
     IDF is computed over `term_lists` themselves (the scanned corpus). The result does not depend
-    on the order of the input beyond renumbering: terms are numbered in sorted order, so every
+    on the order of the input beyond renumbering: terms are numbered in the order of their hashes, so every
     dot product is summed in the same order whatever the order of the texts. With `jobs` > 1 the
     row blocks of the candidate product are worked in forked processes (where the platform forks);
     each block's pairs are the same wherever it runs, so the result is too.
     """
-    return story_pairs_of_ids(*term_ids(term_lists), settings, jobs)
-
-
-def term_ids(term_lists: Sequence[Sequence[str]]) -> tuple[list[np.ndarray], int]:
-    """Each text's terms as column numbers of the sorted vocabulary, and the vocabulary's size.
-
-    Texts that are unions of others (a document of its paragraphs) can concatenate the parts' arrays
-    instead of numbering their terms again."""
-    vocabulary: set[str] = set()
-    for terms in term_lists:
-        vocabulary.update(terms)
-    column = {t: k for k, t in enumerate(sorted(vocabulary))}
-    return [np.fromiter(map(column.__getitem__, terms), dtype=np.int64, count=len(terms))
-            for terms in term_lists], len(column)
+    hashes = [np.fromiter(map(term_hash, terms), dtype=np.uint64, count=len(terms)) for terms in term_lists]
+    return story_pairs_of_ids(*hashed_term_ids(hashes), settings, jobs)
 
 
 def story_pairs_of_ids(ids: Sequence[np.ndarray], vocabulary: int, settings: StorySettings = StorySettings(),
                        jobs: int = 1) -> list[tuple[int, int, float]]:
-    """`story_pairs` of texts given as `term_ids` columns (unused columns change nothing)."""
+    """`story_pairs` of texts given as `hashed_term_ids` columns (unused columns change nothing)."""
     counts = _count_matrix(ids, vocabulary)
     weights = _tfidf(counts, settings)
     if weights.nnz == 0:
@@ -190,7 +188,7 @@ def story_pairs_of_ids(ids: Sequence[np.ndarray], vocabulary: int, settings: Sto
 
 
 def _count_matrix(ids: Sequence[np.ndarray], vocabulary: int) -> sp.csr_matrix:
-    """Term counts, one row per text, columns numbered by sorted term."""
+    """Term counts, one row per text, columns numbered by sorted term hash."""
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     flat = np.concatenate(ids) if len(ids) else np.zeros(0, dtype=np.int64)
     indptr = np.concatenate(([0], np.cumsum(lengths)))

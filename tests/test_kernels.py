@@ -208,7 +208,8 @@ def test_story_candidate_filter_same_with_and_without_kernels(monkeypatch) -> No
     vocab = [f"w{k}" for k in range(300)]
     corpus = [rng.choices(vocab, [1 / (k + 1) for k in range(300)], k=rng.randint(20, 80)) for _ in range(400)]
     s = story.StorySettings(min_similarity=0.2, block_rows=64)
-    weights = story._tfidf(story._count_matrix(*story.term_ids(corpus)), s)
+    weights = story._tfidf(story._count_matrix(*story.hashed_term_ids(
+        [np.array([story.term_hash(t) for t in terms], dtype=np.uint64) for terms in corpus])), s)
     pre = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, s.candidate_df)
     starts = story._row_blocks(pre.matrix, s.block_rows, s.block_entries)
     assert len(starts) > 3

@@ -175,7 +175,8 @@ def test_row_blocks_cover_every_row_once_and_bound_their_product() -> None:
 
     corpus = random_corpus(random.Random(9), 300)
     s = StorySettings(min_similarity=0.2)
-    weights = story._tfidf(story._count_matrix(*story.term_ids(corpus)), s)
+    weights = story._tfidf(story._count_matrix(*story.hashed_term_ids(
+        [np.array([story.term_hash(t) for t in terms], dtype=np.uint64) for terms in corpus])), s)
     pre = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, s.candidate_df)
     for rows, entries in ((2048, 10**9), (7, 10**9), (2048, 500), (2048, 1)):
         spans = story._row_blocks(pre.matrix, rows, entries)
