@@ -114,10 +114,7 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
 def concat(parts: Sequence[ParagraphFeatures], doc_offsets: Sequence[int]) -> ParagraphFeatures:
     """Join batch features into one table; `doc_offsets[b]` is batch b's first global document index."""
     sig_base = np.cumsum([0] + [len(p.signatures) for p in parts])
-    sh_base = np.cumsum([0] + [len(p.shingle_hashes) for p in parts])
     num_perm = parts[0].signatures.shape[1] if parts else 0
-    offsets = [parts[0].shingle_offsets[:1]] if parts else [np.zeros(1, np.int64)]
-    offsets += [p.shingle_offsets[1:] + sh_base[b] for b, p in enumerate(parts)]
     return ParagraphFeatures(
         doc=np.concatenate([p.doc + doc_offsets[b] for b, p in enumerate(parts)] or [np.zeros(0, np.int64)]),
         index=_cat([p.index for p in parts], np.int64),
@@ -132,7 +129,7 @@ def concat(parts: Sequence[ParagraphFeatures], doc_offsets: Sequence[int]) -> Pa
         ),
         signatures=np.concatenate([p.signatures for p in parts]) if parts else np.zeros((0, num_perm), np.uint32),
         shingle_hashes=_cat([p.shingle_hashes for p in parts], np.uint32),
-        shingle_offsets=np.concatenate(offsets),
+        shingle_offsets=_offsets([p.shingle_offsets for p in parts]),
         line_keys=[key for p in parts for key in p.line_keys],
         term_hashes=_cat([p.term_hashes for p in parts], np.uint64),
         term_offsets=_offsets([p.term_offsets for p in parts]),
