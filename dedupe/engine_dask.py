@@ -76,6 +76,7 @@ from .pipeline import (
     _story_groups,
 )
 from .readers import ReadOptions
+from .report import count_site_outcome
 from .segment import Paragraph, split_paragraphs
 from .writers import write_jsonl
 
@@ -547,18 +548,11 @@ def _summary(part: _Part, collect: bool) -> _Summary:
     chrome: dict[tuple[str, str], list[Any]] = {}
     removable = removable_bytes = chrome_paragraphs = chrome_bytes = 0
     for doc, o in zip(part.docs, part.outcomes, strict=True):
-        s = sites.setdefault(o.site, {"documents": 0, "removed_documents": 0, "chars": 0, "removed_chars": 0,
-                                      "chrome_paragraphs": 0, "chrome_chars": 0})
-        s["documents"] += 1
-        s["chars"] += o.chars
+        count_site_outcome(sites, o)
         if not o.kept:
-            s["removed_documents"] += 1
-            s["removed_chars"] += o.chars
             removable += 1
             removable_bytes += len(doc.text.encode("utf-8"))
         else:
-            s["chrome_paragraphs"] += len(o.stripped)
-            s["chrome_chars"] += sum(len(p.text) for p in o.stripped)
             chrome_paragraphs += len(o.stripped)
             chrome_bytes += sum(len(p.text.encode("utf-8")) for p in o.stripped)
         for p in o.stripped:

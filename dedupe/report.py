@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .model import Cluster, Member
-from .pipeline import ScanResult
+from .pipeline import DocumentOutcome, ScanResult
 
 SCHEMA_VERSION = 1
 
@@ -40,17 +40,22 @@ def site_removals(result: ScanResult) -> dict[str, dict[str, int]]:
     """Per site: documents, documents removed, bytes removed, chrome paragraphs stripped from kept ones."""
     sites: dict[str, dict[str, int]] = {}
     for o in result.outcomes:
-        s = sites.setdefault(o.site, {"documents": 0, "removed_documents": 0, "chars": 0, "removed_chars": 0,
-                                      "chrome_paragraphs": 0, "chrome_chars": 0})
-        s["documents"] += 1
-        s["chars"] += o.chars
-        if not o.kept:
-            s["removed_documents"] += 1
-            s["removed_chars"] += o.chars
-        else:
-            s["chrome_paragraphs"] += len(o.stripped)
-            s["chrome_chars"] += sum(len(p.text) for p in o.stripped)
+        count_site_outcome(sites, o)
     return dict(sorted(sites.items()))
+
+
+def count_site_outcome(sites: dict[str, dict[str, int]], o: DocumentOutcome) -> None:
+    """Add one document's outcome to its site's figures (engines sum these per partition)."""
+    s = sites.setdefault(o.site, {"documents": 0, "removed_documents": 0, "chars": 0, "removed_chars": 0,
+                                  "chrome_paragraphs": 0, "chrome_chars": 0})
+    s["documents"] += 1
+    s["chars"] += o.chars
+    if not o.kept:
+        s["removed_documents"] += 1
+        s["removed_chars"] += o.chars
+    else:
+        s["chrome_paragraphs"] += len(o.stripped)
+        s["chrome_chars"] += sum(len(p.text) for p in o.stripped)
 
 
 def build_report(result: ScanResult, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
