@@ -100,6 +100,22 @@ def text_signatures(texts: Sequence[str], ngram: int, hasher: MinHasher) -> np.n
     return _sign(buf, offsets, modes, ngram, *hasher.permutations, 0, _SIGNATURES)[1]
 
 
+def text_shingle_sets(texts: Sequence[str], ngram: int, hasher: MinHasher) -> tuple[np.ndarray, np.ndarray]:
+    """Each raw text's distinct word `ngram`-shingle hashes, sorted: `hashes[offsets[t]:offsets[t + 1]]`.
+
+    The hashes the signatures of `sign_texts` are made of, so exact Jaccard over them checks an
+    estimate. Equal to `_distinct_per_text` of `shingle([tokenize(normalize(t)) for t in texts], ngram)`.
+    """
+    if ngram < 1:
+        raise ValueError("ngram must be at least 1")
+    if not AVAILABLE:
+        batch = shingle([tokenize(normalize(t)) for t in texts], ngram)
+        return _distinct_per_text(batch.hashes, batch.offsets)
+    buf, offsets, modes = _pack(texts, normalised=False)
+    _, _, hashes, distinct_offsets = _sign(buf, offsets, modes, ngram, *hasher.permutations, 0, _HASHES)
+    return hashes, distinct_offsets
+
+
 def sign_paragraphs(normalised: Sequence[str], ngram: int, hasher: MinHasher, min_words: int) -> SignedParagraphs:
     """Word counts of already normalised paragraphs; signatures and distinct shingle hashes of the long ones.
 
@@ -445,3 +461,35 @@ if AVAILABLE:
                     out_j[found] = j
                     found += 1
         return out_i[:found].copy(), out_j[:found].copy()
+
+
+def shared_counts(hashes: np.ndarray, offsets: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """For each pair k, how many values sets `first[k]` and `second[k]` share; set r is the sorted
+    distinct `hashes[offsets[r]:offsets[r + 1]]`. One merge per pair, compiled (see `exact.py` for
+    the numpy form)."""
+    if not AVAILABLE:
+        raise RuntimeError("numba is not available")
+    return _shared_counts(hashes, offsets, first, second)
+
+
+if AVAILABLE:
+    @_jit
+    def _shared_counts(hashes: np.ndarray, offsets: np.ndarray, first: np.ndarray,
+                       second: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+        out = np.zeros(first.size, dtype=np.int64)
+        for k in range(first.size):
+            i, i_end = offsets[first[k]], offsets[first[k] + 1]
+            j, j_end = offsets[second[k]], offsets[second[k] + 1]
+            shared = 0
+            while i < i_end and j < j_end:
+                x, y = hashes[i], hashes[j]
+                if x == y:
+                    shared += 1
+                    i += 1
+                    j += 1
+                elif x < y:
+                    i += 1
+                else:
+                    j += 1
+            out[k] = shared
+        return out

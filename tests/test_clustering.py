@@ -5,12 +5,14 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedupe import find_near_duplicate_documents
 from dedupe.cluster import cluster
 from dedupe.lsh import band_keys, candidate_pairs, lsh_params
+from dedupe.normalize import normalize, tokenize
 
 from .conftest import edit_words, random_text
 
@@ -96,8 +98,50 @@ def test_a_generator_of_texts_gives_the_same_clusters(rng: random.Random) -> Non
     old_batch = near._BATCH
     near._BATCH = 8
     try:
-        expected = find_near_duplicate_documents(texts)
+        expected = find_near_duplicate_documents(texts, verify="estimate")
         assert find_near_duplicate_documents(iter(texts)) == expected
         assert find_near_duplicate_documents((t for t in texts), jobs=2) == expected
     finally:
         near._BATCH = old_batch
+
+
+def _jaccard(a: str, b: str, n: int = 5) -> float:
+    def grams(text: str) -> set[tuple[str, ...]]:
+        tokens = tokenize(normalize(text))
+        return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
+
+    x, y = grams(a), grams(b)
+    return len(x & y) / len(x | y)
+
+
+def test_exact_verification_keeps_a_pair_exactly_when_its_jaccard_reaches_the_threshold(rng: random.Random) -> None:
+    # Forty copies cut from the bottom of their source to a Jaccard just under or just over 0.8,
+    # where a 128-slot estimate (standard error 0.035) is wrong about four times in ten.
+    texts, truth = [], []
+    for k in range(40):
+        source = random_text(rng, 300)
+        words = source.split()
+        keep = round(4 + (0.765 + 0.0018 * k) * (len(words) - 4))
+        copy = " ".join(words[:keep])
+        truth.append(_jaccard(source, copy))
+        texts += [source, copy]
+    assert min(truth) < 0.78 and max(truth) > 0.83 and sum(j >= 0.8 for j in truth) >= 15
+
+    def found(clusters: list[list[int]]) -> list[bool]:
+        together = {frozenset((a, b)) for c in clusters for a in c for b in c if a < b}
+        return [frozenset((2 * k, 2 * k + 1)) in together for k in range(40)]
+
+    exact = found(find_near_duplicate_documents(texts))
+    assert not any(f for f, j in zip(exact, truth, strict=True) if j < 0.8)
+    above = [f for f, j in zip(exact, truth, strict=True) if j >= 0.8]
+    assert sum(above) >= 0.9 * len(above)  # LSH finds a pair at J = 0.8 as a candidate 95 times in 100
+    estimated = found(find_near_duplicate_documents(iter(texts)))  # a generator: estimates only
+    wrong = sum(f != (j >= 0.8) for f, j in zip(estimated, truth, strict=True))
+    assert wrong > sum(f != (j >= 0.8) for f, j in zip(exact, truth, strict=True))
+
+
+def test_verify_option_is_checked() -> None:
+    with pytest.raises(TypeError, match="sequence"):
+        find_near_duplicate_documents(iter(["a b c d e"]), verify="exact")
+    with pytest.raises(ValueError, match="verify"):
+        find_near_duplicate_documents(["a b c d e"], verify="closely")  # type: ignore[arg-type]

@@ -219,3 +219,37 @@ def test_story_candidate_filter_same_with_and_without_kernels(monkeypatch) -> No
     assert sum(len(i) for i, _ in want) > 100
     for (gi, gj), (wi, wj) in zip(got, want, strict=True):
         assert np.array_equal(gi, wi) and np.array_equal(gj, wj)
+
+
+@compiled
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.sets(st.integers(0, 60), max_size=40), min_size=1, max_size=12), st.randoms(use_true_random=False))
+def test_exact_jaccard_kernel_equals_the_numpy_merge(sets: list[set[int]], rnd: random.Random) -> None:
+    from dedupe.exact import ShingleSets
+
+    docs = np.arange(0, 3 * len(sets), 3, dtype=np.int64)  # text indices need not be 0..n-1
+    offsets = np.zeros(len(sets) + 1, dtype=np.int64)
+    np.cumsum([len(s) for s in sets], out=offsets[1:])
+    hashes = np.array([h for s in sets for h in sorted(s)], dtype=np.uint32)
+    table = ShingleSets(docs, hashes, offsets)
+    first = np.array([rnd.choice(docs) for _ in range(20)], dtype=np.int64)
+    second = np.array([rnd.choice(docs) for _ in range(20)], dtype=np.int64)
+    compiled_result = table.jaccard(first, second)
+    expected = [len(sets[a // 3] & sets[b // 3]) / max(1, len(sets[a // 3] | sets[b // 3]))
+                for a, b in zip(first.tolist(), second.tolist(), strict=True)]
+    assert np.allclose(compiled_result, expected)
+    try:
+        kernels.AVAILABLE = False
+        assert np.array_equal(table.jaccard(first, second), compiled_result)
+    finally:
+        kernels.AVAILABLE = True
+
+
+def test_text_shingle_sets_are_the_hashes_signatures_are_made_of() -> None:
+    texts = ["One two three four five six seven.", "", "Ünïcode wörds, here and there again!", "a b"]
+    hasher = MinHasher(128, 1)
+    hashes, offsets = kernels.text_shingle_sets(texts, 5, hasher)
+    batch = shingle([tokenize(normalize(t)) for t in texts], 5)
+    for k in range(len(texts)):
+        expected = np.unique(batch.hashes[batch.offsets[k] : batch.offsets[k + 1]])
+        assert np.array_equal(hashes[offsets[k] : offsets[k + 1]], expected)
