@@ -169,7 +169,9 @@ class Run:
     index: IndexBase | None = None
     stop_signal: int | None = None
     phase: str = "reading"  # reading -> writing -> written -> committed
-    result: ScanResult | None = None
+    # Not in repr: restoring the signal handlers makes `signal` format the old handler, this run's
+    # bound method, and a whole ScanResult's repr took most of a second at 10k documents.
+    result: ScanResult | None = field(default=None, repr=False)
     added: int = 0
     started_at: str = field(default_factory=utc_now)
     clock: float = field(default_factory=time.perf_counter)

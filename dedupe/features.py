@@ -18,7 +18,7 @@ from .kernels import sign_paragraphs
 from .minhash import MinHasher
 from .normalize import line_key_of_normalised, normalize
 from .segment import Paragraph
-from .story import term_hashes_of_normalised
+from .story import term_hashes_of_batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +90,10 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
             normalised.append(norm)
     signed = sign_paragraphs(normalised, ngram, hasher, min_words)
     keys = [line_key_of_normalised(norm) for norm in normalised] if line_keys else []
-    stems = [term_hashes_of_normalised(norm) for norm in normalised] if terms else []
-    term_offsets = np.zeros(len(stems) + 1, dtype=np.int64)
-    np.cumsum([len(s) for s in stems], out=term_offsets[1:])
+    if terms:
+        term_hashes, term_offsets = term_hashes_of_batch(normalised)
+    else:
+        term_hashes, term_offsets = np.zeros(0, dtype=np.uint64), np.zeros(1, dtype=np.int64)
     return ParagraphFeatures(
         doc=np.asarray(doc_ids, dtype=np.int64),
         index=np.asarray(indexes, dtype=np.int64),
@@ -106,7 +107,7 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
         shingle_hashes=signed.shingle_hashes,
         shingle_offsets=signed.shingle_offsets,
         line_keys=keys,
-        term_hashes=np.concatenate(stems) if stems else np.zeros(0, dtype=np.uint64),
+        term_hashes=term_hashes,
         term_offsets=term_offsets,
     )
 

@@ -493,3 +493,99 @@ if AVAILABLE:
                     j += 1
             out[k] = shared
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class DistinctWords:
+    """The tokens of a batch of normalised texts, each as the number of its distinct word.
+
+    Text t's tokens are `ids[offsets[t]:offsets[t + 1]]`; distinct word w has XXH64 hash `hashes[w]`
+    and is spelt `buf[starts[w] : starts[w] + lengths[w]]` (UTF-8), numbered in order of first use.
+    """
+
+    ids: np.ndarray  # int32, one per token
+    offsets: np.ndarray  # int64, texts + 1
+    hashes: np.ndarray  # uint64, one per distinct word
+    starts: np.ndarray  # int64
+    lengths: np.ndarray  # int64
+    buf: np.ndarray  # uint8
+
+    def word(self, w: int) -> str:
+        return self.buf[self.starts[w] : self.starts[w] + self.lengths[w]].tobytes().decode("utf-8")
+
+
+def distinct_words(normalised: Sequence[str]) -> DistinctWords:
+    """Tokenise already normalised texts (as `tokenize` does) and number their distinct words, so
+    that per-word work (stemming, stop words) runs once per distinct word, not once per token."""
+    if not AVAILABLE:
+        raise RuntimeError("numba is not available")
+    buf, offsets, modes = _pack(normalised, normalised=True)
+    ids, token_offsets, hashes, starts, lengths = _distinct_words(buf, offsets, modes)
+    return DistinctWords(ids, token_offsets, hashes, starts, lengths, buf)
+
+
+if AVAILABLE:
+    @_jit
+    def _distinct_words(buf: np.ndarray, offsets: np.ndarray,
+                        modes: np.ndarray) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
+        n_texts = len(offsets) - 1
+        longest = 0
+        for t in range(n_texts):
+            longest = max(longest, offsets[t + 1] - offsets[t])
+        low = np.empty(longest, dtype=np.uint8)
+        is_word = np.empty(longest + 1, dtype=np.uint8)
+        capacity = len(buf) // 2 + n_texts
+        token_hash = np.empty(capacity, dtype=np.uint64)
+        token_start = np.empty(capacity, dtype=np.int64)
+        token_length = np.empty(capacity, dtype=np.int64)
+        token_offsets = np.zeros(n_texts + 1, dtype=np.int64)
+        n = 0
+        for t in range(n_texts):  # pass 1: every token's hash and where it is
+            lo = offsets[t]
+            size = offsets[t + 1] - lo
+            for i in range(size):
+                c = buf[lo + i]
+                low[i] = c
+                if modes[t] == _RAW_ASCII:
+                    # `\w` among ASCII bytes, case kept (normalised text is already lower case)
+                    is_word[i] = np.uint8((np.uint8((c | np.uint8(32)) - np.uint8(97)) < np.uint8(26))
+                                          | (np.uint8(c - np.uint8(48)) < np.uint8(10)) | (c == np.uint8(95)))
+                else:
+                    is_word[i] = np.uint8(c != np.uint8(32))
+            is_word[size] = 0
+            i = 0
+            while i < size:
+                if is_word[i] == 0:
+                    i += 1
+                    continue
+                j = i + 1
+                while is_word[j] != 0:
+                    j += 1
+                token_hash[n] = _xxh64(low, i, j)
+                token_start[n] = lo + i
+                token_length[n] = j - i
+                n += 1
+                i = j
+            token_offsets[t + 1] = n
+        slots = 16  # pass 2: number the distinct hashes in an open-addressing table at most half full
+        while slots < 2 * n:
+            slots *= 2
+        mask = _U64(slots - 1)
+        table_id = np.full(slots, -1, dtype=np.int64)
+        table_hash = np.zeros(slots, dtype=np.uint64)
+        ids = np.empty(n, dtype=np.int32)
+        first = np.empty(n, dtype=np.int64)
+        n_words = 0
+        for k in range(n):
+            h = token_hash[k]
+            s = (h ^ (h >> _U64(29))) & mask
+            while table_id[s] != -1 and table_hash[s] != h:
+                s = (s + _U64(1)) & mask
+            if table_id[s] == -1:
+                table_id[s] = n_words
+                table_hash[s] = h
+                first[n_words] = k
+                n_words += 1
+            ids[k] = table_id[s]
+        first = first[:n_words]
+        return ids, token_offsets, token_hash[first], token_start[first], token_length[first]

@@ -109,6 +109,33 @@ def term_hashes_of_normalised(norm: str) -> np.ndarray:
     return hashes[hashes != 0]
 
 
+def term_hashes_of_batch(normalised: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """`term_hashes_of_normalised` of every text, as one flat array and offsets into it.
+
+    With the compiled kernels, tokens are found and hashed in one pass over the batch and each
+    distinct word's fate is looked up once per batch (by its 64-bit hash), not once per token."""
+    if not kernels.AVAILABLE:
+        parts = [term_hashes_of_normalised(norm) for norm in normalised]
+        offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([len(p) for p in parts], out=offsets[1:])
+        return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)), offsets
+    found = kernels.distinct_words(normalised)
+    if len(_WORD_FATE) > _FATE_LIMIT:
+        _WORD_FATE.clear()
+    hashes = found.hashes.tolist()
+    unseen = [w for w, h in enumerate(hashes) if h not in _WORD_FATE]
+    if unseen:
+        spelt = [found.word(w) for w in unseen]
+        fate = _remember(_HASHED_FATE, spelt, lambda stem: term_hash(stem) if stem else 0)
+        _WORD_FATE.update(zip((hashes[w] for w in unseen), map(fate.__getitem__, spelt), strict=True))
+    per_word = np.fromiter(map(_WORD_FATE.__getitem__, hashes), dtype=np.uint64, count=len(hashes))
+    terms = per_word[found.ids]
+    kept = terms != 0
+    counts = np.zeros(len(kept) + 1, dtype=np.int64)
+    np.cumsum(kept, out=counts[1:])
+    return terms[kept], counts[found.offsets]
+
+
 def term_hash(term: str) -> int:
     """A term's 64-bit hash (never 0, which marks a dropped word)."""
     return xxhash.xxh64_intdigest(term.encode("utf-8")) or 1
@@ -150,6 +177,7 @@ def _remember(fate: dict[str, T], tokens: list[str], value: Callable[[str], T]) 
 T = TypeVar("T")
 _FATE: dict[str, str] = {}  # word -> its stem, "" when dropped
 _HASHED_FATE: dict[str, int] = {}  # word -> term_hash of its stem, 0 when dropped
+_WORD_FATE: dict[int, int] = {}  # XXH64 of a word -> term_hash of its stem, 0 when dropped
 _FATE_LIMIT = 1 << 20  # distinct words remembered before starting afresh (bounds memory)
 
 

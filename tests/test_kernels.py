@@ -253,3 +253,20 @@ def test_text_shingle_sets_are_the_hashes_signatures_are_made_of() -> None:
     for k in range(len(texts)):
         expected = np.unique(batch.hashes[batch.offsets[k] : batch.offsets[k + 1]])
         assert np.array_equal(hashes[offsets[k] : offsets[k + 1]], expected)
+
+
+@compiled
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(_ascii_text, _unicode_text), max_size=8))
+def test_story_terms_of_a_batch_equal_the_per_text_path(texts: list[str]) -> None:
+    from dedupe.story import term_hashes_of_batch, term_hashes_of_normalised
+
+    normalised = [normalize(t) for t in texts] + ["the the 1999 a negotiations Negotiators"]
+    hashes, offsets = term_hashes_of_batch(normalised)
+    assert len(offsets) == len(normalised) + 1
+    for k, norm in enumerate(normalised):
+        assert np.array_equal(hashes[offsets[k] : offsets[k + 1]], term_hashes_of_normalised(norm))
+    words = kernels.distinct_words(normalised)
+    for k, norm in enumerate(normalised):
+        spelt = [words.word(w) for w in words.ids[words.offsets[k] : words.offsets[k + 1]]]
+        assert spelt == tokenize(norm)
