@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import xxhash
 
+from .kernels import line_keys as kernel_line_keys
 from .kernels import sign_paragraphs
 from .minhash import MinHasher
-from .normalize import line_key_of_normalised, normalize
+from .normalize import normalize
 from .segment import Paragraph
 from .story import term_hashes_of_batch
 
@@ -89,7 +90,7 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
             los.append(lo)
             normalised.append(norm)
     signed = sign_paragraphs(normalised, ngram, hasher, min_words)
-    keys = [line_key_of_normalised(norm) for norm in normalised] if line_keys else []
+    keys = kernel_line_keys(normalised) if line_keys else []
     if terms:
         term_hashes, term_offsets = term_hashes_of_batch(normalised)
     else:

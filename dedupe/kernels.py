@@ -40,7 +40,7 @@ import numpy as np
 
 from .arrays import unique_sorted
 from .minhash import MinHasher
-from .normalize import normalize, tokenize
+from .normalize import line_key_of_normalised, normalize, tokenize
 from .shingle import shingle
 
 try:
@@ -589,3 +589,56 @@ if AVAILABLE:
             ids[k] = table_id[s]
         first = first[:n_words]
         return ids, token_offsets, token_hash[first], token_start[first], token_length[first]
+
+
+def line_keys(normalised: Sequence[str]) -> list[str]:
+    """`line_key_of_normalised` of every text: ASCII texts in one compiled pass over the batch, others
+    (and all of them without numba) by the Python function."""
+    if not AVAILABLE:
+        return [line_key_of_normalised(norm) for norm in normalised]
+    ascii_ = [norm.isascii() for norm in normalised]
+    parts = [norm.encode("ascii") if is_ascii else b"" for norm, is_ascii in zip(normalised, ascii_, strict=True)]
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), out=offsets[1:])
+    out, out_offsets = _ascii_line_keys(np.frombuffer(b"".join(parts), dtype=np.uint8), offsets, _PUNCT_TABLE)
+    text = out.tobytes().decode("ascii")
+    bounds = out_offsets.tolist()
+    return [text[bounds[k] : bounds[k + 1]] if is_ascii else line_key_of_normalised(normalised[k])
+            for k, is_ascii in enumerate(ascii_)]
+
+
+_PUNCT_TABLE = np.zeros(256, dtype=np.uint8)  # 1 for what `line_key` turns into spaces: ASCII punctuation...
+_PUNCT_TABLE[np.frombuffer(b"!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~", dtype=np.uint8)] = 1
+_PUNCT_TABLE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = 1  # ...and the ASCII whitespace `str.split` splits on
+
+if AVAILABLE:
+    @_jit
+    def _ascii_line_keys(buf: np.ndarray, offsets: np.ndarray,
+                         punct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+        """Per text: each run of digits becomes one "0", punctuation a space, spaces collapsed and
+        trimmed (the ASCII branch of `line_key_of_normalised`, whose whitespace is single spaces)."""
+        out = np.empty(len(buf), dtype=np.uint8)
+        out_offsets = np.zeros(len(offsets), dtype=np.int64)
+        n = 0
+        for t in range(len(offsets) - 1):
+            begin = n
+            pending_space = False
+            in_digits = False
+            for i in range(offsets[t], offsets[t + 1]):
+                c = buf[i]
+                if punct[c]:  # punctuation, or whitespace as `str.split` sees it
+                    pending_space = True
+                    in_digits = False
+                    continue
+                is_digit = np.uint8(c - np.uint8(48)) < np.uint8(10)
+                if is_digit and in_digits:
+                    continue
+                if pending_space and n > begin:
+                    out[n] = 32
+                    n += 1
+                pending_space = False
+                out[n] = np.uint8(48) if is_digit else c
+                n += 1
+                in_digits = is_digit
+            out_offsets[t + 1] = n
+        return out[:n].copy(), out_offsets

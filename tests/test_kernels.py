@@ -270,3 +270,13 @@ def test_story_terms_of_a_batch_equal_the_per_text_path(texts: list[str]) -> Non
     for k, norm in enumerate(normalised):
         spelt = [words.word(w) for w in words.ids[words.offsets[k] : words.offsets[k + 1]]]
         assert spelt == tokenize(norm)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_any_text, max_size=8))
+def test_line_keys_of_a_batch_equal_the_python_function(texts: list[str]) -> None:
+    from dedupe.normalize import line_key_of_normalised
+
+    normalised = [normalize(t) for t in texts] + ["Page 1,000 of 12 -- 5 hours ago", "a\x1fb\x00c", ""]
+    normalised.append("\t".join(normalised[-3:]))  # raw whitespace too: the same keys as `str.split` makes
+    assert kernels.line_keys(normalised) == [line_key_of_normalised(n) for n in normalised]
