@@ -642,3 +642,97 @@ if AVAILABLE:
                 in_digits = is_digit
             out_offsets[t + 1] = n
         return out[:n].copy(), out_offsets
+
+
+def sorted_ranks(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each value's position among the sorted distinct values, and their number: what
+    `np.searchsorted(unique_sorted(values), values)` gives, with one hash-table pass over the values
+    and a sort of the distinct ones only (a term occurs many times; tens of times fewer distinct)."""
+    if not AVAILABLE:
+        raise RuntimeError("numba is not available")
+    local, distinct = _first_use_numbers(np.ascontiguousarray(values, dtype=np.uint64))
+    rank = np.empty(len(distinct), dtype=np.int64)
+    rank[np.argsort(distinct, kind="stable")] = np.arange(len(distinct))
+    return rank[local], len(distinct)
+
+
+if AVAILABLE:
+    @_jit
+    def _first_use_numbers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+        """Number each distinct value in order of first use (open addressing, kept at most half full)."""
+        slots = 1 << 12
+        table_id = np.full(slots, -1, dtype=np.int64)
+        table_value = np.zeros(slots, dtype=np.uint64)
+        distinct = np.empty(slots // 2, dtype=np.uint64)
+        local = np.empty(values.size, dtype=np.int64)
+        n_distinct = 0
+        for k in range(values.size):
+            v = values[k]
+            mask = _U64(slots - 1)
+            s = (v ^ (v >> _U64(31))) * _U64(0x9E3779B97F4A7C15) & mask
+            while table_id[s] != -1 and table_value[s] != v:
+                s = (s + _U64(1)) & mask
+            if table_id[s] == -1:
+                if 2 * (n_distinct + 1) > slots:  # grow: double the table and put every value back
+                    slots *= 2
+                    mask = _U64(slots - 1)
+                    table_id = np.full(slots, -1, dtype=np.int64)
+                    table_value = np.zeros(slots, dtype=np.uint64)
+                    grown = np.empty(slots // 2, dtype=np.uint64)
+                    grown[:n_distinct] = distinct[:n_distinct]
+                    distinct = grown
+                    for d in range(n_distinct):
+                        u = distinct[d]
+                        r = (u ^ (u >> _U64(31))) * _U64(0x9E3779B97F4A7C15) & mask
+                        while table_id[r] != -1:
+                            r = (r + _U64(1)) & mask
+                        table_id[r] = d
+                        table_value[r] = u
+                    s = (v ^ (v >> _U64(31))) * _U64(0x9E3779B97F4A7C15) & mask
+                    while table_id[s] != -1:
+                        s = (s + _U64(1)) & mask
+                table_id[s] = n_distinct
+                table_value[s] = v
+                distinct[n_distinct] = v
+                n_distinct += 1
+            local[k] = table_id[s]
+        return local, distinct[:n_distinct].copy()
+
+
+def pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, columns: int, rows: np.ndarray,
+              others: np.ndarray) -> np.ndarray:
+    """Dot product of CSR rows `rows[k]` and `others[k]` (sorted indices) for each k.
+
+    Row `rows[k]` is spread into a dense scratch row (once for a run of equal `rows`, as candidate
+    pairs come grouped) and the other row's entries gather from it, in column order, without a
+    sparse row copy per pair. The products are scipy's elementwise ones; their sum is sequential
+    where numpy's row sum is pairwise, so the two differ in the last bits (below 1e-15)."""
+    if not AVAILABLE:
+        raise RuntimeError("numba is not available")
+    return _pair_dots(indptr, indices, data, columns, rows, others)
+
+
+if AVAILABLE:
+    @_jit
+    def _pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, columns: int, rows: np.ndarray,
+                   others: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+        dense = np.zeros(columns, dtype=np.float64)
+        out = np.empty(rows.size, dtype=np.float64)
+        current = -1
+        for k in range(rows.size):
+            i = rows[k]
+            if i != current:
+                if current >= 0:
+                    for q in range(indptr[current], indptr[current + 1]):
+                        dense[indices[q]] = 0.0
+                for q in range(indptr[i], indptr[i + 1]):
+                    dense[indices[q]] = data[q]
+                current = i
+            j = others[k]
+            total = 0.0
+            for q in range(indptr[j], indptr[j + 1]):
+                x = dense[indices[q]]
+                if x != 0.0:
+                    total += x * data[q]
+            out[k] = total
+        return out

@@ -15,6 +15,7 @@ import xxhash
 
 from .cluster import cluster
 from .exact import ShingleSets
+from .forkpool import CAN_FORK, fork_map
 from .kernels import text_signatures
 from .lsh import band_keys, candidate_pairs, lsh_params
 from .minhash import EMPTY, MinHasher, estimate_jaccard
@@ -32,6 +33,11 @@ def document_signatures(texts: Iterable[str], ngram: int = 5, num_perm: int = 12
     `texts` may be any iterable, e.g. a generator reading a dump: it is consumed one batch at a
     time, so memory holds signatures (4 bytes x num_perm per text), not the texts themselves.
     """
+    if jobs > 1 and CAN_FORK and isinstance(texts, Sequence) and not isinstance(texts, str):
+        # A list is inherited by forked workers: only index spans go out and signatures come back.
+        spans = [(lo, min(lo + _BATCH, len(texts))) for lo in range(0, len(texts), _BATCH)]
+        parts = fork_map(_sign_span, (texts, ngram, num_perm, seed), spans, jobs)
+        return np.concatenate(parts) if parts else np.zeros((0, num_perm), dtype=np.uint32)
     batches = _batches(texts)
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -58,6 +64,11 @@ def _bounded_map(pool: ProcessPoolExecutor, batches: Iterator[list[str]], in_fli
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
+
+
+def _sign_span(context: tuple[Sequence[str], int, int, int], span: tuple[int, int]) -> np.ndarray:
+    texts, ngram, num_perm, seed = context
+    return _sign_batch(texts[span[0] : span[1]], ngram, num_perm, seed)
 
 
 def _sign_batch(texts: Sequence[str], ngram: int, num_perm: int, seed: int) -> np.ndarray:

@@ -149,9 +149,13 @@ def hashed_term_ids(hashes: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int
     if not len(hashes):
         return [], 0
     flat = np.concatenate(hashes)
-    vocabulary = unique_sorted(flat)
+    if kernels.AVAILABLE:
+        ids, count = kernels.sorted_ranks(flat)
+    else:
+        vocabulary = unique_sorted(flat)
+        ids, count = np.searchsorted(vocabulary, flat), len(vocabulary)
     ends = np.cumsum(np.fromiter(map(len, hashes), dtype=np.int64, count=len(hashes)))
-    return np.split(np.searchsorted(vocabulary, flat), ends[:-1]), len(vocabulary)
+    return np.split(ids, ends[:-1]), count
 
 
 def _stems(tokens: list[str]) -> list[str]:
@@ -358,6 +362,8 @@ def _pair_cosines(weights: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) ->
     row copies it multiplies take about (pairs × terms per row) entries."""
     if rows.size == 0:
         return np.empty(0, dtype=np.float64)
+    if kernels.AVAILABLE:
+        return kernels.pair_dots(weights.indptr, weights.indices, weights.data, weights.shape[1], rows, cols)
     return np.concatenate([
         np.asarray(weights[rows[k : k + _VERIFY_CHUNK]].multiply(weights[cols[k : k + _VERIFY_CHUNK]]).sum(axis=1))
         .ravel() for k in range(0, rows.size, _VERIFY_CHUNK)])

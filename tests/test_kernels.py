@@ -280,3 +280,31 @@ def test_line_keys_of_a_batch_equal_the_python_function(texts: list[str]) -> Non
     normalised = [normalize(t) for t in texts] + ["Page 1,000 of 12 -- 5 hours ago", "a\x1fb\x00c", ""]
     normalised.append("\t".join(normalised[-3:]))  # raw whitespace too: the same keys as `str.split` makes
     assert kernels.line_keys(normalised) == [line_key_of_normalised(n) for n in normalised]
+
+
+@compiled
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1) | st.integers(0, 40), max_size=3000))
+def test_sorted_ranks_equal_searchsorted_of_the_sorted_distinct_values(values: list[int]) -> None:
+    array = np.array(values, dtype=np.uint64)
+    ranks, count = kernels.sorted_ranks(array)
+    distinct = np.unique(array)
+    assert count == len(distinct)
+    assert np.array_equal(ranks, np.searchsorted(distinct, array))
+
+
+@compiled
+def test_story_pair_dots_equal_the_sparse_row_products(monkeypatch) -> None:
+    from dedupe import story
+
+    rng = random.Random(5)
+    vocab = [f"w{k}" for k in range(500)]
+    corpus = [rng.choices(vocab, [1 / (k + 1) for k in range(500)], k=rng.randint(20, 200)) for _ in range(300)]
+    weights = story._tfidf(story._count_matrix(*story.hashed_term_ids(
+        [np.array([story.term_hash(t) for t in terms], dtype=np.uint64) for terms in corpus])), story.StorySettings())
+    pick = np.random.default_rng(3)
+    rows, cols = np.sort(pick.integers(0, 300, 5000)), pick.integers(0, 300, 5000)
+    got = story._pair_cosines(weights, rows, cols)
+    monkeypatch.setattr(kernels, "AVAILABLE", False)
+    want = story._pair_cosines(weights, rows, cols)
+    assert np.allclose(got, want, rtol=0, atol=1e-12) and want.max() > 0.99  # a row with itself
