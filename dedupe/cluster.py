@@ -19,6 +19,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 SimilarityToMany = Callable[[int, np.ndarray], np.ndarray]
+SimilarityOfPairs = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +41,10 @@ def components(n: int, pairs: np.ndarray) -> np.ndarray:
 
 def _members_by_label(labels: np.ndarray) -> list[np.ndarray]:
     """Node indices of each label that has at least two nodes, in label order."""
-    order = np.argsort(labels, kind="stable")
-    sorted_labels = labels[order]
-    cuts = np.flatnonzero(np.diff(sorted_labels)) + 1
-    return [g for g in np.split(order, cuts) if len(g) >= 2]
+    shared = np.flatnonzero(np.bincount(labels)[labels] >= 2)  # singletons never reach the split
+    order = shared[np.argsort(labels[shared], kind="stable")]
+    cuts = np.flatnonzero(np.diff(labels[order])) + 1
+    return np.split(order, cuts) if len(order) else []
 
 
 def _peel(nodes: np.ndarray, edges: np.ndarray, rank: np.ndarray, similarity: SimilarityToMany,
@@ -84,28 +85,35 @@ def _peel(nodes: np.ndarray, edges: np.ndarray, rank: np.ndarray, similarity: Si
 
 
 def cluster(n: int, pairs: np.ndarray, rank: np.ndarray, similarity: SimilarityToMany,
-            threshold: float) -> list[Group]:
+            threshold: float, pair_similarity: SimilarityOfPairs | None = None) -> list[Group]:
     """Clusters of at least two of `n` nodes linked by verified `pairs`, chaining guarded.
 
     `rank` orders nodes for tie-breaks (e.g. by id), `similarity(rep, others)` gives the similarity
     of a representative to many nodes, `threshold` is the least similarity to the representative.
-    Groups come out sorted by their representative's rank.
+    `pair_similarity(a, b)`, for a symmetric similarity, settles every two-node component in one
+    call instead of one call each (most components are pairs). Groups come out sorted by their
+    representative's rank.
     """
     labels = components(n, pairs)
     edge_label = labels[pairs[:, 0]] if len(pairs) else np.zeros(0, dtype=np.int64)
     edge_order = np.argsort(edge_label, kind="stable")
     sorted_edge_labels = edge_label[edge_order]
     groups: list[Group] = []
-    for nodes in _members_by_label(labels):
+    members = _members_by_label(labels)
+    two = np.array([nodes for nodes in members if len(nodes) == 2], dtype=np.int64).reshape(-1, 2)
+    if pair_similarity is not None:
+        two_sims = pair_similarity(two[:, 0], two[:, 1]) if len(two) else np.zeros(0)
+    else:
+        two_sims = np.array([similarity(int(a), np.array([b]))[0] for a, b in two], dtype=np.float64)
+    for (a, b), sim in zip(two.tolist(), two_sims.tolist(), strict=True):
+        if sim >= threshold:
+            first, second = (a, b) if rank[a] <= rank[b] else (b, a)
+            groups.append(Group(first, np.array([first, second]), np.array([1.0, sim])))
+    for nodes in members:
+        if len(nodes) == 2:
+            continue
         label = labels[nodes[0]]
         lo, hi = np.searchsorted(sorted_edge_labels, [label, label + 1])
-        comp_edges = pairs[edge_order[lo:hi]]
-        if len(nodes) == 2:
-            sims = similarity(int(nodes[0]), nodes[1:])
-            if sims[0] >= threshold:
-                first, second = sorted(nodes.tolist(), key=lambda v: rank[v])
-                groups.append(Group(first, np.array([first, second]), np.array([1.0, sims[0]])))
-            continue
-        groups.extend(_peel(nodes, comp_edges, rank, similarity, threshold))
+        groups.extend(_peel(nodes, pairs[edge_order[lo:hi]], rank, similarity, threshold))
     groups.sort(key=lambda g: rank[g.representative])
     return groups

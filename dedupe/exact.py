@@ -15,6 +15,7 @@ import numpy as np
 
 from . import kernels
 from .arrays import unique_sorted
+from .forkpool import fork_map
 from .kernels import text_shingle_sets
 from .minhash import MinHasher
 
@@ -31,20 +32,16 @@ class ShingleSets:
         self.offsets = offsets
 
     @classmethod
-    def of(cls, texts: Sequence[str], docs: np.ndarray, ngram: int, hasher: MinHasher) -> ShingleSets:
-        """The sets of `texts[d]` for each `d` in `docs`, shingled batch by batch."""
+    def of(cls, texts: Sequence[str], docs: np.ndarray, ngram: int, hasher: MinHasher, jobs: int = 1) -> ShingleSets:
+        """The sets of `texts[d]` for each `d` in `docs`, shingled batch by batch (in `jobs` forked
+        workers, which inherit `texts`, when jobs > 1)."""
         docs = unique_sorted(np.asarray(docs, dtype=np.int64).ravel())
-        parts: list[np.ndarray] = []
-        sizes: list[np.ndarray] = []
-        for lo in range(0, len(docs), _SHINGLE_BATCH):
-            batch = [texts[int(d)] for d in docs[lo : lo + _SHINGLE_BATCH]]
-            hashes, offsets = text_shingle_sets(batch, ngram, hasher)
-            parts.append(hashes)
-            sizes.append(np.diff(offsets))
+        chunks = [docs[lo : lo + _SHINGLE_BATCH] for lo in range(0, len(docs), _SHINGLE_BATCH)]
+        parts = fork_map(_shingle_chunk, (texts, ngram, hasher), chunks, jobs)
         offsets = np.zeros(len(docs) + 1, dtype=np.int64)
-        if sizes:
-            np.cumsum(np.concatenate(sizes), out=offsets[1:])
-        hashes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
+        if parts:
+            np.cumsum(np.concatenate([np.diff(o) for _, o in parts]), out=offsets[1:])
+        hashes = np.concatenate([h for h, _ in parts]) if parts else np.zeros(0, dtype=np.uint32)
         return cls(docs, hashes, offsets)
 
     def jaccard(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -87,3 +84,8 @@ class ShingleSets:
         total = int(lengths.sum())
         idx = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
         return (np.repeat(pair, lengths) << np.uint64(32)) | self.hashes[idx].astype(np.uint64)
+
+
+def _shingle_chunk(context: tuple[Sequence[str], int, MinHasher], docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    texts, ngram, hasher = context
+    return text_shingle_sets([texts[int(d)] for d in docs], ngram, hasher)

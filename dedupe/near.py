@@ -115,7 +115,7 @@ def find_near_duplicate_documents(texts: Iterable[str], *, ngram: int = 5, num_p
     active = sigs[:, 0] != EMPTY if len(sigs) else np.zeros(0, dtype=bool)
     pairs = candidate_pairs(band_keys(sigs, bands, rows), active)
     if verify == "exact":
-        sets = ShingleSets.of(texts, pairs, ngram, _hasher(num_perm, seed))  # type: ignore[arg-type]
+        sets = ShingleSets.of(texts, pairs, ngram, _hasher(num_perm, seed), jobs)  # type: ignore[arg-type]
 
         def measure(first: np.ndarray, second: np.ndarray) -> np.ndarray:
             return sets.jaccard(first, second)
@@ -130,5 +130,5 @@ def find_near_duplicate_documents(texts: Iterable[str], *, ngram: int = 5, num_p
     def similarity(rep: int, others: np.ndarray) -> np.ndarray:
         return measure(np.full(len(others), rep), others)
 
-    groups = cluster(len(sigs), pairs, _content_rank(sigs), similarity, threshold)
+    groups = cluster(len(sigs), pairs, _content_rank(sigs), similarity, threshold, measure)
     return [[int(m) for m in g.members] for g in groups]

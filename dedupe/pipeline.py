@@ -336,7 +336,10 @@ def _paragraph_groups(feats: ParagraphFeatures, rank: np.ndarray, settings: Sett
     def similarity(rep: int, others: np.ndarray) -> np.ndarray:
         return estimate_jaccard(sigs, np.full(len(others), rep), others)
 
-    local = cluster(len(nodes), pairs, para_rank, similarity, settings.threshold)
+    def pair_similarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return estimate_jaccard(sigs, first, second)
+
+    local = cluster(len(nodes), pairs, para_rank, similarity, settings.threshold, pair_similarity)
     return [Group(int(nodes[g.representative]), nodes[g.members], g.similarity) for g in local]
 
 
