@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 import xxhash
 
+from . import kernels
 from .cluster import cluster
 from .exact import ShingleSets
 from .forkpool import CAN_FORK, fork_map
@@ -36,6 +37,7 @@ def document_signatures(texts: Iterable[str], ngram: int = 5, num_perm: int = 12
     if jobs > 1 and CAN_FORK and isinstance(texts, Sequence) and not isinstance(texts, str):
         # A list is inherited by forked workers: only index spans go out and signatures come back.
         spans = [(lo, min(lo + _BATCH, len(texts))) for lo in range(0, len(texts), _BATCH)]
+        kernels.warm_up()  # the workers inherit the loaded kernels instead of each loading them
         parts = fork_map(_sign_span, (texts, ngram, num_perm, seed), spans, jobs)
         return np.concatenate(parts) if parts else np.zeros((0, num_perm), dtype=np.uint32)
     batches = _batches(texts)

@@ -24,6 +24,7 @@ import numpy as np
 import xxhash
 
 from . import chrome as chrome_stage
+from . import kernels
 from . import story as story_stage
 from .archive import Archive, ArchivedDocs, ArchiveRows
 from .arrays import unique_pairs, unique_sorted
@@ -195,6 +196,8 @@ def _sign(pages: list[list[Paragraph]], settings: Settings, tick: Progress) -> P
     the workers inherit the pages, so only the features travel back)."""
     n, size = len(pages), settings.batch_size
     spans = [(lo, min(n, lo + size)) for lo in range(0, n, size)] or [(0, 0)]
+    if settings.jobs > 1:
+        kernels.warm_up()  # every later pool's workers inherit the loaded kernels
     parts = fork_map(_analyse_span, (pages, settings), spans, settings.jobs,
                      lambda k: tick("sign", spans[k - 1][1], n))
     return concat(parts, [lo for lo, _ in spans])
