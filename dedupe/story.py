@@ -250,7 +250,8 @@ def _tfidf(counts: sp.csr_matrix, settings: StorySettings) -> sp.csr_matrix:
 class _Prefixes:
     """Every row cut into a prefix (its rarest terms) and a tail (see the module docstring).
 
-    matrix: the prefix entries that can be shared (df ≥ 2), with their weights.
+    matrix: the prefix entries that can be shared (df ≥ 2), with their weights; columns are
+        numbered by global rank (rarest first), not by term.
     start: global rank of each row's first tail term (the vocabulary size when it has no tail).
     tail: ‖x_s‖, the norm of each row's tail.
     level: for each row, the index of the last checkpoint rank at or before its tail's start.
@@ -277,28 +278,30 @@ def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
     by_rank = np.lexsort((np.arange(v), df))  # global order: rarest first
     rank = np.empty(v, dtype=np.int64)
     rank[by_rank] = np.arange(v)
-    lengths = np.diff(weights.indptr)
+    # The rows with their columns renumbered by rank and sorted (scipy sorts each row in place):
+    # entries by row, then rarest first, with no sort over the whole matrix. The prefix matrix keeps
+    # this numbering; its product P·Pᵀ does not depend on how columns are numbered.
+    ranked = sp.csr_matrix((weights.data.copy(), rank[weights.indices], weights.indptr.copy()), shape=(n, v))
+    ranked.sort_indices()
+    lengths = np.diff(ranked.indptr)
     row = np.repeat(np.arange(n), lengths)
-    order = np.lexsort((rank[weights.indices], row))  # by row, then rarest first
-    r, sq = rank[weights.indices[order]], weights.data[order] ** 2
+    r, sq = ranked.indices.astype(np.int64), ranked.data ** 2
+    sorted_df = df[by_rank]
     inclusive = np.cumsum(sq)
-    ends = weights.indptr[1:][lengths > 0] - 1
+    ends = ranked.indptr[1:][lengths > 0] - 1
     suffix = np.repeat(inclusive[ends], lengths[lengths > 0]) - inclusive + sq  # entry and rest of row
-    in_tail = (suffix < limit * limit) | (df[weights.indices[order]] > max_df)
+    in_tail = (suffix < limit * limit) | (sorted_df[r] > max_df)
     start = np.full(n, v, dtype=np.int64)
     np.minimum.at(start, row[in_tail], r[in_tail])
     tail = np.sqrt(np.bincount(row[in_tail], weights=sq[in_tail], minlength=n))
-    sorted_df = df[by_rank]
     cuts = np.append(2 ** np.arange(int(np.log2(max(2, sorted_df[-1] if v else 2))) + 1), max_df)
     checkpoints = np.unique(np.append(np.searchsorted(sorted_df, cuts, side="right"), 0))
     bucket = np.searchsorted(checkpoints, r, side="right") - 1
     mass = np.bincount(row * checkpoints.size + bucket, weights=sq, minlength=n * checkpoints.size)
     above = np.sqrt(np.cumsum(mass.reshape(n, -1)[:, ::-1], axis=1)[:, ::-1]).astype(np.float32)
     level = np.searchsorted(checkpoints, start, side="right") - 1
-    matrix = weights.copy()
-    drop = np.zeros(weights.nnz, dtype=bool)
-    drop[order] = in_tail
-    matrix.data = np.where(drop | (df[weights.indices] < 2), 0.0, weights.data)
+    matrix = ranked
+    matrix.data = np.where(in_tail | (sorted_df[r] < 2), 0.0, ranked.data)
     matrix.eliminate_zeros()
     return _Prefixes(matrix, start, tail, level, above)
 
