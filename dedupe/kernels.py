@@ -567,27 +567,14 @@ if AVAILABLE:
                 n += 1
                 i = j
             token_offsets[t + 1] = n
-        slots = 16  # pass 2: number the distinct hashes in an open-addressing table at most half full
-        while slots < 2 * n:
-            slots *= 2
-        mask = _U64(slots - 1)
-        table_id = np.full(slots, -1, dtype=np.int64)
-        table_hash = np.zeros(slots, dtype=np.uint64)
-        ids = np.empty(n, dtype=np.int32)
-        first = np.empty(n, dtype=np.int64)
-        n_words = 0
-        for k in range(n):
-            h = token_hash[k]
-            s = (h ^ (h >> _U64(29))) & mask
-            while table_id[s] != -1 and table_hash[s] != h:
-                s = (s + _U64(1)) & mask
-            if table_id[s] == -1:
-                table_id[s] = n_words
-                table_hash[s] = h
-                first[n_words] = k
-                n_words += 1
-            ids[k] = table_id[s]
-        first = first[:n_words]
+        local, distinct = _first_use_numbers(token_hash[:n])  # pass 2: number the distinct hashes
+        ids = local.astype(np.int32)
+        first = np.empty(distinct.size, dtype=np.int64)
+        next_id = 0
+        for k in range(n):  # numbers go up by one at each word's first use
+            if local[k] == next_id:
+                first[next_id] = k
+                next_id += 1
         return ids, token_offsets, token_hash[first], token_start[first], token_length[first]
 
 
