@@ -42,6 +42,7 @@ def document_signatures(texts: Iterable[str], ngram: int = 5, num_perm: int = 12
         return np.concatenate(parts) if parts else np.zeros((0, num_perm), dtype=np.uint32)
     batches = _batches(texts)
     if jobs > 1:
+        kernels.warm_up()  # forked pool workers inherit the loaded kernels
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             parts = list(_bounded_map(pool, batches, 2 * jobs, ngram, num_perm, seed))
     else:
