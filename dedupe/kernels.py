@@ -25,8 +25,16 @@ per text does all of it, with no per-token Python objects and no matrix:
   to `MinHasher.signatures` and hence to `datasketch.MinHash(hashfunc=shingle_hash32)`. The inner
   loop runs over the permutations with the signature row in cache, which the compiler vectorises.
 
-Without numba, `sign_texts` and `sign_paragraphs` run the numpy path and return the same arrays.
-`DEDUPE_NUMBA=0` in the environment turns the kernels off (for comparisons and debugging).
+The other kernels take per-token or per-pair Python loops off the later stages, each with a
+Python/numpy path that gives the same result: `distinct_words` (each batch's words numbered, so story
+stems are looked up once per distinct word), `line_keys` (chrome's recurrence keys of ASCII text),
+`shared_counts` (exact shingle overlaps for verification), `bounded_pairs` and `pair_dots` (story's
+candidate filter and cosines), `sorted_ranks` (hash-table numbering of term hashes).
+
+Without numba, the signing and `line_keys` functions run the numpy/Python path themselves and the
+callers of the others take theirs (`kernels.AVAILABLE` says which); the results are the same
+(`pair_dots` sums in another order: equal to 1e-15). `DEDUPE_NUMBA=0` in the environment turns the
+kernels off (for comparisons and debugging). Call `warm_up` before forking workers.
 """
 
 from __future__ import annotations
