@@ -175,11 +175,13 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
     doc_clusters = _document_clusters(table, doc_groups, content_texts)
     para_clusters = _paragraph_clusters(docs, pages, feats, para_groups)
     if settings.story:
+        tick("story", 0, 1)
         story_docs, story_paras = _story_clusters(docs, pages, content_texts, feats, content, doc_groups, kept,
                                                   para_groups, rank, len(doc_clusters), len(para_clusters),
                                                   settings.jobs)
         doc_clusters += story_docs
         para_clusters += story_paras
+        tick("story", 1, 1)
     tick("clusters", 3, 3)
 
     outcomes = _outcomes(docs, table, doc_groups, doc_clusters, kept, doc_sim, stripped)

@@ -269,7 +269,7 @@ def test_cli_nightly_batches_keep_what_one_shot_clean_keeps(tmp_path: Path, batc
     report = json.loads((tmp_path / "report2.json").read_text())
     assert report["index"]["documents"] == len(kept) and report["index"]["size_bytes"] > 0
     assert report["run_id"]
-    assert {"read", "sign", "clusters", "write", "index_commit", "total"} <= report["timings"].keys()
+    assert {"read", "sign", "clusters", "story", "write", "index_commit", "total"} <= report["timings"].keys()
     # re-running the last night gives the same output and archives nothing twice
     assert cli("clean", batches[2], "-o", tmp_path / "again.jsonl", "--index", index, "--keep", "first", "-q")[0] == 0
     assert (tmp_path / "again.jsonl").read_text() == (tmp_path / "out2.jsonl").read_text()
