@@ -653,6 +653,11 @@ def sorted_ranks(values: np.ndarray) -> tuple[np.ndarray, int]:
 
 if AVAILABLE:
     @_jit
+    def _slot(value: np.uint64, mask: np.uint64) -> np.uint64:
+        """Home slot of a value in a power-of-two open-addressing table (high bits mixed down)."""
+        return (value ^ (value >> _U64(31))) * _M & mask
+
+    @_jit
     def _first_use_numbers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
         """Number each distinct value in order of first use (open addressing, kept at most half full)."""
         slots = 1 << 12
@@ -664,7 +669,7 @@ if AVAILABLE:
         for k in range(values.size):
             v = values[k]
             mask = _U64(slots - 1)
-            s = (v ^ (v >> _U64(31))) * _U64(0x9E3779B97F4A7C15) & mask
+            s = _slot(v, mask)
             while table_id[s] != -1 and table_value[s] != v:
                 s = (s + _U64(1)) & mask
             if table_id[s] == -1:
@@ -678,12 +683,12 @@ if AVAILABLE:
                     distinct = grown
                     for d in range(n_distinct):
                         u = distinct[d]
-                        r = (u ^ (u >> _U64(31))) * _U64(0x9E3779B97F4A7C15) & mask
+                        r = _slot(u, mask)
                         while table_id[r] != -1:
                             r = (r + _U64(1)) & mask
                         table_id[r] = d
                         table_value[r] = u
-                    s = (v ^ (v >> _U64(31))) * _U64(0x9E3779B97F4A7C15) & mask
+                    s = _slot(v, mask)
                     while table_id[s] != -1:
                         s = (s + _U64(1)) & mask
                 table_id[s] = n_distinct
