@@ -30,3 +30,9 @@ def unique_pairs(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     width = int(second.max()) + 1
     codes = unique_sorted(first * width + second)
     return np.stack([codes // width, codes % width], axis=1)
+
+
+def range_indices(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The indices starts[k], ..., starts[k] + lengths[k] - 1 of every range k, concatenated: the
+    gather that reads many slices of a flat array (per-text hashes, per-document keys) at once."""
+    return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import kernels
-from .arrays import unique_sorted
+from .arrays import range_indices, unique_sorted
 from .forkpool import fork_map
 from .kernels import text_shingle_sets
 from .minhash import MinHasher
@@ -81,8 +81,7 @@ class ShingleSets:
         """(pair << 32) | hash for every hash of each pair's text `rows[k]`."""
         starts, ends = self.offsets[rows], self.offsets[rows + 1]
         lengths = ends - starts
-        total = int(lengths.sum())
-        idx = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
+        idx = range_indices(starts, lengths)
         return (np.repeat(pair, lengths) << np.uint64(32)) | self.hashes[idx].astype(np.uint64)
 
 

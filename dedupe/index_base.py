@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .archive import ArchivedDocs, ArchiveRows
+from .arrays import range_indices
 from .chrome import ChromeStats
 from .errors import EXIT_TEMPFAIL, DedupeError
 from .lsh import band_keys, lsh_params
@@ -139,7 +140,7 @@ def paragraph_rows(rows: ArchiveRows, fresh: np.ndarray, doc_ids: np.ndarray) ->
     """(key, doc_id) rows of the long-paragraph keys of the documents being added, sorted, unique."""
     lengths = np.diff(rows.paragraph_offsets)[fresh]
     starts = rows.paragraph_offsets[fresh]
-    index = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    index = range_indices(starts, lengths)
     pkeys = rows.paragraph_keys[index].astype(np.uint64).view(np.int64)
     powner = np.repeat(doc_ids, lengths)
     order = np.lexsort((powner, pkeys))

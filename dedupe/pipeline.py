@@ -27,7 +27,7 @@ from . import chrome as chrome_stage
 from . import kernels
 from . import story as story_stage
 from .archive import Archive, ArchivedDocs, ArchiveRows
-from .arrays import unique_pairs, unique_sorted
+from .arrays import range_indices, unique_pairs, unique_sorted
 from .cluster import Group, cluster, components
 from .features import ParagraphFeatures, analyse, concat
 from .forkpool import fork_map
@@ -527,7 +527,7 @@ def _content_shingles(feats: ParagraphFeatures, signed: np.ndarray, n: int) -> t
     starts, ends = feats.shingle_offsets[rows], feats.shingle_offsets[rows + 1]
     lengths = ends - starts
     owner = np.repeat(docs.astype(np.uint64), lengths)
-    idx = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    idx = range_indices(starts, lengths)
     combined = unique_sorted((owner << np.uint64(32)) | feats.shingle_hashes[idx].astype(np.uint64))
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount((combined >> np.uint64(32)).astype(np.int64), minlength=n), out=offsets[1:])
