@@ -17,7 +17,6 @@ from . import kernels
 from .arrays import range_indices, unique_sorted
 from .forkpool import fork_map
 from .kernels import text_shingle_sets
-from .minhash import MinHasher
 
 _CHUNK_ENTRIES = 1 << 23  # shingle hashes gathered per chunk of pairs (64 MB of uint64 keys)
 _SHINGLE_BATCH = 2048  # texts shingled per kernel call
@@ -32,12 +31,12 @@ class ShingleSets:
         self.offsets = offsets
 
     @classmethod
-    def of(cls, texts: Sequence[str], docs: np.ndarray, ngram: int, hasher: MinHasher, jobs: int = 1) -> ShingleSets:
+    def of(cls, texts: Sequence[str], docs: np.ndarray, ngram: int, jobs: int = 1) -> ShingleSets:
         """The sets of `texts[d]` for each `d` in `docs`, shingled batch by batch (in `jobs` forked
         workers, which inherit `texts`, when jobs > 1)."""
         docs = unique_sorted(np.asarray(docs, dtype=np.int64).ravel())
         chunks = [docs[lo : lo + _SHINGLE_BATCH] for lo in range(0, len(docs), _SHINGLE_BATCH)]
-        parts = fork_map(_shingle_chunk, (texts, ngram, hasher), chunks, jobs)
+        parts = fork_map(_shingle_chunk, (texts, ngram), chunks, jobs)
         offsets = np.zeros(len(docs) + 1, dtype=np.int64)
         if parts:
             np.cumsum(np.concatenate([np.diff(o) for _, o in parts]), out=offsets[1:])
@@ -85,6 +84,6 @@ class ShingleSets:
         return (np.repeat(pair, lengths) << np.uint64(32)) | self.hashes[idx].astype(np.uint64)
 
 
-def _shingle_chunk(context: tuple[Sequence[str], int, MinHasher], docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    texts, ngram, hasher = context
-    return text_shingle_sets([texts[int(d)] for d in docs], ngram, hasher)
+def _shingle_chunk(context: tuple[Sequence[str], int], docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    texts, ngram = context
+    return text_shingle_sets([texts[int(d)] for d in docs], ngram)

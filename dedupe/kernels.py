@@ -28,8 +28,9 @@ per text does all of it, with no per-token Python objects and no matrix:
 The other kernels take per-token or per-pair Python loops off the later stages, each with a
 Python/numpy path that gives the same result: `distinct_words` (each batch's words numbered, so story
 stems are looked up once per distinct word), `line_keys` (chrome's recurrence keys of ASCII text),
-`shared_counts` (exact shingle overlaps for verification), `bounded_pairs` and `pair_dots` (story's
-candidate filter and cosines), `sorted_ranks` (hash-table numbering of term hashes).
+`shared_counts` (exact shingle overlaps for verification), `band_keys` (LSH keys row by row),
+`bounded_pairs` and `pair_dots` (story's candidate filter and cosines), `sorted_ranks` (hash-table
+numbering of term hashes).
 
 Without numba, the signing and `line_keys` functions run the numpy/Python path themselves and the
 callers of the others take theirs (`kernels.AVAILABLE` says which); the results are the same
@@ -108,11 +109,12 @@ def text_signatures(texts: Sequence[str], ngram: int, hasher: MinHasher) -> np.n
     return _sign(buf, offsets, modes, ngram, *hasher.permutations, 0, _SIGNATURES)[1]
 
 
-def text_shingle_sets(texts: Sequence[str], ngram: int, hasher: MinHasher) -> tuple[np.ndarray, np.ndarray]:
+def text_shingle_sets(texts: Sequence[str], ngram: int) -> tuple[np.ndarray, np.ndarray]:
     """Each raw text's distinct word `ngram`-shingle hashes, sorted: `hashes[offsets[t]:offsets[t + 1]]`.
 
     The hashes the signatures of `sign_texts` are made of, so exact Jaccard over them checks an
     estimate. Equal to `_distinct_per_text` of `shingle([tokenize(normalize(t)) for t in texts], ngram)`.
+    The kernel runs with no permutations: shingles are hashed and sorted, not signed.
     """
     if ngram < 1:
         raise ValueError("ngram must be at least 1")
@@ -120,8 +122,11 @@ def text_shingle_sets(texts: Sequence[str], ngram: int, hasher: MinHasher) -> tu
         batch = shingle([tokenize(normalize(t)) for t in texts], ngram)
         return _distinct_per_text(batch.hashes, batch.offsets)
     buf, offsets, modes = _pack(texts, normalised=False)
-    _, _, hashes, distinct_offsets = _sign(buf, offsets, modes, ngram, *hasher.permutations, 0, _HASHES)
+    _, _, hashes, distinct_offsets = _sign(buf, offsets, modes, ngram, _NO_PERMUTATIONS, _NO_PERMUTATIONS, 0, _HASHES)
     return hashes, distinct_offsets
+
+
+_NO_PERMUTATIONS = np.zeros(0, dtype=np.uint32)  # the dtype of MinHasher.permutations, so the same compiled code
 
 
 def sign_paragraphs(normalised: Sequence[str], ngram: int, hasher: MinHasher, min_words: int) -> SignedParagraphs:
@@ -747,6 +752,8 @@ def warm_up() -> None:
         return
     hasher = MinHasher(2, 1)
     text_signatures(["a b c d e f"], 5, hasher)
+    text_shingle_sets(["a b c d e f"], 5)
+    band_keys(np.zeros((1, 4), dtype=np.uint32), 2, 2)
     distinct_words(["a b"])
     line_keys(["a 1"])
     sorted_ranks(np.array([2, 1], dtype=np.uint64))
@@ -756,3 +763,25 @@ def warm_up() -> None:
     bounded_pairs(indptr, indices, data, 0, np.zeros(1, dtype=np.int64), np.zeros(1), np.zeros(1, dtype=np.int64),
                   np.zeros((1, 1), dtype=np.float32), 0.5)
     pair_dots(indptr, indices, data, 1, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
+
+
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """`lsh.band_keys` row by row: each band's slots folded into one key, reading every signature
+    once in memory order (the numpy form reads one column of all signatures at a time)."""
+    if not AVAILABLE:
+        raise RuntimeError("numba is not available")
+    return _band_keys(np.ascontiguousarray(signatures, dtype=np.uint32), bands, rows)
+
+
+if AVAILABLE:
+    @_jit
+    def _band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:  # pragma: no cover - compiled
+        keys = np.empty((signatures.shape[0], bands), dtype=np.uint64)
+        for i in range(signatures.shape[0]):
+            for band in range(bands):
+                acc = _U64(band + 1)
+                for col in range(band * rows, (band + 1) * rows):
+                    acc = (acc ^ _U64(signatures[i, col])) * _M
+                    acc ^= acc >> _U64(29)
+                keys[i, band] = acc
+        return keys

@@ -17,6 +17,7 @@ from functools import lru_cache
 import numpy as np
 from datasketch.lsh import _optimal_param
 
+from . import kernels
 from .arrays import unique_pairs
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -41,6 +42,8 @@ def lsh_params(threshold: float, num_perm: int,
 
 def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """A (texts x bands) uint64 matrix: each band's `rows` slots folded into one key."""
+    if kernels.AVAILABLE and signatures.dtype == np.uint32:
+        return kernels.band_keys(signatures, bands, rows)
     n = signatures.shape[0]
     keys = np.zeros((n, bands), dtype=np.uint64)
     sig = signatures.astype(np.uint64)

@@ -118,7 +118,7 @@ def find_near_duplicate_documents(texts: Iterable[str], *, ngram: int = 5, num_p
     active = sigs[:, 0] != EMPTY if len(sigs) else np.zeros(0, dtype=bool)
     pairs = candidate_pairs(band_keys(sigs, bands, rows), active)
     if verify == "exact":
-        sets = ShingleSets.of(texts, pairs, ngram, _hasher(num_perm, seed), jobs)  # type: ignore[arg-type]
+        sets = ShingleSets.of(texts, pairs, ngram, jobs)  # type: ignore[arg-type]
 
         def measure(first: np.ndarray, second: np.ndarray) -> np.ndarray:
             return sets.jaccard(first, second)

@@ -247,8 +247,7 @@ def test_exact_jaccard_kernel_equals_the_numpy_merge(sets: list[set[int]], rnd: 
 
 def test_text_shingle_sets_are_the_hashes_signatures_are_made_of() -> None:
     texts = ["One two three four five six seven.", "", "Ünïcode wörds, here and there again!", "a b"]
-    hasher = MinHasher(128, 1)
-    hashes, offsets = kernels.text_shingle_sets(texts, 5, hasher)
+    hashes, offsets = kernels.text_shingle_sets(texts, 5)
     batch = shingle([tokenize(normalize(t)) for t in texts], 5)
     for k in range(len(texts)):
         expected = np.unique(batch.hashes[batch.offsets[k] : batch.offsets[k + 1]])
@@ -308,3 +307,14 @@ def test_story_pair_dots_equal_the_sparse_row_products(monkeypatch) -> None:
     monkeypatch.setattr(kernels, "AVAILABLE", False)
     want = story._pair_cosines(weights, rows, cols)
     assert np.allclose(got, want, rtol=0, atol=1e-12) and want.max() > 0.99  # a row with itself
+
+
+@compiled
+def test_band_keys_kernel_equals_the_numpy_fold(monkeypatch) -> None:
+    from dedupe.lsh import band_keys
+
+    sigs = np.random.default_rng(4).integers(0, 2**32, size=(300, 128), dtype=np.uint64).astype(np.uint32)
+    compiled_keys = band_keys(sigs, 16, 8)
+    monkeypatch.setattr(kernels, "AVAILABLE", False)
+    assert np.array_equal(compiled_keys, band_keys(sigs, 16, 8))
+    assert np.array_equal(band_keys(sigs[:, :12], 3, 4), band_keys(sigs, 3, 4))  # only the first bands x rows slots
