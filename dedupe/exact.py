@@ -3,8 +3,10 @@
 A 128-permutation MinHash estimate has a standard error of about 0.035 at J = 0.8, so a pair whose
 true Jaccard is 0.81 falls under a 0.8 threshold about four times in ten (and one at 0.79 passes as
 often). When the texts can be read again, the candidates LSH found are settled exactly instead:
-only the texts in some candidate pair are shingled a second time, and the intersections of many
-pairs are counted by a compiled merge per pair, or without numba with one sort per chunk of pairs.
+`pair_jaccard` shingles the texts of one chunk of candidate pairs at a time (in forked workers under
+`jobs`, which send back only the similarities), and the intersections of many pairs are counted by
+a compiled merge per pair, or without numba with one sort per chunk of pairs. `ShingleSets` also
+serves the chaining guard, for the members of clusters larger than a pair.
 """
 
 from __future__ import annotations
@@ -87,3 +89,25 @@ class ShingleSets:
 def _shingle_chunk(context: tuple[Sequence[str], int], docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     texts, ngram = context
     return text_shingle_sets([texts[int(d)] for d in docs], ngram)
+
+
+_PAIR_CHUNK = 32_768  # candidate pairs measured together: their texts are shingled once per chunk
+
+
+def pair_jaccard(texts: Sequence[str], pairs: np.ndarray, ngram: int, jobs: int = 1) -> np.ndarray:
+    """Exact Jaccard of each pair (rows of `pairs`, sorted as LSH gives them), chunk by chunk.
+
+    Each chunk's texts are shingled, its pairs measured and the sets dropped, so memory holds one
+    chunk's sets at a time (in each of `jobs` forked workers, which inherit `texts`) and only the
+    similarities travel back. A text in pairs of two chunks is shingled twice; sorted pairs keep
+    that rare, since a copy's candidates sit close together in the order.
+    """
+    spans = [(lo, min(lo + _PAIR_CHUNK, len(pairs))) for lo in range(0, len(pairs), _PAIR_CHUNK)]
+    parts = fork_map(_measure_span, (texts, pairs, ngram), spans, jobs)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
+
+
+def _measure_span(context: tuple[Sequence[str], np.ndarray, int], span: tuple[int, int]) -> np.ndarray:
+    texts, pairs, ngram = context
+    chunk = pairs[span[0] : span[1]]
+    return ShingleSets.of(texts, chunk, ngram).jaccard(chunk[:, 0], chunk[:, 1])

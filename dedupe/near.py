@@ -14,8 +14,8 @@ import numpy as np
 import xxhash
 
 from . import kernels
-from .cluster import cluster
-from .exact import ShingleSets
+from .cluster import cluster, components
+from .exact import ShingleSets, pair_jaccard
 from .forkpool import CAN_FORK, fork_map
 from .kernels import text_signatures
 from .lsh import band_keys, candidate_pairs, lsh_params
@@ -118,20 +118,33 @@ def find_near_duplicate_documents(texts: Iterable[str], *, ngram: int = 5, num_p
     active = sigs[:, 0] != EMPTY if len(sigs) else np.zeros(0, dtype=bool)
     pairs = candidate_pairs(band_keys(sigs, bands, rows), active)
     if verify == "exact":
-        sets = ShingleSets.of(texts, pairs, ngram, jobs)  # type: ignore[arg-type]
+        sims = pair_jaccard(texts, pairs, ngram, jobs)  # type: ignore[arg-type]
+    else:
+        sims = estimate_jaccard(sigs, pairs[:, 0], pairs[:, 1])
+    keep = sims >= threshold
+    pairs, sims = pairs[keep], sims[keep]
 
-        def measure(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-            return sets.jaccard(first, second)
+    if verify == "exact":
+        # The chaining guard compares members of larger components with their representative, pairs
+        # LSH need not have found: shingle those members (only they) once.
+        labels = components(len(sigs), pairs)
+        larger = np.flatnonzero(np.bincount(labels)[labels] > 2)
+        sets = ShingleSets.of(texts, larger, ngram, jobs)  # type: ignore[arg-type]
+        measure = sets.jaccard
     else:
 
         def measure(first: np.ndarray, second: np.ndarray) -> np.ndarray:
             return estimate_jaccard(sigs, first, second)
 
-    if len(pairs):
-        pairs = pairs[measure(pairs[:, 0], pairs[:, 1]) >= threshold]
-
     def similarity(rep: int, others: np.ndarray) -> np.ndarray:
         return measure(np.full(len(others), rep), others)
 
-    groups = cluster(len(sigs), pairs, _content_rank(sigs), similarity, threshold, measure)
+    n = np.int64(len(sigs))
+    verified = pairs[:, 0] * n + pairs[:, 1]  # sorted, as the candidates were
+
+    def pair_similarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """A two-node component is one verified pair: its similarity is already known."""
+        return sims[np.searchsorted(verified, np.minimum(first, second) * n + np.maximum(first, second))]
+
+    groups = cluster(len(sigs), pairs, _content_rank(sigs), similarity, threshold, pair_similarity)
     return [[int(m) for m in g.members] for g in groups]
