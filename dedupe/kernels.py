@@ -461,7 +461,7 @@ if AVAILABLE:
         for r in range(indptr.size - 1):
             i = r + a
             for k in range(indptr[r], indptr[r + 1]):
-                j = np.int64(indices[k]) + a
+                j = int(indices[k]) + a
                 if j <= i:
                     continue
                 if start[i] <= start[j]:
@@ -630,7 +630,7 @@ if AVAILABLE:
                     pending_space = True
                     in_digits = False
                     continue
-                is_digit = np.uint8(c - np.uint8(48)) < np.uint8(10)
+                is_digit = bool(np.uint8(c - np.uint8(48)) < np.uint8(10))
                 if is_digit and in_digits:
                     continue
                 if pending_space and n > begin:
