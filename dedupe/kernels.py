@@ -324,20 +324,23 @@ if AVAILABLE:
             src, dst = dst, src  # after an even number of passes the result is back in `a`
 
     @_jit
-    def _word_hashes(buf: np.ndarray, lo: int, hi: int, mode: int, low: np.ndarray, is_word: np.ndarray,
-                     out: np.ndarray) -> int:
-        """Hash the tokens of buf[lo:hi] into `out`; returns their number.
+    def _word_hashes(buf: np.ndarray, lo: int, hi: int, mode: int, fold_case: int, low: np.ndarray,
+                     is_word: np.ndarray, out: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> int:
+        """Hash the tokens of buf[lo:hi] into `out` (and, when `starts` is not empty, each token's
+        byte bounds into `starts` and `ends`); returns their number.
 
-        A first branch-free pass lower-cases (raw ASCII mode) and classifies every byte, which the
-        compiler vectorises; the second finds the token runs and hashes each in place.
+        A first branch-free pass classifies every byte and, in raw ASCII mode with `fold_case`,
+        lower-cases it, which the compiler vectorises; the second finds the token runs and hashes each
+        in place. Without `fold_case` an ASCII token is hashed as it is spelt.
         """
         n = hi - lo
         if mode == _RAW_ASCII:
+            fold = np.uint8(fold_case != 0)
             for i in range(n):
                 c = buf[lo + i]
-                lower = c + np.uint8(32) * np.uint8(np.uint8(c - np.uint8(65)) < np.uint8(26))
-                low[i] = lower
-                is_word[i] = np.uint8((np.uint8(lower - np.uint8(97)) < np.uint8(26))
+                upper = np.uint8(np.uint8(c - np.uint8(65)) < np.uint8(26))
+                low[i] = c + np.uint8(32) * upper * fold
+                is_word[i] = np.uint8(upper | (np.uint8(c - np.uint8(97)) < np.uint8(26))
                                       | (np.uint8(c - np.uint8(48)) < np.uint8(10)) | (c == np.uint8(95)))
         else:
             for i in range(n):
@@ -345,6 +348,7 @@ if AVAILABLE:
                 low[i] = c
                 is_word[i] = np.uint8(c != np.uint8(32))
         is_word[n] = 0  # sentinel: every run ends inside the array
+        record = starts.size > 0
         nw = 0
         i = 0
         while i < n:
@@ -355,6 +359,9 @@ if AVAILABLE:
             while is_word[j] != 0:
                 j += 1
             out[nw] = _xxh64(low, i, j)
+            if record:
+                starts[nw] = lo + i
+                ends[nw] = lo + j
             nw += 1
             i = j
         return nw
@@ -386,12 +393,14 @@ if AVAILABLE:
         shingles = np.empty(longest // 2 + 1, dtype=np.uint32)
         tmp = np.empty(longest // 2 + 1, dtype=np.uint32)
         count = np.zeros((4, 256), dtype=np.int64)
+        no_bounds = np.empty(0, dtype=np.int64)
         power = _U64(1)  # M^(ngram-1): the weight of the word leaving a window
         for _ in range(ngram - 1):
             power *= _M
         row = 0
         for t in range(n_texts):
-            nw = _word_hashes(buf, offsets[t], offsets[t + 1], modes[t], low, is_word, word_hashes)
+            nw = _word_hashes(buf, offsets[t], offsets[t + 1], modes[t], 1, low, is_word, word_hashes, no_bounds,
+                              no_bounds)
             words[t] = nw
             if nw < min_words:
                 continue
@@ -550,35 +559,12 @@ if AVAILABLE:
         capacity = len(buf) // 2 + n_texts
         token_hash = np.empty(capacity, dtype=np.uint64)
         token_start = np.empty(capacity, dtype=np.int64)
-        token_length = np.empty(capacity, dtype=np.int64)
+        token_end = np.empty(capacity, dtype=np.int64)
         token_offsets = np.zeros(n_texts + 1, dtype=np.int64)
         n = 0
-        for t in range(n_texts):  # pass 1: every token's hash and where it is
-            lo = offsets[t]
-            size = offsets[t + 1] - lo
-            for i in range(size):
-                c = buf[lo + i]
-                low[i] = c
-                if modes[t] == _RAW_ASCII:
-                    # `\w` among ASCII bytes, case kept (normalised text is already lower case)
-                    is_word[i] = np.uint8((np.uint8((c | np.uint8(32)) - np.uint8(97)) < np.uint8(26))
-                                          | (np.uint8(c - np.uint8(48)) < np.uint8(10)) | (c == np.uint8(95)))
-                else:
-                    is_word[i] = np.uint8(c != np.uint8(32))
-            is_word[size] = 0
-            i = 0
-            while i < size:
-                if is_word[i] == 0:
-                    i += 1
-                    continue
-                j = i + 1
-                while is_word[j] != 0:
-                    j += 1
-                token_hash[n] = _xxh64(low, i, j)
-                token_start[n] = lo + i
-                token_length[n] = j - i
-                n += 1
-                i = j
+        for t in range(n_texts):  # pass 1: every token's hash and first byte, spelt as written
+            n += _word_hashes(buf, offsets[t], offsets[t + 1], modes[t], 0, low, is_word, token_hash[n:],
+                              token_start[n:], token_end[n:])
             token_offsets[t + 1] = n
         local, distinct = _first_use_numbers(token_hash[:n])  # pass 2: number the distinct hashes
         ids = local.astype(np.int32)
@@ -588,7 +574,7 @@ if AVAILABLE:
             if local[k] == next_id:
                 first[next_id] = k
                 next_id += 1
-        return ids, token_offsets, token_hash[first], token_start[first], token_length[first]
+        return ids, token_offsets, token_hash[first], token_start[first], token_end[first] - token_start[first]
 
 
 def line_keys(normalised: Sequence[str]) -> list[str]:
