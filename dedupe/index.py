@@ -140,7 +140,6 @@ class SQLiteIndex(IndexBase):
                  check_banding: bool = True) -> None:
         super().__init__(str(path), readonly)
         self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
         if readonly and (not self.path.exists() or self.path.stat().st_size == 0):
             return  # an empty archive
         self._conn = self._connect()
@@ -203,14 +202,6 @@ class SQLiteIndex(IndexBase):
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise DedupeError(f"index {self.path}: closed")
-        return self._conn
-
-    def _is_open(self) -> bool:
-        return self._conn is not None
 
     def close(self) -> None:
         if self._conn is not None:

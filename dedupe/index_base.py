@@ -208,8 +208,15 @@ class IndexBase:
 
     # -- storage hooks ----------------------------------------------------------------------------
 
+    _conn: Any = None  # the backend's open connection; None once closed
+
+    def _db(self) -> Any:
+        if self._conn is None:
+            raise DedupeError(f"index {self.name}: closed")
+        return self._conn
+
     def _is_open(self) -> bool:
-        raise NotImplementedError
+        return self._conn is not None
 
     def close(self) -> None:
         raise NotImplementedError

@@ -208,7 +208,7 @@ class PostgresIndex(IndexBase):
         super().__init__(redact(url), readonly)
         self.url = url
         self.schema = parse_url(url)[1]
-        self._conn: Any = connect(url, "dedupe reader" if readonly else "dedupe writer")
+        self._conn = connect(url, "dedupe reader" if readonly else "dedupe writer")
         try:
             self._open(settings, check_banding)
         except BaseException:
@@ -247,14 +247,6 @@ class PostgresIndex(IndexBase):
                 if statement.strip():
                     conn.execute(statement)
             self._set_meta(meta)
-
-    def _db(self) -> Any:
-        if self._conn is None:
-            raise DedupeError(f"index {self.name}: closed")
-        return self._conn
-
-    def _is_open(self) -> bool:
-        return self._conn is not None
 
     def close(self) -> None:
         if self._conn is not None:
