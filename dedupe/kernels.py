@@ -29,7 +29,7 @@ The other kernels take per-token or per-pair Python loops off the later stages, 
 Python/numpy path that gives the same result: `distinct_words` (each batch's words numbered, so story
 stems are looked up once per distinct word), `line_keys` (chrome's recurrence keys of ASCII text),
 `shared_counts` (exact shingle overlaps for verification), `band_keys` (LSH keys row by row),
-`bounded_pairs` and `pair_dots` (story's candidate filter and cosines), `sorted_ranks` (hash-table
+`prefix_candidates` and `pair_dots` (story's candidates and cosines), `sorted_ranks` (hash-table
 numbering of term hashes).
 
 Without numba, the signing and `line_keys` functions run the numpy/Python path themselves and the
@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from .arrays import unique_sorted
 from .minhash import MinHasher
@@ -448,37 +449,71 @@ if AVAILABLE:
         return words, sigs, kept[: distinct_offsets[row]].copy(), distinct_offsets
 
 
-def bounded_pairs(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, a: int, start: np.ndarray,
-                  tail: np.ndarray, level: np.ndarray, above: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
-    """Story's candidate filter over one row block of the prefix product (CSR rows a, a+1, ... against
-    columns a, a+1, ...): the pairs i < j whose Cauchy–Schwarz bound reaches τ (see `story._candidates`,
-    whose numpy form this equals pair for pair, in the same order: the product's stored order)."""
+def prefix_candidates(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, by_column: sp.csc_matrix,
+                      a: int, b: int, start: np.ndarray, tail: np.ndarray, level: np.ndarray, above: np.ndarray,
+                      tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """Story's candidates of rows [a, b): the pairs i < j whose prefix product plus Cauchy–Schwarz
+    tail bound reaches τ (`story._candidates`, whose numpy form gives the same pairs, in another order).
+
+    The prefix matrix P comes as CSR rows and as CSC columns (`by_column`, an inverted index with each
+    term's rows ascending). For each row i, every prefix term's later rows j > i (a suffix of its
+    postings, found by bisection) add x_t·y_t into a dense accumulator, and each j touched is bounded
+    once. Nothing of P·Pᵀ is materialised, and P is transposed once for all blocks instead of once per
+    block (which grows with the corpus times the number of blocks)."""
     if not AVAILABLE:
         raise RuntimeError("numba is not available")
-    return _bounded_pairs(indptr, indices, data, a, start, tail, level, above, tau)
+    return _prefix_candidates(indptr, indices, data, by_column.indptr, by_column.indices, by_column.data,
+                              a, b, start, tail, level, above, tau)
 
 
 if AVAILABLE:
     @_jit
-    def _bounded_pairs(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, a: int, start: np.ndarray,
-                       tail: np.ndarray, level: np.ndarray, above: np.ndarray,
-                       tau: float) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-        out_i = np.empty(indptr[-1], dtype=np.int64)
-        out_j = np.empty(indptr[-1], dtype=np.int64)
+    def _prefix_candidates(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, col_ptr: np.ndarray,
+                           col_rows: np.ndarray, col_data: np.ndarray, a: int, b: int, start: np.ndarray,
+                           tail: np.ndarray, level: np.ndarray, above: np.ndarray,
+                           tau: float) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+        n = start.size
+        acc = np.zeros(n, dtype=np.float64)
+        touched = np.empty(n, dtype=np.int64)
+        out_i = np.empty(1024, dtype=np.int64)
+        out_j = np.empty(1024, dtype=np.int64)
         found = 0
         limit = tau - 1e-6
-        for r in range(indptr.size - 1):
-            i = r + a
-            for k in range(indptr[r], indptr[r + 1]):
-                j = int(indices[k]) + a
-                if j <= i:
+        reach = tail.max() if n else 0.0  # no bound adds more than the longest tail (above ≤ 1)
+        for i in range(a, b):
+            count = 0
+            for k in range(indptr[i], indptr[i + 1]):
+                t, x = indices[k], data[k]
+                lo, hi = np.int64(col_ptr[t]), np.int64(col_ptr[t + 1])
+                end = hi
+                while lo < hi:  # first posting with a row after i
+                    mid = (lo + hi) >> 1
+                    if col_rows[mid] <= i:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                for p in range(lo, end):
+                    j = col_rows[p]
+                    if acc[j] == 0.0:
+                        touched[count] = j
+                        count += 1
+                    acc[j] += x * col_data[p]
+            start_i, level_i, tail_i = start[i], level[i], tail[i]
+            for q in range(count):
+                j = touched[q]
+                pp = acc[j]
+                acc[j] = 0.0
+                if pp + reach < limit:  # settled without reading row j's bound data (most pairs)
                     continue
-                if start[i] <= start[j]:
-                    first, other = i, j
+                lvl = min(level_i, level[j])
+                if start_i <= start[j]:
+                    bound = pp + tail_i * np.float64(above[j, lvl])
                 else:
-                    first, other = j, i
-                lvl = min(level[i], level[j])
-                if data[k] + tail[first] * np.float64(above[other, lvl]) >= limit:
+                    bound = pp + tail[j] * np.float64(above[i, lvl])
+                if bound >= limit:
+                    if found == out_i.size:
+                        out_i = np.concatenate((out_i, np.empty(found, dtype=np.int64)))
+                        out_j = np.concatenate((out_j, np.empty(found, dtype=np.int64)))
                     out_i[found] = i
                     out_j[found] = j
                     found += 1
@@ -746,8 +781,9 @@ def warm_up() -> None:
     shared_counts(np.zeros(1, dtype=np.uint32), np.array([0, 1], dtype=np.int64), np.zeros(1, dtype=np.int64),
                   np.zeros(1, dtype=np.int64))
     indptr, indices, data = np.array([0, 1], dtype=np.int32), np.zeros(1, dtype=np.int32), np.ones(1)
-    bounded_pairs(indptr, indices, data, 0, np.zeros(1, dtype=np.int64), np.zeros(1), np.zeros(1, dtype=np.int64),
-                  np.zeros((1, 1), dtype=np.float32), 0.5)
+    one = sp.csr_matrix(np.ones((1, 1)))
+    prefix_candidates(one.indptr, one.indices, one.data, one.tocsc(), 0, 1, np.zeros(1, dtype=np.int64),
+                      np.zeros(1), np.zeros(1, dtype=np.int64), np.zeros((1, 1), dtype=np.float32), 0.5)
     pair_dots(indptr, indices, data, 1, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
 
 

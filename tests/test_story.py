@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,14 @@ def index_of(paragraphs: list[str], marker: str) -> int:
 
 def brute_force(term_lists: list[list[str]], s: StorySettings) -> list[tuple[int, int, float]]:
     """Same definition as story_pairs, by a dense all-pairs cosine (small inputs only)."""
+    w, _ = dense_weights(term_lists, s)
+    g = w @ w.T
+    n = len(term_lists)
+    return [(i, j, float(g[i, j])) for i in range(n) for j in range(i + 1, n) if g[i, j] >= s.min_similarity]
+
+
+def dense_weights(term_lists: list[list[str]], s: StorySettings) -> tuple[np.ndarray, np.ndarray]:
+    """The unit TF-IDF rows of story_pairs as a dense matrix, and each column's document frequency."""
     n = len(term_lists)
     vocab = sorted({t for terms in term_lists for t in terms})
     col = {t: k for k, t in enumerate(vocab)}
@@ -60,8 +69,7 @@ def brute_force(term_lists: list[list[str]], s: StorySettings) -> list[tuple[int
     w[(tf > 0).sum(axis=1) < s.min_terms] = 0
     norms = np.linalg.norm(w, axis=1)
     w /= np.where(norms > 0, norms, 1)[:, None]
-    g = w @ w.T
-    return [(i, j, float(g[i, j])) for i in range(n) for j in range(i + 1, n) if g[i, j] >= s.min_similarity]
+    return w, df
 
 
 def random_corpus(rng: random.Random, n: int) -> list[list[str]]:
@@ -122,6 +130,35 @@ def test_matches_dense_brute_force() -> None:
         got, want = story_pairs(corpus, s), brute_force(corpus, s)
         assert [p[:2] for p in got] == [p[:2] for p in want]
         assert np.allclose([p[2] for p in got], [p[2] for p in want])
+
+
+def test_pairs_whose_rarer_terms_reach_tau_are_all_found_and_only_true_pairs() -> None:
+    """With candidate_df low enough that most terms are common: every pair whose shared terms of
+    df ≤ candidate_df alone reach τ is found, and every pair found is a true pair with its cosine."""
+    corpus = random_corpus(random.Random(4), 200)
+    s = StorySettings(min_similarity=0.3, candidate_df=12)
+    w, df = dense_weights(corpus, s)
+    rare_dot = (w * (df <= s.candidate_df)) @ w.T
+    truth = {(i, j): sim for i, j, sim in brute_force(corpus, s)}
+    got = {(i, j): sim for i, j, sim in story_pairs(corpus, s)}
+    assert got.keys() <= truth.keys()
+    assert all(abs(got[p] - truth[p]) < 1e-9 for p in got)
+    must = {(i, j) for i, j in truth if rare_dot[i, j] >= s.min_similarity}
+    assert must and must <= got.keys()
+
+
+def test_a_pair_that_reaches_tau_only_through_common_terms_is_missed() -> None:
+    """The documented approximation: two texts sharing 30 common words (in more than candidate_df
+    texts) and one rare one have cosine 0.46, of which the rare term gives 0.09; no candidate."""
+    rng = random.Random(4)
+    common = [f"c{k}" for k in range(30)]
+    filler = [rng.sample(common, 20) + [f"f{k}_{m}" for m in range(20)] for k in range(40)]
+    pair = [common + ["zq"] + [f"{side}{m}" for m in range(5)] for side in "ab"]
+    corpus = filler + pair
+    narrow = StorySettings(min_similarity=0.3, candidate_df=12, max_df=1.0)
+    assert [p[:2] for p in brute_force(corpus, narrow)] == [(40, 41)]
+    assert story_pairs(corpus, narrow) == []
+    assert [p[:2] for p in story_pairs(corpus, replace(narrow, candidate_df=500))] == [(40, 41)]
 
 
 def test_pairs_are_sorted_in_range_and_above_threshold() -> None:
