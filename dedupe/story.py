@@ -306,14 +306,16 @@ def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
     ends = ranked.indptr[1:][lengths > 0] - 1
     suffix = np.repeat(inclusive[ends], lengths[lengths > 0]) - inclusive + sq  # entry and rest of row
     common = sorted_df[r] > max_df
-    in_tail = (suffix < limit * limit) | common
+    in_tail = (suffix < limit * limit) | common  # a suffix of each row: its last `count` entries
+    count = np.bincount(row[in_tail], minlength=n)
     start = np.full(n, v, dtype=np.int64)
-    np.minimum.at(start, row[in_tail], r[in_tail])
+    has_tail = count > 0
+    start[has_tail] = r[ranked.indptr[1:][has_tail] - count[has_tail]]
     bounded = np.where(common, 0.0, sq)  # common terms are left out of the bound (see the module docstring)
     tail = np.sqrt(np.bincount(row[in_tail], weights=bounded[in_tail], minlength=n))
     cuts = np.append(2 ** np.arange(int(np.log2(max(2, sorted_df[-1] if v else 2))) + 1), max_df)
     checkpoints = np.unique(np.append(np.searchsorted(sorted_df, cuts, side="right"), 0))
-    bucket = np.searchsorted(checkpoints, r, side="right") - 1
+    bucket = (np.searchsorted(checkpoints, np.arange(v), side="right") - 1)[r]
     mass = np.bincount(row * checkpoints.size + bucket, weights=bounded, minlength=n * checkpoints.size)
     above = np.sqrt(np.cumsum(mass.reshape(n, -1)[:, ::-1], axis=1)[:, ::-1]).astype(np.float32)
     level = np.searchsorted(checkpoints, start, side="right") - 1
