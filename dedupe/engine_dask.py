@@ -513,9 +513,9 @@ def _story_clusters(units: list[_StoryUnit], level: str, base: int) -> list[Clus
     order = sorted(range(len(units)), key=lambda i: (units[i].id, units[i].g, units[i].k))
     rank = np.empty(len(units), dtype=np.int64)
     rank[order] = np.arange(len(units))
-    ids, vocabulary = story_stage.hashed_term_ids([u.terms for u in units])
+    terms = story_stage.TermRows.of_arrays([u.terms for u in units])
     out = []
-    for n, (members, sims) in enumerate(_story_groups(ids, vocabulary, story_stage.StorySettings(), rank, 1)):
+    for n, (members, sims) in enumerate(_story_groups(terms, story_stage.StorySettings(), rank, 1)):
         mem = tuple(Member(units[m].id, round(s, 4), None if level == "document" else units[m].k)
                     for m, s in zip(members, sims, strict=True))
         prefix = "d" if level == "document" else "p"

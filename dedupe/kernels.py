@@ -30,7 +30,7 @@ Python/numpy path that gives the same result: `distinct_words` (each batch's wor
 stems are looked up once per distinct word), `line_keys` (chrome's recurrence keys of ASCII text),
 `shared_counts` (exact shingle overlaps for verification), `band_keys` (LSH keys row by row),
 `prefix_candidates` and `pair_dots` (story's candidates and cosines), `sorted_ranks` (hash-table
-numbering of term hashes).
+numbering of term hashes), `row_counts` (story's term counts per text).
 
 Without numba, the signing and `line_keys` functions run the numpy/Python path themselves and the
 callers of the others take theirs (`kernels.AVAILABLE` says which); the results are the same
@@ -725,6 +725,39 @@ if AVAILABLE:
         return local, distinct[:n_distinct].copy()
 
 
+def row_counts(ids: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of ids (row k is `ids[offsets[k]:offsets[k + 1]]`) as a CSR count matrix: indptr, each
+    row's distinct ids ascending, and how often each occurs. What scipy's `sum_duplicates` gives for
+    a CSR of ones, sorting each row on its own (short rows sort in cache; no per-entry index array)."""
+    if not AVAILABLE:
+        raise RuntimeError("numba is not available")
+    return _row_counts(np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(offsets, dtype=np.int64))
+
+
+if AVAILABLE:
+    @_jit
+    def _row_counts(ids: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
+        n_rows = len(offsets) - 1
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        columns = np.empty(len(ids), dtype=np.int32)
+        counts = np.empty(len(ids), dtype=np.float64)
+        n = 0
+        for r in range(n_rows):
+            row = np.sort(ids[offsets[r] : offsets[r + 1]])
+            k = 0
+            while k < len(row):
+                value = row[k]
+                run = 1
+                while k + run < len(row) and row[k + run] == value:
+                    run += 1
+                columns[n] = value
+                counts[n] = run
+                n += 1
+                k += run
+            indptr[r + 1] = n
+        return indptr, columns[:n].copy(), counts[:n].copy()
+
+
 def pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, columns: int, rows: np.ndarray,
               others: np.ndarray) -> np.ndarray:
     """Dot product of CSR rows `rows[k]` and `others[k]` (sorted indices) for each k.
@@ -778,6 +811,7 @@ def warm_up() -> None:
     distinct_words(["a b"])
     line_keys(["a 1"])
     sorted_ranks(np.array([2, 1], dtype=np.uint64))
+    row_counts(np.array([1, 0, 1], dtype=np.int64), np.array([0, 3], dtype=np.int64))
     shared_counts(np.zeros(1, dtype=np.uint32), np.array([0, 1], dtype=np.int64), np.zeros(1, dtype=np.int64),
                   np.zeros(1, dtype=np.int64))
     indptr, indices, data = np.array([0, 1], dtype=np.int32), np.zeros(1, dtype=np.int32), np.ones(1)

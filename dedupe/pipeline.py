@@ -662,37 +662,33 @@ def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], cont
     paragraphs (all of them when chrome detection left none).
     """
     settings = story_stage.StorySettings()
-    signed = feats.sig_row >= 0
-    bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
+    # Terms are numbered once for both levels; a document's are its paragraphs' joined.
+    terms = story_stage.TermRows.of_hashes(feats.term_hashes, feats.term_offsets[: len(feats.doc) + 1])
 
-    # Documents: one unit per copy group, the kept copy standing for it.
-    removed = {int(m) for k, g in enumerate(doc_groups) for m in g.members if int(m) != kept[k]}
-    units = [d for d in range(len(docs)) if d not in removed]  # archived documents are not story units
-    doc_rows = []
-    for d in units:
-        rows = range(bounds[d], bounds[d + 1])
-        doc_rows.append([r for r in rows if content[r]] or list(rows))
-    # Paragraphs: every signed paragraph (a related-article teaser retelling a story counts), one per
-    # paragraph copy group.
-    copies = {int(m) for g in para_groups for m in g.members[1:]}
-    para_units = [int(r) for r in np.flatnonzero(signed) if int(r) not in copies]
-    # Terms are numbered once for both levels; a document's are its paragraphs' arrays joined.
-    needed = sorted({r for rows in doc_rows for r in rows}.union(para_units))
-    ids, vocabulary = story_stage.hashed_term_ids([feats.terms(r) for r in needed])
-    ids_of = dict(zip(needed, ids, strict=True))
-    empty = np.zeros(0, dtype=np.int64)
-    doc_ids = [np.concatenate([ids_of[r] for r in rows]) if rows else empty for rows in doc_rows]
+    # Documents: one unit per copy group, the kept copy standing for it (archived documents are not
+    # units), with the terms of its content paragraphs, or of all of them when it has none.
+    unit = np.ones(len(docs), dtype=bool)
+    for k, g in enumerate(doc_groups):
+        unit[[int(m) for m in g.members if int(m) != kept[k] and int(m) < len(docs)]] = False
+    units = np.flatnonzero(unit)
+    has_content = np.bincount(feats.doc[content], minlength=len(docs)) > 0
+    rows = np.flatnonzero(unit[feats.doc] & (content | ~has_content[feats.doc]))  # in document order
+    doc_terms = terms.unions(rows, np.bincount(feats.doc[rows], minlength=len(docs))[units])
     story_docs = []
-    unit_rank = rank[np.array(units, dtype=np.int64)] if units else rank[:0]
-    for k, (members, sims) in enumerate(_story_groups(doc_ids, vocabulary, settings, unit_rank, jobs)):
+    for k, (members, sims) in enumerate(_story_groups(doc_terms, settings, rank[units], jobs)):
         mem = tuple(Member(docs[units[m]].id, round(s, 4)) for m, s in zip(members, sims, strict=True))
         story_docs.append(Cluster(f"d{doc_base + k + 1}", "story", "document", mem[0], mem,
                                   _preview(content_texts[units[members[0]]])))
-    para_rank = np.argsort(np.lexsort((feats.index[para_units], rank[feats.doc[para_units]]))) \
-        if para_units else np.zeros(0, dtype=np.int64)
+
+    # Paragraphs: every signed paragraph (a related-article teaser retelling a story counts), one per
+    # paragraph copy group.
+    unit = feats.sig_row >= 0
+    for g in para_groups:
+        unit[np.asarray(g.members[1:], dtype=np.int64)] = False
+    para_units = np.flatnonzero(unit)
+    para_rank = np.argsort(np.lexsort((feats.index[para_units], rank[feats.doc[para_units]])))
     story_paras = []
-    for k, (members, sims) in enumerate(_story_groups([ids_of[r] for r in para_units], vocabulary, settings,
-                                                            para_rank, jobs)):
+    for k, (members, sims) in enumerate(_story_groups(terms.take(para_units), settings, para_rank, jobs)):
         mem = tuple(Member(docs[int(feats.doc[para_units[m]])].id, round(s, 4), int(feats.index[para_units[m]]))
                     for m, s in zip(members, sims, strict=True))
         first = para_units[members[0]]
@@ -701,19 +697,21 @@ def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], cont
     return story_docs, story_paras
 
 
-def _story_groups(ids: Sequence[np.ndarray], vocabulary: int, settings: story_stage.StorySettings,
+def _story_groups(terms: story_stage.TermRows, settings: story_stage.StorySettings,
                   rank: np.ndarray, jobs: int) -> list[tuple[list[int], list[float]]]:
-    """Story clusters over texts' term ids: pairs from the story stage, clustered with the chaining guard."""
-    found = story_stage.story_pairs_of_ids(ids, vocabulary, settings, jobs)
-    if not found:
+    """Story clusters over texts' terms: pairs from the story stage, clustered with the chaining guard."""
+    first, second, sims = story_stage.story_pair_arrays(terms, settings, jobs)
+    if not len(first):
         return []
-    pairs = np.array([(i, j) for i, j, _ in found], dtype=np.int64)
-    lookup = {(i, j): s for i, j, s in found}
+    n = np.int64(len(terms))
+    found = first * n + second  # sorted, as the pairs are
 
     def similarity(rep: int, others: np.ndarray) -> np.ndarray:
-        return np.array([lookup.get((min(rep, int(o)), max(rep, int(o))), 0.0) for o in others])
+        lo, hi = np.minimum(rep, others), np.maximum(rep, others)
+        at = np.minimum(np.searchsorted(found, lo * n + hi), len(found) - 1)
+        return np.where(found[at] == lo * n + hi, sims[at], 0.0)
 
-    groups = cluster(len(ids), pairs, rank, similarity, settings.min_similarity)
+    groups = cluster(len(terms), np.stack([first, second], axis=1), rank, similarity, settings.min_similarity)
     return [([int(m) for m in g.members], [float(s) for s in g.similarity]) for g in groups]
 
 

@@ -49,7 +49,7 @@ import snowballstemmer
 import xxhash
 
 from dedupe import kernels
-from dedupe.arrays import unique_sorted
+from dedupe.arrays import range_indices, unique_sorted
 from dedupe.forkpool import fork_map
 from dedupe.normalize import tokenize, words
 from dedupe.stopwords import ENGLISH_STOPWORDS
@@ -153,21 +153,55 @@ def term_hash(term: str) -> int:
     return xxhash.xxh64_intdigest(term.encode("utf-8")) or 1
 
 
-def hashed_term_ids(hashes: Sequence[np.ndarray]) -> tuple[list[np.ndarray], int]:
-    """Each text's term hashes as column numbers of the sorted distinct hashes, and their count.
+@dataclass(frozen=True, slots=True)
+class TermRows:
+    """Texts as term ids, in one flat array: text k's are `ids[offsets[k]:offsets[k + 1]]`.
 
-    Texts that are unions of others (a document of its paragraphs) can concatenate the parts' arrays
-    instead of numbering their terms again."""
-    if not len(hashes):
-        return [], 0
-    flat = np.concatenate(hashes)
-    if kernels.AVAILABLE:
-        ids, count = kernels.sorted_ranks(flat)
-    else:
-        vocabulary = unique_sorted(flat)
-        ids, count = np.searchsorted(vocabulary, flat), len(vocabulary)
-    ends = np.cumsum(np.fromiter(map(len, hashes), dtype=np.int64, count=len(hashes)))
-    return np.split(ids, ends[:-1]), count
+    Ids are column numbers of the sorted distinct term hashes, so the numbering does not depend on
+    the order of the texts. One flat array, not an array per text: a dump has millions of
+    paragraphs, and the story stage picks, joins and counts them with array operations."""
+
+    ids: np.ndarray  # int64
+    offsets: np.ndarray  # int64, texts + 1
+    vocabulary: int
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @classmethod
+    def of_hashes(cls, hashes: np.ndarray, offsets: np.ndarray) -> TermRows:
+        """Number flat term hashes (text k's are `hashes[offsets[k]:offsets[k + 1]]`)."""
+        hashes = np.asarray(hashes, dtype=np.uint64)
+        if kernels.AVAILABLE:
+            ids, count = kernels.sorted_ranks(hashes)
+        else:
+            vocabulary = unique_sorted(hashes)
+            ids, count = np.searchsorted(vocabulary, hashes).astype(np.int64), len(vocabulary)
+        return cls(ids, np.asarray(offsets, dtype=np.int64), count)
+
+    @classmethod
+    def of_arrays(cls, hashes: Sequence[np.ndarray]) -> TermRows:
+        """Number each text's array of term hashes."""
+        offsets = np.zeros(len(hashes) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, hashes), dtype=np.int64, count=len(hashes)), out=offsets[1:])
+        flat = np.concatenate(hashes) if len(hashes) else np.zeros(0, dtype=np.uint64)
+        return cls.of_hashes(flat, offsets)
+
+    def unions(self, rows: np.ndarray, sizes: np.ndarray) -> TermRows:
+        """New texts, each the union of consecutive texts of `rows`: the first of `sizes[0]` of them,
+        the next of `sizes[1]`, and so on (a document of its paragraphs; `take` when all are 1)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = self.offsets[rows]
+        lengths = self.offsets[rows + 1] - starts
+        ends = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=ends[1:])
+        last = np.zeros(len(sizes) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=last[1:])
+        return TermRows(self.ids[range_indices(starts, lengths)], ends[last], self.vocabulary)
+
+    def take(self, rows: np.ndarray) -> TermRows:
+        """The texts `rows`, in that order."""
+        return self.unions(rows, np.ones(len(rows), dtype=np.int64))
 
 
 def _stems(tokens: list[str]) -> list[str]:
@@ -209,35 +243,40 @@ def story_pairs(
     each block's pairs are the same wherever it runs, so the result is too.
     """
     hashes = [np.fromiter(map(term_hash, terms), dtype=np.uint64, count=len(terms)) for terms in term_lists]
-    return story_pairs_of_ids(*hashed_term_ids(hashes), settings, jobs)
+    rows, cols, sims = story_pair_arrays(TermRows.of_arrays(hashes), settings, jobs)
+    return [(int(i), int(j), float(s)) for i, j, s in zip(rows, cols, sims, strict=True)]
 
 
-def story_pairs_of_ids(ids: Sequence[np.ndarray], vocabulary: int, settings: StorySettings = StorySettings(),
-                       jobs: int = 1) -> list[tuple[int, int, float]]:
-    """`story_pairs` of texts given as `hashed_term_ids` columns (unused columns change nothing)."""
-    counts = _count_matrix(ids, vocabulary)
+def story_pair_arrays(terms: TermRows, settings: StorySettings = StorySettings(),
+                      jobs: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`story_pairs` as three arrays (rows i, columns j, cosines), sorted by (i, j)."""
+    none = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    counts = _count_matrix(terms)
     weights = _tfidf(counts, settings)
     if weights.nnz == 0:
-        return []
+        return none
     tau = settings.min_similarity
     prefixes = _prefixes(weights, TAIL_FRACTION * tau, settings.candidate_df)
     work = _Work(weights, prefixes, tau)
     spans = _row_blocks(prefixes.matrix, settings.block_rows, settings.block_entries)
     found = [part for part in fork_map(_Work.block, work, spans, jobs) if part[0].size]
     if not found:
-        return []
+        return none
     rows, cols, sims = (np.concatenate(parts) for parts in zip(*found, strict=True))
     order = np.lexsort((cols, rows))
-    return [(int(i), int(j), float(s)) for i, j, s in zip(rows[order], cols[order], sims[order], strict=True)]
+    return rows[order].astype(np.int64), cols[order].astype(np.int64), sims[order]
 
 
-def _count_matrix(ids: Sequence[np.ndarray], vocabulary: int) -> sp.csr_matrix:
-    """Term counts, one row per text, columns numbered by sorted term hash."""
-    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-    flat = np.concatenate(ids) if len(ids) else np.zeros(0, dtype=np.int64)
-    indptr = np.concatenate(([0], np.cumsum(lengths)))
-    data = np.ones(flat.size, dtype=np.float64)
-    m = sp.csr_matrix((data, flat, indptr), shape=(len(ids), vocabulary))
+def _count_matrix(terms: TermRows) -> sp.csr_matrix:
+    """Term counts, one row per text, columns numbered by sorted term hash (sorted in every row)."""
+    shape = (len(terms), terms.vocabulary)
+    if kernels.AVAILABLE:
+        indptr, columns, counts = kernels.row_counts(terms.ids, terms.offsets)
+        m = sp.csr_matrix((counts, columns, indptr), shape=shape)
+        m.has_sorted_indices = True
+        return m
+    data = np.ones(terms.ids.size, dtype=np.float64)
+    m = sp.csr_matrix((data, terms.ids, terms.offsets), shape=shape)
     m.sum_duplicates()  # also sorts the column indices of every row
     return m
 

@@ -208,7 +208,7 @@ def test_story_candidate_filter_same_with_and_without_kernels(monkeypatch) -> No
     vocab = [f"w{k}" for k in range(300)]
     corpus = [rng.choices(vocab, [1 / (k + 1) for k in range(300)], k=rng.randint(20, 80)) for _ in range(400)]
     s = story.StorySettings(min_similarity=0.2, block_rows=64)
-    weights = story._tfidf(story._count_matrix(*story.hashed_term_ids(
+    weights = story._tfidf(story._count_matrix(story.TermRows.of_arrays(
         [np.array([story.term_hash(t) for t in terms], dtype=np.uint64) for terms in corpus])), s)
     pre = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, s.candidate_df)
     starts = story._row_blocks(pre.matrix, s.block_rows, s.block_entries)
@@ -293,13 +293,29 @@ def test_sorted_ranks_equal_searchsorted_of_the_sorted_distinct_values(values: l
 
 
 @compiled
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 30), max_size=60), max_size=40))
+def test_row_counts_equal_scipys_summed_duplicates(rows: list[list[int]]) -> None:
+    import scipy.sparse as sp
+
+    offsets = np.concatenate(([0], np.cumsum([len(r) for r in rows]))).astype(np.int64)
+    ids = np.array([i for r in rows for i in r], dtype=np.int64)
+    indptr, columns, counts = kernels.row_counts(ids, offsets)
+    expected = sp.csr_matrix((np.ones(len(ids)), ids, offsets), shape=(len(rows), 31))
+    expected.sum_duplicates()
+    assert np.array_equal(indptr, expected.indptr)
+    assert np.array_equal(columns, expected.indices)
+    assert np.array_equal(counts, expected.data)
+
+
+@compiled
 def test_story_pair_dots_equal_the_sparse_row_products(monkeypatch) -> None:
     from dedupe import story
 
     rng = random.Random(5)
     vocab = [f"w{k}" for k in range(500)]
     corpus = [rng.choices(vocab, [1 / (k + 1) for k in range(500)], k=rng.randint(20, 200)) for _ in range(300)]
-    weights = story._tfidf(story._count_matrix(*story.hashed_term_ids(
+    weights = story._tfidf(story._count_matrix(story.TermRows.of_arrays(
         [np.array([story.term_hash(t) for t in terms], dtype=np.uint64) for terms in corpus])), story.StorySettings())
     pick = np.random.default_rng(3)
     rows, cols = np.sort(pick.integers(0, 300, 5000)), pick.integers(0, 300, 5000)

@@ -212,7 +212,7 @@ def test_row_blocks_cover_every_row_once_and_bound_their_product() -> None:
 
     corpus = random_corpus(random.Random(9), 300)
     s = StorySettings(min_similarity=0.2)
-    weights = story._tfidf(story._count_matrix(*story.hashed_term_ids(
+    weights = story._tfidf(story._count_matrix(story.TermRows.of_arrays(
         [np.array([story.term_hash(t) for t in terms], dtype=np.uint64) for terms in corpus])), s)
     pre = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, s.candidate_df)
     for rows, entries in ((2048, 10**9), (7, 10**9), (2048, 500), (2048, 1)):
@@ -224,3 +224,23 @@ def test_row_blocks_cover_every_row_once_and_bound_their_product() -> None:
                 assert (pre.matrix[a:b] @ pre.matrix[a:].T).nnz <= entries
         small = StorySettings(min_similarity=0.2, block_rows=rows, block_entries=entries)
         assert story_pairs(corpus, small) == story_pairs(corpus, s)
+
+
+def test_term_rows_join_and_take_texts_in_the_order_asked() -> None:
+    from dedupe.story import TermRows
+
+    texts = [np.array(h, dtype=np.uint64) for h in ([5, 9, 5], [], [9, 1], [7], [1, 1, 2])]
+    rows = TermRows.of_arrays(texts)
+    vocabulary = np.unique(np.concatenate(texts))
+    assert rows.vocabulary == len(vocabulary) and len(rows) == len(texts)
+    ids = [np.searchsorted(vocabulary, h) for h in texts]
+
+    def as_lists(t: TermRows) -> list[list[int]]:
+        return [t.ids[t.offsets[k] : t.offsets[k + 1]].tolist() for k in range(len(t))]
+
+    assert as_lists(rows) == [i.tolist() for i in ids]
+    # documents of paragraphs: (0, 1), (), (4, 2, 3); groups of no rows are empty texts
+    joined = rows.unions(np.array([0, 1, 4, 2, 3]), np.array([2, 0, 3]))
+    assert as_lists(joined) == [ids[0].tolist(), [], ids[4].tolist() + ids[2].tolist() + ids[3].tolist()]
+    assert as_lists(rows.take(np.array([3, 0]))) == [ids[3].tolist(), ids[0].tolist()]
+    assert len(rows.take(np.array([], dtype=np.int64))) == 0
