@@ -22,6 +22,7 @@ from .kernels import text_shingle_sets
 
 _CHUNK_ENTRIES = 1 << 23  # shingle hashes gathered per chunk of pairs (64 MB of uint64 keys)
 _SHINGLE_BATCH = 2048  # texts shingled per kernel call
+_FORK_MIN_TEXTS = 16_384  # texts worth shingling in workers (8,192 still ran slower in two than in one)
 
 
 class ShingleSets:
@@ -37,6 +38,8 @@ class ShingleSets:
         """The sets of `texts[d]` for each `d` in `docs`, shingled batch by batch (in `jobs` forked
         workers, which inherit `texts`, when jobs > 1)."""
         docs = unique_sorted(np.asarray(docs, dtype=np.int64).ravel())
+        if len(docs) < _FORK_MIN_TEXTS:  # measured: below this, forking and sending sets back cost more
+            jobs = 1
         chunks = [docs[lo : lo + _SHINGLE_BATCH] for lo in range(0, len(docs), _SHINGLE_BATCH)]
         parts = fork_map(_shingle_chunk, (texts, ngram), chunks, jobs)
         offsets = np.zeros(len(docs) + 1, dtype=np.int64)
@@ -92,6 +95,7 @@ def _shingle_chunk(context: tuple[Sequence[str], int], docs: np.ndarray) -> tupl
 
 
 _PAIR_CHUNK = 32_768  # candidate pairs measured together: their texts are shingled once per chunk
+_MIN_PAIR_CHUNK = 4_096  # smallest chunk made to share the pairs out among workers (forks cost more below)
 
 
 def pair_jaccard(texts: Sequence[str], pairs: np.ndarray, ngram: int, jobs: int = 1) -> np.ndarray:
@@ -102,7 +106,10 @@ def pair_jaccard(texts: Sequence[str], pairs: np.ndarray, ngram: int, jobs: int 
     similarities travel back. A text in pairs of two chunks is shingled twice; sorted pairs keep
     that rare, since a copy's candidates sit close together in the order.
     """
-    spans = [(lo, min(lo + _PAIR_CHUNK, len(pairs))) for lo in range(0, len(pairs), _PAIR_CHUNK)]
+    size = _PAIR_CHUNK
+    if jobs > 1:  # a few chunks per worker, or a corpus with fewer pairs than one chunk runs in one process
+        size = min(size, max(_MIN_PAIR_CHUNK, -(-len(pairs) // (4 * jobs))))
+    spans = [(lo, min(lo + size, len(pairs))) for lo in range(0, len(pairs), size)]
     parts = fork_map(_measure_span, (texts, pairs, ngram), spans, jobs)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
 
