@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -94,6 +95,41 @@ class Row:
     def bytes_per_doc(self) -> float:
         """Peak RSS above the idle interpreter, per document (texts held by the peer included)."""
         return (self.rss_peak - self.rss_base) / self.docs if self.docs else 0.0
+
+
+def _spin(iterations: int) -> int:
+    total = 0
+    for i in range(iterations):
+        total += i
+    return total
+
+
+def parallel_ceiling(jobs: int, iterations: int = 20_000_000, repeats: int = 3) -> float | None:
+    """What `jobs` processes give this machine on perfectly parallel work: `jobs` copies of a pure
+    CPU loop in `jobs` forked processes, as throughput over one copy in one (median of `repeats`).
+
+    The `--jobs` targets are read against it: shared or hyper-threaded vCPUs, and noisy neighbours,
+    keep even work with nothing serial in it well under `jobs`x. None where the platform cannot fork.
+    """
+    if jobs < 2 or not hasattr(os, "fork"):
+        return None
+    ratios = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _spin(iterations)
+        one = time.perf_counter() - start
+        start = time.perf_counter()
+        children = []
+        for _ in range(jobs):
+            pid = os.fork()
+            if pid == 0:  # the child: the loop, then out without running the parent's cleanup
+                _spin(iterations)
+                os._exit(0)
+            children.append(pid)
+        for pid in children:
+            os.waitpid(pid, 0)
+        ratios.append(jobs * one / (time.perf_counter() - start))
+    return sorted(ratios)[len(ratios) // 2]
 
 
 def parse_docs(value: str) -> list[int]:
@@ -345,8 +381,9 @@ class Ratio:
         return "ok" if speed else "FAIL"
 
 
-def ratios(rows: Sequence[Row]) -> list[Ratio]:
-    """The targets from the design brief, each as dedupe's rate over the peer's, same run."""
+def ratios(rows: Sequence[Row], ceiling: float | None = None) -> list[Ratio]:
+    """The targets from the design brief, each as dedupe's rate over the peer's, same run;
+    `ceiling` is what the machine's processes give on ideal work (`parallel_ceiling`)."""
     by_key = {(r.key, r.jobs): r for r in rows}
     api = by_key.get(("dedupe", 1))
     targets = {"rensa": 2.0, "datasketch": 50.0, "datasketch-batch": None}
@@ -380,7 +417,14 @@ def ratios(rows: Sequence[Row]) -> list[Ratio]:
             out.append(Ratio(what, None, 1.7 if jobs == 2 else None, None, "unavailable"))
         else:
             target = 1.7 if jobs == 2 else None
-            out.append(Ratio(what, row.docs_per_s / single.docs_per_s, target, None, f"{jobs} processes"))
+            note = f"{jobs} processes"
+            if ceiling is not None:
+                note += f"; ideal work gets {ceiling:.2f}x on this machine"
+            out.append(Ratio(what, row.docs_per_s / single.docs_per_s, target, None, note))
+    if ceiling is not None:
+        jobs = max(j for _, j in by_key)
+        out.append(Ratio(f"machine: {jobs} processes vs 1 on ideal work", ceiling, None, None,
+                         "a pure CPU loop per process, nothing serial: the ceiling of the rows above"))
     cli = by_key.get(("dedupe-cli", 1))
     rensa = by_key.get(("rensa", 1))
     if cli is not None and rensa is not None:
@@ -482,7 +526,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def report(corpus: Corpus, docs: int, rows: list[Row], args: argparse.Namespace) -> None:
+def report(corpus: Corpus, docs: int, rows: list[Row], args: argparse.Namespace, ceiling: float | None) -> None:
     """Print both tables (plus scaling, when other sizes were run) and save JSON + Markdown."""
     text_bytes = max((r.text_bytes / r.docs for r in rows if r.ok and r.docs and r.text_bytes), default=0.0)
     truth = Truth.load(corpus.truth_path) if corpus.truth_path else None
@@ -509,7 +553,7 @@ def report(corpus: Corpus, docs: int, rows: list[Row], args: argparse.Namespace)
     for n in notes:
         print(f"  {n}")
 
-    ratio_list = ratios(rows)
+    ratio_list = ratios(rows, ceiling)
     ratio_cols = ("comparison", "docs/s ratio", "docs/CPU-s ratio", "target", "verdict", "note")
     ratio_rows = [
         [
@@ -540,7 +584,7 @@ def report(corpus: Corpus, docs: int, rows: list[Row], args: argparse.Namespace)
             "planted_pairs": len(truth.pairs) if truth else None,
         },
         "task": {"ngram": args.ngram, "num_perm": args.num_perm, "threshold": args.threshold},
-        "machine": info,
+        "machine": {**info, "parallel_ceiling": {"jobs": args.jobs, "ratio": ceiling}},
         "rows": [
             {
                 **asdict(r),
@@ -629,6 +673,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"corpus: {size:,} docs (generated once, then reused from {args.out_dir})", file=sys.stderr)
             corpora.append((synthetic(size, args.seed, args.out_dir), size))
 
+    ceiling = None
+    if args.jobs != 1:
+        print(f"  measuring what {args.jobs} processes give this machine on ideal work ...", file=sys.stderr)
+        ceiling = parallel_ceiling(args.jobs)
     for corpus, docs in corpora:
         rows: list[Row] = []
         clusters: list[list[list[int]] | None] = []
@@ -650,7 +698,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             row.recall_by_scope[scope] = score(found, scope, truth, corpus.path, args.threshold)[
                                 "recall"
                             ]
-        report(corpus, docs, rows, args)
+        report(corpus, docs, rows, args, ceiling)
     return 0
 
 
