@@ -275,6 +275,7 @@ class _Line(NamedTuple):
     """A paragraph's cues, computed once (a tuple: cheap to build for every line of every page)."""
 
     key: str
+    words: int
     chars: int
     stop_density: float
     list_item: bool
@@ -284,28 +285,33 @@ class _Line(NamedTuple):
     comment_meta: bool
 
 
-def _line(text: str, s: ChromeSettings, key: str | None = None) -> _Line:
+def _line(text: str, s: ChromeSettings, key: str | None = None, words: tuple[int, int] | None = None) -> _Line:
     """Cues of one paragraph. The phrase searches run on short lines only, the only ones they
-    can affect, which keeps the cost per page low for long articles."""
+    can affect, which keeps the cost per page low for long articles. `words` is (words, stop words)
+    of the key when the caller counted them (the features stage does, compiled)."""
     stripped = text.strip()
     if key is None:
         key = line_key(stripped)
-    tokens = key.split()  # the word tokens, digits masked: stop-word counts are unchanged
-    stops = sum(map(ENGLISH_STOPWORDS.__contains__, tokens))
+    if words is None:
+        tokens = key.split()  # the word tokens, digits masked: stop-word counts are unchanged
+        words = len(tokens), sum(map(ENGLISH_STOPWORDS.__contains__, tokens))
+    count, stops = words
     chars = len(stripped)
     sentence = stripped.rstrip(_CLOSERS).endswith((".", "!", "?"))
     short = chars < s.length_high
-    lower = stripped.lower()
+    meta = chars <= _MAX_META_CHARS and not sentence
+    lower = stripped.lower() if short or meta else ""
     return _Line(
         key=key,
+        words=count,
         chars=chars,
-        stop_density=stops / len(tokens) if tokens else 0.0,
+        stop_density=stops / count if count else 0.0,
         list_item=bool(_LIST_ITEM.match(stripped)),
         sentence=sentence,
         boilerplate=short and bool(_BOILERPLATE.search(lower)),
         section_end=short and bool(_SECTION_END.match(lower)),
         # Short and not a sentence: prose that merely mentions a date is no comment header.
-        comment_meta=chars <= _MAX_META_CHARS and not sentence and _is_comment_meta(lower),
+        comment_meta=meta and _is_comment_meta(lower),
     )
 
 
@@ -415,7 +421,7 @@ def _promote(c: Klass, line: _Line) -> Klass:
     short sentences stand in for the article, rather than the page losing everything."""
     if c == "neargood":
         return "good"
-    if c == "short" and line.sentence and not line.list_item and len(line.key.split()) >= 5:
+    if c == "short" and line.sentence and not line.list_item and line.words >= 5:
         return "neargood"
     return c
 
@@ -517,13 +523,19 @@ def classify_page(
     stats: ChromeStats,
     settings: ChromeSettings = ChromeSettings(),
     keys: Sequence[str] | None = None,
+    words: Sequence[tuple[int, int]] | None = None,
 ) -> list[ChromeVerdict]:
     """One verdict per paragraph of a page of `site`, in order. Linear in the page's length.
 
-    `keys` are the paragraphs' `line_key`s when the caller already has them."""
+    `keys` are the paragraphs' `line_key`s when the caller already has them, and `words` their
+    (words, stop words) counts (`kernels.key_word_counts`)."""
     s = settings
-    lines = [_line(p, s) for p in paragraphs] if keys is None else \
-        [_line(p, s, k) for p, k in zip(paragraphs, keys, strict=True)]
+    if keys is None:
+        lines = [_line(p, s) for p in paragraphs]
+    elif words is None:
+        lines = [_line(p, s, k) for p, k in zip(paragraphs, keys, strict=True)]
+    else:
+        lines = [_line(p, s, k, w) for p, k, w in zip(paragraphs, keys, words, strict=True)]
     groups = stats.site_groups(site)
     evidence = groups >= s.min_site_groups
     counts = [stats.recurrence(site, ln.key) for ln in lines]

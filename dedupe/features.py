@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import xxhash
 
+from .kernels import key_word_counts, sign_paragraphs
 from .kernels import line_keys as kernel_line_keys
-from .kernels import sign_paragraphs
 from .minhash import MinHasher
 from .normalize import normalize
 from .segment import Paragraph
@@ -44,6 +44,9 @@ class ParagraphFeatures:
     shingle_hashes: np.ndarray  # uint32
     shingle_offsets: np.ndarray  # int64, per signed paragraph
     line_keys: list[str] = field(default_factory=list)  # per paragraph when asked for: chrome's key
+    # With the keys: each key's words and stop words (chrome's stop-word density, counted here once).
+    key_words: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    key_stops: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     # Story terms when asked for: 64-bit stem hashes of paragraph k are term_hashes[term_offsets[k]:term_offsets[k+1]]
     # (one flat array, so a batch's terms cross processes as one buffer, not an array per paragraph).
     term_hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
@@ -91,6 +94,7 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
             normalised.append(norm)
     signed = sign_paragraphs(normalised, ngram, hasher, min_words)
     keys = kernel_line_keys(normalised) if line_keys else []
+    key_words, key_stops = key_word_counts(keys)
     if terms:
         term_hashes, term_offsets = term_hashes_of_batch(normalised)
     else:
@@ -108,6 +112,8 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
         shingle_hashes=signed.shingle_hashes,
         shingle_offsets=signed.shingle_offsets,
         line_keys=keys,
+        key_words=key_words,
+        key_stops=key_stops,
         term_hashes=term_hashes,
         term_offsets=term_offsets,
     )
@@ -133,6 +139,8 @@ def concat(parts: Sequence[ParagraphFeatures], doc_offsets: Sequence[int]) -> Pa
         shingle_hashes=_cat([p.shingle_hashes for p in parts], np.uint32),
         shingle_offsets=_offsets([p.shingle_offsets for p in parts]),
         line_keys=[key for p in parts for key in p.line_keys],
+        key_words=_cat([p.key_words for p in parts], np.int32),
+        key_stops=_cat([p.key_stops for p in parts], np.int32),
         term_hashes=_cat([p.term_hashes for p in parts], np.uint64),
         term_offsets=_offsets([p.term_offsets for p in parts]),
     )

@@ -26,16 +26,18 @@ per text does all of it, with no per-token Python objects and no matrix:
   loop runs over the permutations with the signature row in cache, which the compiler vectorises.
 
 The other kernels take per-token or per-pair Python loops off the later stages, each with a
-Python/numpy path that gives the same result: `distinct_words` (each batch's words numbered, so story
-stems are looked up once per distinct word), `line_keys` (chrome's recurrence keys of ASCII text),
-`shared_counts` (exact shingle overlaps for verification), `band_keys` (LSH keys row by row),
-`prefix_candidates` and `pair_dots` (story's candidates and cosines), `sorted_ranks` (hash-table
-numbering of term hashes), `row_counts` (story's term counts per text).
+Python/numpy path that gives the same result: `distinct_words` (each batch's words numbered, so
+story stems are looked up once per distinct word), `line_keys` (chrome's recurrence keys of ASCII
+text), `key_word_counts` (their words and stop words), `shared_counts` (exact shingle overlaps for
+verification), `band_keys` (LSH keys row by row), `prefix_candidates` and `pair_dots` (story's
+candidates and cosines), `sorted_ranks` (hash-table numbering of term hashes), `row_counts` (story's
+term counts per text).
 
-Without numba, the signing and `line_keys` functions run the numpy/Python path themselves and the
-callers of the others take theirs (`kernels.AVAILABLE` says which); the results are the same
-(`pair_dots` sums in another order: equal to 1e-15). `DEDUPE_NUMBA=0` in the environment turns the
-kernels off (for comparisons and debugging). Call `warm_up` before forking workers.
+Without numba, the signing, `line_keys` and `key_word_counts` functions run the numpy/Python path
+themselves and the callers of the others take theirs (`kernels.AVAILABLE` says which); the results
+are the same (`pair_dots` sums in another order: equal to 1e-15). `DEDUPE_NUMBA=0` in the
+environment turns the kernels off (for comparisons and debugging). Call `warm_up` before forking
+workers.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from .arrays import unique_sorted
 from .minhash import MinHasher
 from .normalize import line_key_of_normalised, normalize, tokenize
 from .shingle import shingle
+from .stopwords import ENGLISH_STOPWORDS
 
 try:
     import numba
@@ -628,6 +631,86 @@ def line_keys(normalised: Sequence[str]) -> list[str]:
             for k, is_ascii in enumerate(ascii_)]
 
 
+def key_word_counts(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Words and stop words (`ENGLISH_STOPWORDS`) of each line key, whose words are its
+    space-separated tokens: chrome's stop-word density, counted in one compiled pass over the
+    batch (each short token looked up in a small hash table of the stop words' bytes)."""
+    if not AVAILABLE:
+        words = np.fromiter((len(key.split()) for key in keys), dtype=np.int32, count=len(keys))
+        stops = np.fromiter((sum(map(ENGLISH_STOPWORDS.__contains__, key.split())) for key in keys),
+                            dtype=np.int32, count=len(keys))
+        return words, stops
+    parts = [key.encode("utf-8") for key in keys]
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), out=offsets[1:])
+    return _key_word_counts(np.frombuffer(b"".join(parts), dtype=np.uint8), offsets, *_STOP_TABLE)
+
+
+def _fnv1a(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def _stop_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The stop words' bytes and an open-addressing table of them by FNV-1a hash (a quarter full)."""
+    spelt = sorted(w.encode("utf-8") for w in ENGLISH_STOPWORDS)
+    starts = np.zeros(len(spelt) + 1, dtype=np.int64)
+    np.cumsum([len(w) for w in spelt], out=starts[1:])
+    slots = 1 << max(4, (4 * len(spelt) - 1).bit_length())
+    table = np.full(slots, -1, dtype=np.int64)
+    for k, w in enumerate(spelt):
+        slot = _fnv1a(w) & (slots - 1)
+        while table[slot] != -1:
+            slot = (slot + 1) & (slots - 1)
+        table[slot] = k
+    return np.frombuffer(b"".join(spelt), dtype=np.uint8), starts, table, max(map(len, spelt))
+
+
+_STOP_TABLE = _stop_table()
+
+if AVAILABLE:
+    @_jit
+    def _key_word_counts(buf: np.ndarray, offsets: np.ndarray, spelt: np.ndarray, starts: np.ndarray,
+                         table: np.ndarray, longest: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+        n_keys = len(offsets) - 1
+        words = np.zeros(n_keys, dtype=np.int32)
+        stops = np.zeros(n_keys, dtype=np.int32)
+        mask = len(table) - 1
+        for k in range(n_keys):
+            i, end = offsets[k], offsets[k + 1]
+            while i < end:
+                while i < end and buf[i] == 32:
+                    i += 1
+                if i == end:
+                    break
+                j = i
+                h = _U64(0xCBF29CE484222325)
+                while j < end and buf[j] != 32:
+                    h = (h ^ _U64(buf[j])) * _U64(0x100000001B3)
+                    j += 1
+                words[k] += 1
+                if j - i > longest:
+                    i = j
+                    continue
+                slot = h & _U64(mask)
+                while table[slot] != -1:
+                    w = table[slot]
+                    if starts[w + 1] - starts[w] == j - i:
+                        same = True
+                        for q in range(j - i):
+                            if spelt[starts[w] + q] != buf[i + q]:
+                                same = False
+                                break
+                        if same:
+                            stops[k] += 1
+                            break
+                    slot = (slot + _U64(1)) & _U64(mask)
+                i = j
+        return words, stops
+
+
 _PUNCT_TABLE = np.zeros(256, dtype=np.uint8)  # 1 for what `line_key` turns into spaces: ASCII punctuation...
 _PUNCT_TABLE[np.frombuffer(b"!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~", dtype=np.uint8)] = 1
 _PUNCT_TABLE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = 1  # ...and the ASCII whitespace `str.split` splits on
@@ -810,6 +893,7 @@ def warm_up() -> None:
     band_keys(np.zeros((1, 4), dtype=np.uint32), 2, 2)
     distinct_words(["a b"])
     line_keys(["a 1"])
+    key_word_counts(["a the"])
     sorted_ranks(np.array([2, 1], dtype=np.uint64))
     row_counts(np.array([1, 0, 1], dtype=np.int64), np.array([0, 3], dtype=np.int64))
     shared_counts(np.zeros(1, dtype=np.uint32), np.array([0, 1], dtype=np.int64), np.zeros(1, dtype=np.int64),

@@ -301,7 +301,8 @@ def _classify_pages(docs: Sequence[Document], pages: list[list[Paragraph]], feat
     stripped: list[list[StrippedParagraph]] = [[] for _ in docs]
     bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
     spans = [(lo, min(len(docs), lo + _CHROME_SPAN)) for lo in range(0, len(docs), _CHROME_SPAN)]
-    for part in fork_map(_classify_span, (docs, pages, feats.line_keys, bounds, known), spans, jobs):
+    counts = list(zip(feats.key_words.tolist(), feats.key_stops.tolist(), strict=True))
+    for part in fork_map(_classify_span, (docs, pages, feats.line_keys, counts, bounds, known), spans, jobs):
         for d, k, reason in part:
             mask[bounds[d] + k] = True
             p = pages[d][k]
@@ -312,16 +313,17 @@ def _classify_pages(docs: Sequence[Document], pages: list[list[Paragraph]], feat
 _CHROME_SPAN = 500  # documents per unit of chrome work handed to a worker
 
 
-def _classify_span(context: tuple[Sequence[Document], list[list[Paragraph]], list[str], np.ndarray,
-                                  chrome_stage.ChromeStats],
+def _classify_span(context: tuple[Sequence[Document], list[list[Paragraph]], list[str], list[tuple[int, int]],
+                                  np.ndarray, chrome_stage.ChromeStats],
                    span: tuple[int, int]) -> list[tuple[int, int, str]]:
     """(document, paragraph, reason) of each chrome paragraph of documents [lo, hi): only these
     cross back from a worker. A top-level function so forked workers can run it."""
-    docs, pages, keys, bounds, known = context
+    docs, pages, keys, counts, bounds, known = context
     found = []
     for d in range(*span):
-        page_keys = keys[bounds[d] : bounds[d + 1]]
-        verdicts = chrome_stage.classify_page([p.text for p in pages[d]], docs[d].site, known, keys=page_keys)
+        lo, hi = bounds[d], bounds[d + 1]
+        verdicts = chrome_stage.classify_page([p.text for p in pages[d]], docs[d].site, known, keys=keys[lo:hi],
+                                              words=counts[lo:hi])
         found.extend((d, k, v.reason) for k, v in enumerate(verdicts) if v.is_chrome)
     return found
 

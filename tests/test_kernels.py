@@ -282,6 +282,19 @@ def test_line_keys_of_a_batch_equal_the_python_function(texts: list[str]) -> Non
 
 
 @compiled
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_any_text | st.lists(st.sampled_from(["the", "of", "themselves", "thé", "a", "b0", "Über"]))
+                .map(" ".join), max_size=8))
+def test_key_word_counts_equal_splitting_and_looking_up_stop_words(texts: list[str]) -> None:
+    from dedupe.stopwords import ENGLISH_STOPWORDS
+
+    keys = [line_key(t) for t in texts] + ["", "the the", "a b c"]
+    words, stops = kernels.key_word_counts(keys)
+    assert words.tolist() == [len(k.split()) for k in keys]
+    assert stops.tolist() == [sum(w in ENGLISH_STOPWORDS for w in k.split()) for k in keys]
+
+
+@compiled
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.integers(0, 2**64 - 1) | st.integers(0, 40), max_size=3000))
 def test_sorted_ranks_equal_searchsorted_of_the_sorted_distinct_values(values: list[int]) -> None:
