@@ -146,12 +146,20 @@ class ChromeStats:
 
     def add_page(self, site: str, group: str | int, keys: Iterable[str]) -> None:
         """Count one page of `site` in copy group `group`, given its paragraphs' line_keys."""
+        self.add_hashed_page(site, group, [_hash(key) for key in keys if self.tracks(key)])
+
+    def add_hashed_page(self, site: str, group: str | int, hashes: Iterable[int]) -> None:
+        """`add_page` given the XXH64 of the page's keys that `tracks` (the features stage has them)."""
         entry = self._sites.setdefault(site, _Site())
         g = (_hash(f"group:{group}"),)
         entry.groups = _union(entry.groups, g, self.k)
         store = entry.keys
-        for h in {_hash(key) for key in keys if key and len(key) <= self.max_key_chars}:
+        for h in set(hashes):
             store[h] = _union(store.get(h, ()), g, self.k)
+
+    def tracks(self, key: str) -> bool:
+        """Whether recurrence of `key` is counted: empty keys and keys of long lines are not."""
+        return bool(key) and len(key) <= self.max_key_chars
 
     def merge(self, other: ChromeStats) -> ChromeStats:
         """A new ChromeStats holding both; associative, commutative and idempotent."""
@@ -177,10 +185,12 @@ class ChromeStats:
 
     def recurrence(self, site: str, key: str) -> int:
         """Distinct groups of `site` with a paragraph whose line_key is `key`."""
+        return self.recurrence_of_hash(site, _hash(key)) if self.tracks(key) else 0
+
+    def recurrence_of_hash(self, site: str, key_hash: int) -> int:
+        """`recurrence` of a counted key given its XXH64."""
         entry = self._sites.get(site)
-        if entry is None or not key or len(key) > self.max_key_chars:
-            return 0
-        return _estimate(entry.keys.get(_hash(key), ()), self.k)
+        return _estimate(entry.keys.get(key_hash, ()), self.k) if entry is not None else 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form; hashes as hex strings, sorted, so equal stats give equal dicts."""
@@ -295,7 +305,7 @@ def _line(text: str, s: ChromeSettings, key: str | None = None, words: tuple[int
     if words is None:
         tokens = key.split()  # the word tokens, digits masked: stop-word counts are unchanged
         words = len(tokens), sum(map(ENGLISH_STOPWORDS.__contains__, tokens))
-    count, stops = words
+    count, stops = words[0], words[1]
     chars = len(stripped)
     sentence = stripped.rstrip(_CLOSERS).endswith((".", "!", "?"))
     short = chars < s.length_high
@@ -523,22 +533,26 @@ def classify_page(
     stats: ChromeStats,
     settings: ChromeSettings = ChromeSettings(),
     keys: Sequence[str] | None = None,
-    words: Sequence[tuple[int, int]] | None = None,
+    cues: Sequence[tuple[int, int, int]] | None = None,
 ) -> list[ChromeVerdict]:
     """One verdict per paragraph of a page of `site`, in order. Linear in the page's length.
 
-    `keys` are the paragraphs' `line_key`s when the caller already has them, and `words` their
-    (words, stop words) counts (`kernels.key_word_counts`)."""
+    `keys` are the paragraphs' `line_key`s when the caller already has them, and `cues` what the
+    features stage worked out of each key: (words, stop words, XXH64), `kernels.line_keys_with_cues`."""
     s = settings
     if keys is None:
         lines = [_line(p, s) for p in paragraphs]
-    elif words is None:
+    elif cues is None:
         lines = [_line(p, s, k) for p, k in zip(paragraphs, keys, strict=True)]
     else:
-        lines = [_line(p, s, k, w) for p, k, w in zip(paragraphs, keys, words, strict=True)]
+        lines = [_line(p, s, k, c) for p, k, c in zip(paragraphs, keys, cues, strict=True)]
     groups = stats.site_groups(site)
     evidence = groups >= s.min_site_groups
-    counts = [stats.recurrence(site, ln.key) for ln in lines]
+    if cues is None:
+        counts = [stats.recurrence(site, ln.key) for ln in lines]
+    else:
+        counts = [stats.recurrence_of_hash(site, c[2]) if stats.tracks(ln.key) else 0
+                  for ln, c in zip(lines, cues, strict=True)]
     recs = counts if evidence else [0] * len(lines)  # a site seen once can't show recurrence
     template = max(s.min_recurrence, math.ceil(s.template_share * groups))
     classes = _classes(lines, recs, template, evidence, s)

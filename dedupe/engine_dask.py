@@ -71,6 +71,7 @@ from .pipeline import (
     _date,
     _keep_choice,
     _overlap,
+    _page_stats,
     _preview,
     _sign,
     _story_groups,
@@ -426,11 +427,7 @@ def _document_groups_local(nodes: pd.DataFrame, edges: pd.DataFrame, settings: S
 
 def _learn(part: _Part, leaders: dict[int, str]) -> chrome_stage.ChromeStats:
     """This partition's share of the per-site recurrence statistics, pages counted by page group."""
-    stats = chrome_stage.ChromeStats()
-    bounds = np.searchsorted(part.feats.doc, np.arange(len(part.docs) + 1))
-    for i, d in enumerate(part.docs):  # the features stage worked out each paragraph's line key
-        stats.add_page(d.site, leaders.get(part.doc0 + i, d.id), part.feats.line_keys[bounds[i] : bounds[i + 1]])
-    return stats
+    return _page_stats(part.docs, [leaders.get(part.doc0 + i, d.id) for i, d in enumerate(part.docs)], part.feats)
 
 
 def _merge(a: chrome_stage.ChromeStats, b: chrome_stage.ChromeStats) -> chrome_stage.ChromeStats:

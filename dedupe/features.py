@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xxhash
 
-from .kernels import key_word_counts, sign_paragraphs
-from .kernels import line_keys as kernel_line_keys
+from .kernels import line_keys_with_cues, sign_paragraphs
 from .minhash import MinHasher
 from .normalize import normalize
 from .segment import Paragraph
@@ -44,9 +43,10 @@ class ParagraphFeatures:
     shingle_hashes: np.ndarray  # uint32
     shingle_offsets: np.ndarray  # int64, per signed paragraph
     line_keys: list[str] = field(default_factory=list)  # per paragraph when asked for: chrome's key
-    # With the keys: each key's words and stop words (chrome's stop-word density, counted here once).
+    # With the keys: each key's words, stop words and hash (chrome's cues, worked out here once).
     key_words: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     key_stops: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    key_hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
     # Story terms when asked for: 64-bit stem hashes of paragraph k are term_hashes[term_offsets[k]:term_offsets[k+1]]
     # (one flat array, so a batch's terms cross processes as one buffer, not an array per paragraph).
     term_hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
@@ -93,8 +93,7 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
             los.append(lo)
             normalised.append(norm)
     signed = sign_paragraphs(normalised, ngram, hasher, min_words)
-    keys = kernel_line_keys(normalised) if line_keys else []
-    key_words, key_stops = key_word_counts(keys)
+    keys = line_keys_with_cues(normalised if line_keys else [])
     if terms:
         term_hashes, term_offsets = term_hashes_of_batch(normalised)
     else:
@@ -111,9 +110,10 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
         signatures=signed.signatures,
         shingle_hashes=signed.shingle_hashes,
         shingle_offsets=signed.shingle_offsets,
-        line_keys=keys,
-        key_words=key_words,
-        key_stops=key_stops,
+        line_keys=keys.keys,
+        key_words=keys.words,
+        key_stops=keys.stops,
+        key_hashes=keys.hashes,
         term_hashes=term_hashes,
         term_offsets=term_offsets,
     )
@@ -141,6 +141,7 @@ def concat(parts: Sequence[ParagraphFeatures], doc_offsets: Sequence[int]) -> Pa
         line_keys=[key for p in parts for key in p.line_keys],
         key_words=_cat([p.key_words for p in parts], np.int32),
         key_stops=_cat([p.key_stops for p in parts], np.int32),
+        key_hashes=_cat([p.key_hashes for p in parts], np.uint64),
         term_hashes=_cat([p.term_hashes for p in parts], np.uint64),
         term_offsets=_offsets([p.term_offsets for p in parts]),
     )

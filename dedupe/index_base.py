@@ -615,14 +615,12 @@ class _LazyChrome(ChromeStats):
             return self._fast.site_groups(site)
         return self._everything().site_groups(site)
 
-    def recurrence(self, site: str, key: str) -> int:
-        if not key or len(key) > self.max_key_chars:
-            return 0  # never stored (ChromeStats keeps no keys of longer lines)
+    def recurrence_of_hash(self, site: str, key_hash: int) -> int:
         if self._fast is not None:
-            found = self._fast.recurrence(site, key)
+            found = self._fast.recurrence_of_hash(site, key_hash)
             if found:  # a line of `extra`: its prefetched count includes the archive's
                 return found
-        return self._everything().recurrence(site, key)
+        return self._everything().recurrence_of_hash(site, key_hash)
 
     def sites(self) -> list[str]:
         return self._everything().sites()

@@ -28,12 +28,12 @@ per text does all of it, with no per-token Python objects and no matrix:
 The other kernels take per-token or per-pair Python loops off the later stages, each with a
 Python/numpy path that gives the same result: `distinct_words` (each batch's words numbered, so
 story stems are looked up once per distinct word), `line_keys` (chrome's recurrence keys of ASCII
-text), `key_word_counts` (their words and stop words), `shared_counts` (exact shingle overlaps for
+text), `line_keys_with_cues` (their words, stop words and hashes), `shared_counts` (exact shingle overlaps for
 verification), `band_keys` (LSH keys row by row), `prefix_candidates` and `pair_dots` (story's
 candidates and cosines), `sorted_ranks` (hash-table numbering of term hashes), `row_counts` (story's
 term counts per text).
 
-Without numba, the signing, `line_keys` and `key_word_counts` functions run the numpy/Python path
+Without numba, the signing and line-key functions run the numpy/Python path
 themselves and the callers of the others take theirs (`kernels.AVAILABLE` says which); the results
 are the same (`pair_dots` sums in another order: equal to 1e-15). `DEDUPE_NUMBA=0` in the
 environment turns the kernels off (for comparisons and debugging). Call `warm_up` before forking
@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+import xxhash
 
 from .arrays import unique_sorted
 from .minhash import MinHasher
@@ -618,8 +619,15 @@ if AVAILABLE:
 def line_keys(normalised: Sequence[str]) -> list[str]:
     """`line_key_of_normalised` of every text: ASCII texts in one compiled pass over the batch, others
     (and all of them without numba) by the Python function."""
+    return _line_keys(normalised)[0]
+
+
+def _line_keys(normalised: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray, list[bool]]:
+    """The keys, and the compiled pass's output: the ASCII keys' bytes with their offsets (an
+    empty range for each other key), and which texts were ASCII."""
     if not AVAILABLE:
-        return [line_key_of_normalised(norm) for norm in normalised]
+        keys = [line_key_of_normalised(norm) for norm in normalised]
+        return keys, np.zeros(0, dtype=np.uint8), np.zeros(len(keys) + 1, dtype=np.int64), [False] * len(keys)
     ascii_ = [norm.isascii() for norm in normalised]
     parts = [norm.encode("ascii") if is_ascii else b"" for norm, is_ascii in zip(normalised, ascii_, strict=True)]
     offsets = np.zeros(len(parts) + 1, dtype=np.int64)
@@ -627,23 +635,44 @@ def line_keys(normalised: Sequence[str]) -> list[str]:
     out, out_offsets = _ascii_line_keys(np.frombuffer(b"".join(parts), dtype=np.uint8), offsets, _PUNCT_TABLE)
     text = out.tobytes().decode("ascii")
     bounds = out_offsets.tolist()
-    return [text[bounds[k] : bounds[k + 1]] if is_ascii else line_key_of_normalised(normalised[k])
+    keys = [text[bounds[k] : bounds[k + 1]] if is_ascii else line_key_of_normalised(normalised[k])
             for k, is_ascii in enumerate(ascii_)]
+    return keys, out, out_offsets, ascii_
 
 
-def key_word_counts(keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Words and stop words (`ENGLISH_STOPWORDS`) of each line key, whose words are its
-    space-separated tokens: chrome's stop-word density, counted in one compiled pass over the
-    batch (each short token looked up in a small hash table of the stop words' bytes)."""
+@dataclass(frozen=True, slots=True)
+class LineKeys:
+    """Chrome's line keys of a batch of paragraphs, with what classification needs of each key:
+    its words and stop words (`ENGLISH_STOPWORDS`; words are its space-separated tokens) and its
+    XXH64 (the key `chrome.ChromeStats` counts recurrence under)."""
+
+    keys: list[str]
+    words: np.ndarray  # int32
+    stops: np.ndarray  # int32
+    hashes: np.ndarray  # uint64
+
+
+def line_keys_with_cues(normalised: Sequence[str]) -> LineKeys:
+    """`line_keys`, and each key's words, stop words and hash, counted in one compiled pass over
+    the keys' bytes (each short token looked up in a small hash table of the stop words' bytes)."""
+    keys, buf, offsets, ascii_ = _line_keys(normalised)
     if not AVAILABLE:
-        words = np.fromiter((len(key.split()) for key in keys), dtype=np.int32, count=len(keys))
-        stops = np.fromiter((sum(map(ENGLISH_STOPWORDS.__contains__, key.split())) for key in keys),
-                            dtype=np.int32, count=len(keys))
-        return words, stops
-    parts = [key.encode("utf-8") for key in keys]
-    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), out=offsets[1:])
-    return _key_word_counts(np.frombuffer(b"".join(parts), dtype=np.uint8), offsets, *_STOP_TABLE)
+        split = [key.split() for key in keys]
+        return LineKeys(keys, np.fromiter(map(len, split), dtype=np.int32, count=len(keys)),
+                        np.fromiter((sum(map(ENGLISH_STOPWORDS.__contains__, t)) for t in split), dtype=np.int32,
+                                    count=len(keys)),
+                        np.fromiter((xxhash.xxh64_intdigest(key.encode("utf-8")) for key in keys), dtype=np.uint64,
+                                    count=len(keys)))
+    words, stops, hashes = _key_cues(buf, offsets, *_STOP_TABLE)
+    other = [k for k, is_ascii in enumerate(ascii_) if not is_ascii]
+    if other:  # keys of non-ASCII text were made in Python: count them from their UTF-8 bytes
+        parts = [keys[k].encode("utf-8") for k in other]
+        spans = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), out=spans[1:])
+        at = np.array(other, dtype=np.int64)
+        words[at], stops[at], hashes[at] = _key_cues(np.frombuffer(b"".join(parts), dtype=np.uint8), spans,
+                                                     *_STOP_TABLE)
+    return LineKeys(keys, words, stops, hashes)
 
 
 def _fnv1a(data: bytes) -> int:
@@ -672,14 +701,16 @@ _STOP_TABLE = _stop_table()
 
 if AVAILABLE:
     @_jit
-    def _key_word_counts(buf: np.ndarray, offsets: np.ndarray, spelt: np.ndarray, starts: np.ndarray,
-                         table: np.ndarray, longest: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    def _key_cues(buf: np.ndarray, offsets: np.ndarray, spelt: np.ndarray, starts: np.ndarray,
+                  table: np.ndarray, longest: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
         n_keys = len(offsets) - 1
         words = np.zeros(n_keys, dtype=np.int32)
         stops = np.zeros(n_keys, dtype=np.int32)
+        hashes = np.empty(n_keys, dtype=np.uint64)
         mask = len(table) - 1
         for k in range(n_keys):
             i, end = offsets[k], offsets[k + 1]
+            hashes[k] = _xxh64(buf, i, end)
             while i < end:
                 while i < end and buf[i] == 32:
                     i += 1
@@ -708,7 +739,7 @@ if AVAILABLE:
                             break
                     slot = (slot + _U64(1)) & _U64(mask)
                 i = j
-        return words, stops
+        return words, stops, hashes
 
 
 _PUNCT_TABLE = np.zeros(256, dtype=np.uint8)  # 1 for what `line_key` turns into spaces: ASCII punctuation...
@@ -892,8 +923,7 @@ def warm_up() -> None:
     text_shingle_sets(["a b c d e f"], 5)
     band_keys(np.zeros((1, 4), dtype=np.uint32), 2, 2)
     distinct_words(["a b"])
-    line_keys(["a 1"])
-    key_word_counts(["a the"])
+    line_keys_with_cues(["a 1 the", "ça"])
     sorted_ranks(np.array([2, 1], dtype=np.uint64))
     row_counts(np.array([1, 0, 1], dtype=np.int64), np.array([0, 3], dtype=np.int64))
     shared_counts(np.zeros(1, dtype=np.uint32), np.array([0, 1], dtype=np.int64), np.zeros(1, dtype=np.int64),

@@ -185,7 +185,7 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
     tick("clusters", 3, 3)
 
     outcomes = _outcomes(docs, table, doc_groups, doc_clusters, kept, doc_sim, stripped)
-    chrome_lines = _chrome_report(docs, stripped)
+    chrome_lines = _chrome_report(docs, stripped, feats)
     stats = _stats(docs, feats, bad, doc_clusters, para_clusters, outcomes)
     return ScanResult(settings, stats, doc_clusters, para_clusters, chrome_lines, outcomes, list(bad), chrome_stats,
                       rows)
@@ -279,16 +279,24 @@ def _strip_chrome(docs: Sequence[Document], pages: list[list[Paragraph]], groups
     stripped: list[list[StrippedParagraph]] = [[] for _ in docs]
     if not settings.chrome:
         return mask, stripped, None
-    bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
-    keys = [feats.line_keys[bounds[d] : bounds[d + 1]] for d in range(len(docs))]
-    stats = chrome_stage.ChromeStats()
-    for doc, group, page_keys in zip(docs, groups, keys, strict=True):
-        stats.add_page(doc.site, group, page_keys)
+    stats = _page_stats(docs, groups, feats)
     known = stats if learned is None else learned.merge(stats)
     # Statistics backed by an index may query its database connection, which a forked worker must
     # not share: with an archive the verdicts are worked out in this process.
     mask, stripped = _classify_pages(docs, pages, feats, known, settings.jobs if learned is None else 1)
     return mask, stripped, stats
+
+
+def _page_stats(docs: Sequence[Document], groups: Sequence[str], feats: ParagraphFeatures) -> chrome_stage.ChromeStats:
+    """Per-site recurrence over these documents, each counted in its page group, from the key
+    hashes the features stage worked out."""
+    bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1)).tolist()
+    stats = chrome_stage.ChromeStats()
+    tracked = [stats.tracks(key) for key in feats.line_keys]
+    hashes = feats.key_hashes.tolist()
+    for d, (doc, group) in enumerate(zip(docs, groups, strict=True)):
+        stats.add_hashed_page(doc.site, group, [hashes[r] for r in range(bounds[d], bounds[d + 1]) if tracked[r]])
+    return stats
 
 
 def _classify_pages(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
@@ -301,8 +309,8 @@ def _classify_pages(docs: Sequence[Document], pages: list[list[Paragraph]], feat
     stripped: list[list[StrippedParagraph]] = [[] for _ in docs]
     bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
     spans = [(lo, min(len(docs), lo + _CHROME_SPAN)) for lo in range(0, len(docs), _CHROME_SPAN)]
-    counts = list(zip(feats.key_words.tolist(), feats.key_stops.tolist(), strict=True))
-    for part in fork_map(_classify_span, (docs, pages, feats.line_keys, counts, bounds, known), spans, jobs):
+    cues = list(zip(feats.key_words.tolist(), feats.key_stops.tolist(), feats.key_hashes.tolist(), strict=True))
+    for part in fork_map(_classify_span, (docs, pages, feats.line_keys, cues, bounds, known), spans, jobs):
         for d, k, reason in part:
             mask[bounds[d] + k] = True
             p = pages[d][k]
@@ -313,17 +321,17 @@ def _classify_pages(docs: Sequence[Document], pages: list[list[Paragraph]], feat
 _CHROME_SPAN = 500  # documents per unit of chrome work handed to a worker
 
 
-def _classify_span(context: tuple[Sequence[Document], list[list[Paragraph]], list[str], list[tuple[int, int]],
-                                  np.ndarray, chrome_stage.ChromeStats],
+def _classify_span(context: tuple[Sequence[Document], list[list[Paragraph]], list[str],
+                                  list[tuple[int, int, int]], np.ndarray, chrome_stage.ChromeStats],
                    span: tuple[int, int]) -> list[tuple[int, int, str]]:
     """(document, paragraph, reason) of each chrome paragraph of documents [lo, hi): only these
     cross back from a worker. A top-level function so forked workers can run it."""
-    docs, pages, keys, counts, bounds, known = context
+    docs, pages, keys, cues, bounds, known = context
     found = []
     for d in range(*span):
         lo, hi = bounds[d], bounds[d + 1]
         verdicts = chrome_stage.classify_page([p.text for p in pages[d]], docs[d].site, known, keys=keys[lo:hi],
-                                              words=counts[lo:hi])
+                                              cues=cues[lo:hi])
         found.extend((d, k, v.reason) for k, v in enumerate(verdicts) if v.is_chrome)
     return found
 
@@ -538,6 +546,9 @@ def _content_shingles(feats: ParagraphFeatures, signed: np.ndarray, n: int) -> t
 
 def _overlap(shingles: np.ndarray, offsets: np.ndarray, rep: int, others: np.ndarray) -> np.ndarray:
     """Exact number of shared shingles between `rep` and each of `others` (sorted distinct sets)."""
+    if kernels.AVAILABLE:
+        return kernels.shared_counts(shingles, offsets, np.full(len(others), rep, dtype=np.int64),
+                                     np.asarray(others, dtype=np.int64))
     mine = shingles[offsets[rep] : offsets[rep + 1]]
     out = np.zeros(len(others), dtype=np.int64)
     for k, o in enumerate(others):
@@ -723,6 +734,11 @@ def _outcomes(docs: Sequence[Document], table: _DocTable, groups: list[Group], c
               kept: dict[int, int], similarity: Callable[[int, np.ndarray], np.ndarray],
               stripped: list[list[StrippedParagraph]]) -> list[DocumentOutcome]:
     where: dict[int, int] = {int(m): k for k, g in enumerate(groups) for m in g.members}
+    sim_to_kept: dict[int, float] = {}  # each removed document's similarity to its kept copy, one call per group
+    for k, g in enumerate(groups):
+        removed = np.array([int(m) for m in g.members if int(m) != kept[k] and int(m) < len(docs)], dtype=np.int64)
+        if len(removed):
+            sim_to_kept.update(zip(removed.tolist(), similarity(kept[k], removed).tolist(), strict=True))
     out = []
     for d, doc in enumerate(docs):
         k = where.get(d)
@@ -732,7 +748,7 @@ def _outcomes(docs: Sequence[Document], table: _DocTable, groups: list[Group], c
                                        None, None, tuple(stripped[d]), len(doc.text)))
             continue
         assert k is not None
-        sim = float(similarity(keeper, np.array([d]))[0])
+        sim = sim_to_kept[d]
         archived = " (archived)" if table.is_archived(keeper) else ""
         reason = f"{clusters[k].kind} duplicate of {table.ids[keeper]}{archived}"
         out.append(DocumentOutcome(doc.id, doc.site, False, clusters[k].id, table.ids[keeper], round(sim, 4),
@@ -740,12 +756,16 @@ def _outcomes(docs: Sequence[Document], table: _DocTable, groups: list[Group], c
     return out
 
 
-def _chrome_report(docs: Sequence[Document], stripped: list[list[StrippedParagraph]]) -> list[ChromeLine]:
-    """Chrome lines per site, most widespread first."""
+def _chrome_report(docs: Sequence[Document], stripped: list[list[StrippedParagraph]],
+                   feats: ParagraphFeatures) -> list[ChromeLine]:
+    """Chrome lines per site (one per line key), most widespread first."""
     found: dict[tuple[str, str], list] = {}
-    for doc, paras in zip(docs, stripped, strict=True):
+    bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1)).tolist()
+    keys = feats.line_keys
+    for d, (doc, paras) in enumerate(zip(docs, stripped, strict=True)):
         for p in paras:
-            entry = found.setdefault((doc.site, line_key(p.text)), [p.text, set(), doc.id, p.reason])
+            key = keys[bounds[d] + p.index] if keys else line_key(p.text)
+            entry = found.setdefault((doc.site, key), [p.text, set(), doc.id, p.reason])
             entry[1].add(doc.id)
     lines = [ChromeLine(site, text, len(pages), sample, reason)
              for (site, _), (text, pages, sample, reason) in found.items()]

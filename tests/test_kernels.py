@@ -285,13 +285,17 @@ def test_line_keys_of_a_batch_equal_the_python_function(texts: list[str]) -> Non
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_any_text | st.lists(st.sampled_from(["the", "of", "themselves", "thé", "a", "b0", "Über"]))
                 .map(" ".join), max_size=8))
-def test_key_word_counts_equal_splitting_and_looking_up_stop_words(texts: list[str]) -> None:
+def test_line_key_cues_equal_splitting_looking_up_stop_words_and_hashing(texts: list[str]) -> None:
+    from dedupe.normalize import line_key_of_normalised
     from dedupe.stopwords import ENGLISH_STOPWORDS
 
-    keys = [line_key(t) for t in texts] + ["", "the the", "a b c"]
-    words, stops = kernels.key_word_counts(keys)
-    assert words.tolist() == [len(k.split()) for k in keys]
-    assert stops.tolist() == [sum(w in ENGLISH_STOPWORDS for w in k.split()) for k in keys]
+    normalised = [normalize(t) for t in texts] + ["", "the the", "a b c", "ça the 12"]
+    got = kernels.line_keys_with_cues(normalised)
+    keys = [line_key_of_normalised(n) for n in normalised]
+    assert got.keys == keys
+    assert got.words.tolist() == [len(k.split()) for k in keys]
+    assert got.stops.tolist() == [sum(w in ENGLISH_STOPWORDS for w in k.split()) for k in keys]
+    assert got.hashes.tolist() == [xxhash.xxh64_intdigest(k.encode("utf-8")) for k in keys]
 
 
 @compiled
