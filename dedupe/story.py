@@ -132,20 +132,41 @@ def term_hashes_of_batch(normalised: Sequence[str]) -> tuple[np.ndarray, np.ndar
         np.cumsum([len(p) for p in parts], out=offsets[1:])
         return (np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)), offsets
     found = kernels.distinct_words(normalised)
-    if len(_WORD_FATE) > _FATE_LIMIT:
-        _WORD_FATE.clear()
-    hashes = found.hashes.tolist()
-    unseen = [w for w, h in enumerate(hashes) if h not in _WORD_FATE]
-    if unseen:
-        spelt = [found.word(w) for w in unseen]
-        fate = _remember(_HASHED_FATE, spelt, lambda stem: term_hash(stem) if stem else 0)
-        _WORD_FATE.update(zip((hashes[w] for w in unseen), map(fate.__getitem__, spelt), strict=True))
-    per_word = np.fromiter(map(_WORD_FATE.__getitem__, hashes), dtype=np.uint64, count=len(hashes))
+    per_word = _WORD_FATES.of(found)
     terms = per_word[found.ids]
-    kept = terms != 0
-    counts = np.zeros(len(kept) + 1, dtype=np.int64)
-    np.cumsum(kept, out=counts[1:])
-    return terms[kept], counts[found.offsets]
+    kept = np.flatnonzero(terms)
+    return terms[kept], np.searchsorted(kept, found.offsets)
+
+
+class _WordFates:
+    """XXH64 of a word -> `term_hash` of its stem (0 for a dropped word), as two sorted arrays, so a
+    batch's distinct words are looked up with one `searchsorted` and only unseen ones are spelt out
+    and stemmed. Bounded: past `_FATE_LIMIT` words it starts afresh."""
+
+    def __init__(self) -> None:
+        self.words = self.fates = np.zeros(0, dtype=np.uint64)
+
+    def of(self, found: kernels.DistinctWords) -> np.ndarray:
+        """The fate of each of the batch's distinct words, in their order."""
+        if len(self.words) > _FATE_LIMIT:
+            self.words = self.fates = np.zeros(0, dtype=np.uint64)
+        hashes = found.hashes
+        at = np.searchsorted(self.words, hashes)
+        known = np.zeros(len(hashes), dtype=bool)
+        inside = at < len(self.words)
+        known[inside] = self.words[at[inside]] == hashes[inside]
+        unseen = np.flatnonzero(~known)
+        if unseen.size:
+            spelt = [found.word(int(w)) for w in unseen]
+            fate = _remember(_HASHED_FATE, spelt, lambda stem: term_hash(stem) if stem else 0)
+            new = hashes[unseen]
+            order = np.argsort(new)
+            where = np.searchsorted(self.words, new[order])
+            self.words = np.insert(self.words, where, new[order])
+            values = np.fromiter(map(fate.__getitem__, spelt), dtype=np.uint64, count=len(spelt))
+            self.fates = np.insert(self.fates, where, values[order])
+            at = np.searchsorted(self.words, hashes)
+        return self.fates[at]
 
 
 def term_hash(term: str) -> int:
@@ -227,8 +248,8 @@ def _remember(fate: dict[str, T], tokens: list[str], value: Callable[[str], T]) 
 T = TypeVar("T")
 _FATE: dict[str, str] = {}  # word -> its stem, "" when dropped
 _HASHED_FATE: dict[str, int] = {}  # word -> term_hash of its stem, 0 when dropped
-_WORD_FATE: dict[int, int] = {}  # XXH64 of a word -> term_hash of its stem, 0 when dropped
 _FATE_LIMIT = 1 << 20  # distinct words remembered before starting afresh (bounds memory)
+_WORD_FATES = _WordFates()
 
 
 def story_pairs(
