@@ -53,12 +53,8 @@ def _peel(nodes: np.ndarray, edges: np.ndarray, rank: np.ndarray, similarity: Si
     groups: list[Group] = []
     pending = [(nodes, edges)]
     while pending:
-        nodes, edges = pending.pop()
-        local = {int(v): k for k, v in enumerate(nodes)}
-        degree = np.zeros(len(nodes), dtype=np.int64)
-        for a, b in edges:
-            degree[local[int(a)]] += 1
-            degree[local[int(b)]] += 1
+        nodes, edges = pending.pop()  # nodes ascending, so an edge's ends are found by bisection
+        degree = np.bincount(np.searchsorted(nodes, edges.ravel()), minlength=len(nodes))
         best = np.lexsort((rank[nodes], -degree))[0]
         rep = int(nodes[best])
         others = np.delete(nodes, best)
@@ -75,8 +71,7 @@ def _peel(nodes: np.ndarray, edges: np.ndarray, rank: np.ndarray, similarity: Si
         sub_edges = edges[keep]
         if len(sub_edges) == 0:
             continue
-        index = {int(v): k for k, v in enumerate(rest)}
-        mapped = np.array([[index[int(a)], index[int(b)]] for a, b in sub_edges], dtype=np.int64)
+        mapped = np.searchsorted(rest, sub_edges).astype(np.int64)  # `rest` is ascending too
         for part in _members_by_label(components(len(rest), mapped)):
             part_nodes = rest[part]
             part_keep = np.isin(sub_edges[:, 0], part_nodes) & np.isin(sub_edges[:, 1], part_nodes)
