@@ -692,6 +692,7 @@ def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], cont
         mem = tuple(Member(docs[units[m]].id, round(s, 4)) for m, s in zip(members, sims, strict=True))
         story_docs.append(Cluster(f"d{doc_base + k + 1}", "story", "document", mem[0], mem,
                                   _preview(content_texts[units[members[0]]])))
+    del doc_terms  # memory: the paragraph level's copy comes next
 
     # Paragraphs: every signed paragraph (a related-article teaser retelling a story counts), one per
     # paragraph copy group.

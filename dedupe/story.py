@@ -182,7 +182,7 @@ class TermRows:
     the order of the texts. One flat array, not an array per text: a dump has millions of
     paragraphs, and the story stage picks, joins and counts them with array operations."""
 
-    ids: np.ndarray  # int64
+    ids: np.ndarray  # int32 (int64 past 2^31 distinct terms)
     offsets: np.ndarray  # int64, texts + 1
     vocabulary: int
 
@@ -197,7 +197,8 @@ class TermRows:
             ids, count = kernels.sorted_ranks(hashes)
         else:
             vocabulary = unique_sorted(hashes)
-            ids, count = np.searchsorted(vocabulary, hashes).astype(np.int64), len(vocabulary)
+            ids, count = np.searchsorted(vocabulary, hashes), len(vocabulary)
+            ids = ids.astype(np.int32 if count < 2**31 else np.int64)
         return cls(ids, np.asarray(offsets, dtype=np.int64), count)
 
     @classmethod
@@ -303,18 +304,29 @@ def _count_matrix(terms: TermRows) -> sp.csr_matrix:
 
 
 def _tfidf(counts: sp.csr_matrix, settings: StorySettings) -> sp.csr_matrix:
-    """L2-normalised sub-linear TF-IDF rows; texts under min_terms and corpus stop words zeroed."""
+    """L2-normalised sub-linear TF-IDF rows; texts under min_terms and corpus stop words zeroed.
+
+    Built from new arrays (no copy of `counts`, no squared copy of the matrix for the norms): on
+    a dump's paragraphs these matrices hold tens of millions of entries."""
     n = counts.shape[0]
     df = np.bincount(counts.indices, minlength=counts.shape[1])
     idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
     idf[df > max(settings.max_df * n, settings.max_df_floor)] = 0.0
     distinct = np.diff(counts.indptr)
-    w = counts.copy()
-    w.data = (1.0 + np.log(w.data)) * idf[w.indices]
-    w.data[np.repeat(distinct < settings.min_terms, distinct)] = 0.0
-    w.eliminate_zeros()
-    norms = np.sqrt(np.asarray(w.multiply(w).sum(axis=1)).ravel())
-    w.data /= np.repeat(np.where(norms > 0, norms, 1.0), np.diff(w.indptr))
+    data = (1.0 + np.log(counts.data)) * idf[counts.indices]
+    data[np.repeat(distinct < settings.min_terms, distinct)] = 0.0
+    keep = np.flatnonzero(data)
+    indptr = np.searchsorted(keep, counts.indptr)  # entries kept before each row's start
+    data, indices = data[keep], counts.indices[keep]
+    lengths = np.diff(indptr)
+    squares = np.zeros(n)
+    rows = np.flatnonzero(lengths)
+    if rows.size:
+        squares[rows] = np.add.reduceat(data * data, indptr[rows])
+    norms = np.sqrt(squares)
+    data /= np.repeat(np.where(norms > 0, norms, 1.0), lengths)
+    w = sp.csr_matrix((data, indices, indptr), shape=counts.shape)
+    w.has_sorted_indices = counts.has_sorted_indices
     return w
 
 
