@@ -5,14 +5,24 @@ matrices, per-site statistics. Pickling them to every worker would cost more tha
 workers are forked after the data exists and inherit it; only the small work items and their results
 cross between processes. Where the platform does not fork safely (not Linux), the items run in the
 calling process: the results are the same, only slower.
+
+Large results (a batch's features: tens of megabytes of arrays) come back through a shared memory
+arena rather than the pool's pipe when the caller reserves one (`shared_bytes`): on the machines
+measured, a pipe moved 120-450 MB/s, so at 30k documents the features of `--jobs 2` spent about
+2 s in transit, against about 0.3 s written once into shared pages. Each result is pickled with
+protocol 5: its arrays' buffers go into the arena, only the small rest through the pipe, and the
+caller's arrays are views of the arena (no copy), freed with the last of them.
 """
 
 from __future__ import annotations
 
+import mmap
 import multiprocessing
+import pickle
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 C = TypeVar("C")
@@ -21,16 +31,18 @@ R = TypeVar("R")
 
 CAN_FORK = sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
 
-_TASK: tuple[Callable[[Any, Any], Any], Any] | None = None
+_TASK: tuple[Callable[[Any, Any], Any], Any, _Arena | None] | None = None
 
 
 def fork_map(fn: Callable[[C, T], R], context: C, items: Sequence[T], jobs: int,
-             done: Callable[[int], None] | None = None) -> list[R]:
+             done: Callable[[int], None] | None = None, shared_bytes: int = 0) -> list[R]:
     """`[fn(context, item) for item in items]`, in up to `jobs` forked processes when jobs > 1.
 
     `fn` must be a module-level function; `context` is inherited by the workers, never pickled.
     Results come back in the order of `items` whatever the number of workers; `done(k)` is called
-    as the first k results are in (progress, and a caller's chance to stop between items)."""
+    as the first k results are in (progress, and a caller's chance to stop between items).
+    `shared_bytes`, an upper bound of the results' array bytes, reserves an arena for them (only
+    the pages written are used); a result that does not fit comes through the pipe as usual."""
     out: list[R] = []
     if jobs <= 1 or len(items) < 2 or not CAN_FORK:
         for item in items:
@@ -39,11 +51,12 @@ def fork_map(fn: Callable[[C, T], R], context: C, items: Sequence[T], jobs: int,
                 done(len(out))
         return out
     global _TASK
-    _TASK = (fn, context)
+    arena = _Arena.reserve(shared_bytes)
+    _TASK = (fn, context, arena)
     try:
         with multiprocessing.get_context("fork").Pool(min(jobs, len(items)), _default_signals) as pool:
             for result in pool.imap(_run, items, chunksize=1):
-                out.append(result)
+                out.append(arena.unpack(result) if isinstance(result, _Packed) and arena is not None else result)
                 if done is not None:
                     done(len(out))
         return out
@@ -53,8 +66,61 @@ def fork_map(fn: Callable[[C, T], R], context: C, items: Sequence[T], jobs: int,
 
 def _run(item: Any) -> Any:
     assert _TASK is not None, "fork_map's task is set before the workers are forked"
-    fn, context = _TASK
-    return fn(context, item)
+    fn, context, arena = _TASK
+    result = fn(context, item)
+    return arena.pack(result) if arena is not None else result
+
+
+@dataclass(frozen=True, slots=True)
+class _Packed:
+    """A result whose buffers are in the arena: the pickle of the rest, and each buffer's span."""
+
+    header: bytes
+    spans: list[tuple[int, int]]
+
+
+class _Arena:
+    """Anonymous shared memory mapped before the fork, so every worker writes into the caller's
+    pages; space is handed out by one shared counter."""
+
+    _ALIGN = 64
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.memory = mmap.mmap(-1, size)  # MAP_SHARED | MAP_ANONYMOUS: pages exist once written
+        self.used = multiprocessing.get_context("fork").Value("q", 0)
+
+    @classmethod
+    def reserve(cls, size: int) -> _Arena | None:
+        if size <= 0:
+            return None
+        try:
+            return cls(size)
+        except (OSError, ValueError):  # address space or overcommit refused: results use the pipe
+            return None
+
+    def pack(self, result: Any) -> Any:
+        """In a worker: `result` with its buffers written to the arena (or as it is, if they do not fit)."""
+        buffers: list[pickle.PickleBuffer] = []
+        header = pickle.dumps(result, protocol=5, buffer_callback=buffers.append)
+        raws = [b.raw() for b in buffers]
+        sizes = [-(-r.nbytes // self._ALIGN) * self._ALIGN for r in raws]
+        with self.used.get_lock():
+            start = self.used.value
+            if start + sum(sizes) > self.size:
+                return result
+            self.used.value = start + sum(sizes)
+        spans = []
+        for raw, size in zip(raws, sizes, strict=True):
+            self.memory[start : start + raw.nbytes] = raw
+            spans.append((start, raw.nbytes))
+            start += size
+        return _Packed(header, spans)
+
+    def unpack(self, packed: _Packed) -> Any:
+        """In the caller: the result, its arrays viewing the arena."""
+        view = memoryview(self.memory)
+        return pickle.loads(packed.header, buffers=[view[a : a + n] for a, n in packed.spans])
 
 
 def _default_signals() -> None:

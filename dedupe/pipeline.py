@@ -16,7 +16,7 @@ Stages, in order (each a function of the previous stages' outputs only):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -198,11 +198,20 @@ def _sign(pages: list[list[Paragraph]], settings: Settings, tick: Progress) -> P
     the workers inherit the pages, so only the features travel back)."""
     n, size = len(pages), settings.batch_size
     spans = [(lo, min(n, lo + size)) for lo in range(0, n, size)] or [(0, 0)]
-    if settings.jobs > 1:
-        kernels.warm_up()  # every later pool's workers inherit the loaded kernels
-    parts = fork_map(_analyse_span, (pages, settings), spans, settings.jobs,
-                     lambda k: tick("sign", spans[k - 1][1], n))
-    return concat(parts, [lo for lo, _ in spans])
+
+    def progress(k: int) -> None:
+        tick("sign", spans[k - 1][1], n)
+
+    if settings.jobs <= 1:
+        return concat(fork_map(_analyse_span, (pages, settings), spans, 1, progress), [lo for lo, _ in spans])
+    kernels.warm_up()  # every later pool's workers inherit the loaded kernels
+    # The features come back through shared memory (see forkpool): about 7 bytes per character of
+    # text (shingle and term hashes, line keys) plus the per-paragraph arrays and signatures.
+    chars = sum(len(p.text) for page in pages for p in page)
+    paragraphs = sum(map(len, pages))
+    shared = 8 * chars + (128 + 4 * settings.num_perm) * paragraphs + 4096 * len(spans)
+    parts = fork_map(_analyse_span_portable, (pages, settings), spans, settings.jobs, progress, shared)
+    return concat([_with_keys(f, keys) for f, keys in parts], [lo for lo, _ in spans])
 
 
 def _analyse_span(context: tuple[list[list[Paragraph]], Settings], span: tuple[int, int]) -> ParagraphFeatures:
@@ -210,6 +219,22 @@ def _analyse_span(context: tuple[list[list[Paragraph]], Settings], span: tuple[i
     pages, s = context
     return analyse(pages[span[0] : span[1]], _hasher(s.num_perm, s.seed), s.ngram, s.min_words,
                    line_keys=s.chrome, terms=s.story)
+
+
+def _analyse_span_portable(context: tuple[list[list[Paragraph]], Settings],
+                           span: tuple[int, int]) -> tuple[ParagraphFeatures, np.ndarray]:
+    """`_analyse_span` for a worker to send back: the line keys as one UTF-8 array (a key never
+    holds a newline: `line_key` splits on whitespace), so that they travel as a buffer too."""
+    feats = _analyse_span(context, span)
+    keys = np.frombuffer("\n".join(feats.line_keys).encode("utf-8"), dtype=np.uint8)
+    return replace(feats, line_keys=[]), keys
+
+
+def _with_keys(feats: ParagraphFeatures, keys: np.ndarray) -> ParagraphFeatures:
+    """Inverse of `_analyse_span_portable`'s packing."""
+    if not len(feats.key_words):  # no keys were made (chrome off, or no paragraphs)
+        return feats
+    return replace(feats, line_keys=keys.tobytes().decode("utf-8").split("\n"))
 
 
 @lru_cache(maxsize=4)
