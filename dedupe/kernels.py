@@ -28,16 +28,15 @@ per text does all of it, with no per-token Python objects and no matrix:
 The other kernels take per-token or per-pair Python loops off the later stages, each with a
 Python/numpy path that gives the same result: `distinct_words` (each batch's words numbered, so
 story stems are looked up once per distinct word), `line_keys` (chrome's recurrence keys of ASCII
-text), `line_keys_with_cues` (their words, stop words and hashes), `shared_counts` (exact shingle overlaps for
-verification), `band_keys` (LSH keys row by row), `prefix_candidates` and `pair_dots` (story's
-candidates and cosines), `sorted_ranks` (hash-table numbering of term hashes), `row_counts` (story's
-term counts per text).
+text), `line_keys_with_cues` (their words, stop words and hashes), `shared_counts` (exact shingle
+overlaps for verification), `band_keys` (LSH keys row by row), `prefix_candidates` and `pair_dots`
+(story's candidates and cosines), `sorted_ranks` (hash-table numbering of term hashes), `row_counts`
+(story's term counts per text), `row_distinct` (documents' shingle sets).
 
-Without numba, the signing and line-key functions run the numpy/Python path
-themselves and the callers of the others take theirs (`kernels.AVAILABLE` says which); the results
-are the same (`pair_dots` sums in another order: equal to 1e-15). `DEDUPE_NUMBA=0` in the
-environment turns the kernels off (for comparisons and debugging). Call `warm_up` before forking
-workers.
+Without numba, the signing and line-key functions run the numpy/Python path themselves and the
+callers of the others take theirs (`kernels.AVAILABLE` says which); the results are the same
+(`pair_dots` sums in another order: equal to 1e-15). `DEDUPE_NUMBA=0` in the environment turns the
+kernels off (for comparisons and debugging). Call `warm_up` before forking workers.
 """
 
 from __future__ import annotations
@@ -845,31 +844,43 @@ def row_counts(ids: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.nda
     a CSR of ones, sorting each row on its own (short rows sort in cache; no per-entry index array)."""
     if not AVAILABLE:
         raise RuntimeError("numba is not available")
-    return _row_counts(np.ascontiguousarray(ids), np.ascontiguousarray(offsets, dtype=np.int64))
+    return _row_runs(np.ascontiguousarray(ids), np.ascontiguousarray(offsets, dtype=np.int64), True)
+
+
+def row_distinct(values: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's distinct values, ascending, and the new offsets: a document's shingle set from its
+    paragraphs' (one small sort per row rather than one sort of every row's values keyed by row)."""
+    if not AVAILABLE:
+        raise RuntimeError("numba is not available")
+    indptr, distinct, _ = _row_runs(np.ascontiguousarray(values), np.ascontiguousarray(offsets, dtype=np.int64),
+                                    False)
+    return distinct, indptr
 
 
 if AVAILABLE:
     @_jit
-    def _row_counts(ids: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
+    def _row_runs(values: np.ndarray, offsets: np.ndarray,
+                  counted: bool) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
         n_rows = len(offsets) - 1
         indptr = np.zeros(n_rows + 1, dtype=np.int64)
-        columns = np.empty(len(ids), dtype=np.int32)
-        counts = np.empty(len(ids), dtype=np.float64)
+        distinct = np.empty(len(values), dtype=values.dtype)
+        counts = np.empty(len(values) if counted else 0, dtype=np.float64)
         n = 0
         for r in range(n_rows):
-            row = np.sort(ids[offsets[r] : offsets[r + 1]])
+            row = np.sort(values[offsets[r] : offsets[r + 1]])
             k = 0
             while k < len(row):
                 value = row[k]
                 run = 1
                 while k + run < len(row) and row[k + run] == value:
                     run += 1
-                columns[n] = value
-                counts[n] = run
+                distinct[n] = value
+                if counted:
+                    counts[n] = run
                 n += 1
                 k += run
             indptr[r + 1] = n
-        return indptr, columns[:n].copy(), counts[:n].copy()
+        return indptr, distinct[:n].copy(), counts[:n].copy()
 
 
 def pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, columns: int, rows: np.ndarray,
@@ -927,6 +938,7 @@ def warm_up() -> None:
     sorted_ranks(np.array([2, 1], dtype=np.uint64))
     for ids in (np.array([1, 0, 1], dtype=np.int32), np.array([1, 0, 1], dtype=np.int64)):
         row_counts(ids, np.array([0, 3], dtype=np.int64))
+    row_distinct(np.array([1, 0, 1], dtype=np.uint32), np.array([0, 3], dtype=np.int64))
     shared_counts(np.zeros(1, dtype=np.uint32), np.array([0, 1], dtype=np.int64), np.zeros(1, dtype=np.int64),
                   np.zeros(1, dtype=np.int64))
     indptr, indices, data = np.array([0, 1], dtype=np.int32), np.zeros(1, dtype=np.int32), np.ones(1)

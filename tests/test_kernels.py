@@ -326,6 +326,18 @@ def test_row_counts_equal_scipys_summed_duplicates(rows: list[list[int]]) -> Non
 
 
 @compiled
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 9), max_size=50), max_size=30))
+def test_row_distinct_gives_each_rows_sorted_set(rows: list[list[int]]) -> None:
+    offsets = np.concatenate(([0], np.cumsum([len(r) for r in rows]))).astype(np.int64)
+    values = np.array([v for r in rows for v in r], dtype=np.uint32)
+    distinct, new_offsets = kernels.row_distinct(values, offsets)
+    assert distinct.dtype == np.uint32
+    assert [distinct[new_offsets[k] : new_offsets[k + 1]].tolist() for k in range(len(rows))] == \
+        [sorted(set(r)) for r in rows]
+
+
+@compiled
 def test_story_pair_dots_equal_the_sparse_row_products(monkeypatch) -> None:
     from dedupe import story
 
