@@ -565,8 +565,7 @@ def _content_shingles(feats: ParagraphFeatures, signed: np.ndarray, n: int) -> t
     if kernels.AVAILABLE:  # paragraphs come in document order: each document's hashes are one row
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(docs, weights=lengths, minlength=n).astype(np.int64), out=offsets[1:])
-        hashes, offsets = kernels.row_distinct(feats.shingle_hashes[idx], offsets)
-        return hashes, offsets
+        return kernels.row_distinct(feats.shingle_hashes[idx], offsets)
     owner = np.repeat(docs.astype(np.uint64), lengths)
     combined = unique_sorted((owner << np.uint64(32)) | feats.shingle_hashes[idx].astype(np.uint64))
     offsets = np.zeros(n + 1, dtype=np.int64)
