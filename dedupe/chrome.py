@@ -295,17 +295,18 @@ class _Line(NamedTuple):
     comment_meta: bool
 
 
-def _line(text: str, s: ChromeSettings, key: str | None = None, words: tuple[int, int] | None = None) -> _Line:
+def _line(text: str, s: ChromeSettings, key: str | None = None, cue: tuple[int, int, int] | None = None) -> _Line:
     """Cues of one paragraph. The phrase searches run on short lines only, the only ones they
-    can affect, which keeps the cost per page low for long articles. `words` is (words, stop words)
-    of the key when the caller counted them (the features stage does, compiled)."""
+    can affect, which keeps the cost per page low for long articles. `cue` is the key's (words,
+    stop words, hash) when the features stage worked them out (compiled)."""
     stripped = text.strip()
     if key is None:
         key = line_key(stripped)
-    if words is None:
+    if cue is None:
         tokens = key.split()  # the word tokens, digits masked: stop-word counts are unchanged
-        words = len(tokens), sum(map(ENGLISH_STOPWORDS.__contains__, tokens))
-    count, stops = words[0], words[1]
+        count, stops = len(tokens), sum(map(ENGLISH_STOPWORDS.__contains__, tokens))
+    else:
+        count, stops = cue[0], cue[1]
     chars = len(stripped)
     sentence = stripped.rstrip(_CLOSERS).endswith((".", "!", "?"))
     short = chars < s.length_high

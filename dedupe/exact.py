@@ -17,7 +17,7 @@ import numpy as np
 
 from . import kernels
 from .arrays import range_indices, unique_sorted
-from .forkpool import fork_map
+from .forkpool import fork_map, spans
 from .kernels import text_shingle_sets
 
 _CHUNK_ENTRIES = 1 << 23  # shingle hashes gathered per chunk of pairs (64 MB of uint64 keys)
@@ -106,11 +106,8 @@ def pair_jaccard(texts: Sequence[str], pairs: np.ndarray, ngram: int, jobs: int 
     similarities travel back. A text in pairs of two chunks is shingled twice; sorted pairs keep
     that rare, since a copy's candidates sit close together in the order.
     """
-    size = _PAIR_CHUNK
-    if jobs > 1:  # a few chunks per worker, or a corpus with fewer pairs than one chunk runs in one process
-        size = min(size, max(_MIN_PAIR_CHUNK, -(-len(pairs) // (4 * jobs))))
-    spans = [(lo, min(lo + size, len(pairs))) for lo in range(0, len(pairs), size)]
-    parts = fork_map(_measure_span, (texts, pairs, ngram), spans, jobs)
+    # Under jobs, a few chunks per worker: fewer pairs than one chunk would run in one process.
+    parts = fork_map(_measure_span, (texts, pairs, ngram), spans(len(pairs), jobs, _PAIR_CHUNK, _MIN_PAIR_CHUNK), jobs)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
 
 

@@ -64,6 +64,14 @@ def fork_map(fn: Callable[[C, T], R], context: C, items: Sequence[T], jobs: int,
         _TASK = None
 
 
+def spans(count: int, jobs: int, largest: int, smallest: int = 1) -> list[tuple[int, int]]:
+    """[lo, hi) spans covering `count` items, `largest` long; under `jobs` > 1 shorter, about four
+    per worker (so no worker is left with the last big span while the others idle), but at least
+    `smallest` (each span costs a round trip to a worker)."""
+    size = largest if jobs <= 1 else max(smallest, min(largest, -(-count // (4 * jobs))))
+    return [(lo, min(lo + size, count)) for lo in range(0, count, size)]
+
+
 def _run(item: Any) -> Any:
     assert _TASK is not None, "fork_map's task is set before the workers are forked"
     fn, context, arena = _TASK

@@ -167,9 +167,15 @@ def _pack(texts: Sequence[str], normalised: bool) -> tuple[np.ndarray, np.ndarra
         else:
             modes[k] = _SPACED
             parts.append(" ".join(tokenize(text if normalised else normalize(text))).encode("utf-8"))
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    buf, offsets = _joined(parts)
+    return buf, offsets, modes
+
+
+def _joined(parts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Byte strings as one buffer the kernels read, with each one's offsets into it."""
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), out=offsets[1:])
-    return np.frombuffer(b"".join(parts), dtype=np.uint8), offsets, modes
+    return np.frombuffer(b"".join(parts), dtype=np.uint8), offsets
 
 
 def _distinct_per_text(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -629,9 +635,7 @@ def _line_keys(normalised: Sequence[str]) -> tuple[list[str], np.ndarray, np.nda
         return keys, np.zeros(0, dtype=np.uint8), np.zeros(len(keys) + 1, dtype=np.int64), [False] * len(keys)
     ascii_ = [norm.isascii() for norm in normalised]
     parts = [norm.encode("ascii") if is_ascii else b"" for norm, is_ascii in zip(normalised, ascii_, strict=True)]
-    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), out=offsets[1:])
-    out, out_offsets = _ascii_line_keys(np.frombuffer(b"".join(parts), dtype=np.uint8), offsets, _PUNCT_TABLE)
+    out, out_offsets = _ascii_line_keys(*_joined(parts), _PUNCT_TABLE)
     text = out.tobytes().decode("ascii")
     bounds = out_offsets.tolist()
     keys = [text[bounds[k] : bounds[k + 1]] if is_ascii else line_key_of_normalised(normalised[k])
@@ -665,11 +669,8 @@ def line_keys_with_cues(normalised: Sequence[str]) -> LineKeys:
     words, stops, hashes = _key_cues(buf, offsets, *_STOP_TABLE)
     other = [k for k, is_ascii in enumerate(ascii_) if not is_ascii]
     if other:  # keys of non-ASCII text were made in Python: count them from their UTF-8 bytes
-        parts = [keys[k].encode("utf-8") for k in other]
-        spans = np.zeros(len(parts) + 1, dtype=np.int64)
-        np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), out=spans[1:])
         at = np.array(other, dtype=np.int64)
-        words[at], stops[at], hashes[at] = _key_cues(np.frombuffer(b"".join(parts), dtype=np.uint8), spans,
+        words[at], stops[at], hashes[at] = _key_cues(*_joined([keys[k].encode("utf-8") for k in other]),
                                                      *_STOP_TABLE)
     return LineKeys(keys, words, stops, hashes)
 

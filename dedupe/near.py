@@ -16,7 +16,7 @@ import xxhash
 from . import kernels
 from .cluster import cluster, components
 from .exact import ShingleSets, pair_jaccard
-from .forkpool import CAN_FORK, fork_map
+from .forkpool import CAN_FORK, fork_map, spans
 from .kernels import text_signatures
 from .lsh import band_keys, candidate_pairs, lsh_params
 from .minhash import EMPTY, MinHasher, estimate_jaccard
@@ -37,11 +37,8 @@ def document_signatures(texts: Iterable[str], ngram: int = 5, num_perm: int = 12
     """
     if jobs > 1 and CAN_FORK and isinstance(texts, Sequence) and not isinstance(texts, str):
         # A list is inherited by forked workers: only index spans go out and signatures come back.
-        # A few spans per worker, so no worker is left with the last big one while the others idle.
-        size = max(_MIN_SPAN, min(_BATCH, -(-len(texts) // (4 * jobs))))
-        spans = [(lo, min(lo + size, len(texts))) for lo in range(0, len(texts), size)]
         kernels.warm_up()  # the workers inherit the loaded kernels instead of each loading them
-        parts = fork_map(_sign_span, (texts, ngram, num_perm, seed), spans, jobs)
+        parts = fork_map(_sign_span, (texts, ngram, num_perm, seed), spans(len(texts), jobs, _BATCH, _MIN_SPAN), jobs)
         return np.concatenate(parts) if parts else np.zeros((0, num_perm), dtype=np.uint32)
     batches = _batches(texts)
     if jobs > 1:

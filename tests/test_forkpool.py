@@ -66,3 +66,17 @@ def test_arena_arrays_outlive_the_pool() -> None:
     del got[:2]
     total = sum(float(r["big"].sum()) for r in got)  # type: ignore[union-attr]
     assert total == sum(float((np.arange(k, k + 50_000, dtype=np.float64) * k).sum()) for k in (2, 3))
+
+
+@pytest.mark.parametrize(("count", "jobs", "sizes"), [
+    (10_000, 1, [2048] * 4 + [1808]),  # one process: the largest spans
+    (10_000, 2, [1250] * 8),  # two: about four per worker
+    (1_000, 2, [256] * 3 + [232]),  # never below the smallest
+    (0, 2, []),
+])
+def test_spans_cover_every_item_once(count: int, jobs: int, sizes: list[int]) -> None:
+    from dedupe.forkpool import spans
+
+    got = spans(count, jobs, 2048, 256)
+    assert [hi - lo for lo, hi in got] == sizes
+    assert [i for lo, hi in got for i in range(lo, hi)] == list(range(count))
