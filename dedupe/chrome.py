@@ -159,7 +159,11 @@ class ChromeStats:
 
     def tracks(self, key: str) -> bool:
         """Whether recurrence of `key` is counted: empty keys and keys of long lines are not."""
-        return bool(key) and len(key) <= self.max_key_chars
+        return self.tracks_length(len(key))
+
+    def tracks_length(self, chars: int) -> bool:
+        """`tracks` of a key `chars` characters long."""
+        return 0 < chars <= self.max_key_chars
 
     def merge(self, other: ChromeStats) -> ChromeStats:
         """A new ChromeStats holding both; associative, commutative and idempotent."""
@@ -281,6 +285,11 @@ def _is_comment_meta(lower: str) -> bool:
     return bool(_COMMENT_WHO.search(lower) or (_DIGIT.search(lower) and _COMMENT_WHEN.search(lower)))
 
 
+KeyCue = tuple[int, int, int, int]
+"""What chrome needs of a paragraph's line key, worked out by the features stage: its words, stop
+words, XXH64 and length in characters (`kernels.LineKeys`)."""
+
+
 class _Line(NamedTuple):
     """A paragraph's cues, computed once (a tuple: cheap to build for every line of every page)."""
 
@@ -295,13 +304,13 @@ class _Line(NamedTuple):
     comment_meta: bool
 
 
-def _line(text: str, s: ChromeSettings, key: str | None = None, cue: tuple[int, int, int] | None = None) -> _Line:
+def _line(text: str, s: ChromeSettings, key: str | None = None, cue: KeyCue | None = None) -> _Line:
     """Cues of one paragraph. The phrase searches run on short lines only, the only ones they
-    can affect, which keeps the cost per page low for long articles. `cue` is the key's (words,
-    stop words, hash) when the features stage worked them out (compiled)."""
+    can affect, which keeps the cost per page low for long articles. `cue` is what the features
+    stage worked out of the key (compiled); with it, the key itself is not needed."""
     stripped = text.strip()
     if key is None:
-        key = line_key(stripped)
+        key = "" if cue is not None else line_key(stripped)
     if cue is None:
         tokens = key.split()  # the word tokens, digits masked: stop-word counts are unchanged
         count, stops = len(tokens), sum(map(ENGLISH_STOPWORDS.__contains__, tokens))
@@ -534,26 +543,25 @@ def classify_page(
     stats: ChromeStats,
     settings: ChromeSettings = ChromeSettings(),
     keys: Sequence[str] | None = None,
-    cues: Sequence[tuple[int, int, int]] | None = None,
+    cues: Sequence[KeyCue] | None = None,
 ) -> list[ChromeVerdict]:
     """One verdict per paragraph of a page of `site`, in order. Linear in the page's length.
 
-    `keys` are the paragraphs' `line_key`s when the caller already has them, and `cues` what the
-    features stage worked out of each key: (words, stop words, XXH64), `kernels.line_keys_with_cues`."""
+    `keys` are the paragraphs' `line_key`s when the caller already has them; `cues` stand in for
+    them: what the features stage worked out of each key (`KeyCue`, `kernels.line_keys_with_cues`)."""
     s = settings
-    if keys is None:
+    if cues is not None:
+        lines = [_line(p, s, None, c) for p, c in zip(paragraphs, cues, strict=True)]
+    elif keys is None:
         lines = [_line(p, s) for p in paragraphs]
-    elif cues is None:
-        lines = [_line(p, s, k) for p, k in zip(paragraphs, keys, strict=True)]
     else:
-        lines = [_line(p, s, k, c) for p, k, c in zip(paragraphs, keys, cues, strict=True)]
+        lines = [_line(p, s, k) for p, k in zip(paragraphs, keys, strict=True)]
     groups = stats.site_groups(site)
     evidence = groups >= s.min_site_groups
     if cues is None:
         counts = [stats.recurrence(site, ln.key) for ln in lines]
     else:
-        counts = [stats.recurrence_of_hash(site, c[2]) if stats.tracks(ln.key) else 0
-                  for ln, c in zip(lines, cues, strict=True)]
+        counts = [stats.recurrence_of_hash(site, c[2]) if stats.tracks_length(c[3]) else 0 for c in cues]
     recs = counts if evidence else [0] * len(lines)  # a site seen once can't show recurrence
     template = max(s.min_recurrence, math.ceil(s.template_share * groups))
     classes = _classes(lines, recs, template, evidence, s)

@@ -1,9 +1,10 @@
 """Stage "segment + sign": per-batch features of documents and their paragraphs.
 
 Everything later works on these arrays, not on text: exact keys (128-bit hashes of normalised
-text), recurrence keys for chrome, word counts, and MinHash signatures of the paragraphs long
-enough to be compared as copies. A batch's features are independent of every other batch, so this
-stage can run anywhere (another process, a Dask worker) and the results be concatenated.
+text), chrome's cues of each line key (its hash, length, words and stop words), word counts, and
+MinHash signatures of the paragraphs long enough to be compared as copies. A batch's features are
+independent of every other batch, so this stage can run anywhere (another process, a Dask worker)
+and the results be concatenated.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ class ParagraphFeatures:
     signatures: np.ndarray  # (signed paragraphs x num_perm) uint32
     shingle_hashes: np.ndarray  # uint32
     shingle_offsets: np.ndarray  # int64, per signed paragraph
-    line_keys: list[str] = field(default_factory=list)  # per paragraph when asked for: chrome's key
-    # With the keys: each key's words, stop words and hash (chrome's cues, worked out here once).
+    # Chrome's cues when asked for, per paragraph: its line key's length in characters, words, stop
+    # words and hash (`kernels.LineKeys`; worked out here once, the keys themselves not kept).
+    key_chars: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     key_words: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     key_stops: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     key_hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
@@ -66,12 +68,12 @@ def exact_key(normalised: str) -> tuple[int, int]:
 
 
 def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int, min_words: int, *,
-            line_keys: bool = False, terms: bool = False) -> ParagraphFeatures:
+            key_cues: bool = False, terms: bool = False) -> ParagraphFeatures:
     """Normalise, shingle and sign the paragraphs of one batch of documents.
 
     Python normalises each paragraph (its exact key needs the normalised text); tokenising, shingling
     and signing run over the whole batch in `kernels.sign_paragraphs`, compiled when numba is present.
-    Chrome's recurrence keys and story's content terms, when asked for, are derived here from the
+    Chrome's line-key cues and story's content terms, when asked for, are derived here from the
     same normalised text, once per paragraph, so they also run in the worker that has the batch.
     """
     doc_ids: list[int] = []
@@ -93,7 +95,7 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
             los.append(lo)
             normalised.append(norm)
     signed = sign_paragraphs(normalised, ngram, hasher, min_words)
-    keys = line_keys_with_cues(normalised if line_keys else [])
+    keys = line_keys_with_cues(normalised if key_cues else [])
     if terms:
         term_hashes, term_offsets = term_hashes_of_batch(normalised)
     else:
@@ -110,7 +112,7 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
         signatures=signed.signatures,
         shingle_hashes=signed.shingle_hashes,
         shingle_offsets=signed.shingle_offsets,
-        line_keys=keys.keys,
+        key_chars=keys.chars,
         key_words=keys.words,
         key_stops=keys.stops,
         key_hashes=keys.hashes,
@@ -138,7 +140,7 @@ def concat(parts: Sequence[ParagraphFeatures], doc_offsets: Sequence[int]) -> Pa
         signatures=np.concatenate([p.signatures for p in parts]) if parts else np.zeros((0, num_perm), np.uint32),
         shingle_hashes=_cat([p.shingle_hashes for p in parts], np.uint32),
         shingle_offsets=_offsets([p.shingle_offsets for p in parts]),
-        line_keys=[key for p in parts for key in p.line_keys],
+        key_chars=_cat([p.key_chars for p in parts], np.int32),
         key_words=_cat([p.key_words for p in parts], np.int32),
         key_stops=_cat([p.key_stops for p in parts], np.int32),
         key_hashes=_cat([p.key_hashes for p in parts], np.uint64),

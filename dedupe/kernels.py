@@ -624,55 +624,61 @@ if AVAILABLE:
 def line_keys(normalised: Sequence[str]) -> list[str]:
     """`line_key_of_normalised` of every text: ASCII texts in one compiled pass over the batch, others
     (and all of them without numba) by the Python function."""
-    return _line_keys(normalised)[0]
-
-
-def _line_keys(normalised: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray, list[bool]]:
-    """The keys, and the compiled pass's output: the ASCII keys' bytes with their offsets (an
-    empty range for each other key), and which texts were ASCII."""
     if not AVAILABLE:
-        keys = [line_key_of_normalised(norm) for norm in normalised]
-        return keys, np.zeros(0, dtype=np.uint8), np.zeros(len(keys) + 1, dtype=np.int64), [False] * len(keys)
+        return [line_key_of_normalised(norm) for norm in normalised]
+    buf, offsets, ascii_ = _ascii_line_keys_of(normalised)
+    text = buf.tobytes().decode("ascii")
+    bounds = offsets.tolist()
+    return [text[bounds[k] : bounds[k + 1]] if is_ascii else line_key_of_normalised(normalised[k])
+            for k, is_ascii in enumerate(ascii_)]
+
+
+def _ascii_line_keys_of(normalised: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """The compiled pass: the ASCII texts' keys as bytes with their offsets (an empty range for
+    each other text), and which texts were ASCII."""
     ascii_ = [norm.isascii() for norm in normalised]
     parts = [norm.encode("ascii") if is_ascii else b"" for norm, is_ascii in zip(normalised, ascii_, strict=True)]
     out, out_offsets = _ascii_line_keys(*_joined(parts), _PUNCT_TABLE)
-    text = out.tobytes().decode("ascii")
-    bounds = out_offsets.tolist()
-    keys = [text[bounds[k] : bounds[k + 1]] if is_ascii else line_key_of_normalised(normalised[k])
-            for k, is_ascii in enumerate(ascii_)]
-    return keys, out, out_offsets, ascii_
+    return out, out_offsets, ascii_
 
 
 @dataclass(frozen=True, slots=True)
 class LineKeys:
-    """Chrome's line keys of a batch of paragraphs, with what classification needs of each key:
-    its words and stop words (`ENGLISH_STOPWORDS`; words are its space-separated tokens) and its
-    XXH64 (the key `chrome.ChromeStats` counts recurrence under)."""
+    """What chrome needs of each paragraph's line key, without the key itself: its length in
+    characters (`ChromeStats` tracks keys up to a length), its words and stop words
+    (`ENGLISH_STOPWORDS`; words are its space-separated tokens) and its XXH64 (the key
+    `chrome.ChromeStats` counts recurrence under). Keys are as long as their paragraphs, so
+    holding these four numbers instead of the strings saves about a text's worth of memory."""
 
-    keys: list[str]
+    chars: np.ndarray  # int32
     words: np.ndarray  # int32
     stops: np.ndarray  # int32
     hashes: np.ndarray  # uint64
 
 
 def line_keys_with_cues(normalised: Sequence[str]) -> LineKeys:
-    """`line_keys`, and each key's words, stop words and hash, counted in one compiled pass over
-    the keys' bytes (each short token looked up in a small hash table of the stop words' bytes)."""
-    keys, buf, offsets, ascii_ = _line_keys(normalised)
+    """The `LineKeys` of every text, counted in one compiled pass over the ASCII keys' bytes (each
+    short token looked up in a small hash table of the stop words' bytes); no string is made
+    for an ASCII key."""
     if not AVAILABLE:
+        keys = [line_key_of_normalised(norm) for norm in normalised]
         split = [key.split() for key in keys]
-        return LineKeys(keys, np.fromiter(map(len, split), dtype=np.int32, count=len(keys)),
+        return LineKeys(np.fromiter(map(len, keys), dtype=np.int32, count=len(keys)),
+                        np.fromiter(map(len, split), dtype=np.int32, count=len(keys)),
                         np.fromiter((sum(map(ENGLISH_STOPWORDS.__contains__, t)) for t in split), dtype=np.int32,
                                     count=len(keys)),
                         np.fromiter((xxhash.xxh64_intdigest(key.encode("utf-8")) for key in keys), dtype=np.uint64,
                                     count=len(keys)))
+    buf, offsets, ascii_ = _ascii_line_keys_of(normalised)
+    chars = np.diff(offsets).astype(np.int32)  # ASCII: one byte per character
     words, stops, hashes = _key_cues(buf, offsets, *_STOP_TABLE)
     other = [k for k, is_ascii in enumerate(ascii_) if not is_ascii]
-    if other:  # keys of non-ASCII text were made in Python: count them from their UTF-8 bytes
+    if other:  # keys of non-ASCII text are made in Python: count them from their UTF-8 bytes
         at = np.array(other, dtype=np.int64)
-        words[at], stops[at], hashes[at] = _key_cues(*_joined([keys[k].encode("utf-8") for k in other]),
-                                                     *_STOP_TABLE)
-    return LineKeys(keys, words, stops, hashes)
+        keys = [line_key_of_normalised(normalised[k]) for k in other]
+        chars[at] = [len(key) for key in keys]
+        words[at], stops[at], hashes[at] = _key_cues(*_joined([key.encode("utf-8") for key in keys]), *_STOP_TABLE)
+    return LineKeys(chars, words, stops, hashes)
 
 
 def _fnv1a(data: bytes) -> int:

@@ -16,7 +16,7 @@ Stages, in order (each a function of the previous stages' outputs only):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
@@ -34,7 +34,6 @@ from .forkpool import fork_map
 from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
 from .minhash import EMPTY, MinHasher, estimate_jaccard, merge_signatures
 from .model import BadRecord, Cluster, ClusterKind, Document, Member
-from .normalize import line_key
 from .segment import Paragraph, split_paragraphs
 
 KeepPolicy = Literal["first", "longest", "earliest"]
@@ -206,35 +205,20 @@ def _sign(pages: list[list[Paragraph]], settings: Settings, tick: Progress) -> P
         return concat(fork_map(_analyse_span, (pages, settings), spans, 1, progress), [lo for lo, _ in spans])
     kernels.warm_up()  # every later pool's workers inherit the loaded kernels
     # The features come back through shared memory (see forkpool): about 7 bytes per character of
-    # text (shingle and term hashes, line keys) plus the per-paragraph arrays and signatures.
+    # text (shingle and term hashes) plus the per-paragraph arrays and signatures.
     chars = sum(len(p.text) for page in pages for p in page)
     paragraphs = sum(map(len, pages))
     shared = 8 * chars + (128 + 4 * settings.num_perm) * paragraphs + 4096 * len(spans)
-    parts = fork_map(_analyse_span_portable, (pages, settings), spans, settings.jobs, progress, shared)
-    return concat([_with_keys(f, keys) for f, keys in parts], [lo for lo, _ in spans])
+    parts = fork_map(_analyse_span, (pages, settings), spans, settings.jobs, progress, shared)
+    return concat(parts, [lo for lo, _ in spans])
 
 
 def _analyse_span(context: tuple[list[list[Paragraph]], Settings], span: tuple[int, int]) -> ParagraphFeatures:
-    """Features of documents [lo, hi); a top-level function so forked workers can run it."""
+    """Features of documents [lo, hi); a top-level function so forked workers can run it (the
+    features are all arrays, so they travel back as buffers)."""
     pages, s = context
     return analyse(pages[span[0] : span[1]], _hasher(s.num_perm, s.seed), s.ngram, s.min_words,
-                   line_keys=s.chrome, terms=s.story)
-
-
-def _analyse_span_portable(context: tuple[list[list[Paragraph]], Settings],
-                           span: tuple[int, int]) -> tuple[ParagraphFeatures, np.ndarray]:
-    """`_analyse_span` for a worker to send back: the line keys as one UTF-8 array (a key never
-    holds a newline: `line_key` splits on whitespace), so that they travel as a buffer too."""
-    feats = _analyse_span(context, span)
-    keys = np.frombuffer("\n".join(feats.line_keys).encode("utf-8"), dtype=np.uint8)
-    return replace(feats, line_keys=[]), keys
-
-
-def _with_keys(feats: ParagraphFeatures, keys: np.ndarray) -> ParagraphFeatures:
-    """Inverse of `_analyse_span_portable`'s packing."""
-    if not len(feats.key_words):  # no keys were made (chrome off, or no paragraphs)
-        return feats
-    return replace(feats, line_keys=keys.tobytes().decode("utf-8").split("\n"))
+                   key_cues=s.chrome, terms=s.story)
 
 
 @lru_cache(maxsize=4)
@@ -317,7 +301,7 @@ def _page_stats(docs: Sequence[Document], groups: Sequence[str], feats: Paragrap
     hashes the features stage worked out."""
     bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1)).tolist()
     stats = chrome_stage.ChromeStats()
-    tracked = [stats.tracks(key) for key in feats.line_keys]
+    tracked = ((feats.key_chars > 0) & (feats.key_chars <= stats.max_key_chars)).tolist()
     hashes = feats.key_hashes.tolist()
     for d, (doc, group) in enumerate(zip(docs, groups, strict=True)):
         stats.add_hashed_page(doc.site, group, [hashes[r] for r in range(bounds[d], bounds[d + 1]) if tracked[r]])
@@ -334,8 +318,9 @@ def _classify_pages(docs: Sequence[Document], pages: list[list[Paragraph]], feat
     stripped: list[list[StrippedParagraph]] = [[] for _ in docs]
     bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
     spans = [(lo, min(len(docs), lo + _CHROME_SPAN)) for lo in range(0, len(docs), _CHROME_SPAN)]
-    cues = list(zip(feats.key_words.tolist(), feats.key_stops.tolist(), feats.key_hashes.tolist(), strict=True))
-    for part in fork_map(_classify_span, (docs, pages, feats.line_keys, cues, bounds, known), spans, jobs):
+    cues = list(zip(feats.key_words.tolist(), feats.key_stops.tolist(), feats.key_hashes.tolist(),
+                    feats.key_chars.tolist(), strict=True))
+    for part in fork_map(_classify_span, (docs, pages, cues, bounds, known), spans, jobs):
         for d, k, reason in part:
             mask[bounds[d] + k] = True
             p = pages[d][k]
@@ -346,17 +331,16 @@ def _classify_pages(docs: Sequence[Document], pages: list[list[Paragraph]], feat
 _CHROME_SPAN = 500  # documents per unit of chrome work handed to a worker
 
 
-def _classify_span(context: tuple[Sequence[Document], list[list[Paragraph]], list[str],
-                                  list[tuple[int, int, int]], np.ndarray, chrome_stage.ChromeStats],
+def _classify_span(context: tuple[Sequence[Document], list[list[Paragraph]], list[chrome_stage.KeyCue], np.ndarray,
+                                  chrome_stage.ChromeStats],
                    span: tuple[int, int]) -> list[tuple[int, int, str]]:
     """(document, paragraph, reason) of each chrome paragraph of documents [lo, hi): only these
     cross back from a worker. A top-level function so forked workers can run it."""
-    docs, pages, keys, cues, bounds, known = context
+    docs, pages, cues, bounds, known = context
     found = []
     for d in range(*span):
         lo, hi = bounds[d], bounds[d + 1]
-        verdicts = chrome_stage.classify_page([p.text for p in pages[d]], docs[d].site, known, keys=keys[lo:hi],
-                                              cues=cues[lo:hi])
+        verdicts = chrome_stage.classify_page([p.text for p in pages[d]], docs[d].site, known, cues=cues[lo:hi])
         found.extend((d, k, v.reason) for k, v in enumerate(verdicts) if v.is_chrome)
     return found
 
@@ -788,13 +772,13 @@ def _outcomes(docs: Sequence[Document], table: _DocTable, groups: list[Group], c
 
 def _chrome_report(docs: Sequence[Document], stripped: list[list[StrippedParagraph]],
                    feats: ParagraphFeatures) -> list[ChromeLine]:
-    """Chrome lines per site (one per line key), most widespread first."""
-    found: dict[tuple[str, str], list] = {}
+    """Chrome lines per site (one per line key, told apart by its hash), most widespread first."""
+    found: dict[tuple[str, int], list] = {}
     bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1)).tolist()
-    keys = feats.line_keys
+    hashes = feats.key_hashes.tolist()
     for d, (doc, paras) in enumerate(zip(docs, stripped, strict=True)):
         for p in paras:
-            key = keys[bounds[d] + p.index] if keys else line_key(p.text)
+            key = hashes[bounds[d] + p.index]
             entry = found.setdefault((doc.site, key), [p.text, set(), doc.id, p.reason])
             entry[1].add(doc.id)
     lines = [ChromeLine(site, text, len(pages), sample, reason)

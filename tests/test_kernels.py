@@ -134,9 +134,9 @@ def _pages(rng: random.Random) -> list[list]:
 def test_analyse_same_features_with_and_without_kernels(monkeypatch, rng: random.Random) -> None:
     pages = _pages(rng)
     hasher = MinHasher(128, 1)
-    got = analyse(pages, hasher, 5, 8, line_keys=True, terms=True)
+    got = analyse(pages, hasher, 5, 8, key_cues=True, terms=True)
     monkeypatch.setattr(kernels, "AVAILABLE", False)
-    want = analyse(pages, hasher, 5, 8, line_keys=True, terms=True)
+    want = analyse(pages, hasher, 5, 8, key_cues=True, terms=True)
     for field in want.__slots__:
         a, b = getattr(got, field), getattr(want, field)
         if isinstance(b, list):
@@ -187,16 +187,18 @@ def test_fallback_without_numba() -> None:
 
 def test_analyse_derives_chrome_keys_and_story_terms_from_the_paragraphs(rng: random.Random) -> None:
     pages = _pages(rng)
-    feats = analyse(pages, MinHasher(128, 1), 5, 8, line_keys=True, terms=True)
+    feats = analyse(pages, MinHasher(128, 1), 5, 8, key_cues=True, terms=True)
     texts = [p.text for page in pages for p in page]
-    assert feats.line_keys == [line_key(t) for t in texts]
+    keys = [line_key(t) for t in texts]
+    assert feats.key_chars.tolist() == [len(k) for k in keys]
+    assert feats.key_hashes.tolist() == [xxhash.xxh64_intdigest(k.encode("utf-8")) for k in keys]
     stem_hashes = [[xxhash.xxh64_intdigest(s.encode()) for s in content_terms(t)] for t in texts]
     assert [feats.terms(k).tolist() for k in range(len(texts))] == stem_hashes
     bare = analyse(pages, MinHasher(128, 1), 5, 8)
-    assert bare.line_keys == [] and bare.terms(0).size == 0
-    joined = concat([analyse(pages[:9], MinHasher(128, 1), 5, 8, line_keys=True, terms=True),
-                     analyse(pages[9:], MinHasher(128, 1), 5, 8, line_keys=True, terms=True)], [0, 9])
-    assert joined.line_keys == feats.line_keys
+    assert bare.key_hashes.size == 0 and bare.terms(0).size == 0
+    joined = concat([analyse(pages[:9], MinHasher(128, 1), 5, 8, key_cues=True, terms=True),
+                     analyse(pages[9:], MinHasher(128, 1), 5, 8, key_cues=True, terms=True)], [0, 9])
+    assert np.array_equal(joined.key_hashes, feats.key_hashes) and np.array_equal(joined.key_chars, feats.key_chars)
     assert all(np.array_equal(joined.terms(k), feats.terms(k)) for k in range(len(texts)))
 
 
@@ -292,7 +294,7 @@ def test_line_key_cues_equal_splitting_looking_up_stop_words_and_hashing(texts: 
     normalised = [normalize(t) for t in texts] + ["", "the the", "a b c", "ça the 12"]
     got = kernels.line_keys_with_cues(normalised)
     keys = [line_key_of_normalised(n) for n in normalised]
-    assert got.keys == keys
+    assert got.chars.tolist() == [len(k) for k in keys]
     assert got.words.tolist() == [len(k.split()) for k in keys]
     assert got.stops.tolist() == [sum(w in ENGLISH_STOPWORDS for w in k.split()) for k in keys]
     assert got.hashes.tolist() == [xxhash.xxh64_intdigest(k.encode("utf-8")) for k in keys]
