@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -90,6 +91,22 @@ def test_content_terms_drops_stop_words_numbers_and_stems() -> None:
     terms = content_terms("The negotiators were NEGOTIATING the U.S. tariffs in 2025, running COVID19 talks")
     assert terms == ["negoti", "negoti", "tariff", "run", "covid19", "talk"]
     assert content_terms("of the and to in a 12 345") == []
+
+
+def test_the_compiled_stemmer_stems_as_snowballs_python_one() -> None:
+    # snowballstemmer hands over to PyStemmer (the `fast` extra) when it is installed: the stems,
+    # and so the story clusters, must not depend on which one ran.
+    stemmer = pytest.importorskip("Stemmer")
+    from snowballstemmer.english_stemmer import EnglishStemmer
+
+    from dedupe.normalize import normalize, tokenize
+
+    seeds = Path(__file__).resolve().parent.parent / "seeds"
+    words = sorted({w for f in seeds.rglob("*") if f.is_file() for w in tokenize(normalize(f.read_text("utf-8")))})
+    words += ["generously", "dying", "skies", "news", "communism", "arsenal", "generically", "succeeded",
+              "proceedings", "negotiations", "négociations", "über", "tariffs'", "we're", "ya", "a"]
+    assert len(words) > 500
+    assert stemmer.Stemmer("english").stemWords(words) == EnglishStemmer().stemWords(words)
 
 
 def test_seed_rewritten_story_pairs_at_paragraph_level() -> None:
