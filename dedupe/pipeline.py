@@ -16,7 +16,7 @@ Stages, in order (each a function of the previous stages' outputs only):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -151,6 +151,7 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
     tick("sign", 0, len(docs))  # segment + sign start here, not when the first batch is done
     pages = [split_paragraphs(d.text) for d in docs]
     feats = _sign(pages, settings, tick)
+    terms, feats = _numbered_terms(feats) if settings.story else (None, feats)
     rank = _rank([d.id for d in docs])
 
     groups = _page_groups(docs, feats, rank, settings)
@@ -173,9 +174,9 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
     content_texts = _content_texts(docs, pages, feats, content)
     doc_clusters = _document_clusters(table, doc_groups, content_texts)
     para_clusters = _paragraph_clusters(docs, pages, feats, para_groups)
-    if settings.story:
+    if terms is not None:
         tick("story", 0, 1)
-        story_docs, story_paras = _story_clusters(docs, pages, content_texts, feats, content, doc_groups, kept,
+        story_docs, story_paras = _story_clusters(docs, pages, content_texts, feats, terms, content, doc_groups, kept,
                                                   para_groups, rank, len(doc_clusters), len(para_clusters),
                                                   settings.jobs)
         doc_clusters += story_docs
@@ -219,6 +220,13 @@ def _analyse_span(context: tuple[list[list[Paragraph]], Settings], span: tuple[i
     pages, s = context
     return analyse(pages[span[0] : span[1]], _hasher(s.num_perm, s.seed), s.ngram, s.min_words,
                    key_cues=s.chrome, terms=s.story)
+
+
+def _numbered_terms(feats: ParagraphFeatures) -> tuple[story_stage.TermRows, ParagraphFeatures]:
+    """The paragraphs' story terms numbered once, as soon as every batch is in, and the features
+    without their 64-bit hashes: ids take half the memory for the rest of the run."""
+    terms = story_stage.TermRows.of_hashes(feats.term_hashes, feats.term_offsets[: len(feats.doc) + 1])
+    return terms, replace(feats, term_hashes=np.zeros(0, dtype=np.uint64), term_offsets=np.zeros(1, dtype=np.int64))
 
 
 @lru_cache(maxsize=4)
@@ -679,17 +687,15 @@ def _paragraph_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], 
 # -- stage 7: stories --------------------------------------------------------------------------
 
 def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], content_texts: list[str],
-                    feats: ParagraphFeatures, content: np.ndarray, doc_groups: list[Group], kept: dict[int, int],
-                    para_groups: list[Group], rank: np.ndarray, doc_base: int,
-                    para_base: int, jobs: int) -> tuple[list[Cluster], list[Cluster]]:
+                    feats: ParagraphFeatures, terms: story_stage.TermRows, content: np.ndarray,
+                    doc_groups: list[Group], kept: dict[int, int], para_groups: list[Group], rank: np.ndarray,
+                    doc_base: int, para_base: int, jobs: int) -> tuple[list[Cluster], list[Cluster]]:
     """Story clusters of documents (one copy per document cluster) and of long paragraphs.
 
-    Content terms are computed once per paragraph; a document's terms are those of its content
-    paragraphs (all of them when chrome detection left none).
+    `terms` are the paragraphs' content terms, numbered once for both levels; a document's are
+    those of its content paragraphs joined (all of them when chrome detection left none).
     """
     settings = story_stage.StorySettings()
-    # Terms are numbered once for both levels; a document's are its paragraphs' joined.
-    terms = story_stage.TermRows.of_hashes(feats.term_hashes, feats.term_offsets[: len(feats.doc) + 1])
 
     # Documents: one unit per copy group, the kept copy standing for it (archived documents are not
     # units), with the terms of its content paragraphs, or of all of them when it has none.
