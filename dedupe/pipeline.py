@@ -705,13 +705,6 @@ def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], cont
     units = np.flatnonzero(unit)
     has_content = np.bincount(feats.doc[content], minlength=len(docs)) > 0
     rows = np.flatnonzero(unit[feats.doc] & (content | ~has_content[feats.doc]))  # in document order
-    doc_terms = terms.unions(rows, np.bincount(feats.doc[rows], minlength=len(docs))[units])
-    story_docs = []
-    for k, (members, sims) in enumerate(_story_groups(doc_terms, settings, rank[units], jobs)):
-        mem = tuple(Member(docs[units[m]].id, round(s, 4)) for m, s in zip(members, sims, strict=True))
-        story_docs.append(Cluster(f"d{doc_base + k + 1}", "story", "document", mem[0], mem,
-                                  _preview(content_texts[units[members[0]]])))
-    del doc_terms  # memory: the paragraph level's copy comes next
 
     # Paragraphs: every signed paragraph (a related-article teaser retelling a story counts), one per
     # paragraph copy group.
@@ -720,14 +713,51 @@ def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], cont
         unit[np.asarray(g.members[1:], dtype=np.int64)] = False
     para_units = np.flatnonzero(unit)
     para_rank = np.argsort(np.lexsort((feats.index[para_units], rank[feats.doc[para_units]])))
+
+    def document_level() -> tuple[story_stage.TermRows, np.ndarray]:
+        return terms.unions(rows, np.bincount(feats.doc[rows], minlength=len(docs))[units]), rank[units]
+
+    def paragraph_level() -> tuple[story_stage.TermRows, np.ndarray]:
+        return terms.take(para_units), para_rank
+
+    doc_found, para_found = _story_levels([document_level, paragraph_level], settings, jobs)
+    story_docs = []
+    for k, (members, sims) in enumerate(doc_found):
+        mem = tuple(Member(docs[units[m]].id, round(s, 4)) for m, s in zip(members, sims, strict=True))
+        story_docs.append(Cluster(f"d{doc_base + k + 1}", "story", "document", mem[0], mem,
+                                  _preview(content_texts[units[members[0]]])))
     story_paras = []
-    for k, (members, sims) in enumerate(_story_groups(terms.take(para_units), settings, para_rank, jobs)):
+    for k, (members, sims) in enumerate(para_found):
         mem = tuple(Member(docs[int(feats.doc[para_units[m]])].id, round(s, 4), int(feats.index[para_units[m]]))
                     for m, s in zip(members, sims, strict=True))
         first = para_units[members[0]]
         story_paras.append(Cluster(f"p{para_base + k + 1}", "story", "paragraph", mem[0], mem,
                                    _preview(pages[int(feats.doc[first])][int(feats.index[first])].text)))
     return story_docs, story_paras
+
+
+_StoryLevel = Callable[[], tuple[story_stage.TermRows, np.ndarray]]  # a level's texts' terms and ranks
+
+
+def _story_levels(levels: list[_StoryLevel], settings: story_stage.StorySettings,
+                  jobs: int) -> list[list[tuple[list[int], list[float]]]]:
+    """`_story_groups` of each level, its terms made only when its turn comes (memory: one level's
+    copy at a time). With exactly two processes the levels run side by side, one process each:
+    about half of a level's work (counts, weights, prefixes) is serial, so two levels at once use
+    both cores where splitting each level's candidate blocks would leave one idle. With more
+    processes, the levels go one after the other, each spreading its blocks over all of them."""
+    if jobs == 2:
+        return fork_map(_story_level, (levels, settings, 1), list(range(len(levels))), jobs)
+    return [_story_level((levels, settings, jobs), k) for k in range(len(levels))]
+
+
+def _story_level(context: tuple[list[_StoryLevel], story_stage.StorySettings, int],
+                 k: int) -> list[tuple[list[int], list[float]]]:
+    """Level k of `_story_levels` with the given processes (a top-level function so forked workers
+    can run it; a worker runs its level in one process)."""
+    levels, settings, jobs = context
+    terms, rank = levels[k]()
+    return _story_groups(terms, settings, rank, jobs)
 
 
 def _story_groups(terms: story_stage.TermRows, settings: story_stage.StorySettings,

@@ -91,7 +91,8 @@ def test_settings_switch_stages_off(rng: random.Random) -> None:
 
 def test_worker_processes_give_the_same_result(rng: random.Random, monkeypatch: pytest.MonkeyPatch) -> None:
     docs = _docs(site_dump(rng)) + [Document(p.name, p.read_text()) for p in sorted(SEEDS.iterdir())]
-    # Small work units, so that signing, chrome verdicts and story blocks are all split among workers.
+    # Small work units, so that signing, chrome verdicts and story blocks are all split among workers
+    # (with two, the story levels run side by side instead; with three, each level's blocks are split).
     monkeypatch.setattr(pipeline, "_CHROME_SPAN", 3)
     monkeypatch.setattr(pipeline.story_stage, "StorySettings", functools.partial(StorySettings, block_rows=4))
 
@@ -103,3 +104,4 @@ def test_worker_processes_give_the_same_result(rng: random.Random, monkeypatch: 
     one = summary(Settings(batch_size=4))
     assert any(c[0] == "story" for c in one[0]) and any(stripped for _, stripped in one[1])
     assert one == summary(Settings(batch_size=4, jobs=2))
+    assert one == summary(Settings(batch_size=4, jobs=3))
