@@ -65,8 +65,8 @@ from .pipeline import (
     StrippedParagraph,
     _classify_pages,
     _content_keys,
+    _content_previews,
     _content_shingles,
-    _content_texts,
     _copy_similarity,
     _date,
     _keep_choice,
@@ -261,12 +261,8 @@ def _doc_data(part: _Part, settings: Settings) -> pd.DataFrame:
     hi, lo = _content_keys(feats, content, n)
     shingles, offsets = _content_shingles(feats, content & (feats.sig_row >= 0), n)
     chars = np.bincount(feats.doc[content], weights=feats.chars[content], minlength=n).astype(np.float64)
-    bounds = np.searchsorted(feats.doc, np.arange(n + 1))
-    previews = []
-    for d, page in enumerate(part.pages):
-        keep = content[bounds[d]:bounds[d + 1]]
-        text = "\n".join(p.text for p, k in zip(page, keep, strict=True) if k)
-        previews.append(_preview(text or part.docs[d].text))
+    preview = _content_previews(part.docs, part.pages, feats, content)
+    previews = [preview(d) for d in range(n)]
     return pd.DataFrame({
         "node": part.doc0 + np.arange(n, dtype=np.int64), "id": pd.Series([d.id for d in part.docs], dtype=object),
         "hi": hi, "lo": lo, "size": np.diff(offsets),
@@ -483,7 +479,7 @@ def _story_units(part: _Part, copies: set[tuple[int, int]]) -> tuple[list[_Story
     assert part.outcomes is not None and part.content is not None
     feats, content = part.feats, part.content
     bounds = np.searchsorted(feats.doc, np.arange(len(part.docs) + 1))
-    texts = _content_texts(part.docs, part.pages, feats, content)
+    previews = _content_previews(part.docs, part.pages, feats, content)
     empty = np.zeros(0, dtype=np.uint64)
     docs = []
     for d, (doc, outcome) in enumerate(zip(part.docs, part.outcomes, strict=True)):
@@ -492,7 +488,7 @@ def _story_units(part: _Part, copies: set[tuple[int, int]]) -> tuple[list[_Story
         rows = range(bounds[d], bounds[d + 1])
         chosen = [r for r in rows if content[r]] or list(rows)
         terms = np.concatenate([feats.terms(r) for r in chosen]) if chosen else empty
-        docs.append(_StoryUnit(doc.id, part.doc0 + d, -1, terms, _preview(texts[d])))
+        docs.append(_StoryUnit(doc.id, part.doc0 + d, -1, terms, previews(d)))
     paragraphs = []
     for r in np.flatnonzero(feats.sig_row >= 0):
         d, k = int(feats.doc[r]), int(feats.index[r])

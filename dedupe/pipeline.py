@@ -171,12 +171,12 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
     tick("clusters", 2, 3)
     kept = _choose_kept(docs, table, doc_groups, feats, content, settings)
 
-    content_texts = _content_texts(docs, pages, feats, content)
-    doc_clusters = _document_clusters(table, doc_groups, content_texts)
+    previews = _content_previews(docs, pages, feats, content)
+    doc_clusters = _document_clusters(table, doc_groups, previews)
     para_clusters = _paragraph_clusters(docs, pages, feats, para_groups)
     if terms is not None:
         tick("story", 0, 1)
-        story_docs, story_paras = _story_clusters(docs, pages, content_texts, feats, terms, content, doc_groups, kept,
+        story_docs, story_paras = _story_clusters(docs, pages, previews, feats, terms, content, doc_groups, kept,
                                                   para_groups, rank, len(doc_clusters), len(para_clusters),
                                                   settings.jobs)
         doc_clusters += story_docs
@@ -639,11 +639,14 @@ def _date(doc: Document, field_name: str) -> str:
 
 # -- assembling clusters -----------------------------------------------------------------------
 
-def _preview(text: str, words: int = 12) -> str:
+_PREVIEW_WORDS = 12
+
+
+def _preview(text: str, words: int = _PREVIEW_WORDS) -> str:
     return " ".join(text.split()[:words])
 
 
-def _document_clusters(table: _DocTable, groups: list[Group], content_texts: list[str]) -> list[Cluster]:
+def _document_clusters(table: _DocTable, groups: list[Group], previews: Callable[[int], str]) -> list[Cluster]:
     hi, lo = table.key_hi, table.key_lo
     out = []
     for k, g in enumerate(groups):
@@ -652,21 +655,29 @@ def _document_clusters(table: _DocTable, groups: list[Group], content_texts: lis
         kind: ClusterKind = "exact" if same.all() else "near"
         members = tuple(Member(table.ids[m], round(float(s), 4), archived=table.is_archived(int(m)))
                         for m, s in zip(g.members, g.similarity, strict=True))
-        preview = content_texts[rep] if rep < table.n_new else "(archived)"
-        out.append(Cluster(f"d{k + 1}", kind, "document", members[0], members, _preview(preview)))
+        preview = previews(rep) if rep < table.n_new else "(archived)"
+        out.append(Cluster(f"d{k + 1}", kind, "document", members[0], members, preview))
     return out
 
 
-def _content_texts(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
-                   content: np.ndarray) -> list[str]:
-    """Each document's text with chrome paragraphs left out (its whole text if nothing is left)."""
+def _content_previews(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
+                      content: np.ndarray) -> Callable[[int], str]:
+    """The preview of a document's text with chrome paragraphs left out (of its whole text if
+    nothing is left), made when asked: only clusters' representatives need one, and a copy of
+    every document's content text would cost about as much memory as the dump."""
     bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
-    out = []
-    for d, page in enumerate(pages):
+
+    def preview(d: int) -> str:
         keep = content[bounds[d]:bounds[d + 1]]
-        text = "\n".join(p.text for p, k in zip(page, keep, strict=True) if k)
-        out.append(text or docs[d].text)
-    return out
+        if not keep.any():
+            return _preview(docs[d].text)
+        words: list[str] = []
+        for p, k in zip(pages[d], keep, strict=True):
+            if k and len(words) < _PREVIEW_WORDS:
+                words.extend(p.text.split()[:_PREVIEW_WORDS])
+        return " ".join(words[:_PREVIEW_WORDS])
+
+    return preview
 
 
 def _paragraph_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
@@ -686,7 +697,7 @@ def _paragraph_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], 
 
 # -- stage 7: stories --------------------------------------------------------------------------
 
-def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], content_texts: list[str],
+def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], previews: Callable[[int], str],
                     feats: ParagraphFeatures, terms: story_stage.TermRows, content: np.ndarray,
                     doc_groups: list[Group], kept: dict[int, int], para_groups: list[Group], rank: np.ndarray,
                     doc_base: int, para_base: int, jobs: int) -> tuple[list[Cluster], list[Cluster]]:
@@ -725,7 +736,7 @@ def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], cont
     for k, (members, sims) in enumerate(doc_found):
         mem = tuple(Member(docs[units[m]].id, round(s, 4)) for m, s in zip(members, sims, strict=True))
         story_docs.append(Cluster(f"d{doc_base + k + 1}", "story", "document", mem[0], mem,
-                                  _preview(content_texts[units[members[0]]])))
+                                  previews(int(units[members[0]]))))
     story_paras = []
     for k, (members, sims) in enumerate(para_found):
         mem = tuple(Member(docs[int(feats.doc[para_units[m]])].id, round(s, 4), int(feats.index[para_units[m]]))
