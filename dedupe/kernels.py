@@ -475,6 +475,85 @@ def prefix_candidates(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
                               a, b, start, tail, level, above, tau)
 
 
+def prefix_cut(indptr: np.ndarray, ranks: np.ndarray, data: np.ndarray, sorted_df: np.ndarray,
+               checkpoints: np.ndarray, limit: float, max_df: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Story's prefix/tail cut of every row (`story._prefixes`, whose numpy form it equals up to
+    rounding), in one pass per row with no array per matrix entry: on a dump's paragraphs the
+    numpy form held about ten such arrays at once, the story stage's peak of memory.
+
+    The rows come with columns numbered by global rank (rarest first) and sorted. Returns the
+    prefix matrix (indptr, indices, data: the entries outside the tail whose term is in two texts
+    or more), and per row: `start`, `tail`, `level` and `above` as `story._Prefixes` defines them."""
+    if not AVAILABLE:
+        raise RuntimeError("numba is not available")
+    return _prefix_cut(indptr, ranks, data, sorted_df, checkpoints, limit * limit, max_df)
+
+
+if AVAILABLE:
+    @_jit
+    def _prefix_cut(indptr: np.ndarray, ranks: np.ndarray, data: np.ndarray, sorted_df: np.ndarray,
+                    checkpoints: np.ndarray, limit2: float,
+                    max_df: int) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
+        n = len(indptr) - 1
+        v = len(sorted_df)
+        n_check = len(checkpoints)
+        bucket_of = np.empty(v, dtype=np.int64)  # index of the last checkpoint at or before each rank
+        c = 0
+        for rank in range(v):
+            while c + 1 < n_check and checkpoints[c + 1] <= rank:
+                c += 1
+            bucket_of[rank] = c
+        start = np.full(n, v, dtype=np.int64)
+        tail = np.zeros(n)
+        level = np.empty(n, dtype=np.int64)
+        above = np.zeros((n, n_check), dtype=np.float32)
+        mass = np.zeros(n_check)
+        out_ptr = np.zeros(n + 1, dtype=np.int64)
+        out_idx = np.empty(len(ranks), dtype=ranks.dtype)
+        out_data = np.empty(len(data))
+        m = 0
+        for i in range(n):
+            lo, hi = indptr[i], indptr[i + 1]
+            # The tail is the longest suffix whose squares sum below limit², and every term in more
+            # than max_df texts (the most common, so also at the row's end).
+            cut = hi
+            suffix = 0.0
+            for e in range(hi - 1, lo - 1, -1):
+                suffix += data[e] * data[e]
+                if suffix < limit2 or sorted_df[ranks[e]] > max_df:
+                    cut = e
+                else:
+                    break
+            if cut < hi:
+                start[i] = ranks[cut]
+            mass[:] = 0.0
+            norm = 0.0
+            for e in range(lo, hi):
+                if sorted_df[ranks[e]] > max_df:  # left out of the bounds
+                    continue
+                sq = data[e] * data[e]
+                mass[bucket_of[ranks[e]]] += sq
+                if e >= cut:
+                    norm += sq
+            tail[i] = np.sqrt(norm)
+            acc = 0.0
+            for k in range(n_check - 1, -1, -1):
+                acc += mass[k]
+                above[i, k] = np.float32(np.sqrt(acc))
+            lv = 0
+            while lv + 1 < n_check and checkpoints[lv + 1] <= start[i]:
+                lv += 1
+            level[i] = lv
+            for e in range(lo, cut):
+                if sorted_df[ranks[e]] >= 2 and data[e] != 0.0:
+                    out_idx[m] = ranks[e]
+                    out_data[m] = data[e]
+                    m += 1
+            out_ptr[i + 1] = m
+        return out_ptr, out_idx[:m].copy(), out_data[:m].copy(), start, tail, level, above
+
+
 if AVAILABLE:
     @_jit
     def _prefix_candidates(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, col_ptr: np.ndarray,

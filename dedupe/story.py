@@ -370,10 +370,18 @@ def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
     # this numbering; its product P·Pᵀ does not depend on how columns are numbered.
     ranked = sp.csr_matrix((weights.data.copy(), rank[weights.indices], weights.indptr.copy()), shape=(n, v))
     ranked.sort_indices()
+    sorted_df = df[by_rank]
+    cuts = np.append(2 ** np.arange(int(np.log2(max(2, sorted_df[-1] if v else 2))) + 1), max_df)
+    checkpoints = np.unique(np.append(np.searchsorted(sorted_df, cuts, side="right"), 0))
+    if kernels.AVAILABLE:  # one pass per row, no array per entry (the stage's peak of memory)
+        indptr, indices, data, start, tail, level, above = kernels.prefix_cut(
+            ranked.indptr, ranked.indices, ranked.data, sorted_df, checkpoints, limit, max_df)
+        matrix = sp.csr_matrix((data, indices, indptr), shape=(n, v))
+        matrix.has_sorted_indices = True
+        return _Prefixes(matrix, matrix.tocsc(), start, tail, level, above)
     lengths = np.diff(ranked.indptr)
     row = np.repeat(np.arange(n), lengths)
     r, sq = ranked.indices.astype(np.int64), ranked.data ** 2
-    sorted_df = df[by_rank]
     inclusive = np.cumsum(sq)
     ends = ranked.indptr[1:][lengths > 0] - 1
     suffix = np.repeat(inclusive[ends], lengths[lengths > 0]) - inclusive + sq  # entry and rest of row
@@ -385,8 +393,6 @@ def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
     start[has_tail] = r[ranked.indptr[1:][has_tail] - count[has_tail]]
     bounded = np.where(common, 0.0, sq)  # common terms are left out of the bound (see the module docstring)
     tail = np.sqrt(np.bincount(row[in_tail], weights=bounded[in_tail], minlength=n))
-    cuts = np.append(2 ** np.arange(int(np.log2(max(2, sorted_df[-1] if v else 2))) + 1), max_df)
-    checkpoints = np.unique(np.append(np.searchsorted(sorted_df, cuts, side="right"), 0))
     bucket = (np.searchsorted(checkpoints, np.arange(v), side="right") - 1)[r]
     mass = np.bincount(row * checkpoints.size + bucket, weights=bounded, minlength=n * checkpoints.size)
     above = np.sqrt(np.cumsum(mass.reshape(n, -1)[:, ::-1], axis=1)[:, ::-1]).astype(np.float32)

@@ -224,6 +224,29 @@ def test_story_candidate_filter_same_with_and_without_kernels(monkeypatch) -> No
 
 
 @compiled
+@pytest.mark.parametrize("candidate_df", [500, 12])
+def test_story_prefix_cut_same_with_and_without_kernels(monkeypatch, candidate_df: int) -> None:
+    from dedupe import story
+
+    rng = random.Random(5)
+    vocab = [f"w{k}" for k in range(3000)]
+    corpus = [rng.choices(vocab, [1 / (k + 1) ** 0.8 for k in range(3000)], k=rng.randint(0, 120)) for _ in range(500)]
+    s = story.StorySettings(min_similarity=0.8)
+    weights = story._tfidf(story._count_matrix(story.TermRows.of_arrays(
+        [np.array([story.term_hash(t) for t in terms], dtype=np.uint64) for terms in corpus])), s)
+    got = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, candidate_df)
+    monkeypatch.setattr(kernels, "AVAILABLE", False)
+    want = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, candidate_df)
+    assert 0 < got.matrix.nnz < weights.nnz and (got.start < weights.shape[1]).sum() > 300  # rows with tails
+    for name in ("indptr", "indices", "data"):
+        assert np.array_equal(getattr(got.matrix, name), getattr(want.matrix, name)), name
+    assert np.array_equal(got.start, want.start) and np.array_equal(got.level, want.level)
+    assert np.allclose(got.tail, want.tail, rtol=1e-12, atol=1e-12)
+    assert np.allclose(got.above, want.above, rtol=1e-6) and got.above.dtype == want.above.dtype
+    assert np.array_equal(got.by_column.toarray(), want.by_column.toarray())
+
+
+@compiled
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.sets(st.integers(0, 60), max_size=40), min_size=1, max_size=12), st.randoms(use_true_random=False))
 def test_exact_jaccard_kernel_equals_the_numpy_merge(sets: list[set[int]], rnd: random.Random) -> None:
