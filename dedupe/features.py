@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import xxhash
 
+from .arrays import unique_sorted
 from .kernels import line_keys_with_cues, sign_paragraphs
 from .minhash import MinHasher
 from .normalize import normalize
 from .segment import Paragraph
-from .story import term_hashes_of_batch
+from .story import term_ids_of_batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,16 +50,18 @@ class ParagraphFeatures:
     key_words: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     key_stops: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     key_hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
-    # Story terms when asked for: 64-bit stem hashes of paragraph k are term_hashes[term_offsets[k]:term_offsets[k+1]]
-    # (one flat array, so a batch's terms cross processes as one buffer, not an array per paragraph).
-    term_hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    # Story terms when asked for: paragraph k's are term_ids[term_offsets[k]:term_offsets[k+1]], ids into
+    # the sorted distinct 64-bit stem hashes `term_vocabulary` (one flat array, so a batch's terms cross
+    # processes as one buffer, not an array per paragraph).
+    term_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    term_vocabulary: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
     term_offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
 
     def terms(self, k: int) -> np.ndarray:
         """Story term hashes of paragraph k (empty when terms were not asked for)."""
         if k + 1 >= len(self.term_offsets):
-            return self.term_hashes[:0]
-        return self.term_hashes[self.term_offsets[k] : self.term_offsets[k + 1]]
+            return self.term_vocabulary[:0]
+        return self.term_vocabulary[self.term_ids[self.term_offsets[k] : self.term_offsets[k + 1]]]
 
 
 def exact_key(normalised: str) -> tuple[int, int]:
@@ -97,9 +100,10 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
     signed = sign_paragraphs(normalised, ngram, hasher, min_words)
     keys = line_keys_with_cues(normalised if key_cues else [])
     if terms:
-        term_hashes, term_offsets = term_hashes_of_batch(normalised)
+        term_ids, term_vocabulary, term_offsets = term_ids_of_batch(normalised)
     else:
-        term_hashes, term_offsets = np.zeros(0, dtype=np.uint64), np.zeros(1, dtype=np.int64)
+        term_ids, term_vocabulary = np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint64)
+        term_offsets = np.zeros(1, dtype=np.int64)
     return ParagraphFeatures(
         doc=np.asarray(doc_ids, dtype=np.int64),
         index=np.asarray(indexes, dtype=np.int64),
@@ -116,7 +120,8 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
         key_words=keys.words,
         key_stops=keys.stops,
         key_hashes=keys.hashes,
-        term_hashes=term_hashes,
+        term_ids=term_ids,
+        term_vocabulary=term_vocabulary,
         term_offsets=term_offsets,
     )
 
@@ -144,9 +149,17 @@ def concat(parts: Sequence[ParagraphFeatures], doc_offsets: Sequence[int]) -> Pa
         key_words=_cat([p.key_words for p in parts], np.int32),
         key_stops=_cat([p.key_stops for p in parts], np.int32),
         key_hashes=_cat([p.key_hashes for p in parts], np.uint64),
-        term_hashes=_cat([p.term_hashes for p in parts], np.uint64),
-        term_offsets=_offsets([p.term_offsets for p in parts]),
+        **_joined_terms(parts),
     )
+
+
+def _joined_terms(parts: Sequence[ParagraphFeatures]) -> dict[str, np.ndarray]:
+    """The batches' term ids renumbered into their merged vocabulary (still the sorted distinct
+    hashes, so ids are the same whatever the batches)."""
+    vocabulary = unique_sorted(_cat([p.term_vocabulary for p in parts], np.uint64))
+    ids = [np.searchsorted(vocabulary, p.term_vocabulary).astype(np.int32)[p.term_ids] for p in parts]
+    return {"term_ids": _cat(ids, np.int32), "term_vocabulary": vocabulary,
+            "term_offsets": _offsets([p.term_offsets for p in parts])}
 
 
 def _offsets(parts: list[np.ndarray]) -> np.ndarray:

@@ -223,10 +223,11 @@ def _analyse_span(context: tuple[list[list[Paragraph]], Settings], span: tuple[i
 
 
 def _numbered_terms(feats: ParagraphFeatures) -> tuple[story_stage.TermRows, ParagraphFeatures]:
-    """The paragraphs' story terms numbered once, as soon as every batch is in, and the features
-    without their 64-bit hashes: ids take half the memory for the rest of the run."""
-    terms = story_stage.TermRows.of_hashes(feats.term_hashes, feats.term_offsets[: len(feats.doc) + 1])
-    return terms, replace(feats, term_hashes=np.zeros(0, dtype=np.uint64), term_offsets=np.zeros(1, dtype=np.int64))
+    """The paragraphs' story terms as the story stage takes them (`concat` has numbered them
+    corpus-wide), and the features without them: the story stage owns them from here on."""
+    terms = story_stage.TermRows(feats.term_ids, feats.term_offsets[: len(feats.doc) + 1], len(feats.term_vocabulary))
+    return terms, replace(feats, term_ids=np.zeros(0, dtype=np.int32), term_vocabulary=np.zeros(0, dtype=np.uint64),
+                          term_offsets=np.zeros(1, dtype=np.int64))
 
 
 @lru_cache(maxsize=4)

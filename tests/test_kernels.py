@@ -283,7 +283,7 @@ def test_text_shingle_sets_are_the_hashes_signatures_are_made_of() -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.one_of(_ascii_text, _unicode_text), max_size=8))
 def test_story_terms_of_a_batch_equal_the_per_text_path(texts: list[str]) -> None:
-    from dedupe.story import term_hashes_of_batch, term_hashes_of_normalised
+    from dedupe.story import term_hashes_of_batch, term_hashes_of_normalised, term_ids_of_batch
 
     normalised = [normalize(t) for t in texts] + ["the the 1999 a negotiations Negotiators"]
     hashes, offsets = term_hashes_of_batch(normalised)
@@ -294,6 +294,9 @@ def test_story_terms_of_a_batch_equal_the_per_text_path(texts: list[str]) -> Non
     for k, norm in enumerate(normalised):
         spelt = [words.word(w) for w in words.ids[words.offsets[k] : words.offsets[k + 1]]]
         assert spelt == tokenize(norm)
+    ids, vocabulary, id_offsets = term_ids_of_batch(normalised)  # ids into the batch's sorted distinct hashes
+    assert ids.dtype == np.int32 and np.array_equal(id_offsets, offsets)
+    assert np.array_equal(vocabulary, np.unique(hashes)) and np.array_equal(vocabulary[ids], hashes)
 
 
 @settings(max_examples=200, deadline=None)
