@@ -40,26 +40,22 @@ def _looks_wrapped(lines: list[str]) -> bool:
 
 def split_paragraphs(text: str) -> list[Paragraph]:
     """Paragraphs of `text` in order, with their starting line numbers; blank ones are dropped."""
-    out: list[Paragraph] = []
-    block: list[str] = []
-    start = 0
     lines = text.splitlines()
-
-    def flush() -> None:
-        if not block:
-            return
-        if _looks_wrapped(block):
-            out.append(Paragraph(" ".join(s.strip() for s in block), start, start + len(block) - 1))
+    stripped = [line.strip() for line in lines]  # each line stripped once; "" marks a blank line
+    out: list[Paragraph] = []
+    n, i = len(lines), 0
+    while i < n:
+        if not stripped[i]:
+            i += 1
+            continue
+        j = i + 1  # the block is lines i..j-1 (0-based), up to the next blank line
+        while j < n and stripped[j]:
+            j += 1
+        if j - i == 1:
+            out.append(Paragraph(stripped[i], i + 1, i + 1))
+        elif _looks_wrapped(lines[i:j]):
+            out.append(Paragraph(" ".join(stripped[i:j]), i + 1, j))
         else:
-            out.extend(Paragraph(s.strip(), start + k, start + k) for k, s in enumerate(block))
-
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            if not block:
-                start = number
-            block.append(line)
-        else:
-            flush()
-            block = []
-    flush()
+            out.extend(Paragraph(stripped[k], k + 1, k + 1) for k in range(i, j))
+        i = j
     return out

@@ -83,6 +83,20 @@ def test_same_clusters_and_kept_copies_whatever_the_order(rng: random.Random) ->
     assert summary(records) == summary(shuffled)
 
 
+def test_paragraphs_are_lines_unless_a_block_is_hard_wrapped_prose() -> None:
+    from dedupe.segment import Paragraph, split_paragraphs
+
+    text = ("Home | News | Sport\r\nRelated Articles\n\n  \n"
+            "The minister said on Tuesday that the talks\nwould resume next week in Washington, and\n"
+            "that both sides expected an agreement.\n\n\tSign up for our newsletter \n")
+    assert split_paragraphs(text) == [
+        Paragraph("Home | News | Sport", 1, 1), Paragraph("Related Articles", 2, 2),
+        Paragraph("The minister said on Tuesday that the talks would resume next week in Washington, and that "
+                  "both sides expected an agreement.", 5, 7),
+        Paragraph("Sign up for our newsletter", 9, 9)]
+    assert split_paragraphs("") == [] and split_paragraphs("\n \n") == []
+
+
 def test_settings_switch_stages_off(rng: random.Random) -> None:
     result = scan(_docs(site_dump(rng)), Settings(chrome=False, story=False))
     assert result.stats.chrome_paragraphs == 0
