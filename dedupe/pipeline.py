@@ -168,6 +168,7 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
     rows = _archive_rows(docs, feats, content, shingle_sets, settings)
     table = _DocTable.build(rows, archive, rank, settings.threshold)
     doc_groups, doc_sim = _document_groups(table, feats, content, shingle_sets, para_groups, settings)
+    feats = _without_shingles(feats)
     tick("clusters", 2, 3)
     kept = _choose_kept(docs, table, doc_groups, feats, content, settings)
 
@@ -506,6 +507,13 @@ def _document_groups(table: _DocTable, feats: ParagraphFeatures, content: np.nda
     if len(pairs):
         pairs = pairs[_pair_similarity(similarity, pairs) >= passing]
     return cluster(len(table.ids), pairs, table.rank, similarity, passing), similarity
+
+
+def _without_shingles(feats: ParagraphFeatures) -> ParagraphFeatures:
+    """The features without the paragraphs' signatures and shingle sets, which nothing reads once
+    the document clusters are made: the story stage, the run's peak of memory, comes after."""
+    return replace(feats, signatures=feats.signatures[:0].copy(), shingle_hashes=np.zeros(0, dtype=np.uint32),
+                   shingle_offsets=np.zeros(1, dtype=np.int64))
 
 
 def _copy_similarity(jac: np.ndarray, shared: np.ndarray, size: float, sizes: np.ndarray, same_key: np.ndarray,
