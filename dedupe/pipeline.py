@@ -562,11 +562,11 @@ def _content_shingles(feats: ParagraphFeatures, signed: np.ndarray, n: int) -> t
     docs = feats.doc[signed]
     starts, ends = feats.shingle_offsets[rows], feats.shingle_offsets[rows + 1]
     lengths = ends - starts
-    idx = range_indices(starts, lengths)
-    if kernels.AVAILABLE:  # paragraphs come in document order: each document's hashes are one row
+    if kernels.AVAILABLE:  # paragraphs come in document order: each document's are consecutive ranges
         offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(docs, weights=lengths, minlength=n).astype(np.int64), out=offsets[1:])
-        return kernels.row_distinct(feats.shingle_hashes[idx], offsets)
+        np.cumsum(np.bincount(docs, minlength=n), out=offsets[1:])
+        return kernels.distinct_of_ranges(feats.shingle_hashes, starts, lengths, offsets)
+    idx = range_indices(starts, lengths)
     owner = np.repeat(docs.astype(np.uint64), lengths)
     combined = unique_sorted((owner << np.uint64(32)) | feats.shingle_hashes[idx].astype(np.uint64))
     offsets = np.zeros(n + 1, dtype=np.int64)

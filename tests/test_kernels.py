@@ -354,15 +354,25 @@ def test_row_counts_equal_scipys_summed_duplicates(rows: list[list[int]]) -> Non
 
 
 @compiled
-@settings(max_examples=50, deadline=None)
-@given(st.lists(st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 9), max_size=50), max_size=30))
-def test_row_distinct_gives_each_rows_sorted_set(rows: list[list[int]]) -> None:
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 9), max_size=12), max_size=4),
+                max_size=6))
+def test_distinct_of_ranges_gives_each_rows_sorted_set(rows: list[list[list[int]]]) -> None:
+    """Rows of ranges laid out in a flat array out of order, with values between them no row reads."""
+    chunks = [c for r in rows for c in r]
+    order = list(range(len(chunks)))[::-1]  # ranges stored back to front, each after a gap value
+    flat: list[int] = []
+    starts = [0] * len(chunks)
+    for k in order:
+        flat.append(99)
+        starts[k] = len(flat)
+        flat.extend(chunks[k])
     offsets = np.concatenate(([0], np.cumsum([len(r) for r in rows]))).astype(np.int64)
-    values = np.array([v for r in rows for v in r], dtype=np.uint32)
-    distinct, new_offsets = kernels.row_distinct(values, offsets)
+    distinct, new_offsets = kernels.distinct_of_ranges(np.array(flat, dtype=np.uint32), np.array(starts),
+                                                       np.array([len(c) for c in chunks]), offsets)
     assert distinct.dtype == np.uint32
     assert [distinct[new_offsets[k] : new_offsets[k + 1]].tolist() for k in range(len(rows))] == \
-        [sorted(set(r)) for r in rows]
+        [sorted({v for c in r for v in c}) for r in rows]
 
 
 @compiled
