@@ -49,7 +49,7 @@ import snowballstemmer
 import xxhash
 
 from dedupe import kernels
-from dedupe.arrays import range_indices, unique_sorted
+from dedupe.arrays import unique_sorted
 from dedupe.forkpool import fork_map
 from dedupe.normalize import tokenize, words
 from dedupe.stopwords import ENGLISH_STOPWORDS
@@ -237,7 +237,7 @@ class TermRows:
         np.cumsum(lengths, out=ends[1:])
         last = np.zeros(len(sizes) + 1, dtype=np.int64)
         np.cumsum(sizes, out=last[1:])
-        return TermRows(self.ids[range_indices(starts, lengths)], ends[last], self.vocabulary)
+        return TermRows(kernels.gather_ranges(self.ids, starts, lengths), ends[last], self.vocabulary)
 
     def take(self, rows: np.ndarray) -> TermRows:
         """The texts `rows`, in that order."""

@@ -353,6 +353,19 @@ def test_row_counts_equal_scipys_summed_duplicates(rows: list[list[int]]) -> Non
     assert np.array_equal(counts, expected.data)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 10)), max_size=8), st.sampled_from([np.int32, np.int64]))
+def test_gather_ranges_equals_indexing_by_range_indices(ranges: list[tuple[int, int]], dtype: type) -> None:
+    from dedupe.arrays import range_indices
+
+    values = np.arange(100, 141).astype(dtype)
+    starts = np.array([s for s, _ in ranges], dtype=np.int64)
+    lengths = np.array([n for _, n in ranges], dtype=np.int64)
+    got = kernels.gather_ranges(values, starts, lengths)
+    assert got.dtype == values.dtype and got.tolist() == [v for s, n in ranges for v in range(100 + s, 100 + s + n)]
+    assert np.array_equal(got, values[range_indices(starts, lengths)])
+
+
 @compiled
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 9), max_size=12), max_size=4),
