@@ -761,8 +761,8 @@ _StoryLevel = Callable[[], tuple[story_stage.TermRows, np.ndarray]]  # a level's
 
 def _story_levels(levels: list[_StoryLevel], settings: story_stage.StorySettings,
                   jobs: int) -> list[list[tuple[list[int], list[float]]]]:
-    """`_story_groups` of each level, its terms made only when its turn comes (memory: one level's
-    copy at a time). With exactly two processes the levels run side by side, one process each:
+    """`_story_groups` of each level, its terms made only when its turn comes (in one process, one
+    level's copy at a time). With exactly two processes the levels run side by side, one each:
     about half of a level's work (counts, weights, prefixes) is serial, so two levels at once use
     both cores where splitting each level's candidate blocks would leave one idle. With more
     processes, the levels go one after the other, each spreading its blocks over all of them."""
