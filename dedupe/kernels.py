@@ -569,10 +569,19 @@ if AVAILABLE:
         found = 0
         limit = tau - 1e-6
         reach = tail.max() if n else 0.0  # no bound adds more than the longest tail (above ≤ 1)
+        slack = reach * (1.0 + 1e-6) + 1e-9  # above is a norm of part of a unit row, float32: ≤ 1 + rounding
         for i in range(a, b):
             count = 0
+            rest = 0.0  # squares of row i's prefix entries from the current one on
+            for k in range(indptr[i], indptr[i + 1]):
+                rest += data[k] * data[k]
             for k in range(indptr[i], indptr[i + 1]):
                 t, x = indices[k], data[k]
+                # A row j first met at this term shares only this and later prefix terms with row i,
+                # so its bound is at most ‖x_{≥k}‖ + reach (Cauchy–Schwarz, ‖y‖ ≤ 1): when that cannot
+                # reach τ, later rows only add to pairs already started (the high-df postings, last).
+                fresh = np.sqrt(max(rest, 0.0)) + slack >= limit
+                rest -= x * x
                 lo, hi = np.int64(col_ptr[t]), np.int64(col_ptr[t + 1])
                 end = hi
                 while lo < hi:  # first posting with a row after i
@@ -584,6 +593,8 @@ if AVAILABLE:
                 for p in range(lo, end):
                     j = col_rows[p]
                     if acc[j] == 0.0:
+                        if not fresh:
+                            continue
                         touched[count] = j
                         count += 1
                     acc[j] += x * col_data[p]
