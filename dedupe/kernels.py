@@ -552,7 +552,9 @@ if AVAILABLE:
                     out_data[m] = data[e]
                     m += 1
             out_ptr[i + 1] = m
-        return out_ptr, out_idx[:m].copy(), out_data[:m].copy(), start, tail, level, above
+        # Views, not copies: the buffers' pages past m were never written, so they hold no memory,
+        # while a copy would write every entry once more into fresh pages.
+        return out_ptr, out_idx[:m], out_data[:m], start, tail, level, above
 
 
 if AVAILABLE:
@@ -966,7 +968,7 @@ if AVAILABLE:
                 n += 1
                 k += run
             indptr[r + 1] = n
-        return indptr, distinct[:n].copy(), counts[:n].copy()
+        return indptr, distinct[:n], counts[:n]  # views: see _prefix_cut
 
 
 def gather_ranges(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -1034,7 +1036,7 @@ if AVAILABLE:
                     out[m] = row[i]
                     m += 1
             indptr[r + 1] = m
-        return out[:m].copy(), indptr
+        return out[:m], indptr  # a view: see _prefix_cut
 
 
 def pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, columns: int, rows: np.ndarray,
