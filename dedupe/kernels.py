@@ -469,7 +469,9 @@ def prefix_candidates(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
     term's rows ascending). For each row i, every prefix term's later rows j > i (a suffix of its
     postings, found by bisection) add x_t·y_t into a dense accumulator, and each j touched is bounded
     once. Nothing of P·Pᵀ is materialised, and P is transposed once for all blocks instead of once per
-    block (which grows with the corpus times the number of blocks)."""
+    block (which grows with the corpus times the number of blocks). Once row i's remaining prefix
+    norm plus the longest tail cannot reach τ, a row not met yet cannot become a candidate, so the
+    last (most common) prefix terms' postings only add to pairs already begun."""
     if not AVAILABLE:
         raise RuntimeError("numba is not available")
     return _prefix_candidates(indptr, indices, data, by_column.indptr, by_column.indices, by_column.data,
