@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from . import chrome as chrome_stage
+from . import kernels
 from . import story as story_stage
 from .cluster import cluster
 from .dask_graph import (
@@ -53,7 +54,7 @@ from .dask_graph import (
 from .dask_io import read_partition, shard_folder, shard_name
 from .features import ParagraphFeatures
 from .lsh import band_keys, lsh_params
-from .minhash import EMPTY, estimate_jaccard, merge_signatures
+from .minhash import EMPTY, estimate_jaccard
 from .model import BadRecord, Cluster, ClusterKind, Document, Member
 from .normalize import line_key
 from .pipeline import (
@@ -191,7 +192,7 @@ def _sigs_column(sigs: np.ndarray) -> pd.Series:
 def _page_signatures(part: _Part) -> np.ndarray:
     feats = part.feats
     signed = feats.sig_row >= 0
-    return merge_signatures(feats.signatures[feats.sig_row[signed]], feats.doc[signed], len(part.docs))
+    return kernels.merged_signatures(feats.signatures, feats.sig_row[signed], feats.doc[signed], len(part.docs))
 
 
 def _page_keys(part: _Part) -> pd.DataFrame:
@@ -239,7 +240,7 @@ def _doc_signatures(part: _Part) -> np.ndarray:
     feats = part.feats
     assert part.content is not None
     signed = part.content & (feats.sig_row >= 0)
-    return merge_signatures(feats.signatures[feats.sig_row[signed]], feats.doc[signed], len(part.docs))
+    return kernels.merged_signatures(feats.signatures, feats.sig_row[signed], feats.doc[signed], len(part.docs))
 
 
 def _doc_keys(part: _Part) -> pd.DataFrame:

@@ -52,7 +52,7 @@ import scipy.sparse as sp
 import xxhash
 
 from .arrays import range_indices, unique_sorted
-from .minhash import MinHasher
+from .minhash import EMPTY, MinHasher, merge_signatures
 from .normalize import line_key_of_normalised, normalize, tokenize
 from .shingle import shingle
 from .stopwords import ENGLISH_STOPWORDS
@@ -973,6 +973,29 @@ if AVAILABLE:
         return indptr, distinct[:n], counts[:n]  # views: see _prefix_cut
 
 
+def merged_signatures(signatures: np.ndarray, rows: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """`minhash.merge_signatures(signatures[rows], groups, n_groups)`: each group's signature of the
+    union of its rows' shingle sets (a page's from its paragraphs'), read in place rather than
+    through a copy of the chosen rows and `np.minimum.at` (at 30k documents 0.6 s and 130 MB)."""
+    if not AVAILABLE:
+        return merge_signatures(signatures[rows], groups, n_groups)
+    return _merged_signatures(np.ascontiguousarray(signatures), np.ascontiguousarray(rows, dtype=np.int64),
+                              np.ascontiguousarray(groups, dtype=np.int64), n_groups)
+
+
+if AVAILABLE:
+    @_jit
+    def _merged_signatures(signatures: np.ndarray, rows: np.ndarray, groups: np.ndarray,
+                           n_groups: int) -> np.ndarray:  # pragma: no cover - compiled
+        out = np.full((n_groups, signatures.shape[1]), EMPTY, dtype=np.uint32)
+        for k in range(len(rows)):
+            target, source = out[groups[k]], signatures[rows[k]]
+            for c in range(signatures.shape[1]):
+                if source[c] < target[c]:
+                    target[c] = source[c]
+        return out
+
+
 def gather_ranges(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """values[starts[k]:starts[k] + lengths[k]] for every k, concatenated: `values[range_indices(...)]`
     without the index array (with numba), which holds 8 bytes per value gathered, three times over
@@ -1097,6 +1120,7 @@ def warm_up() -> None:
     for ids in (np.array([1, 0, 1], dtype=np.int32), np.array([1, 0, 1], dtype=np.int64)):
         row_counts(ids, np.array([0, 3], dtype=np.int64))
     distinct_of_ranges(np.array([1, 0, 1], dtype=np.uint32), np.array([0]), np.array([3]), np.array([0, 1]))
+    merged_signatures(np.zeros((2, 4), dtype=np.uint32), np.array([1]), np.array([0]), 1)
     for ids in (np.array([1, 0, 1], dtype=np.int32), np.array([1, 0, 1], dtype=np.int64)):
         gather_ranges(ids, np.array([0]), np.array([3]))
     shared_counts(np.zeros(1, dtype=np.uint32), np.array([0, 1], dtype=np.int64), np.zeros(1, dtype=np.int64),

@@ -32,7 +32,7 @@ from .cluster import Group, cluster, components
 from .features import ParagraphFeatures, analyse, concat
 from .forkpool import fork_map
 from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
-from .minhash import EMPTY, MinHasher, estimate_jaccard, merge_signatures
+from .minhash import EMPTY, MinHasher, estimate_jaccard
 from .model import BadRecord, Cluster, ClusterKind, Document, Member
 from .segment import Paragraph, split_paragraphs
 
@@ -254,7 +254,7 @@ def _page_groups(docs: Sequence[Document], feats: ParagraphFeatures, rank: np.nd
     n = len(docs)
     pairs = [_equal_key_pairs(*_content_keys(feats, np.ones(len(feats.doc), dtype=bool), n))]
     signed = feats.sig_row >= 0
-    sigs = merge_signatures(feats.signatures[feats.sig_row[signed]], feats.doc[signed], n)
+    sigs = kernels.merged_signatures(feats.signatures, feats.sig_row[signed], feats.doc[signed], n)
     pairs.append(_verified_lsh_pairs(sigs, settings.threshold, settings.num_perm))
     labels = components(n, normalise_pairs(np.concatenate(pairs)))
     leader: dict[int, int] = {}
@@ -401,7 +401,7 @@ def _archive_rows(docs: Sequence[Document], feats: ParagraphFeatures, content: n
     """Per-document content key, signature, size, band keys and long-paragraph keys."""
     n = len(docs)
     signed = content & (feats.sig_row >= 0)
-    sigs = merge_signatures(feats.signatures[feats.sig_row[signed]], feats.doc[signed], n)
+    sigs = kernels.merged_signatures(feats.signatures, feats.sig_row[signed], feats.doc[signed], n)
     hi, lo = _content_keys(feats, content, n)
     bands, rows = lsh_params(settings.threshold, settings.num_perm)
     offsets = np.zeros(n + 1, dtype=np.int64)

@@ -353,6 +353,20 @@ def test_row_counts_equal_scipys_summed_duplicates(rows: list[list[int]]) -> Non
     assert np.array_equal(counts, expected.data)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 30), st.integers(1, 6), st.randoms(use_true_random=False))
+def test_merged_signatures_equal_merging_a_copy_of_the_rows(n_rows: int, n_groups: int, rnd: random.Random) -> None:
+    from dedupe.minhash import merge_signatures
+
+    signatures = np.array([[rnd.choice([0, 7, 2**32 - 1, rnd.randrange(2**32)]) for _ in range(16)]
+                           for _ in range(40)], dtype=np.uint32)
+    rows = np.array(sorted(rnd.sample(range(40), n_rows)), dtype=np.int64)
+    groups = np.array(sorted(rnd.randrange(n_groups) for _ in range(n_rows)), dtype=np.int64)
+    got = kernels.merged_signatures(signatures, rows, groups, n_groups)
+    assert got.dtype == np.uint32
+    assert np.array_equal(got, merge_signatures(signatures[rows], groups, n_groups))  # empty groups: EMPTY rows
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 10)), max_size=8), st.sampled_from([np.int32, np.int64]))
 def test_gather_ranges_equals_indexing_by_range_indices(ranges: list[tuple[int, int]], dtype: type) -> None:
