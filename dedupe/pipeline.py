@@ -311,7 +311,7 @@ def _page_stats(docs: Sequence[Document], groups: Sequence[str], feats: Paragrap
     hashes the features stage worked out."""
     bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1)).tolist()
     stats = chrome_stage.ChromeStats()
-    tracked = ((feats.key_chars > 0) & (feats.key_chars <= stats.max_key_chars)).tolist()
+    tracked = [stats.tracks_length(chars) for chars in feats.key_chars.tolist()]
     hashes = feats.key_hashes.tolist()
     for d, (doc, group) in enumerate(zip(docs, groups, strict=True)):
         stats.add_hashed_page(doc.site, group, [hashes[r] for r in range(bounds[d], bounds[d + 1]) if tracked[r]])
