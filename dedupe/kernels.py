@@ -501,9 +501,9 @@ if AVAILABLE:
         n = len(indptr) - 1
         v = len(sorted_df)
         n_check = len(checkpoints)
-        bucket_of = np.empty(v, dtype=np.int64)  # index of the last checkpoint at or before each rank
+        bucket_of = np.empty(v + 1, dtype=np.int64)  # index of the last checkpoint at or before each rank
         c = 0
-        for rank in range(v):
+        for rank in range(v + 1):  # v too: the start of a row with no tail
             while c + 1 < n_check and checkpoints[c + 1] <= rank:
                 c += 1
             bucket_of[rank] = c
@@ -544,10 +544,7 @@ if AVAILABLE:
             for k in range(n_check - 1, -1, -1):
                 acc += mass[k]
                 above[i, k] = np.float32(np.sqrt(acc))
-            lv = 0
-            while lv + 1 < n_check and checkpoints[lv + 1] <= start[i]:
-                lv += 1
-            level[i] = lv
+            level[i] = bucket_of[start[i]]
             for e in range(lo, cut):
                 if sorted_df[ranks[e]] >= 2 and data[e] != 0.0:
                     out_idx[m] = ranks[e]
