@@ -87,6 +87,9 @@ class ChromeSettings:
     max_header_chars: int = 150
 
 
+_DEFAULT_SETTINGS = ChromeSettings()
+
+
 @dataclass(frozen=True, slots=True)
 class ChromeVerdict:
     """Whether one paragraph is chrome, why (human readable), and its recurrence on its site."""
@@ -289,6 +292,34 @@ KeyCue = tuple[int, int, int, int]
 """What chrome needs of a paragraph's line key, worked out by the features stage: its words, stop
 words, XXH64 and length in characters (`kernels.LineKeys`)."""
 
+# What a line's text says, as bits of one small int (`text_flags`), so the features stage can work
+# them out where the text is and classification needs no text.
+SENTENCE, LIST_ITEM, BOILERPLATE, SECTION_END, COMMENT_META = 1, 2, 4, 8, 16
+NOT_HEADING = LIST_ITEM | BOILERPLATE | SECTION_END  # a line with one of these heads no text
+
+
+def text_flags(stripped: str, settings: ChromeSettings | None = None) -> int:
+    """The text cues of one stripped paragraph as `SENTENCE | LIST_ITEM | ...` bits. The phrase
+    searches run on short lines only (below `length_high`, the only ones they can affect), which
+    keeps the cost per page low for long articles."""
+    s = settings or _DEFAULT_SETTINGS
+    sentence = stripped.rstrip(_CLOSERS).endswith((".", "!", "?"))
+    short = len(stripped) < s.length_high
+    meta = len(stripped) <= _MAX_META_CHARS and not sentence
+    flags = SENTENCE if sentence else 0
+    if _LIST_ITEM.match(stripped):
+        flags |= LIST_ITEM
+    if short or meta:
+        lower = stripped.lower()
+        if short and _BOILERPLATE.search(lower):
+            flags |= BOILERPLATE
+        if short and _SECTION_END.match(lower):
+            flags |= SECTION_END
+        # Short and not a sentence: prose that merely mentions a date is no comment header.
+        if meta and _is_comment_meta(lower):
+            flags |= COMMENT_META
+    return flags
+
 
 class _Line(NamedTuple):
     """A paragraph's cues, computed once (a tuple: cheap to build for every line of every page)."""
@@ -305,9 +336,8 @@ class _Line(NamedTuple):
 
 
 def _line(text: str, s: ChromeSettings, key: str | None = None, cue: KeyCue | None = None) -> _Line:
-    """Cues of one paragraph. The phrase searches run on short lines only, the only ones they
-    can affect, which keeps the cost per page low for long articles. `cue` is what the features
-    stage worked out of the key (compiled); with it, the key itself is not needed."""
+    """Cues of one paragraph. `cue` is what the features stage worked out of the key (compiled);
+    with it, the key itself is not needed."""
     stripped = text.strip()
     if key is None:
         key = "" if cue is not None else line_key(stripped)
@@ -316,23 +346,14 @@ def _line(text: str, s: ChromeSettings, key: str | None = None, cue: KeyCue | No
         count, stops = len(tokens), sum(map(ENGLISH_STOPWORDS.__contains__, tokens))
     else:
         count, stops = cue[0], cue[1]
-    chars = len(stripped)
-    sentence = stripped.rstrip(_CLOSERS).endswith((".", "!", "?"))
-    short = chars < s.length_high
-    meta = chars <= _MAX_META_CHARS and not sentence
-    lower = stripped.lower() if short or meta else ""
-    return _Line(
-        key=key,
-        words=count,
-        chars=chars,
-        stop_density=stops / count if count else 0.0,
-        list_item=bool(_LIST_ITEM.match(stripped)),
-        sentence=sentence,
-        boilerplate=short and bool(_BOILERPLATE.search(lower)),
-        section_end=short and bool(_SECTION_END.match(lower)),
-        # Short and not a sentence: prose that merely mentions a date is no comment header.
-        comment_meta=meta and _is_comment_meta(lower),
-    )
+    return _line_of(key, count, len(stripped), stops, text_flags(stripped, s))
+
+
+def _line_of(key: str, words: int, chars: int, stops: int, flags: int) -> _Line:
+    return _Line(key=key, words=words, chars=chars, stop_density=stops / words if words else 0.0,
+                 list_item=bool(flags & LIST_ITEM), sentence=bool(flags & SENTENCE),
+                 boilerplate=bool(flags & BOILERPLATE), section_end=bool(flags & SECTION_END),
+                 comment_meta=bool(flags & COMMENT_META))
 
 
 # --- classification ------------------------------------------------------------------------------
@@ -556,34 +577,67 @@ def classify_page(
         lines = [_line(p, s) for p in paragraphs]
     else:
         lines = [_line(p, s, k) for p, k in zip(paragraphs, keys, strict=True)]
-    groups = stats.site_groups(site)
-    evidence = groups >= s.min_site_groups
     if cues is None:
         counts = [stats.recurrence(site, ln.key) for ln in lines]
     else:
         counts = [stats.recurrence_of_hash(site, c[2]) if stats.tracks_length(c[3]) else 0 for c in cues]
-    recs = counts if evidence else [0] * len(lines)  # a site seen once can't show recurrence
-    template = max(s.min_recurrence, math.ceil(s.template_share * groups))
+    groups = stats.site_groups(site)
+    codes = page_codes(lines, counts, groups, s)
+    return [ChromeVerdict(code >= CHROME_RECURRING, verdict_reason(code, rec, groups, site), rec)
+            for code, rec in zip(codes, counts, strict=True)]
+
+
+# Verdict codes: content below CHROME_RECURRING, chrome from it on (`verdict_reason` words them).
+CONTENT_HEADER, CONTENT_RUNNING, CONTENT_RECURRING = 0, 1, 2
+CHROME_RECURRING, CHROME_AFTER_ARTICLE, CHROME_BOILERPLATE, CHROME_LIST_ITEM, CHROME_SHORT = 3, 4, 5, 6, 7
+
+
+def page_template(groups: int, settings: ChromeSettings) -> int:
+    """Recurrence at or above which a line of a site with `groups` groups is template."""
+    return max(settings.min_recurrence, math.ceil(settings.template_share * groups))
+
+
+def page_codes(lines: Sequence[_Line], counts: Sequence[int], groups: int, s: ChromeSettings) -> list[int]:
+    """The verdict code of every line of a page of a site with `groups` groups, given each line's
+    recurrence `counts` (`chrome_compiled` does the same for many pages at once, compiled)."""
+    evidence = groups >= s.min_site_groups
+    recs = list(counts) if evidence else [0] * len(lines)  # a site seen once can't show recurrence
+    template = page_template(groups, s)
     classes = _classes(lines, recs, template, evidence, s)
     end = _article_end(classes, lines, s)
     headers = _headers(classes, lines, [rec >= template for rec in recs], end, s)
-    where = f"{groups} pages of {site}" if site else f"{groups} pages of the site"
     out = []
-    for i, (ln, rec, c) in enumerate(zip(lines, counts, classes, strict=True)):
-        recurring = f"recurs on {rec} of {where}"
+    for i, (ln, rec, c) in enumerate(zip(lines, recs, classes, strict=True)):
         if i in headers:
-            out.append(ChromeVerdict(False, "content: headline, byline or date above the text", rec))
+            out.append(CONTENT_HEADER)
         elif evidence and (rec >= template or (rec >= s.min_recurrence and c != "good")):
-            out.append(ChromeVerdict(True, recurring, rec))
+            out.append(CHROME_RECURRING)
         elif i >= end:
-            out.append(ChromeVerdict(True, "after the article: comments or related content", rec))
+            out.append(CHROME_AFTER_ARTICLE)
         elif c == "good":
-            why = f"{recurring}, but inside running text" if recs[i] >= s.min_recurrence else "running text"
-            out.append(ChromeVerdict(False, f"content: {why}", rec))
+            out.append(CONTENT_RECURRING if rec >= s.min_recurrence else CONTENT_RUNNING)
         elif ln.boilerplate:
-            out.append(ChromeVerdict(True, "boilerplate phrase outside the article text", rec))
+            out.append(CHROME_BOILERPLATE)
         elif ln.list_item:
-            out.append(ChromeVerdict(True, "link-list item outside the article text", rec))
+            out.append(CHROME_LIST_ITEM)
         else:
-            out.append(ChromeVerdict(True, "boilerplate: short line outside the article text", rec))
+            out.append(CHROME_SHORT)
     return out
+
+
+def verdict_reason(code: int, rec: int, groups: int, site: str) -> str:
+    """Why a line got its verdict code, in words (`rec`: its recurrence on the site's `groups`)."""
+    if code in (CHROME_RECURRING, CONTENT_RECURRING):
+        recurring = f"recurs on {rec} of {groups} pages of {site or 'the site'}"
+        return recurring if code == CHROME_RECURRING else f"content: {recurring}, but inside running text"
+    return _REASONS[code]
+
+
+_REASONS = {
+    CONTENT_HEADER: "content: headline, byline or date above the text",
+    CONTENT_RUNNING: "content: running text",
+    CHROME_AFTER_ARTICLE: "after the article: comments or related content",
+    CHROME_BOILERPLATE: "boilerplate phrase outside the article text",
+    CHROME_LIST_ITEM: "link-list item outside the article text",
+    CHROME_SHORT: "boilerplate: short line outside the article text",
+}

@@ -16,6 +16,7 @@ import numpy as np
 import xxhash
 
 from .arrays import unique_sorted
+from .chrome import text_flags
 from .kernels import line_keys_with_cues, sign_paragraphs
 from .minhash import MinHasher
 from .normalize import normalize
@@ -50,6 +51,8 @@ class ParagraphFeatures:
     key_words: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     key_stops: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     key_hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    # ... and what its text says (`chrome.text_flags`: sentence, list item, boilerplate phrase, ...).
+    line_flags: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
     # Story terms when asked for: paragraph k's are term_ids[term_offsets[k]:term_offsets[k+1]], ids into
     # the sorted distinct 64-bit stem hashes `term_vocabulary` (one flat array, so a batch's terms cross
     # processes as one buffer, not an array per paragraph).
@@ -76,8 +79,8 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
 
     Python normalises each paragraph (its exact key needs the normalised text); tokenising, shingling
     and signing run over the whole batch in `kernels.sign_paragraphs`, compiled when numba is present.
-    Chrome's line-key cues and story's content terms, when asked for, are derived here from the
-    same normalised text, once per paragraph, so they also run in the worker that has the batch.
+    Chrome's cues (of the line key and of the text) and story's content terms, when asked for, are
+    derived here, once per paragraph, so they also run in the worker that has the batch.
     """
     doc_ids: list[int] = []
     indexes: list[int] = []
@@ -99,6 +102,8 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
             normalised.append(norm)
     signed = sign_paragraphs(normalised, ngram, hasher, min_words)
     keys = line_keys_with_cues(normalised if key_cues else [])
+    # Paragraphs come stripped from segmentation, as `text_flags` wants them.
+    flags = [text_flags(p.text) for paragraphs in pages for p in paragraphs] if key_cues else []
     if terms:
         term_ids, term_vocabulary, term_offsets = term_ids_of_batch(normalised)
     else:
@@ -120,6 +125,7 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
         key_words=keys.words,
         key_stops=keys.stops,
         key_hashes=keys.hashes,
+        line_flags=np.asarray(flags, dtype=np.uint8),
         term_ids=term_ids,
         term_vocabulary=term_vocabulary,
         term_offsets=term_offsets,
@@ -149,6 +155,7 @@ def concat(parts: Sequence[ParagraphFeatures], doc_offsets: Sequence[int]) -> Pa
         key_words=_cat([p.key_words for p in parts], np.int32),
         key_stops=_cat([p.key_stops for p in parts], np.int32),
         key_hashes=_cat([p.key_hashes for p in parts], np.uint64),
+        line_flags=_cat([p.line_flags for p in parts], np.uint8),
         **_joined_terms(parts),
     )
 

@@ -32,7 +32,8 @@ text), `line_keys_with_cues` (their words, stop words and hashes), `shared_count
 overlaps for verification), `band_keys` (LSH keys row by row), `prefix_candidates` and `pair_dots`
 (story's candidates and cosines), `prefix_cut` (story's prefix/tail cut of each row), `sorted_ranks`
 (hash-table numbering of term hashes), `row_counts` (story's term counts per text),
-`distinct_of_ranges` (documents' shingle sets from their paragraphs').
+`distinct_of_ranges` (documents' shingle sets from their paragraphs'). `chrome_compiled` builds on
+this module: chrome's page classification over many pages at once.
 
 Without numba, the signing and line-key functions run the numpy/Python path themselves and the
 callers of the others take theirs (`kernels.AVAILABLE` says which); the results are the same
@@ -1127,6 +1128,10 @@ def warm_up() -> None:
     prefix_candidates(one.indptr, one.indices, one.data, one.tocsc(), 0, 1, np.zeros(1, dtype=np.int64),
                       np.zeros(1), np.zeros(1, dtype=np.int64), np.zeros((1, 1), dtype=np.float32), 0.5)
     pair_dots(indptr, indices, data, 1, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
+    from .chrome_compiled import classify_pages  # it builds on this module
+
+    one_line = np.ones(1, dtype=np.int64)
+    classify_pages(np.zeros(1, dtype=np.uint8), one_line, one_line, one_line, one_line, np.array([0, 1]), one_line)
 
 
 def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:

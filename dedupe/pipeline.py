@@ -28,6 +28,7 @@ from . import kernels
 from . import story as story_stage
 from .archive import Archive, ArchivedDocs, ArchiveRows
 from .arrays import range_indices, unique_pairs, unique_sorted
+from .chrome_compiled import classify_pages
 from .cluster import Group, cluster, components
 from .features import ParagraphFeatures, analyse, concat
 from .forkpool import fork_map
@@ -323,14 +324,13 @@ def _classify_pages(docs: Sequence[Document], pages: list[list[Paragraph]], feat
                     ) -> tuple[np.ndarray, list[list[StrippedParagraph]]]:
     """Chrome flag per paragraph and stripped paragraphs per document, given the site statistics:
     per document only, so any engine can run it wherever the documents are (here in `jobs` forked
-    workers, a span of documents each)."""
+    workers, a span of documents each). The verdicts come from the features' cues, not the text;
+    the text is read only for the paragraphs stripped."""
     mask = np.zeros(len(feats.doc), dtype=bool)
     stripped: list[list[StrippedParagraph]] = [[] for _ in docs]
     bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
     spans = [(lo, min(len(docs), lo + _CHROME_SPAN)) for lo in range(0, len(docs), _CHROME_SPAN)]
-    cues = list(zip(feats.key_words.tolist(), feats.key_stops.tolist(), feats.key_hashes.tolist(),
-                    feats.key_chars.tolist(), strict=True))
-    for part in fork_map(_classify_span, (docs, pages, cues, bounds, known), spans, jobs):
+    for part in fork_map(_classify_span, (docs, feats, bounds, known), spans, jobs):
         for d, k, reason in part:
             mask[bounds[d] + k] = True
             p = pages[d][k]
@@ -338,20 +338,31 @@ def _classify_pages(docs: Sequence[Document], pages: list[list[Paragraph]], feat
     return mask, stripped
 
 
-_CHROME_SPAN = 500  # documents per unit of chrome work handed to a worker
+_CHROME_SPAN = 2000  # documents per unit of chrome work handed to a worker
 
 
-def _classify_span(context: tuple[Sequence[Document], list[list[Paragraph]], list[chrome_stage.KeyCue], np.ndarray,
-                                  chrome_stage.ChromeStats],
+def _classify_span(context: tuple[Sequence[Document], ParagraphFeatures, np.ndarray, chrome_stage.ChromeStats],
                    span: tuple[int, int]) -> list[tuple[int, int, str]]:
     """(document, paragraph, reason) of each chrome paragraph of documents [lo, hi): only these
     cross back from a worker. A top-level function so forked workers can run it."""
-    docs, pages, cues, bounds, known = context
+    docs, feats, bounds, known = context
+    first, last = span
+    lo, hi = int(bounds[first]), int(bounds[last])
+    hashes, key_chars = feats.key_hashes[lo:hi].tolist(), feats.key_chars[lo:hi].tolist()
+    sites = [docs[d].site for d in range(first, last)]
+    groups = [known.site_groups(site) for site in sites]
+    page_bounds = bounds[first : last + 1] - lo
+    recs = np.zeros(hi - lo, dtype=np.int64)
+    for site, a, b in zip(sites, page_bounds[:-1].tolist(), page_bounds[1:].tolist(), strict=True):
+        recs[a:b] = [known.recurrence_of_hash(site, hashes[r]) if known.tracks_length(key_chars[r]) else 0
+                     for r in range(a, b)]
+    codes = classify_pages(feats.line_flags[lo:hi], feats.chars[lo:hi], feats.key_words[lo:hi],
+                           feats.key_stops[lo:hi], recs, page_bounds, np.array(groups, dtype=np.int64))
     found = []
-    for d in range(*span):
-        lo, hi = bounds[d], bounds[d + 1]
-        verdicts = chrome_stage.classify_page([p.text for p in pages[d]], docs[d].site, known, cues=cues[lo:hi])
-        found.extend((d, k, v.reason) for k, v in enumerate(verdicts) if v.is_chrome)
+    for r in np.flatnonzero(codes >= chrome_stage.CHROME_RECURRING).tolist():
+        d = int(feats.doc[lo + r])
+        reason = chrome_stage.verdict_reason(int(codes[r]), int(recs[r]), groups[d - first], sites[d - first])
+        found.append((d, int(feats.index[lo + r]), reason))
     return found
 
 
