@@ -17,7 +17,7 @@ import xxhash
 
 from .arrays import unique_sorted
 from .chrome import text_flags
-from .kernels import line_keys_with_cues, sign_paragraphs
+from .kernels import AVAILABLE, line_keys_with_cues, pack_normalised, sign_paragraphs
 from .minhash import MinHasher
 from .normalize import normalize
 from .segment import Paragraph
@@ -100,12 +100,13 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
             his.append(hi)
             los.append(lo)
             normalised.append(norm)
-    signed = sign_paragraphs(normalised, ngram, hasher, min_words)
-    keys = line_keys_with_cues(normalised if key_cues else [])
+    packed = pack_normalised(normalised) if AVAILABLE else None  # one buffer for every kernel below
+    signed = sign_paragraphs(normalised, ngram, hasher, min_words, packed)
+    keys = line_keys_with_cues(normalised, packed) if key_cues else line_keys_with_cues([])
     # Paragraphs come stripped from segmentation, as `text_flags` wants them.
     flags = [text_flags(p.text) for paragraphs in pages for p in paragraphs] if key_cues else []
     if terms:
-        term_ids, term_vocabulary, term_offsets = term_ids_of_batch(normalised)
+        term_ids, term_vocabulary, term_offsets = term_ids_of_batch(normalised, packed)
     else:
         term_ids, term_vocabulary = np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint64)
         term_offsets = np.zeros(1, dtype=np.int64)

@@ -135,7 +135,8 @@ def text_shingle_sets(texts: Sequence[str], ngram: int) -> tuple[np.ndarray, np.
 _NO_PERMUTATIONS = np.zeros(0, dtype=np.uint32)  # the dtype of MinHasher.permutations, so the same compiled code
 
 
-def sign_paragraphs(normalised: Sequence[str], ngram: int, hasher: MinHasher, min_words: int) -> SignedParagraphs:
+def sign_paragraphs(normalised: Sequence[str], ngram: int, hasher: MinHasher, min_words: int,
+                    packed: Packed | None = None) -> SignedParagraphs:
     """Word counts of already normalised paragraphs; signatures and distinct shingle hashes of the long ones.
 
     Equal to tokenising each with `tokenize`, then `shingle` + `MinHasher.signatures` over the
@@ -150,7 +151,8 @@ def sign_paragraphs(normalised: Sequence[str], ngram: int, hasher: MinHasher, mi
         batch = shingle([t for t, s in zip(tokens, signed.tolist(), strict=True) if s], ngram)
         hashes, offsets = _distinct_per_text(batch.hashes, batch.offsets)
         return SignedParagraphs(words, signed, hasher.signatures(batch), hashes, offsets)
-    buf, offsets, modes = _pack(normalised, normalised=True)
+    p = packed or pack_normalised(normalised)
+    buf, offsets, modes = p.buf, p.offsets, p.modes
     words, sigs, hashes, distinct_offsets = _sign(buf, offsets, modes, ngram, *hasher.permutations, min_words, _HASHES)
     return SignedParagraphs(words, words >= min_words, sigs, hashes, distinct_offsets)
 
@@ -171,6 +173,20 @@ def _pack(texts: Sequence[str], normalised: bool) -> tuple[np.ndarray, np.ndarra
             parts.append(" ".join(tokenize(text if normalised else normalize(text))).encode("utf-8"))
     buf, offsets = _joined(parts)
     return buf, offsets, modes
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """Already normalised texts as the kernels read them (`_pack`): made once per batch and read
+    by signing, story's word numbering and chrome's line keys alike, instead of once by each."""
+
+    buf: np.ndarray
+    offsets: np.ndarray
+    modes: np.ndarray
+
+
+def pack_normalised(normalised: Sequence[str]) -> Packed:
+    return Packed(*_pack(normalised, normalised=True))
 
 
 def _joined(parts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -673,14 +689,14 @@ class DistinctWords:
         return self.buf[self.starts[w] : self.starts[w] + self.lengths[w]].tobytes().decode("utf-8")
 
 
-def distinct_words(normalised: Sequence[str]) -> DistinctWords:
+def distinct_words(normalised: Sequence[str], packed: Packed | None = None) -> DistinctWords:
     """Tokenise already normalised texts (as `tokenize` does) and number their distinct words, so
     that per-word work (stemming, stop words) runs once per distinct word, not once per token."""
     if not AVAILABLE:
         raise RuntimeError("numba is not available")
-    buf, offsets, modes = _pack(normalised, normalised=True)
-    ids, token_offsets, hashes, starts, lengths = _distinct_words(buf, offsets, modes)
-    return DistinctWords(ids, token_offsets, hashes, starts, lengths, buf)
+    p = packed or pack_normalised(normalised)
+    ids, token_offsets, hashes, starts, lengths = _distinct_words(p.buf, p.offsets, p.modes)
+    return DistinctWords(ids, token_offsets, hashes, starts, lengths, p.buf)
 
 
 if AVAILABLE:
@@ -726,13 +742,13 @@ def line_keys(normalised: Sequence[str]) -> list[str]:
             for k, is_ascii in enumerate(ascii_)]
 
 
-def _ascii_line_keys_of(normalised: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+def _ascii_line_keys_of(normalised: Sequence[str],
+                        packed: Packed | None = None) -> tuple[np.ndarray, np.ndarray, list[bool]]:
     """The compiled pass: the ASCII texts' keys as bytes with their offsets (an empty range for
     each other text), and which texts were ASCII."""
-    ascii_ = [norm.isascii() for norm in normalised]
-    parts = [norm.encode("ascii") if is_ascii else b"" for norm, is_ascii in zip(normalised, ascii_, strict=True)]
-    out, out_offsets = _ascii_line_keys(*_joined(parts), _PUNCT_TABLE)
-    return out, out_offsets, ascii_
+    p = packed or pack_normalised(normalised)
+    out, out_offsets = _ascii_line_keys(p.buf, p.offsets, p.modes, _PUNCT_TABLE)
+    return out, out_offsets, (p.modes == _RAW_ASCII).tolist()
 
 
 @dataclass(frozen=True, slots=True)
@@ -749,7 +765,7 @@ class LineKeys:
     hashes: np.ndarray  # uint64
 
 
-def line_keys_with_cues(normalised: Sequence[str]) -> LineKeys:
+def line_keys_with_cues(normalised: Sequence[str], packed: Packed | None = None) -> LineKeys:
     """The `LineKeys` of every text, counted in one compiled pass over the ASCII keys' bytes (each
     short token looked up in a small hash table of the stop words' bytes); no string is made
     for an ASCII key."""
@@ -762,7 +778,7 @@ def line_keys_with_cues(normalised: Sequence[str]) -> LineKeys:
                                     count=len(keys)),
                         np.fromiter((xxhash.xxh64_intdigest(key.encode("utf-8")) for key in keys), dtype=np.uint64,
                                     count=len(keys)))
-    buf, offsets, ascii_ = _ascii_line_keys_of(normalised)
+    buf, offsets, ascii_ = _ascii_line_keys_of(normalised, packed)
     chars = np.diff(offsets).astype(np.int32)  # ASCII: one byte per character
     words, stops, hashes = _key_cues(buf, offsets, *_STOP_TABLE)
     other = [k for k, is_ascii in enumerate(ascii_) if not is_ascii]
@@ -847,15 +863,19 @@ _PUNCT_TABLE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = 1  # ...and the ASCII wh
 
 if AVAILABLE:
     @_jit
-    def _ascii_line_keys(buf: np.ndarray, offsets: np.ndarray,
+    def _ascii_line_keys(buf: np.ndarray, offsets: np.ndarray, modes: np.ndarray,
                          punct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-        """Per text: each run of digits becomes one "0", punctuation a space, spaces collapsed and
-        trimmed (the ASCII branch of `line_key_of_normalised`, whose whitespace is single spaces)."""
+        """Per raw ASCII text: each run of digits becomes one "0", punctuation a space, spaces
+        collapsed and trimmed (the ASCII branch of `line_key_of_normalised`, whose whitespace is
+        single spaces). Other texts get an empty range."""
         out = np.empty(len(buf), dtype=np.uint8)
         out_offsets = np.zeros(len(offsets), dtype=np.int64)
         n = 0
         for t in range(len(offsets) - 1):
             begin = n
+            if modes[t] != _RAW_ASCII:
+                out_offsets[t + 1] = n
+                continue
             pending_space = False
             in_digits = False
             for i in range(offsets[t], offsets[t + 1]):
