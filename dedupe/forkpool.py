@@ -35,16 +35,22 @@ _TASK: tuple[Callable[[Any, Any], Any], Any, _Arena | None] | None = None
 
 
 def fork_map(fn: Callable[[C, T], R], context: C, items: Sequence[T], jobs: int,
-             done: Callable[[int], None] | None = None, shared_bytes: int = 0) -> list[R]:
+             done: Callable[[int], None] | None = None, shared_bytes: int = 0,
+             meanwhile: Callable[[], None] | None = None) -> list[R]:
     """`[fn(context, item) for item in items]`, in up to `jobs` forked processes when jobs > 1.
 
     `fn` must be a module-level function; `context` is inherited by the workers, never pickled.
     Results come back in the order of `items` whatever the number of workers; `done(k)` is called
     as the first k results are in (progress, and a caller's chance to stop between items).
     `shared_bytes`, an upper bound of the results' array bytes, reserves an arena for them (only
-    the pages written are used); a result that does not fit comes through the pipe as usual."""
+    the pages written are used); a result that does not fit comes through the pipe as usual.
+    `meanwhile` is the caller's own work, run in this process while the workers run (before the
+    items when there are no workers); the workers are forked before it, so they do not see it.
+    With it, even one item goes to a worker, so that the two overlap."""
     out: list[R] = []
-    if jobs <= 1 or len(items) < 2 or not CAN_FORK:
+    if jobs <= 1 or len(items) < (1 if meanwhile is not None else 2) or not CAN_FORK:
+        if meanwhile is not None:
+            meanwhile()
         for item in items:
             out.append(fn(context, item))
             if done is not None:
@@ -55,7 +61,10 @@ def fork_map(fn: Callable[[C, T], R], context: C, items: Sequence[T], jobs: int,
     _TASK = (fn, context, arena)
     try:
         with multiprocessing.get_context("fork").Pool(min(jobs, len(items)), _default_signals) as pool:
-            for result in pool.imap(_run, items, chunksize=1):
+            results = pool.imap(_run, items, chunksize=1)  # handed out by the pool's threads from here on
+            if meanwhile is not None:
+                meanwhile()
+            for result in results:
                 out.append(arena.unpack(result) if isinstance(result, _Packed) and arena is not None else result)
                 if done is not None:
                     done(len(out))

@@ -158,12 +158,12 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
     groups = _page_groups(docs, feats, rank, settings)
     tick("chrome", 0, 1)
     learned = archive.chrome_stats() if archive is not None else None
-    chrome_mask, stripped, chrome_stats = _strip_chrome(docs, pages, groups, feats, settings, learned)
+    (chrome_mask, stripped, chrome_stats), para_groups = _chrome_and_paragraph_groups(docs, pages, groups, feats,
+                                                                                      rank, settings, learned)
     tick("chrome", 1, 1)
     content = ~chrome_mask
 
     tick("clusters", 0, 3)
-    para_groups = _paragraph_groups(feats, rank, settings)
     tick("clusters", 1, 3)
     shingle_sets = _content_shingles(feats, content & (feats.sig_row >= 0), len(docs))
     rows = _archive_rows(docs, feats, content, shingle_sets, settings)
@@ -288,6 +288,44 @@ def _verified_lsh_pairs(sigs: np.ndarray, threshold: float, num_perm: int) -> np
     return cands[sim >= threshold]
 
 
+# -- stages 3 and 4 side by side -------------------------------------------------------------------
+
+def _chrome_and_paragraph_groups(docs: Sequence[Document], pages: list[list[Paragraph]], groups: list[str],
+                                 feats: ParagraphFeatures, rank: np.ndarray, settings: Settings,
+                                 learned: chrome_stage.ChromeStats | None
+                                 ) -> tuple[tuple[np.ndarray, list[list[StrippedParagraph]],
+                                                  chrome_stage.ChromeStats | None], list[Group]]:
+    """`_strip_chrome` and `_paragraph_groups`, which need only the features. Both are mostly serial,
+    so with `settings.jobs` > 1 the paragraph groups are worked out in a forked process while this
+    one runs the chrome stage: two cores, one stage each."""
+    if settings.jobs <= 1:
+        return _strip_chrome(docs, pages, groups, feats, settings, learned), _paragraph_groups(feats, rank, settings)
+    chrome: list[tuple[np.ndarray, list[list[StrippedParagraph]], chrome_stage.ChromeStats | None]] = []
+    shared = 32 * int(np.count_nonzero(feats.sig_row >= 0)) + 4096  # two 8-byte values per member, and per group
+    alone = replace(settings, jobs=1)
+    flat = fork_map(_flat_paragraph_groups, (feats, rank, settings), [0], settings.jobs, shared_bytes=shared,
+                    meanwhile=lambda: chrome.append(_strip_chrome(docs, pages, groups, feats, alone, learned)))[0]
+    return chrome[0], _groups_of_flat(*flat)
+
+
+def _flat_paragraph_groups(context: tuple[ParagraphFeatures, np.ndarray, Settings],
+                           _: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`_paragraph_groups` as four arrays (representatives, sizes, members, similarities), which
+    cross from a forked process as four buffers rather than as an object per group."""
+    groups = _paragraph_groups(*context)
+    members = [g.members for g in groups]
+    return (np.array([g.representative for g in groups], dtype=np.int64),
+            np.fromiter(map(len, members), dtype=np.int64, count=len(members)),
+            np.concatenate(members) if groups else np.zeros(0, dtype=np.int64),
+            np.concatenate([g.similarity for g in groups]) if groups else np.zeros(0, dtype=np.float64))
+
+
+def _groups_of_flat(reps: np.ndarray, sizes: np.ndarray, members: np.ndarray, sims: np.ndarray) -> list[Group]:
+    cuts = np.cumsum(sizes)[:-1]
+    return [Group(rep, m, s) for rep, m, s in zip(reps.tolist(), np.split(members, cuts), np.split(sims, cuts),
+                                                  strict=True)]
+
+
 # -- stage 3: chrome ---------------------------------------------------------------------------
 
 def _strip_chrome(docs: Sequence[Document], pages: list[list[Paragraph]], groups: list[str],
@@ -374,7 +412,8 @@ def _paragraph_groups(feats: ParagraphFeatures, rank: np.ndarray, settings: Sett
     nodes = np.flatnonzero(feats.sig_row >= 0)
     if len(nodes) < 2:
         return []
-    sigs = feats.signatures[feats.sig_row[nodes]]
+    rows = feats.sig_row[nodes]  # 0, 1, 2, ... as the features stage numbers them: no copy then
+    sigs = feats.signatures if np.array_equal(rows, np.arange(len(feats.signatures))) else feats.signatures[rows]
     pairs = _verified_lsh_pairs(sigs, settings.threshold, settings.num_perm)
     para_rank = np.argsort(np.lexsort((feats.index[nodes], rank[feats.doc[nodes]])))
 

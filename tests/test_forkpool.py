@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mmap
+import os
 
 import numpy as np
 import pytest
@@ -66,6 +67,20 @@ def test_arena_arrays_outlive_the_pool() -> None:
     del got[:2]
     total = sum(float(r["big"].sum()) for r in got)  # type: ignore[union-attr]
     assert total == sum(float((np.arange(k, k + 50_000, dtype=np.float64) * k).sum()) for k in (2, 3))
+
+
+def _pid(context: None, k: int) -> int:
+    return os.getpid()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_meanwhile_runs_here_beside_even_one_item(jobs: int) -> None:
+    """The caller's own work runs in the caller's process; with workers, even a single item goes
+    to one, so the two overlap."""
+    ran: list[int] = []
+    got = fork_map(_pid, None, [0], jobs, meanwhile=lambda: ran.append(os.getpid()))
+    assert ran == [os.getpid()]
+    assert (got[0] != os.getpid()) == (jobs > 1 and CAN_FORK)
 
 
 @pytest.mark.parametrize(("count", "jobs", "sizes"), [
