@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 import xxhash
 
+from . import kernels
 from .arrays import unique_sorted
 from .chrome import text_flags
-from .kernels import AVAILABLE, line_keys_with_cues, pack_normalised, sign_paragraphs
+from .kernels import Packed, line_keys_with_cues, pack_paragraphs, sign_paragraphs
 from .minhash import MinHasher
 from .normalize import normalize
 from .segment import Paragraph
@@ -73,51 +75,56 @@ def exact_key(normalised: str) -> tuple[int, int]:
     return value >> 64, value & 0xFFFFFFFFFFFFFFFF
 
 
+def _exact_keys(batch: Packed) -> tuple[np.ndarray, np.ndarray]:
+    """`exact_key` of every packed text, hashed from the packed buffer where it holds the normalised
+    text itself (ASCII), else from the normalised text kept aside."""
+    view = memoryview(batch.buf)
+    bounds = batch.offsets.tolist()
+    digests = [xxhash.xxh3_128_digest(view[a:b]) for a, b in pairwise(bounds)]
+    for k, norm in batch.spelt.items():
+        digests[k] = xxhash.xxh3_128_digest(norm.encode("utf-8"))
+    halves = np.frombuffer(b"".join(digests), dtype=">u8").reshape(-1, 2)  # canonical form: high half first
+    return halves[:, 0].astype(np.uint64), halves[:, 1].astype(np.uint64)
+
+
 def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int, min_words: int, *,
             key_cues: bool = False, terms: bool = False) -> ParagraphFeatures:
     """Normalise, shingle and sign the paragraphs of one batch of documents.
 
-    Python normalises each paragraph (its exact key needs the normalised text); tokenising, shingling
-    and signing run over the whole batch in `kernels.sign_paragraphs`, compiled when numba is present.
+    With numba, the batch is normalised into one buffer (`kernels.pack_paragraphs`), and the exact
+    keys, tokens, shingles, signatures, line keys and story words are all read from it; without,
+    Python normalises each paragraph and the same functions take the strings.
     Chrome's cues (of the line key and of the text) and story's content terms, when asked for, are
     derived here, once per paragraph, so they also run in the worker that has the batch.
     """
-    doc_ids: list[int] = []
-    indexes: list[int] = []
-    lines: list[int] = []
-    chars: list[int] = []
-    his: list[int] = []
-    los: list[int] = []
-    normalised: list[str] = []
-    for d, paragraphs in enumerate(pages):
-        for k, paragraph in enumerate(paragraphs):
-            norm = normalize(paragraph.text)
-            hi, lo = exact_key(norm)
-            doc_ids.append(d)
-            indexes.append(k)
-            lines.append(paragraph.line)
-            chars.append(len(paragraph.text))
-            his.append(hi)
-            los.append(lo)
-            normalised.append(norm)
-    packed = pack_normalised(normalised) if AVAILABLE else None  # one buffer for every kernel below
-    signed = sign_paragraphs(normalised, ngram, hasher, min_words, packed)
-    keys = line_keys_with_cues(normalised, packed) if key_cues else line_keys_with_cues([])
+    sizes = np.fromiter(map(len, pages), dtype=np.int64, count=len(pages))
+    texts = [p.text for paragraphs in pages for p in paragraphs]
+    first = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    if kernels.AVAILABLE:  # normalised into one buffer that every kernel below reads
+        batch: Sequence[str] | Packed = pack_paragraphs(texts)
+        key_hi, key_lo = _exact_keys(batch)
+    else:
+        batch = [normalize(text) for text in texts]
+        keys = [exact_key(norm) for norm in batch]
+        key_hi = np.fromiter((hi for hi, _ in keys), dtype=np.uint64, count=len(keys))
+        key_lo = np.fromiter((lo for _, lo in keys), dtype=np.uint64, count=len(keys))
+    signed = sign_paragraphs(batch, ngram, hasher, min_words)
+    keys = line_keys_with_cues(batch if key_cues else [])
     # Paragraphs come stripped from segmentation, as `text_flags` wants them.
-    flags = [text_flags(p.text) for paragraphs in pages for p in paragraphs] if key_cues else []
+    flags = [text_flags(text) for text in texts] if key_cues else []
     if terms:
-        term_ids, term_vocabulary, term_offsets = term_ids_of_batch(normalised, packed)
+        term_ids, term_vocabulary, term_offsets = term_ids_of_batch(batch)
     else:
         term_ids, term_vocabulary = np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint64)
         term_offsets = np.zeros(1, dtype=np.int64)
     return ParagraphFeatures(
-        doc=np.asarray(doc_ids, dtype=np.int64),
-        index=np.asarray(indexes, dtype=np.int64),
-        line=np.asarray(lines, dtype=np.int64),
+        doc=np.repeat(np.arange(len(pages), dtype=np.int64), sizes),
+        index=np.arange(len(texts), dtype=np.int64) - first,
+        line=np.fromiter((p.line for paragraphs in pages for p in paragraphs), dtype=np.int64, count=len(texts)),
         words=signed.words,
-        chars=np.asarray(chars, dtype=np.int64),
-        key_hi=np.asarray(his, dtype=np.uint64),
-        key_lo=np.asarray(los, dtype=np.uint64),
+        chars=np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)),
+        key_hi=key_hi,
+        key_lo=key_lo,
         sig_row=np.where(signed.signed, np.cumsum(signed.signed) - 1, -1).astype(np.int64),
         signatures=signed.signatures,
         shingle_hashes=signed.shingle_hashes,

@@ -135,9 +135,10 @@ def text_shingle_sets(texts: Sequence[str], ngram: int) -> tuple[np.ndarray, np.
 _NO_PERMUTATIONS = np.zeros(0, dtype=np.uint32)  # the dtype of MinHasher.permutations, so the same compiled code
 
 
-def sign_paragraphs(normalised: Sequence[str], ngram: int, hasher: MinHasher, min_words: int,
-                    packed: Packed | None = None) -> SignedParagraphs:
-    """Word counts of already normalised paragraphs; signatures and distinct shingle hashes of the long ones.
+def sign_paragraphs(normalised: Sequence[str] | Packed, ngram: int, hasher: MinHasher,
+                    min_words: int) -> SignedParagraphs:
+    """Word counts of already normalised paragraphs (or of a batch packed by `pack_paragraphs`);
+    signatures and distinct shingle hashes of the long ones.
 
     Equal to tokenising each with `tokenize`, then `shingle` + `MinHasher.signatures` over the
     paragraphs with at least `min_words` tokens, and their hashes deduplicated and sorted per paragraph.
@@ -145,13 +146,14 @@ def sign_paragraphs(normalised: Sequence[str], ngram: int, hasher: MinHasher, mi
     if ngram < 1:
         raise ValueError("ngram must be at least 1")
     if not AVAILABLE:
+        assert not isinstance(normalised, Packed), "texts are packed only for the compiled kernels"
         tokens = [tokenize(p) for p in normalised]
         words = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
         signed = words >= min_words
         batch = shingle([t for t, s in zip(tokens, signed.tolist(), strict=True) if s], ngram)
         hashes, offsets = _distinct_per_text(batch.hashes, batch.offsets)
         return SignedParagraphs(words, signed, hasher.signatures(batch), hashes, offsets)
-    p = packed or pack_normalised(normalised)
+    p = _packed(normalised)
     buf, offsets, modes = p.buf, p.offsets, p.modes
     words, sigs, hashes, distinct_offsets = _sign(buf, offsets, modes, ngram, *hasher.permutations, min_words, _HASHES)
     return SignedParagraphs(words, words >= min_words, sigs, hashes, distinct_offsets)
@@ -177,17 +179,49 @@ def _pack(texts: Sequence[str], normalised: bool) -> tuple[np.ndarray, np.ndarra
 
 @dataclass(frozen=True, slots=True)
 class Packed:
-    """Already normalised texts as the kernels read them (`_pack`): made once per batch and read
-    by signing, story's word numbering and chrome's line keys alike, instead of once by each."""
+    """A batch of texts as the kernels read them, normalised (`_pack`): made once per batch and read
+    by signing, story's word numbering and chrome's line keys alike, instead of once by each.
+    `spelt[k]` is the normalised text of each text k packed as its tokens (not ASCII), which the
+    exact key needs; ASCII texts are their own normalised bytes."""
 
     buf: np.ndarray
     offsets: np.ndarray
     modes: np.ndarray
+    spelt: dict[int, str]
 
 
 def pack_normalised(normalised: Sequence[str]) -> Packed:
-    return Packed(*_pack(normalised, normalised=True))
+    """Already normalised texts, packed."""
+    buf, offsets, modes = _pack(normalised, normalised=True)
+    return Packed(buf, offsets, modes, {k: normalised[k] for k in np.flatnonzero(modes).tolist()})
 
+
+def pack_paragraphs(texts: Sequence[str]) -> Packed:
+    """Raw texts, normalised as they are packed: ASCII ones by a compiled pass over the batch's
+    bytes (`normalize`'s ASCII branch: lower-cased, whitespace runs collapsed to one space, trimmed),
+    the others by `normalize` in Python."""
+    if not AVAILABLE:
+        raise RuntimeError("numba is not available")
+    parts: list[bytes] = []
+    spelt: dict[int, str] = {}
+    for k, text in enumerate(texts):
+        if text.isascii():
+            parts.append(text.encode("ascii"))
+        else:
+            spelt[k] = norm = normalize(text)
+            parts.append(" ".join(tokenize(norm)).encode("utf-8"))
+    modes = np.zeros(len(texts), dtype=np.uint8)
+    modes[list(spelt)] = _SPACED
+    buf, offsets = _normalised_ascii(*_joined(parts), modes, _SPACE_TABLE)
+    return Packed(buf, offsets, modes, spelt)
+
+
+def _packed(texts: Sequence[str] | Packed) -> Packed:
+    return texts if isinstance(texts, Packed) else pack_normalised(texts)
+
+
+_SPACE_TABLE = np.zeros(256, dtype=np.uint8)  # the ASCII whitespace `str.split` splits on
+_SPACE_TABLE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = 1
 
 def _joined(parts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """Byte strings as one buffer the kernels read, with each one's offsets into it."""
@@ -670,6 +704,38 @@ if AVAILABLE:
         return out
 
 
+if AVAILABLE:
+    @_jit
+    def _normalised_ascii(buf: np.ndarray, offsets: np.ndarray, modes: np.ndarray,
+                          space: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+        """Raw ASCII texts lower-cased, their whitespace runs one space, trimmed; other texts as they are."""
+        out = np.empty(len(buf), dtype=np.uint8)
+        out_offsets = np.zeros(len(offsets), dtype=np.int64)
+        m = 0
+        for t in range(len(offsets) - 1):
+            begin = m
+            if modes[t] != _RAW_ASCII:
+                for i in range(offsets[t], offsets[t + 1]):
+                    out[m] = buf[i]
+                    m += 1
+                out_offsets[t + 1] = m
+                continue
+            pending = False
+            for i in range(offsets[t], offsets[t + 1]):
+                c = buf[i]
+                if space[c]:
+                    pending = True
+                    continue
+                if pending and m > begin:
+                    out[m] = 32
+                    m += 1
+                pending = False
+                out[m] = c + np.uint8(32) if np.uint8(c - np.uint8(65)) < np.uint8(26) else c
+                m += 1
+            out_offsets[t + 1] = m
+        return out[:m], out_offsets  # a view: see _prefix_cut
+
+
 @dataclass(frozen=True, slots=True)
 class DistinctWords:
     """The tokens of a batch of normalised texts, each as the number of its distinct word.
@@ -689,12 +755,12 @@ class DistinctWords:
         return self.buf[self.starts[w] : self.starts[w] + self.lengths[w]].tobytes().decode("utf-8")
 
 
-def distinct_words(normalised: Sequence[str], packed: Packed | None = None) -> DistinctWords:
+def distinct_words(normalised: Sequence[str] | Packed) -> DistinctWords:
     """Tokenise already normalised texts (as `tokenize` does) and number their distinct words, so
     that per-word work (stemming, stop words) runs once per distinct word, not once per token."""
     if not AVAILABLE:
         raise RuntimeError("numba is not available")
-    p = packed or pack_normalised(normalised)
+    p = _packed(normalised)
     ids, token_offsets, hashes, starts, lengths = _distinct_words(p.buf, p.offsets, p.modes)
     return DistinctWords(ids, token_offsets, hashes, starts, lengths, p.buf)
 
@@ -742,11 +808,10 @@ def line_keys(normalised: Sequence[str]) -> list[str]:
             for k, is_ascii in enumerate(ascii_)]
 
 
-def _ascii_line_keys_of(normalised: Sequence[str],
-                        packed: Packed | None = None) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+def _ascii_line_keys_of(normalised: Sequence[str] | Packed) -> tuple[np.ndarray, np.ndarray, list[bool]]:
     """The compiled pass: the ASCII texts' keys as bytes with their offsets (an empty range for
     each other text), and which texts were ASCII."""
-    p = packed or pack_normalised(normalised)
+    p = _packed(normalised)
     out, out_offsets = _ascii_line_keys(p.buf, p.offsets, p.modes, _PUNCT_TABLE)
     return out, out_offsets, (p.modes == _RAW_ASCII).tolist()
 
@@ -765,11 +830,12 @@ class LineKeys:
     hashes: np.ndarray  # uint64
 
 
-def line_keys_with_cues(normalised: Sequence[str], packed: Packed | None = None) -> LineKeys:
+def line_keys_with_cues(normalised: Sequence[str] | Packed) -> LineKeys:
     """The `LineKeys` of every text, counted in one compiled pass over the ASCII keys' bytes (each
     short token looked up in a small hash table of the stop words' bytes); no string is made
     for an ASCII key."""
     if not AVAILABLE:
+        assert not isinstance(normalised, Packed), "texts are packed only for the compiled kernels"
         keys = [line_key_of_normalised(norm) for norm in normalised]
         split = [key.split() for key in keys]
         return LineKeys(np.fromiter(map(len, keys), dtype=np.int32, count=len(keys)),
@@ -778,13 +844,14 @@ def line_keys_with_cues(normalised: Sequence[str], packed: Packed | None = None)
                                     count=len(keys)),
                         np.fromiter((xxhash.xxh64_intdigest(key.encode("utf-8")) for key in keys), dtype=np.uint64,
                                     count=len(keys)))
-    buf, offsets, ascii_ = _ascii_line_keys_of(normalised, packed)
+    buf, offsets, ascii_ = _ascii_line_keys_of(normalised)
     chars = np.diff(offsets).astype(np.int32)  # ASCII: one byte per character
     words, stops, hashes = _key_cues(buf, offsets, *_STOP_TABLE)
     other = [k for k, is_ascii in enumerate(ascii_) if not is_ascii]
     if other:  # keys of non-ASCII text are made in Python: count them from their UTF-8 bytes
         at = np.array(other, dtype=np.int64)
-        keys = [line_key_of_normalised(normalised[k]) for k in other]
+        spelt = normalised.spelt if isinstance(normalised, Packed) else normalised
+        keys = [line_key_of_normalised(spelt[k]) for k in other]
         chars[at] = [len(key) for key in keys]
         words[at], stops[at], hashes[at] = _key_cues(*_joined([key.encode("utf-8") for key in keys]), *_STOP_TABLE)
     return LineKeys(chars, words, stops, hashes)

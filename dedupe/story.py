@@ -138,14 +138,13 @@ def term_hashes_of_batch(normalised: Sequence[str]) -> tuple[np.ndarray, np.ndar
     return terms[kept], np.searchsorted(kept, found.offsets)
 
 
-def term_ids_of_batch(normalised: Sequence[str],
-                      packed: kernels.Packed | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def term_ids_of_batch(normalised: Sequence[str] | kernels.Packed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`term_hashes_of_batch` as batch-local ids (int32) into the batch's sorted distinct term
     hashes (`vocabulary[ids]` are the hashes), and the offsets. Batches join by merging their small
     vocabularies (`features.concat`), so no sort over every term occurrence of the corpus is needed,
     and ids take half the memory of hashes."""
     if kernels.AVAILABLE:
-        found = kernels.distinct_words(normalised, packed)
+        found = kernels.distinct_words(normalised)
         per_word = _WORD_FATES.of(found)
         vocabulary, word_term = np.unique(per_word, return_inverse=True)  # 0 (a dropped word) sorts first
         dropped = int(vocabulary.size > 0 and vocabulary[0] == 0)

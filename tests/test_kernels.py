@@ -299,6 +299,26 @@ def test_story_terms_of_a_batch_equal_the_per_text_path(texts: list[str]) -> Non
     assert np.array_equal(vocabulary, np.unique(hashes)) and np.array_equal(vocabulary[ids], hashes)
 
 
+@compiled
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_any_text, max_size=8))
+def test_packed_paragraphs_are_normalised_and_keyed_as_in_python(texts: list[str]) -> None:
+    """The compiled normalisation of ASCII text is `normalize`'s, whitespace `str.split` splits on
+    and upper case included; the exact keys read from the buffer are `exact_key`'s."""
+    from dedupe.features import _exact_keys, exact_key
+
+    texts = [*texts, "  Mixed CASE\t\tand\x0bodd\x1c\x1fspaces \r\n", "", "\x1f", "ÀB  c", "A\x00B"]
+    packed = kernels.pack_paragraphs(texts)
+    hi, lo = _exact_keys(packed)
+    for k, text in enumerate(texts):
+        norm = normalize(text)
+        if text.isascii():
+            assert packed.buf[packed.offsets[k] : packed.offsets[k + 1]].tobytes() == norm.encode("ascii")
+        else:
+            assert packed.spelt[k] == norm
+        assert (int(hi[k]), int(lo[k])) == exact_key(norm)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_any_text, max_size=8))
 def test_line_keys_of_a_batch_equal_the_python_function(texts: list[str]) -> None:
