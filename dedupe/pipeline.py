@@ -32,6 +32,7 @@ from .chrome_compiled import classify_pages
 from .cluster import Group, cluster, components
 from .features import ParagraphFeatures, analyse, concat
 from .forkpool import fork_map
+from .gcpause import collector_paused
 from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
 from .minhash import EMPTY, MinHasher, estimate_jaccard
 from .model import BadRecord, Cluster, ClusterKind, Document, Member
@@ -146,8 +147,14 @@ def scan(documents: Iterable[Document], settings: Settings = Settings(), bad: Se
 
     With an `archive`, new documents are also compared with the archived ones: a copy of an
     archived document is removed in favour of it, and the archive's chrome statistics are used.
+    Python's cyclic garbage collector is paused meanwhile (see `gcpause`).
     """
-    docs = list(documents)
+    with collector_paused():
+        return _scan(list(documents), settings, bad, progress, archive)
+
+
+def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], progress: Progress | None,
+          archive: Archive | None) -> ScanResult:
     tick = progress or (lambda stage, done, total: None)
     tick("sign", 0, len(docs))  # segment + sign start here, not when the first batch is done
     pages = [split_paragraphs(d.text) for d in docs]
