@@ -748,16 +748,26 @@ def _content_previews(docs: Sequence[Document], pages: list[list[Paragraph]], fe
 
 def _paragraph_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
                         groups: list[Group]) -> list[Cluster]:
+    if not groups:
+        return []
+    # Every group's members at once, as plain lists: a Python object per member is the cost here.
+    sizes = np.fromiter((len(g.members) for g in groups), dtype=np.int64, count=len(groups))
+    members = np.concatenate([g.members for g in groups])
+    reps = np.repeat(np.fromiter((g.representative for g in groups), dtype=np.int64, count=len(groups)), sizes)
+    same = (feats.key_hi[members] == feats.key_hi[reps]) & (feats.key_lo[members] == feats.key_lo[reps])
+    exact = np.logical_and.reduceat(same, np.cumsum(sizes) - sizes).tolist()
+    ids = [docs[d].id for d in feats.doc[members].tolist()]
+    index = feats.index[members].tolist()
+    sims = np.concatenate([g.similarity for g in groups]).tolist()
     out = []
-    for k, g in enumerate(groups):
-        same = (feats.key_hi[g.members] == feats.key_hi[g.representative]) & \
-               (feats.key_lo[g.members] == feats.key_lo[g.representative])
-        kind: ClusterKind = "exact" if same.all() else "near"
-        members = tuple(Member(docs[int(feats.doc[m])].id, round(float(s), 4), int(feats.index[m]))
-                        for m, s in zip(g.members, g.similarity, strict=True))
+    at = 0
+    for k, (g, size) in enumerate(zip(groups, sizes.tolist(), strict=True)):
+        kind: ClusterKind = "exact" if exact[k] else "near"
+        cluster = tuple(Member(ids[m], round(sims[m], 4), index[m]) for m in range(at, at + size))
         page = pages[int(feats.doc[g.representative])]
-        out.append(Cluster(f"p{k + 1}", kind, "paragraph", members[0], members,
+        out.append(Cluster(f"p{k + 1}", kind, "paragraph", cluster[0], cluster,
                            _preview(page[int(feats.index[g.representative])].text)))
+        at += size
     return out
 
 
