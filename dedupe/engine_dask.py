@@ -71,7 +71,7 @@ from .pipeline import (
     _copy_similarity,
     _date,
     _keep_choice,
-    _overlap,
+    _overlap_pairs,
     _page_stats,
     _preview,
     _sign,
@@ -289,7 +289,7 @@ def _check_estimate(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
 
 
 def _shared(a: bytes, b: bytes) -> int:
-    """Shared shingles of two sorted distinct sets (as `pipeline._overlap` counts them)."""
+    """Shared shingles of two sorted distinct sets (as `pipeline._overlap_pairs` counts them)."""
     return int(np.intersect1d(np.frombuffer(a, np.uint32), np.frombuffer(b, np.uint32), assume_unique=True).size)
 
 
@@ -402,7 +402,7 @@ def _document_groups_local(nodes: pd.DataFrame, edges: pd.DataFrame, settings: S
     rank = _local_rank([(ids[i], int(gs[i])) for i in range(len(nodes))])
 
     def similarity(rep: int, others: np.ndarray) -> np.ndarray:
-        shared = _overlap(shingles, offsets, rep, others).astype(np.float64)
+        shared = _overlap_pairs(shingles, offsets, np.full(len(others), rep), others).astype(np.float64)
         union = np.maximum(sizes[rep] + sizes[others] - shared, 1.0)
         same = (hi[others] == hi[rep]) & (lo[others] == lo[rep])
         return _copy_similarity(shared / union, shared, sizes[rep], sizes[others], same, settings)

@@ -540,18 +540,21 @@ def _document_groups(table: _DocTable, feats: ParagraphFeatures, content: np.nda
     sigs, sizes, hi, lo = table.signatures, table.sizes.astype(np.float64), table.key_hi, table.key_lo
     shingles, offsets = shingle_sets
 
-    def similarity(rep: int, others: np.ndarray) -> np.ndarray:
+    def pair_similarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         # Shared shingles: counted exactly between this run's documents (their sets are at hand),
         # estimated from signatures against archived ones (J = |A∩B| / |A∪B| solved for |A∩B|).
-        jac = estimate_jaccard(sigs, np.full(len(others), rep), others)
-        shared = jac * (sizes[rep] + sizes[others]) / (1.0 + jac)
-        local = others < table.n_new
-        if rep < table.n_new and local.any():
-            shared[local] = _overlap(shingles, offsets, rep, others[local])
-            union = np.maximum(sizes[rep] + sizes[others[local]] - shared[local], 1.0)
+        jac = estimate_jaccard(sigs, first, second)
+        shared = jac * (sizes[first] + sizes[second]) / (1.0 + jac)
+        local = (first < table.n_new) & (second < table.n_new)
+        if local.any():
+            shared[local] = _overlap_pairs(shingles, offsets, first[local], second[local])
+            union = np.maximum(sizes[first[local]] + sizes[second[local]] - shared[local], 1.0)
             jac[local] = shared[local] / union
-        same = (hi[others] == hi[rep]) & (lo[others] == lo[rep])
-        return _copy_similarity(jac, shared, sizes[rep], sizes[others], same, settings)
+        same = (hi[second] == hi[first]) & (lo[second] == lo[first])
+        return _copy_similarity(jac, shared, sizes[first], sizes[second], same, settings)
+
+    def similarity(rep: int, others: np.ndarray) -> np.ndarray:
+        return pair_similarity(np.full(len(others), rep, dtype=np.int64), others)
 
     cands = [_equal_key_pairs(hi, lo)]
     bands, rows = lsh_params(settings.threshold, settings.num_perm)
@@ -562,8 +565,8 @@ def _document_groups(table: _DocTable, feats: ParagraphFeatures, content: np.nda
     pairs = normalise_pairs(np.concatenate(cands))
     passing = min(settings.threshold, settings.containment)
     if len(pairs):
-        pairs = pairs[_pair_similarity(similarity, pairs) >= passing]
-    return cluster(len(table.ids), pairs, table.rank, similarity, passing), similarity
+        pairs = pairs[pair_similarity(pairs[:, 0], pairs[:, 1]) >= passing]
+    return cluster(len(table.ids), pairs, table.rank, similarity, passing, pair_similarity), similarity
 
 
 def _without_shingles(feats: ParagraphFeatures) -> ParagraphFeatures:
@@ -602,17 +605,6 @@ def _shared_key_pairs(keys: np.ndarray, owner: np.ndarray, n_new: int) -> np.nda
     return np.stack([hub[run][pick], o[pick]], axis=1)
 
 
-def _pair_similarity(similarity: Callable[[int, np.ndarray], np.ndarray], pairs: np.ndarray) -> np.ndarray:
-    """Similarity of many pairs, batched by their first element."""
-    out = np.empty(len(pairs), dtype=np.float64)
-    order = np.argsort(pairs[:, 0], kind="stable")
-    firsts = pairs[order, 0]
-    cuts = np.flatnonzero(np.diff(firsts)) + 1
-    for chunk in np.split(order, cuts):
-        out[chunk] = similarity(int(pairs[chunk[0], 0]), pairs[chunk, 1])
-    return out
-
-
 def _content_shingles(feats: ParagraphFeatures, signed: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Each document's distinct content shingle hashes, sorted, as a flat array with offsets."""
     rows = feats.sig_row[signed]
@@ -631,15 +623,14 @@ def _content_shingles(feats: ParagraphFeatures, signed: np.ndarray, n: int) -> t
     return (combined & np.uint64(0xFFFFFFFF)).astype(np.uint32), offsets
 
 
-def _overlap(shingles: np.ndarray, offsets: np.ndarray, rep: int, others: np.ndarray) -> np.ndarray:
-    """Exact number of shared shingles between `rep` and each of `others` (sorted distinct sets)."""
+def _overlap_pairs(shingles: np.ndarray, offsets: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Exact number of shingles each pair (first[k], second[k]) shares (sorted distinct sets)."""
     if kernels.AVAILABLE:
-        return kernels.shared_counts(shingles, offsets, np.full(len(others), rep, dtype=np.int64),
-                                     np.asarray(others, dtype=np.int64))
-    mine = shingles[offsets[rep] : offsets[rep + 1]]
-    out = np.zeros(len(others), dtype=np.int64)
-    for k, o in enumerate(others):
-        theirs = shingles[offsets[o] : offsets[o + 1]]
+        return kernels.shared_counts(shingles, offsets, np.asarray(first, dtype=np.int64),
+                                     np.asarray(second, dtype=np.int64))
+    out = np.zeros(len(first), dtype=np.int64)
+    for k, (a, b) in enumerate(zip(first.tolist(), second.tolist(), strict=True)):
+        mine, theirs = shingles[offsets[a] : offsets[a + 1]], shingles[offsets[b] : offsets[b + 1]]
         if len(mine) and len(theirs):
             pos = np.searchsorted(mine, theirs)
             out[k] = int(np.count_nonzero(mine[np.minimum(pos, len(mine) - 1)] == theirs))
