@@ -535,8 +535,8 @@ def _same_documents_again(rows: ArchiveRows, old: ArchivedDocs, threshold: float
 
 def _document_groups(table: _DocTable, feats: ParagraphFeatures, content: np.ndarray,
                      shingle_sets: tuple[np.ndarray, np.ndarray], para_groups: list[Group], settings: Settings
-                     ) -> tuple[list[Group], Callable[[int, np.ndarray], np.ndarray]]:
-    """Exact and near document clusters over content, and the similarity function they were verified with."""
+                     ) -> tuple[list[Group], Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """Exact and near document clusters over content, and the similarity of pairs they were verified with."""
     sigs, sizes, hi, lo = table.signatures, table.sizes.astype(np.float64), table.key_hi, table.key_lo
     shingles, offsets = shingle_sets
 
@@ -566,7 +566,7 @@ def _document_groups(table: _DocTable, feats: ParagraphFeatures, content: np.nda
     passing = min(settings.threshold, settings.containment)
     if len(pairs):
         pairs = pairs[pair_similarity(pairs[:, 0], pairs[:, 1]) >= passing]
-    return cluster(len(table.ids), pairs, table.rank, similarity, passing, pair_similarity), similarity
+    return cluster(len(table.ids), pairs, table.rank, similarity, passing, pair_similarity), pair_similarity
 
 
 def _without_shingles(feats: ParagraphFeatures) -> ParagraphFeatures:
@@ -859,14 +859,14 @@ def _story_groups(terms: story_stage.TermRows, settings: story_stage.StorySettin
 # -- outcomes and stats ------------------------------------------------------------------------
 
 def _outcomes(docs: Sequence[Document], table: _DocTable, groups: list[Group], clusters: list[Cluster],
-              kept: dict[int, int], similarity: Callable[[int, np.ndarray], np.ndarray],
+              kept: dict[int, int], similarity: Callable[[np.ndarray, np.ndarray], np.ndarray],
               stripped: list[list[StrippedParagraph]]) -> list[DocumentOutcome]:
-    where: dict[int, int] = {int(m): k for k, g in enumerate(groups) for m in g.members}
-    sim_to_kept: dict[int, float] = {}  # each removed document's similarity to its kept copy, one call per group
-    for k, g in enumerate(groups):
-        removed = np.array([int(m) for m in g.members if int(m) != kept[k] and int(m) < len(docs)], dtype=np.int64)
-        if len(removed):
-            sim_to_kept.update(zip(removed.tolist(), similarity(kept[k], removed).tolist(), strict=True))
+    where: dict[int, int] = {m: k for k, g in enumerate(groups) for m in g.members.tolist()}
+    # Each removed document's similarity to its kept copy, all in one call.
+    removed = [(kept[k], m) for k, g in enumerate(groups) for m in g.members.tolist() if m != kept[k] and m < len(docs)]
+    pairs = np.array(removed, dtype=np.int64).reshape(-1, 2)
+    sims = similarity(pairs[:, 0], pairs[:, 1]).tolist() if len(pairs) else []
+    sim_to_kept = dict(zip(pairs[:, 1].tolist(), sims, strict=True))
     out = []
     for d, doc in enumerate(docs):
         k = where.get(d)
