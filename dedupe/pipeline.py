@@ -162,11 +162,10 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
     terms, feats = _numbered_terms(feats) if settings.story else (None, feats)
     rank = _rank([d.id for d in docs])
 
-    groups = _page_groups(docs, feats, rank, settings)
     tick("chrome", 0, 1)
     learned = archive.chrome_stats() if archive is not None else None
-    (chrome_mask, stripped, chrome_stats), para_groups = _chrome_and_paragraph_groups(docs, pages, groups, feats,
-                                                                                      rank, settings, learned)
+    (chrome_mask, stripped, chrome_stats), para_groups = _chrome_and_paragraph_groups(docs, pages, feats, rank,
+                                                                                      settings, learned)
     tick("chrome", 1, 1)
     content = ~chrome_mask
 
@@ -297,21 +296,24 @@ def _verified_lsh_pairs(sigs: np.ndarray, threshold: float, num_perm: int) -> np
 
 # -- stages 3 and 4 side by side -------------------------------------------------------------------
 
-def _chrome_and_paragraph_groups(docs: Sequence[Document], pages: list[list[Paragraph]], groups: list[str],
-                                 feats: ParagraphFeatures, rank: np.ndarray, settings: Settings,
-                                 learned: chrome_stage.ChromeStats | None
+def _chrome_and_paragraph_groups(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
+                                 rank: np.ndarray, settings: Settings, learned: chrome_stage.ChromeStats | None
                                  ) -> tuple[tuple[np.ndarray, list[list[StrippedParagraph]],
                                                   chrome_stage.ChromeStats | None], list[Group]]:
-    """`_strip_chrome` and `_paragraph_groups`, which need only the features. Both are mostly serial,
-    so with `settings.jobs` > 1 the paragraph groups are worked out in a forked process while this
-    one runs the chrome stage: two cores, one stage each."""
+    """The chrome stage (page groups, then `_strip_chrome`) and `_paragraph_groups`, which need only
+    the features. Both are mostly serial, so with `settings.jobs` > 1 the paragraph groups are worked
+    out in a forked process while this one runs the chrome stage: two cores, one stage each."""
+
+    def chrome_stage_alone() -> tuple[np.ndarray, list[list[StrippedParagraph]], chrome_stage.ChromeStats | None]:
+        groups = _page_groups(docs, feats, rank, settings)
+        return _strip_chrome(docs, pages, groups, feats, replace(settings, jobs=1), learned)
+
     if settings.jobs <= 1:
-        return _strip_chrome(docs, pages, groups, feats, settings, learned), _paragraph_groups(feats, rank, settings)
+        return chrome_stage_alone(), _paragraph_groups(feats, rank, settings)
     chrome: list[tuple[np.ndarray, list[list[StrippedParagraph]], chrome_stage.ChromeStats | None]] = []
     shared = 32 * int(np.count_nonzero(feats.sig_row >= 0)) + 4096  # two 8-byte values per member, and per group
-    alone = replace(settings, jobs=1)
     flat = fork_map(_flat_paragraph_groups, (feats, rank, settings), [0], settings.jobs, shared_bytes=shared,
-                    meanwhile=lambda: chrome.append(_strip_chrome(docs, pages, groups, feats, alone, learned)))[0]
+                    meanwhile=lambda: chrome.append(chrome_stage_alone()))[0]
     return chrome[0], _groups_of_flat(*flat)
 
 
@@ -346,9 +348,7 @@ def _strip_chrome(docs: Sequence[Document], pages: list[list[Paragraph]], groups
         return mask, stripped, None
     stats = _page_stats(docs, groups, feats)
     known = stats if learned is None else learned.merge(stats)
-    # Statistics backed by an index may query its database connection, which a forked worker must
-    # not share: with an archive the verdicts are worked out in this process.
-    mask, stripped = _classify_pages(docs, pages, feats, known, settings.jobs if learned is None else 1)
+    mask, stripped = _classify_pages(docs, pages, feats, known)
     return mask, stripped, stats
 
 
@@ -365,33 +365,30 @@ def _page_stats(docs: Sequence[Document], groups: Sequence[str], feats: Paragrap
 
 
 def _classify_pages(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
-                    known: chrome_stage.ChromeStats, jobs: int = 1
-                    ) -> tuple[np.ndarray, list[list[StrippedParagraph]]]:
+                    known: chrome_stage.ChromeStats) -> tuple[np.ndarray, list[list[StrippedParagraph]]]:
     """Chrome flag per paragraph and stripped paragraphs per document, given the site statistics:
-    per document only, so any engine can run it wherever the documents are (here in `jobs` forked
-    workers, a span of documents each). The verdicts come from the features' cues, not the text;
-    the text is read only for the paragraphs stripped."""
+    per document only, so any engine can run it wherever the documents are. The verdicts come from
+    the features' cues, compiled, a span of documents at a time; the text is read only for the
+    paragraphs stripped. (Statistics backed by an index may query its database connection, so they
+    are read in this process.)"""
     mask = np.zeros(len(feats.doc), dtype=bool)
     stripped: list[list[StrippedParagraph]] = [[] for _ in docs]
     bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
     spans = [(lo, min(len(docs), lo + _CHROME_SPAN)) for lo in range(0, len(docs), _CHROME_SPAN)]
-    for part in fork_map(_classify_span, (docs, feats, bounds, known), spans, jobs):
-        for d, k, reason in part:
+    for span in spans:
+        for d, k, reason in _classify_span(docs, feats, bounds, known, *span):
             mask[bounds[d] + k] = True
             p = pages[d][k]
             stripped[d].append(StrippedParagraph(k, p.line, p.end, p.text, reason))
     return mask, stripped
 
 
-_CHROME_SPAN = 2000  # documents per unit of chrome work handed to a worker
+_CHROME_SPAN = 2000  # documents per call of the compiled classification (bounds its scratch arrays)
 
 
-def _classify_span(context: tuple[Sequence[Document], ParagraphFeatures, np.ndarray, chrome_stage.ChromeStats],
-                   span: tuple[int, int]) -> list[tuple[int, int, str]]:
-    """(document, paragraph, reason) of each chrome paragraph of documents [lo, hi): only these
-    cross back from a worker. A top-level function so forked workers can run it."""
-    docs, feats, bounds, known = context
-    first, last = span
+def _classify_span(docs: Sequence[Document], feats: ParagraphFeatures, bounds: np.ndarray,
+                   known: chrome_stage.ChromeStats, first: int, last: int) -> list[tuple[int, int, str]]:
+    """(document, paragraph, reason) of each chrome paragraph of documents [first, last)."""
     lo, hi = int(bounds[first]), int(bounds[last])
     hashes, key_chars = feats.key_hashes[lo:hi].tolist(), feats.key_chars[lo:hi].tolist()
     sites = [docs[d].site for d in range(first, last)]
