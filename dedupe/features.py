@@ -53,7 +53,8 @@ class ParagraphFeatures:
     key_words: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     key_stops: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     key_hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
-    # ... and what its text says (`chrome.text_flags`: sentence, list item, boilerplate phrase, ...).
+    # ... and what its text says (`chrome.text_flags`, with the default `ChromeSettings` the pipeline
+    # classifies with: sentence, list item, boilerplate phrase, ...).
     line_flags: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
     # Story terms when asked for: paragraph k's are term_ids[term_offsets[k]:term_offsets[k+1]], ids into
     # the sorted distinct 64-bit stem hashes `term_vocabulary` (one flat array, so a batch's terms cross
