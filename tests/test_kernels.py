@@ -359,14 +359,17 @@ def test_sorted_ranks_equal_searchsorted_of_the_sorted_distinct_values(values: l
 
 @compiled
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.lists(st.integers(0, 30), max_size=60), max_size=40))
-def test_row_counts_equal_scipys_summed_duplicates(rows: list[list[int]]) -> None:
+@given(st.lists(st.lists(st.integers(0, 30) | st.integers(0, 2**31 - 1), max_size=60), max_size=40),
+       st.sampled_from([np.int32, np.int64]))
+def test_row_counts_equal_scipys_summed_duplicates(rows: list[list[int]], dtype: type) -> None:
+    """int32 ids take the radix sort (insertion sort up to 40 per row), int64 ones np.sort."""
     import scipy.sparse as sp
 
     offsets = np.concatenate(([0], np.cumsum([len(r) for r in rows]))).astype(np.int64)
-    ids = np.array([i for r in rows for i in r], dtype=np.int64)
+    ids = np.array([i for r in rows for i in r], dtype=dtype)
     indptr, columns, counts = kernels.row_counts(ids, offsets)
-    expected = sp.csr_matrix((np.ones(len(ids)), ids, offsets), shape=(len(rows), 31))
+    assert columns.dtype == dtype
+    expected = sp.csr_matrix((np.ones(len(ids)), ids.astype(np.int64), offsets), shape=(len(rows), 2**31))
     expected.sum_duplicates()
     assert np.array_equal(indptr, expected.indptr)
     assert np.array_equal(columns, expected.indices)
