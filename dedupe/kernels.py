@@ -1064,6 +1064,23 @@ def row_counts(ids: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.nda
 
 if AVAILABLE:
     @_jit
+    def _append_runs(row: np.ndarray, size: int, distinct: np.ndarray, counts: np.ndarray,
+                     n: int) -> int:  # pragma: no cover - compiled
+        """Each run of equal values in sorted row[:size] as its value and length, written from
+        position n of `distinct` and `counts`; returns the position after the last."""
+        k = 0
+        while k < size:
+            value = row[k]
+            run = 1
+            while k + run < size and row[k + run] == value:
+                run += 1
+            distinct[n] = value
+            counts[n] = run
+            n += 1
+            k += run
+        return n
+
+    @_jit
     def _row_counts(values: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
         n_rows = len(offsets) - 1
         indptr = np.zeros(n_rows + 1, dtype=np.int64)
@@ -1072,16 +1089,7 @@ if AVAILABLE:
         n = 0
         for r in range(n_rows):
             row = np.sort(values[offsets[r] : offsets[r + 1]])
-            k = 0
-            while k < len(row):
-                value = row[k]
-                run = 1
-                while k + run < len(row) and row[k + run] == value:
-                    run += 1
-                distinct[n] = value
-                counts[n] = run
-                n += 1
-                k += run
+            n = _append_runs(row, len(row), distinct, counts, n)
             indptr[r + 1] = n
         return indptr, distinct[:n], counts[:n]  # views: see _prefix_cut
 
@@ -1104,16 +1112,7 @@ if AVAILABLE:
             size = offsets[r + 1] - offsets[r]
             row[:size] = values[offsets[r] : offsets[r + 1]]
             _sort_u32(row, size, tmp, count)
-            k = 0
-            while k < size:
-                value = row[k]
-                run = 1
-                while k + run < size and row[k + run] == value:
-                    run += 1
-                distinct[n] = value
-                counts[n] = run
-                n += 1
-                k += run
+            n = _append_runs(row, size, distinct, counts, n)
             indptr[r + 1] = n
         return indptr, distinct[:n], counts[:n]  # views: see _prefix_cut
 
