@@ -23,7 +23,7 @@ from .kernels import Packed, line_keys_with_cues, pack_paragraphs, sign_paragrap
 from .minhash import MinHasher
 from .normalize import normalize
 from .segment import Paragraph
-from .story import term_ids_of_batch
+from .story import term_ids_of_batch, term_ids_of_words
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +109,14 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
         keys = [exact_key(norm) for norm in batch]
         key_hi = np.fromiter((hi for hi, _ in keys), dtype=np.uint64, count=len(keys))
         key_lo = np.fromiter((lo for _, lo in keys), dtype=np.uint64, count=len(keys))
-    signed = sign_paragraphs(batch, ngram, hasher, min_words)
+    signed = sign_paragraphs(batch, ngram, hasher, min_words, number_words=terms)
     keys = line_keys_with_cues(batch if key_cues else [])
     # Paragraphs come stripped from segmentation, as `text_flags` wants them.
     flags = [text_flags(text) for text in texts] if key_cues else []
     if terms:
-        term_ids, term_vocabulary, term_offsets = term_ids_of_batch(batch)
+        numbered = signed.distinct_words
+        term_ids, term_vocabulary, term_offsets = (
+            term_ids_of_batch(batch) if numbered is None else term_ids_of_words(numbered))
     else:
         term_ids, term_vocabulary = np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint64)
         term_offsets = np.zeros(1, dtype=np.int64)

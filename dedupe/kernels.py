@@ -86,6 +86,7 @@ class SignedParagraphs:
     signatures: np.ndarray  # (signed paragraphs x num_perm) uint32
     shingle_hashes: np.ndarray  # uint32
     shingle_offsets: np.ndarray  # int64, signed paragraphs + 1
+    distinct_words: DistinctWords | None = None  # every paragraph's words numbered, when asked for
 
 
 def sign_texts(texts: Sequence[str], ngram: int, hasher: MinHasher) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +102,7 @@ def sign_texts(texts: Sequence[str], ngram: int, hasher: MinHasher) -> tuple[np.
         _, offsets = _distinct_per_text(batch.hashes, batch.offsets)
         return hasher.signatures(batch), np.diff(offsets)
     buf, offsets, modes = _pack(texts, normalised=False)
-    _, sigs, _, distinct_offsets = _sign(buf, offsets, modes, ngram, *hasher.permutations, 0, _COUNT)
+    _, sigs, _, distinct_offsets, _ = _sign(buf, offsets, modes, ngram, *hasher.permutations, 0, _COUNT, False)
     return sigs, np.diff(distinct_offsets)
 
 
@@ -112,7 +113,7 @@ def text_signatures(texts: Sequence[str], ngram: int, hasher: MinHasher) -> np.n
     if not AVAILABLE:
         return hasher.signatures(shingle([tokenize(normalize(t)) for t in texts], ngram))
     buf, offsets, modes = _pack(texts, normalised=False)
-    return _sign(buf, offsets, modes, ngram, *hasher.permutations, 0, _SIGNATURES)[1]
+    return _sign(buf, offsets, modes, ngram, *hasher.permutations, 0, _SIGNATURES, False)[1]
 
 
 def text_shingle_sets(texts: Sequence[str], ngram: int) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +129,8 @@ def text_shingle_sets(texts: Sequence[str], ngram: int) -> tuple[np.ndarray, np.
         batch = shingle([tokenize(normalize(t)) for t in texts], ngram)
         return _distinct_per_text(batch.hashes, batch.offsets)
     buf, offsets, modes = _pack(texts, normalised=False)
-    _, _, hashes, distinct_offsets = _sign(buf, offsets, modes, ngram, _NO_PERMUTATIONS, _NO_PERMUTATIONS, 0, _HASHES)
+    _, _, hashes, distinct_offsets, _ = _sign(buf, offsets, modes, ngram, _NO_PERMUTATIONS, _NO_PERMUTATIONS, 0,
+                                              _HASHES, False)
     return hashes, distinct_offsets
 
 
@@ -136,12 +138,14 @@ _NO_PERMUTATIONS = np.zeros(0, dtype=np.uint32)  # the dtype of MinHasher.permut
 
 
 def sign_paragraphs(normalised: Sequence[str] | Packed, ngram: int, hasher: MinHasher,
-                    min_words: int) -> SignedParagraphs:
+                    min_words: int, *, number_words: bool = False) -> SignedParagraphs:
     """Word counts of already normalised paragraphs (or of a batch packed by `pack_paragraphs`);
     signatures and distinct shingle hashes of the long ones.
 
     Equal to tokenising each with `tokenize`, then `shingle` + `MinHasher.signatures` over the
     paragraphs with at least `min_words` tokens, and their hashes deduplicated and sorted per paragraph.
+    With `number_words` (and the compiled kernels) also `distinct_words` of the batch, from the same
+    pass: the tokens are found and hashed once for both.
     """
     if ngram < 1:
         raise ValueError("ngram must be at least 1")
@@ -155,8 +159,10 @@ def sign_paragraphs(normalised: Sequence[str] | Packed, ngram: int, hasher: MinH
         return SignedParagraphs(words, signed, hasher.signatures(batch), hashes, offsets)
     p = _packed(normalised)
     buf, offsets, modes = p.buf, p.offsets, p.modes
-    words, sigs, hashes, distinct_offsets = _sign(buf, offsets, modes, ngram, *hasher.permutations, min_words, _HASHES)
-    return SignedParagraphs(words, words >= min_words, sigs, hashes, distinct_offsets)
+    words, sigs, hashes, distinct_offsets, numbered = _sign(buf, offsets, modes, ngram, *hasher.permutations,
+                                                            min_words, _HASHES, number_words)
+    found = DistinctWords(*numbered, buf) if number_words else None
+    return SignedParagraphs(words, words >= min_words, sigs, hashes, distinct_offsets, found)
 
 
 def _pack(texts: Sequence[str], normalised: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -430,8 +436,9 @@ if AVAILABLE:
 
     @_jit
     def _sign(buf: np.ndarray, offsets: np.ndarray, modes: np.ndarray, ngram: int, a: np.ndarray, b: np.ndarray,
-              min_words: int, distinct: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Word counts of all texts; signatures of texts with >= min_words, and their distinct shingles.
+              min_words: int, distinct: int, number_words: bool) -> tuple[Any, ...]:
+        """Word counts of all texts; signatures of texts with >= min_words, and their distinct shingles;
+        with `number_words`, every text's words numbered as `_distinct_words` does (else empty arrays).
 
         `distinct` is _SIGNATURES (distinct offsets all 0), _COUNT (offsets from distinct counts) or
         _HASHES (also the distinct hashes, sorted, per signed text).
@@ -455,15 +462,19 @@ if AVAILABLE:
         shingles = np.empty(longest // 2 + 1, dtype=np.uint32)
         tmp = np.empty(longest // 2 + 1, dtype=np.uint32)
         count = np.zeros((4, 256), dtype=np.int64)
-        no_bounds = np.empty(0, dtype=np.int64)
+        bound = longest // 2 + 1 if number_words else 0
+        starts = np.empty(bound, dtype=np.int64)
+        ends = np.empty(bound, dtype=np.int64)
+        numbering = _new_numbering(len(buf) // 2 + n_texts if number_words else 0, n_texts + 1 if number_words else 1)
         power = _U64(1)  # M^(ngram-1): the weight of the word leaving a window
         for _ in range(ngram - 1):
             power *= _M
         row = 0
         for t in range(n_texts):
-            nw = _word_hashes(buf, offsets[t], offsets[t + 1], modes[t], 1, low, is_word, word_hashes, no_bounds,
-                              no_bounds)
+            nw = _word_hashes(buf, offsets[t], offsets[t + 1], modes[t], 1, low, is_word, word_hashes, starts, ends)
             words[t] = nw
+            if number_words:
+                numbering = _number_words(numbering, word_hashes, starts, ends, nw, t)
             if nw < min_words:
                 continue
             ns = 0
@@ -507,7 +518,7 @@ if AVAILABLE:
         if row < n_texts:
             sigs = sigs[:row].copy()
             distinct_offsets = distinct_offsets[: row + 1].copy()
-        return words, sigs, kept[: distinct_offsets[row]].copy(), distinct_offsets
+        return words, sigs, kept[: distinct_offsets[row]].copy(), distinct_offsets, _numbered(numbering)
 
 
 def prefix_candidates(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, by_column: sp.csc_matrix,
@@ -780,32 +791,48 @@ if AVAILABLE:
         hashes = np.empty(longest // 2 + 1, dtype=np.uint64)
         starts = np.empty(longest // 2 + 1, dtype=np.int64)
         ends = np.empty(longest // 2 + 1, dtype=np.int64)
-        ids = np.empty(len(buf) // 2 + n_texts, dtype=np.int32)
-        token_offsets = np.zeros(n_texts + 1, dtype=np.int64)
-        table = np.zeros((1 << 12, 2), dtype=np.uint64)
-        distinct = np.empty(1 << 11, dtype=np.uint64)
-        word_start = np.empty(1 << 11, dtype=np.int64)
-        word_length = np.empty(1 << 11, dtype=np.int64)
-        n_distinct = 0
-        n = 0
+        numbering = _new_numbering(len(buf) // 2 + n_texts, n_texts + 1)
         for t in range(n_texts):
             count = _word_hashes(buf, offsets[t], offsets[t + 1], modes[t], 0, low, is_word, hashes, starts, ends)
-            for k in range(count):
-                v = hashes[k]
-                s = _find(table, v)
-                if table[s, 1] != 0:
-                    ids[n] = np.int32(table[s, 1] - _U64(1))
-                else:
-                    table, distinct = _add(table, distinct, n_distinct, v)
-                    if n_distinct == len(word_start):
-                        word_start = np.concatenate((word_start, np.empty(n_distinct, dtype=np.int64)))
-                        word_length = np.concatenate((word_length, np.empty(n_distinct, dtype=np.int64)))
-                    word_start[n_distinct] = starts[k]
-                    word_length[n_distinct] = ends[k] - starts[k]
-                    ids[n] = n_distinct
-                    n_distinct += 1
-                n += 1
-            token_offsets[t + 1] = n
+            numbering = _number_words(numbering, hashes, starts, ends, count, t)
+        return _numbered(numbering)
+
+    @_jit
+    def _new_numbering(tokens: int, offsets: int) -> tuple[Any, ...]:  # pragma: no cover - compiled
+        """An empty numbering of up to `tokens` tokens in `offsets` - 1 texts: (ids, token offsets,
+        table, distinct hashes, first spellings' starts and lengths, distinct count, token count)."""
+        return (np.empty(tokens, dtype=np.int32), np.zeros(offsets, dtype=np.int64),
+                np.zeros((1 << 12, 2), dtype=np.uint64), np.empty(1 << 11, dtype=np.uint64),
+                np.empty(1 << 11, dtype=np.int64), np.empty(1 << 11, dtype=np.int64), 0, 0)
+
+    @_jit
+    def _number_words(numbering: tuple[Any, ...], hashes: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                      count: int, t: int) -> tuple[Any, ...]:  # pragma: no cover - compiled
+        """Text t's `count` token hashes numbered on the spot (`_find`/`_add`), noting only a new
+        word's bounds; returns the numbering, whose arrays may be new (grown)."""
+        ids, token_offsets, table, distinct, word_start, word_length, n_distinct, n = numbering
+        for k in range(count):
+            v = hashes[k]
+            s = _find(table, v)
+            if table[s, 1] != 0:
+                ids[n] = np.int32(table[s, 1] - _U64(1))
+            else:
+                table, distinct = _add(table, distinct, n_distinct, v)
+                if n_distinct == len(word_start):
+                    word_start = np.concatenate((word_start, np.empty(n_distinct, dtype=np.int64)))
+                    word_length = np.concatenate((word_length, np.empty(n_distinct, dtype=np.int64)))
+                word_start[n_distinct] = starts[k]
+                word_length[n_distinct] = ends[k] - starts[k]
+                ids[n] = n_distinct
+                n_distinct += 1
+            n += 1
+        token_offsets[t + 1] = n
+        return ids, token_offsets, table, distinct, word_start, word_length, n_distinct, n
+
+    @_jit
+    def _numbered(numbering: tuple[Any, ...]) -> tuple[Any, ...]:  # pragma: no cover - compiled
+        """The `DistinctWords` arrays of a numbering (ids, token offsets, hashes, starts, lengths)."""
+        ids, token_offsets, _, distinct, word_start, word_length, n_distinct, n = numbering
         return (ids[:n], token_offsets, distinct[:n_distinct].copy(), word_start[:n_distinct].copy(),
                 word_length[:n_distinct].copy())
 

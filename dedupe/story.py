@@ -144,16 +144,21 @@ def term_ids_of_batch(normalised: Sequence[str] | kernels.Packed) -> tuple[np.nd
     vocabularies (`features.concat`), so no sort over every term occurrence of the corpus is needed,
     and ids take half the memory of hashes."""
     if kernels.AVAILABLE:
-        found = kernels.distinct_words(normalised)
-        per_word = _WORD_FATES.of(found)
-        vocabulary, word_term = np.unique(per_word, return_inverse=True)  # 0 (a dropped word) sorts first
-        dropped = int(vocabulary.size > 0 and vocabulary[0] == 0)
-        terms = word_term.astype(np.int32)[found.ids] - np.int32(dropped)
-        kept = np.flatnonzero(per_word[found.ids])
-        return terms[kept], vocabulary[dropped:], np.searchsorted(kept, found.offsets)
+        return term_ids_of_words(kernels.distinct_words(normalised))
     hashes, offsets = term_hashes_of_batch(normalised)
     vocabulary, ids = np.unique(hashes, return_inverse=True)
     return ids.astype(np.int32).reshape(-1), vocabulary, offsets
+
+
+def term_ids_of_words(found: kernels.DistinctWords) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`term_ids_of_batch` of a batch whose words are already numbered (`kernels.distinct_words`, or
+    `kernels.sign_paragraphs` with `number_words`, which finds them in its own pass over the batch)."""
+    per_word = _WORD_FATES.of(found)
+    vocabulary, word_term = np.unique(per_word, return_inverse=True)  # 0 (a dropped word) sorts first
+    dropped = int(vocabulary.size > 0 and vocabulary[0] == 0)
+    terms = word_term.astype(np.int32)[found.ids] - np.int32(dropped)
+    kept = np.flatnonzero(per_word[found.ids])
+    return terms[kept], vocabulary[dropped:], np.searchsorted(kept, found.offsets)
 
 
 class _WordFates:

@@ -112,6 +112,28 @@ def test_sign_paragraphs_equals_numpy_path(texts: list[str], ngram: int, min_wor
 
 
 @compiled
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_any_text, max_size=10), st.integers(1, 6), st.integers(0, 8))
+def test_signing_numbers_the_words_as_distinct_words_does(texts: list[str], ngram: int, min_words: int) -> None:
+    """The words numbered in the signing pass are `distinct_words`', whether the batch comes as
+    normalised strings or packed from raw text, and signing is unchanged by numbering them."""
+    hasher = MinHasher(32, 5)
+    texts = [*texts, "Shared words, SHARED words: 2024 and ÀB shared"]
+    for batch in ([normalize(t) for t in texts], kernels.pack_paragraphs(texts)):
+        plain = kernels.sign_paragraphs(batch, ngram, hasher, min_words)
+        got = kernels.sign_paragraphs(batch, ngram, hasher, min_words, number_words=True)
+        want = kernels.distinct_words(batch)
+        assert plain.distinct_words is None and got.distinct_words is not None
+        for field in ("ids", "offsets", "hashes", "starts", "lengths"):
+            a, b = getattr(got.distinct_words, field), getattr(want, field)
+            assert a.dtype == b.dtype and np.array_equal(a, b), field
+        assert [got.distinct_words.word(w) for w in range(len(want.hashes))] == [
+            want.word(w) for w in range(len(want.hashes))]
+        for field in ("words", "signed", "signatures", "shingle_hashes", "shingle_offsets"):
+            assert np.array_equal(getattr(got, field), getattr(plain, field)), field
+
+
+@compiled
 @settings(max_examples=40, deadline=None)
 @given(st.lists(_any_text, min_size=1, max_size=4), st.integers(1, 5))
 def test_kernel_signatures_equal_datasketch(texts: list[str], ngram: int) -> None:
