@@ -626,7 +626,7 @@ if AVAILABLE:
                            tau: float) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
         n = start.size
         acc = np.zeros(n, dtype=np.float64)
-        touched = np.empty(n, dtype=np.int64)
+        touched = np.empty(n + 1, dtype=np.int64)  # one spare slot: a row met before is written past the count
         out_i = np.empty(1024, dtype=np.int64)
         out_j = np.empty(1024, dtype=np.int64)
         found = 0
@@ -653,14 +653,18 @@ if AVAILABLE:
                         lo = mid + 1
                     else:
                         hi = mid
-                for p in range(lo, end):
-                    j = col_rows[p]
-                    if acc[j] == 0.0:
-                        if not fresh:
-                            continue
+                if fresh:  # branch-free: every row is noted, and kept (counted) when it is new
+                    for p in range(lo, end):
+                        j = col_rows[p]
+                        old = acc[j]
                         touched[count] = j
-                        count += 1
-                    acc[j] += x * col_data[p]
+                        count += old == 0.0
+                        acc[j] = old + x * col_data[p]
+                else:
+                    for p in range(lo, end):
+                        j = col_rows[p]
+                        old = acc[j]
+                        acc[j] = old + (x * col_data[p] if old != 0.0 else 0.0)
             start_i, level_i, tail_i = start[i], level[i], tail[i]
             for q in range(count):
                 j = touched[q]
