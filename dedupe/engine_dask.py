@@ -474,9 +474,10 @@ class _StoryUnit:
 
 
 def _story_units(part: _Part, copies: set[tuple[int, int]]) -> tuple[list[_StoryUnit], list[_StoryUnit]]:
-    """This partition's story units as `pipeline._story_clusters` chooses them: every kept document
-    (its content paragraphs' terms, or all its paragraphs' when chrome left none) and every signed
-    paragraph that is not a copy in a paragraph cluster (`copies`: (document, paragraph) pairs)."""
+    """This partition's story units as `pipeline._document_story_units` and `_paragraph_story_units`
+    choose them: every kept document (its content paragraphs' terms, or all its paragraphs' when
+    chrome left none) and every signed paragraph that is not a copy in a paragraph cluster
+    (`copies`: (document, paragraph) pairs)."""
     assert part.outcomes is not None and part.content is not None
     feats, content = part.feats, part.content
     bounds = np.searchsorted(feats.doc, np.arange(len(part.docs) + 1))

@@ -170,33 +170,77 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
     content = ~chrome_mask
 
     tick("clusters", 0, 3)
-    tick("clusters", 1, 3)
     shingle_sets = _content_shingles(feats, content & (feats.sig_row >= 0), len(docs))
     rows = _archive_rows(docs, feats, content, shingle_sets, settings)
+    feats = _without_shingles(feats)
+    para_units = _paragraph_story_units(feats, para_groups, rank) if terms is not None else None
+
+    def copies(story_jobs: int) -> _Copies:
+        return _copy_stages(docs, pages, feats, content, shingle_sets, rows, para_groups, rank, settings, archive,
+                            terms, story_jobs, tick)
+
+    if terms is not None and para_units is not None and settings.jobs == 2:
+        # The story stage's paragraph level needs only the paragraph groups: it runs in a forked
+        # process while this one makes the copy clusters and then the story's document level.
+        side: list[_Copies] = []
+        para_found = fork_map(_paragraph_story, (terms, para_units, 1), [0], 2,
+                              meanwhile=lambda: side.append(copies(1)))[0]
+        c = side[0]
+    else:
+        c = copies(settings.jobs)
+        para_found = _paragraph_story((terms, para_units, settings.jobs), 0) if terms is not None and \
+            para_units is not None else []
+    doc_clusters, para_clusters = c.doc_clusters, c.para_clusters
+    if terms is not None and para_units is not None:
+        doc_clusters += _document_story_clusters(docs, c.previews, c.story_units, c.story_found, len(doc_clusters))
+        para_clusters += _paragraph_story_clusters(docs, pages, feats, para_units[0], para_found,
+                                                   len(para_clusters))
+        tick("story", 1, 1)
+    tick("clusters", 3, 3)
+
+    outcomes = _outcomes(docs, c.table, c.doc_groups, doc_clusters, c.kept, c.doc_sim, stripped)
+    chrome_lines = _chrome_report(docs, stripped, feats)
+    stats = _stats(docs, feats, bad, doc_clusters, para_clusters, outcomes)
+    return ScanResult(settings, stats, doc_clusters, para_clusters, chrome_lines, outcomes, list(bad), chrome_stats,
+                      rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _Copies:
+    """What stages 5-6 (copy clusters, kept copies) and the story stage's document level leave for
+    the clusters and outcomes."""
+
+    table: _DocTable
+    doc_groups: list[Group]
+    doc_sim: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    kept: dict[int, int]
+    previews: Callable[[int], str]
+    doc_clusters: list[Cluster]
+    para_clusters: list[Cluster]
+    story_units: np.ndarray  # the documents the story stage compares (one per copy group)...
+    story_found: list[tuple[list[int], list[float]]]  # ...and its groups of them (positions in story_units)
+
+
+def _copy_stages(docs: list[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures, content: np.ndarray,
+                 shingle_sets: tuple[np.ndarray, np.ndarray], rows: ArchiveRows, para_groups: list[Group],
+                 rank: np.ndarray, settings: Settings, archive: Archive | None, terms: story_stage.TermRows | None,
+                 story_jobs: int, tick: Progress) -> _Copies:
+    """Stages 5-6 and, with `terms`, the story stage's document level (in `story_jobs` processes)."""
+    tick("clusters", 1, 3)
     table = _DocTable.build(rows, archive, rank, settings.threshold)
     doc_groups, doc_sim = _document_groups(table, feats, content, shingle_sets, para_groups, settings)
-    feats = _without_shingles(feats)
     tick("clusters", 2, 3)
     kept = _choose_kept(docs, table, doc_groups, feats, content, settings)
 
     previews = _content_previews(docs, pages, feats, content)
     doc_clusters = _document_clusters(table, doc_groups, previews)
     para_clusters = _paragraph_clusters(docs, pages, feats, para_groups)
+    units, found = np.zeros(0, dtype=np.int64), []
     if terms is not None:
         tick("story", 0, 1)
-        story_docs, story_paras = _story_clusters(docs, pages, previews, feats, terms, content, doc_groups, kept,
-                                                  para_groups, rank, len(doc_clusters), len(para_clusters),
-                                                  settings.jobs)
-        doc_clusters += story_docs
-        para_clusters += story_paras
-        tick("story", 1, 1)
-    tick("clusters", 3, 3)
-
-    outcomes = _outcomes(docs, table, doc_groups, doc_clusters, kept, doc_sim, stripped)
-    chrome_lines = _chrome_report(docs, stripped, feats)
-    stats = _stats(docs, feats, bad, doc_clusters, para_clusters, outcomes)
-    return ScanResult(settings, stats, doc_clusters, para_clusters, chrome_lines, outcomes, list(bad), chrome_stats,
-                      rows)
+        units, doc_terms, doc_ranks = _document_story_units(docs, feats, terms, content, doc_groups, kept, rank)
+        found = _story_groups(doc_terms, story_stage.StorySettings(), doc_ranks, story_jobs)
+    return _Copies(table, doc_groups, doc_sim, kept, previews, doc_clusters, para_clusters, units, found)
 
 
 # -- stage 1: segment + sign ---------------------------------------------------------------------
@@ -568,7 +612,8 @@ def _document_groups(table: _DocTable, feats: ParagraphFeatures, content: np.nda
 
 def _without_shingles(feats: ParagraphFeatures) -> ParagraphFeatures:
     """The features without the paragraphs' signatures and shingle sets, which nothing reads once
-    the document clusters are made: the story stage, the run's peak of memory, comes after."""
+    the documents' rows and content shingles are made: the story stage, the run's peak of memory,
+    comes after."""
     return replace(feats, signatures=feats.signatures[:0].copy(), shingle_hashes=np.zeros(0, dtype=np.uint32),
                    shingle_offsets=np.zeros(1, dtype=np.int64))
 
@@ -761,19 +806,13 @@ def _paragraph_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], 
 
 # -- stage 7: stories --------------------------------------------------------------------------
 
-def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], previews: Callable[[int], str],
-                    feats: ParagraphFeatures, terms: story_stage.TermRows, content: np.ndarray,
-                    doc_groups: list[Group], kept: dict[int, int], para_groups: list[Group], rank: np.ndarray,
-                    doc_base: int, para_base: int, jobs: int) -> tuple[list[Cluster], list[Cluster]]:
-    """Story clusters of documents (one copy per document cluster) and of long paragraphs.
-
-    `terms` are the paragraphs' content terms, numbered once for both levels; a document's are
-    those of its content paragraphs joined (all of them when chrome detection left none).
-    """
-    settings = story_stage.StorySettings()
-
-    # Documents: one unit per copy group, the kept copy standing for it (archived documents are not
-    # units), with the terms of its content paragraphs, or of all of them when it has none.
+def _document_story_units(docs: Sequence[Document], feats: ParagraphFeatures, terms: story_stage.TermRows,
+                          content: np.ndarray, doc_groups: list[Group], kept: dict[int, int],
+                          rank: np.ndarray) -> tuple[np.ndarray, story_stage.TermRows, np.ndarray]:
+    """The story stage's documents: one unit per copy group, the kept copy standing for it
+    (archived documents are not units), with the terms of its content paragraphs, or of all of
+    them when it has none (`terms` are the paragraphs', numbered once for both levels); and
+    their ranks among themselves."""
     unit = np.ones(len(docs), dtype=bool)
     for k, g in enumerate(doc_groups):
         unit[[int(m) for m in g.members if int(m) != kept[k] and int(m) < len(docs)]] = False
@@ -781,58 +820,47 @@ def _story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], prev
     has_content = np.bincount(feats.doc[content], minlength=len(docs)) > 0
     rows = np.flatnonzero(unit[feats.doc] & (content | ~has_content[feats.doc]))  # in document order
 
-    # Paragraphs: every signed paragraph (a related-article teaser retelling a story counts), one per
-    # paragraph copy group.
+    return units, terms.unions(rows, np.bincount(feats.doc[rows], minlength=len(docs))[units]), rank[units]
+
+
+def _paragraph_story_units(feats: ParagraphFeatures, para_groups: list[Group],
+                           rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The story stage's paragraphs: every signed paragraph (a related-article teaser retelling a
+    story counts), one per paragraph copy group; and their ranks among themselves."""
     unit = feats.sig_row >= 0
     for g in para_groups:
         unit[np.asarray(g.members[1:], dtype=np.int64)] = False
     para_units = np.flatnonzero(unit)
-    para_rank = np.argsort(np.lexsort((feats.index[para_units], rank[feats.doc[para_units]])))
+    return para_units, np.argsort(np.lexsort((feats.index[para_units], rank[feats.doc[para_units]])))
 
-    def document_level() -> tuple[story_stage.TermRows, np.ndarray]:
-        return terms.unions(rows, np.bincount(feats.doc[rows], minlength=len(docs))[units]), rank[units]
 
-    def paragraph_level() -> tuple[story_stage.TermRows, np.ndarray]:
-        return terms.take(para_units), para_rank
+def _paragraph_story(context: tuple[story_stage.TermRows, tuple[np.ndarray, np.ndarray], int],
+                     _: int) -> list[tuple[list[int], list[float]]]:
+    """The story stage's paragraph level (a top-level function, so a forked process can run it)."""
+    terms, (units, ranks), jobs = context
+    return _story_groups(terms.take(units), story_stage.StorySettings(), ranks, jobs)
 
-    doc_found, para_found = _story_levels([document_level, paragraph_level], settings, jobs)
-    story_docs = []
-    for k, (members, sims) in enumerate(doc_found):
+
+def _document_story_clusters(docs: Sequence[Document], previews: Callable[[int], str], units: np.ndarray,
+                             found: list[tuple[list[int], list[float]]], base: int) -> list[Cluster]:
+    out = []
+    for k, (members, sims) in enumerate(found):
         mem = tuple(Member(docs[units[m]].id, round(s, 4)) for m, s in zip(members, sims, strict=True))
-        story_docs.append(Cluster(f"d{doc_base + k + 1}", "story", "document", mem[0], mem,
-                                  previews(int(units[members[0]]))))
-    story_paras = []
-    for k, (members, sims) in enumerate(para_found):
-        mem = tuple(Member(docs[int(feats.doc[para_units[m]])].id, round(s, 4), int(feats.index[para_units[m]]))
+        out.append(Cluster(f"d{base + k + 1}", "story", "document", mem[0], mem, previews(int(units[members[0]]))))
+    return out
+
+
+def _paragraph_story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
+                              units: np.ndarray, found: list[tuple[list[int], list[float]]],
+                              base: int) -> list[Cluster]:
+    out = []
+    for k, (members, sims) in enumerate(found):
+        mem = tuple(Member(docs[int(feats.doc[units[m]])].id, round(s, 4), int(feats.index[units[m]]))
                     for m, s in zip(members, sims, strict=True))
-        first = para_units[members[0]]
-        story_paras.append(Cluster(f"p{para_base + k + 1}", "story", "paragraph", mem[0], mem,
-                                   _preview(pages[int(feats.doc[first])][int(feats.index[first])].text)))
-    return story_docs, story_paras
-
-
-_StoryLevel = Callable[[], tuple[story_stage.TermRows, np.ndarray]]  # a level's texts' terms and ranks
-
-
-def _story_levels(levels: list[_StoryLevel], settings: story_stage.StorySettings,
-                  jobs: int) -> list[list[tuple[list[int], list[float]]]]:
-    """`_story_groups` of each level, its terms made only when its turn comes (in one process, one
-    level's copy at a time). With exactly two processes the levels run side by side, one each:
-    about half of a level's work (counts, weights, prefixes) is serial, so two levels at once use
-    both cores where splitting each level's candidate blocks would leave one idle. With more
-    processes, the levels go one after the other, each spreading its blocks over all of them."""
-    if jobs == 2:
-        return fork_map(_story_level, (levels, settings, 1), list(range(len(levels))), jobs)
-    return [_story_level((levels, settings, jobs), k) for k in range(len(levels))]
-
-
-def _story_level(context: tuple[list[_StoryLevel], story_stage.StorySettings, int],
-                 k: int) -> list[tuple[list[int], list[float]]]:
-    """Level k of `_story_levels` with the given processes (a top-level function so forked workers
-    can run it; a worker runs its level in one process)."""
-    levels, settings, jobs = context
-    terms, rank = levels[k]()
-    return _story_groups(terms, settings, rank, jobs)
+        first = units[members[0]]
+        out.append(Cluster(f"p{base + k + 1}", "story", "paragraph", mem[0], mem,
+                           _preview(pages[int(feats.doc[first])][int(feats.index[first])].text)))
+    return out
 
 
 def _story_groups(terms: story_stage.TermRows, settings: story_stage.StorySettings,
