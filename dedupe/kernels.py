@@ -29,7 +29,8 @@ The other kernels take per-token or per-pair Python loops off the later stages, 
 Python/numpy path that gives the same result: `distinct_words` (each batch's words numbered, so
 story stems are looked up once per distinct word), `line_keys` (chrome's recurrence keys of ASCII
 text), `line_keys_with_cues` (their words, stop words and hashes), `shared_counts` (exact shingle
-overlaps for verification), `band_keys` (LSH keys row by row), `prefix_candidates` and `pair_dots`
+overlaps for verification), `band_keys` (LSH keys row by row), `bucket_pairs` (LSH candidates by
+hashing each band's keys instead of sorting them), `prefix_candidates` and `pair_dots`
 (story's candidates and cosines), `prefix_cut` (story's prefix/tail cut of each row), `sorted_ranks`
 (hash-table numbering of term hashes), `row_counts` (story's term counts per text),
 `distinct_of_ranges` (documents' shingle sets from their paragraphs'). `chrome_compiled` builds on
@@ -1292,6 +1293,7 @@ def warm_up() -> None:
     text_signatures(["a b c d e f"], 5, hasher)
     text_shingle_sets(["a b c d e f"], 5)
     band_keys(np.zeros((1, 4), dtype=np.uint32), 2, 2)
+    bucket_pairs(np.zeros((2, 2), dtype=np.uint64), np.arange(2), 16)
     distinct_words(["a b"])
     line_keys_with_cues(["a 1 the", "ça"])
     sorted_ranks(np.array([2, 1], dtype=np.uint64))
@@ -1334,3 +1336,81 @@ if AVAILABLE:
                     acc ^= acc >> _U64(29)
                 keys[i, band] = acc
         return keys
+
+
+def bucket_pairs(keys: np.ndarray, index: np.ndarray, all_pairs_up_to: int) -> np.ndarray:
+    """`lsh.candidate_pairs` before `lsh.normalise_pairs`: in each band (column of `keys`), the rows
+    of `index` (ascending) whose keys are equal, paired as `lsh._bucket_pairs` pairs a run of them
+    (all pairs up to `all_pairs_up_to` rows, else a star and a chain in ascending order). One pass
+    per band through a hash table instead of a sort; pairs in no particular order, with repeats."""
+    if not AVAILABLE:
+        raise RuntimeError("numba is not available")
+    by_band = np.ascontiguousarray(keys[index].T)  # one band's keys side by side
+    return _bucket_pairs(by_band, np.ascontiguousarray(index, dtype=np.int64), all_pairs_up_to)
+
+
+if AVAILABLE:
+    @_jit
+    def _bucket_pairs(by_band: np.ndarray, index: np.ndarray, small: int) -> np.ndarray:  # pragma: no cover
+        bands, m = by_band.shape
+        cap = 2
+        while cap < 2 * m:
+            cap <<= 1
+        mask = _U64(cap - 1)
+        # A slot: key, first row + 1 (0: empty), last row, run size; side by side, so one probe reads
+        # one cache line. Only the slots a band used are emptied for the next.
+        table = np.zeros((cap, 4), dtype=np.uint64)
+        used = np.empty(max(m, 1), dtype=np.int64)
+        after = np.empty(max(m, 1), dtype=np.int64)  # the next row of the same run
+        members = np.empty(max(m, 1), dtype=np.int64)
+        out = np.empty((1024, 2), dtype=np.int64)
+        found = 0
+        for band in range(bands):
+            n_used = 0
+            for p in range(m):
+                v = by_band[band, p]
+                s = _slot(v, mask)
+                while table[s, 1] != 0 and table[s, 0] != v:
+                    s = (s + _U64(1)) & mask
+                if table[s, 1] == 0:
+                    table[s, 0] = v
+                    table[s, 1] = _U64(p + 1)
+                    table[s, 3] = 1
+                    used[n_used] = s
+                    n_used += 1
+                else:
+                    after[table[s, 2]] = p
+                    table[s, 3] += _U64(1)
+                table[s, 2] = _U64(p)
+            for u in range(n_used):
+                s = used[u]
+                k = np.int64(table[s, 3])
+                p = np.int64(table[s, 1]) - 1
+                table[s, 1] = 0
+                if k < 2:
+                    continue
+                for q in range(k):
+                    members[q] = index[p]
+                    if q + 1 < k:
+                        p = after[p]
+                need = k * (k - 1) // 2 if k <= small else 2 * (k - 1)
+                if found + need > out.shape[0]:
+                    grown = np.empty((max(2 * out.shape[0], found + need), 2), dtype=np.int64)
+                    grown[:found] = out[:found]
+                    out = grown
+                if k <= small:
+                    for a in range(k):
+                        for b in range(a + 1, k):
+                            out[found, 0] = members[a]
+                            out[found, 1] = members[b]
+                            found += 1
+                else:
+                    for q in range(1, k):
+                        out[found, 0] = members[0]
+                        out[found, 1] = members[q]
+                        found += 1
+                    for q in range(1, k):
+                        out[found, 0] = members[q - 1]
+                        out[found, 1] = members[q]
+                        found += 1
+        return out[:found]

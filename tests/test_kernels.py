@@ -473,3 +473,22 @@ def test_band_keys_kernel_equals_the_numpy_fold(monkeypatch) -> None:
     monkeypatch.setattr(kernels, "AVAILABLE", False)
     assert np.array_equal(compiled_keys, band_keys(sigs, 16, 8))
     assert np.array_equal(band_keys(sigs[:, :12], 3, 4), band_keys(sigs, 3, 4))  # only the first bands x rows slots
+
+
+@compiled
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 300), st.integers(1, 6), st.integers(1, 40))
+def test_lsh_candidates_by_hashing_equal_the_sorted_runs(seed: int, n: int, bands: int, distinct: int) -> None:
+    """`candidate_pairs` gives the same pairs from `kernels.bucket_pairs` as from its per-band
+    sorts: keys drawn from few values make runs of every size, past the all-pairs limit too."""
+    from dedupe import lsh
+
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(0, distinct, size=(n, bands)).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    active = rng.random(n) < 0.8
+    for mask in (None, active):
+        got = lsh.candidate_pairs(keys, mask)
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(kernels, "AVAILABLE", False)
+            want = lsh.candidate_pairs(keys, mask)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
