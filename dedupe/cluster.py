@@ -79,6 +79,30 @@ def _peel(nodes: np.ndarray, edges: np.ndarray, rank: np.ndarray, similarity: Si
     return groups
 
 
+def _whole_stars(n: int, parts: list[np.ndarray], pairs: np.ndarray, rank: np.ndarray,
+                 pair_similarity: SimilarityOfPairs, threshold: float) -> tuple[list[Group], list[np.ndarray]]:
+    """`_peel`'s first step for many components at once: each one's representative (most links,
+    then rank, then node order) and every member's similarity to it, in one `pair_similarity`
+    call. A component whose members all reach the threshold is that one star (most are); the
+    others are returned for `_peel`, which takes the same first step and goes on."""
+    sizes = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+    nodes = np.concatenate(parts)  # each part ascending, as `_peel` takes it
+    part = np.repeat(np.arange(len(parts)), sizes)
+    degree = np.bincount(pairs.ravel(), minlength=n)[nodes]  # every link of a node is in its part
+    firsts = np.cumsum(sizes) - sizes
+    reps = nodes[np.lexsort((rank[nodes], -degree, part))[firsts]]  # stable: ties in node order
+    other = nodes != reps[part]
+    others, owner = nodes[other], part[other]
+    sims = pair_similarity(reps[owner], others)
+    whole = np.logical_and.reduceat(sims >= threshold, firsts - np.arange(len(parts)))  # sizes - 1 others each
+    order = np.lexsort((rank[others], -sims, owner))  # within a part: most similar first, then rank
+    others, sims = others[order], sims[order]
+    bounds = np.cumsum(sizes - 1).tolist()
+    stars = [Group(int(reps[k]), np.concatenate([[reps[k]], others[a:b]]), np.concatenate([[1.0], sims[a:b]]))
+             for k, (a, b) in enumerate(zip([0, *bounds[:-1]], bounds, strict=True)) if whole[k]]
+    return stars, [p for p, w in zip(parts, whole.tolist(), strict=True) if not w]
+
+
 def cluster(n: int, pairs: np.ndarray, rank: np.ndarray, similarity: SimilarityToMany,
             threshold: float, pair_similarity: SimilarityOfPairs | None = None) -> list[Group]:
     """Clusters of at least two of `n` nodes linked by verified `pairs`, chaining guarded.
@@ -104,9 +128,11 @@ def cluster(n: int, pairs: np.ndarray, rank: np.ndarray, similarity: SimilarityT
         if sim >= threshold:
             first, second = (a, b) if rank[a] <= rank[b] else (b, a)
             groups.append(Group(first, np.array([first, second]), np.array([1.0, sim])))
-    for nodes in members:
-        if len(nodes) == 2:
-            continue
+    larger = [nodes for nodes in members if len(nodes) > 2]
+    if pair_similarity is not None and larger:
+        stars, larger = _whole_stars(n, larger, pairs, rank, pair_similarity, threshold)
+        groups.extend(stars)
+    for nodes in larger:
         label = labels[nodes[0]]
         lo, hi = np.searchsorted(sorted_edge_labels, [label, label + 1])
         groups.extend(_peel(nodes, pairs[edge_order[lo:hi]], rank, similarity, threshold))

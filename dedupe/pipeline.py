@@ -872,12 +872,16 @@ def _story_groups(terms: story_stage.TermRows, settings: story_stage.StorySettin
     n = np.int64(len(terms))
     found = first * n + second  # sorted, as the pairs are
 
-    def similarity(rep: int, others: np.ndarray) -> np.ndarray:
-        lo, hi = np.minimum(rep, others), np.maximum(rep, others)
+    def pair_similarity(one: np.ndarray, other: np.ndarray) -> np.ndarray:
+        lo, hi = np.minimum(one, other), np.maximum(one, other)
         at = np.minimum(np.searchsorted(found, lo * n + hi), len(found) - 1)
         return np.where(found[at] == lo * n + hi, sims[at], 0.0)
 
-    groups = cluster(len(terms), np.stack([first, second], axis=1), rank, similarity, settings.min_similarity)
+    def similarity(rep: int, others: np.ndarray) -> np.ndarray:
+        return pair_similarity(np.full(len(others), rep, dtype=np.int64), others)
+
+    groups = cluster(len(terms), np.stack([first, second], axis=1), rank, similarity, settings.min_similarity,
+                     pair_similarity)
     return [([int(m) for m in g.members], [float(s) for s in g.similarity]) for g in groups]
 
 

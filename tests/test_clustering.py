@@ -64,6 +64,31 @@ def test_chaining_guard_splits_a_chain() -> None:
         assert all(s >= 0.8 for s in g.similarity)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(3, 60), st.floats(0.3, 0.9))
+def test_components_settled_at_once_match_the_peel(seed: int, n: int, threshold: float) -> None:
+    """With `pair_similarity`, components whose members all reach their representative are settled
+    in one call (`_whole_stars`), the rest peeled: the groups are those of peeling every one,
+    through stars, chains, cut stars and ties of degree broken by rank."""
+    rng = np.random.default_rng(seed)
+    points = rng.random(n)
+    pairs = np.array([(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.15], dtype=np.int64)
+    pairs = pairs.reshape(-1, 2)
+    rank = rng.permutation(n)
+
+    def pair_similarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return 1.0 - np.abs(points[first] - points[second])
+
+    def similarity(rep: int, others: np.ndarray) -> np.ndarray:
+        return pair_similarity(np.full(len(others), rep), others)
+
+    got = cluster(n, pairs, rank, similarity, threshold, pair_similarity)
+    want = cluster(n, pairs, rank, similarity, threshold)
+    assert [(g.representative, g.members.tolist(), g.similarity.tolist()) for g in got] == [
+        (g.representative, g.members.tolist(), g.similarity.tolist()) for g in want]
+    assert all(g.members.dtype == np.int64 for g in got)
+
+
 @settings(max_examples=15, deadline=None)
 @given(st.randoms(use_true_random=False))
 def test_same_clusters_whatever_the_input_order(rnd: random.Random) -> None:
