@@ -26,8 +26,10 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Literal, NamedTuple
 
+import numpy as np
 import xxhash
 
 from dedupe.normalize import line_key
@@ -115,6 +117,24 @@ def _union(a: tuple[int, ...], b: tuple[int, ...], k: int) -> tuple[int, ...]:
     return tuple(sorted(set(a).union(b))[:k])
 
 
+def _smallest_per_run(outer: np.ndarray, inner: np.ndarray, values: np.ndarray,
+                      k: int) -> Iterable[tuple[int, int, tuple[int, ...]]]:
+    """(outer, inner, the k smallest distinct values with them, ascending) for each distinct
+    (outer, inner): the KMV sketch `_union` would build from the values one at a time."""
+    order = np.lexsort((values, inner, outer))
+    o, i, v = outer[order], inner[order], values[order]
+    new = np.ones(len(o), dtype=bool)
+    new[1:] = (o[1:] != o[:-1]) | (i[1:] != i[:-1]) | (v[1:] != v[:-1])
+    o, i, v = o[new], i[new], v[new]
+    starts = np.flatnonzero(np.concatenate(([True], (o[1:] != o[:-1]) | (i[1:] != i[:-1])))) if len(o) else o
+    lengths = np.diff(np.append(starts, len(o)))
+    keep = np.arange(len(o)) - np.repeat(starts, lengths) < k  # the first k of each run
+    kept = v[keep].tolist()
+    ends = np.cumsum(np.minimum(lengths, k))
+    bounds = zip((ends - np.minimum(lengths, k)).tolist(), ends.tolist(), strict=True)
+    return zip(o[starts].tolist(), i[starts].tolist(), (tuple(kept[a:b]) for a, b in bounds), strict=True)
+
+
 def _estimate(sketch: tuple[int, ...], k: int) -> int:
     """Distinct count from a KMV sketch: exact below k hashes, (k-1)/(k-th smallest) above."""
     if len(sketch) < k:
@@ -160,6 +180,26 @@ class ChromeStats:
         for h in set(hashes):
             store[h] = _union(store.get(h, ()), g, self.k)
 
+    def add_hashed_pages(self, sites: Sequence[str], groups: Sequence[str | int], page: np.ndarray,
+                         hashes: np.ndarray) -> None:
+        """`add_hashed_page` of many pages at once: page p of `sites[p]` in copy group `groups[p]`,
+        whose keys' hashes are `hashes[page == p]`. Into empty statistics, each sketch is cut from
+        one sort of all (site, key, group) triples instead of a sketch union per key and page."""
+        if self._sites:
+            for p, (site, group) in enumerate(zip(sites, groups, strict=True)):
+                self.add_hashed_page(site, group, hashes[page == p].tolist())
+            return
+        numbers: dict[str, int] = {}
+        site_of = np.fromiter((numbers.setdefault(site, len(numbers)) for site in sites), dtype=np.int64,
+                              count=len(sites))
+        group_of = np.fromiter((_hash(f"group:{g}") for g in groups), dtype=np.uint64, count=len(groups))
+        entries = [_Site() for _ in numbers]
+        for site, _, sketch in _smallest_per_run(site_of, np.zeros(len(sites), dtype=np.uint64), group_of, self.k):
+            entries[site].groups = sketch
+        for site, key, sketch in _smallest_per_run(site_of[page], hashes.astype(np.uint64), group_of[page], self.k):
+            entries[site].keys[key] = sketch
+        self._sites.update(zip(numbers, entries, strict=True))
+
     def tracks(self, key: str) -> bool:
         """Whether recurrence of `key` is counted: empty keys and keys of long lines are not."""
         return self.tracks_length(len(key))
@@ -198,6 +238,14 @@ class ChromeStats:
         """`recurrence` of a counted key given its XXH64."""
         entry = self._sites.get(site)
         return _estimate(entry.keys.get(key_hash, ()), self.k) if entry is not None else 0
+
+    def recurrences_of_hashes(self, site: str, key_hashes: Sequence[int]) -> list[int]:
+        """`recurrence_of_hash` of many counted keys of one site (one dictionary lookup each)."""
+        entry = self._sites.get(site)
+        if entry is None:
+            return [0] * len(key_hashes)
+        k = self.k
+        return [len(s) if len(s) < k else _estimate(s, k) for s in map(entry.keys.get, key_hashes, repeat(()))]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form; hashes as hex strings, sorted, so equal stats give equal dicts."""

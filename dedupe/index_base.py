@@ -622,6 +622,9 @@ class _LazyChrome(ChromeStats):
                 return found
         return self._everything().recurrence_of_hash(site, key_hash)
 
+    def recurrences_of_hashes(self, site: str, key_hashes: Sequence[int]) -> list[int]:
+        return [self.recurrence_of_hash(site, h) for h in key_hashes]  # each from the prefetch where it can be
+
     def sites(self) -> list[str]:
         return self._everything().sites()
 

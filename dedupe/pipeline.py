@@ -399,12 +399,9 @@ def _strip_chrome(docs: Sequence[Document], pages: list[list[Paragraph]], groups
 def _page_stats(docs: Sequence[Document], groups: Sequence[str], feats: ParagraphFeatures) -> chrome_stage.ChromeStats:
     """Per-site recurrence over these documents, each counted in its page group, from the key
     hashes the features stage worked out."""
-    bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1)).tolist()
     stats = chrome_stage.ChromeStats()
-    tracked = [stats.tracks_length(chars) for chars in feats.key_chars.tolist()]
-    hashes = feats.key_hashes.tolist()
-    for d, (doc, group) in enumerate(zip(docs, groups, strict=True)):
-        stats.add_hashed_page(doc.site, group, [hashes[r] for r in range(bounds[d], bounds[d + 1]) if tracked[r]])
+    tracked = (feats.key_chars > 0) & (feats.key_chars <= stats.max_key_chars)  # `tracks_length`
+    stats.add_hashed_pages([d.site for d in docs], groups, feats.doc[tracked], feats.key_hashes[tracked])
     return stats
 
 
@@ -434,14 +431,17 @@ def _classify_span(docs: Sequence[Document], feats: ParagraphFeatures, bounds: n
                    known: chrome_stage.ChromeStats, first: int, last: int) -> list[tuple[int, int, str]]:
     """(document, paragraph, reason) of each chrome paragraph of documents [first, last)."""
     lo, hi = int(bounds[first]), int(bounds[last])
-    hashes, key_chars = feats.key_hashes[lo:hi].tolist(), feats.key_chars[lo:hi].tolist()
     sites = [docs[d].site for d in range(first, last)]
     groups = [known.site_groups(site) for site in sites]
     page_bounds = bounds[first : last + 1] - lo
+    key_chars = feats.key_chars[lo:hi]
+    tracked = np.flatnonzero((key_chars > 0) & (key_chars <= known.max_key_chars))  # `tracks_length`
+    hashes = feats.key_hashes[lo:hi][tracked].tolist()
+    cuts = np.searchsorted(tracked, page_bounds).tolist()  # each page's tracked keys
     recs = np.zeros(hi - lo, dtype=np.int64)
-    for site, a, b in zip(sites, page_bounds[:-1].tolist(), page_bounds[1:].tolist(), strict=True):
-        recs[a:b] = [known.recurrence_of_hash(site, hashes[r]) if known.tracks_length(key_chars[r]) else 0
-                     for r in range(a, b)]
+    for site, a, b in zip(sites, cuts[:-1], cuts[1:], strict=True):
+        if a < b:
+            recs[tracked[a:b]] = known.recurrences_of_hashes(site, hashes[a:b])
     codes = classify_pages(feats.line_flags[lo:hi], feats.chars[lo:hi], feats.key_words[lo:hi],
                            feats.key_stops[lo:hi], recs, page_bounds, np.array(groups, dtype=np.int64))
     found = []

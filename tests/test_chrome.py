@@ -214,3 +214,33 @@ def test_seed_page_keeps_the_article_and_strips_the_prompts() -> None:
     for prompt in ("Try Our AI Features", "Explore what Daily8 AI can do for you:", "No comments yet..."):
         assert by_text[prompt].is_chrome, prompt
         assert by_text[prompt].reason
+
+
+_PAGES = st.lists(st.tuples(st.sampled_from(["a.com", "b.org", "c.net"]), st.integers(0, 9),
+                            st.lists(st.integers(0, 12), max_size=8)), max_size=30)
+
+
+@settings(max_examples=80, deadline=None)
+@given(_PAGES, st.sampled_from([1, 3, 32]), _PAGES)
+def test_pages_added_at_once_count_as_pages_added_one_by_one(pages, k: int, before) -> None:
+    """`add_hashed_pages` (one sort, into empty statistics; one page at a time into others) gives
+    the statistics of `add_hashed_page` per page: repeated keys and groups, sketches cut at k."""
+    import numpy as np
+
+    def one_by_one(stats: ChromeStats, pages) -> ChromeStats:
+        for site, group, keys in pages:
+            stats.add_hashed_page(site, group, [key * 7919 + 1 for key in keys])
+        return stats
+
+    def at_once(stats: ChromeStats, pages) -> ChromeStats:
+        page = np.repeat(np.arange(len(pages)), [len(keys) for _, _, keys in pages])
+        hashes = np.array([key * 7919 + 1 for _, _, keys in pages for key in keys], dtype=np.uint64)
+        stats.add_hashed_pages([p[0] for p in pages], [p[1] for p in pages], page, hashes)
+        return stats
+
+    assert at_once(ChromeStats(k=k), pages) == one_by_one(ChromeStats(k=k), pages)
+    stats = at_once(ChromeStats(k=k), pages)
+    asked = [key * 7919 + 1 for key in range(14)]
+    for site in ("a.com", "b.org", "c.net", "d.io"):
+        assert stats.recurrences_of_hashes(site, asked) == [stats.recurrence_of_hash(site, h) for h in asked]
+    assert at_once(one_by_one(ChromeStats(k=k), before), pages) == one_by_one(ChromeStats(k=k), before + pages)
