@@ -742,7 +742,8 @@ _PREVIEW_WORDS = 12
 
 
 def _preview(text: str, words: int = _PREVIEW_WORDS) -> str:
-    return " ".join(text.split()[:words])
+    """The first `words` words of `text` (split no further than needed: texts can be whole pages)."""
+    return " ".join(text.split(None, words)[:words])
 
 
 def _document_clusters(table: _DocTable, groups: list[Group], previews: Callable[[int], str]) -> list[Cluster]:
@@ -773,7 +774,7 @@ def _content_previews(docs: Sequence[Document], pages: list[list[Paragraph]], fe
         words: list[str] = []
         for p, k in zip(pages[d], keep, strict=True):
             if k and len(words) < _PREVIEW_WORDS:
-                words.extend(p.text.split()[:_PREVIEW_WORDS])
+                words.extend(p.text.split(None, _PREVIEW_WORDS)[:_PREVIEW_WORDS])
         return " ".join(words[:_PREVIEW_WORDS])
 
     return preview

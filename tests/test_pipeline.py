@@ -119,3 +119,14 @@ def test_worker_processes_give_the_same_result(rng: random.Random, monkeypatch: 
     assert any(c[0] == "story" for c in one[0]) and any(stripped for _, stripped in one[1])
     assert one == summary(Settings(batch_size=4, jobs=2))
     assert one == summary(Settings(batch_size=4, jobs=3))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_preview_is_the_first_words_of_the_text(seed: int) -> None:
+    """`_preview` splits no further than it needs to, and gives what splitting everything gives."""
+    rng = random.Random(seed)
+    pieces = ["word", "Wörd", " ", "  ", "\t", "\n", "\u00a0", "\u2003", "x.y"]
+    for _ in range(2000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        words = rng.randint(0, 15)
+        assert pipeline._preview(text, words) == " ".join(text.split()[:words])
