@@ -523,8 +523,8 @@ if AVAILABLE:
 
 
 def prefix_candidates(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, by_column: sp.csc_matrix,
-                      a: int, b: int, start: np.ndarray, tail: np.ndarray, level: np.ndarray, above: np.ndarray,
-                      tau: float) -> tuple[np.ndarray, np.ndarray]:
+                      column_weights: np.ndarray, a: int, b: int, start: np.ndarray, tail: np.ndarray,
+                      level: np.ndarray, above: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
     """Story's candidates of rows [a, b): the pairs i < j whose prefix product plus Cauchy–Schwarz
     tail bound reaches τ (`story._candidates`, whose numpy form gives the same pairs, in another order).
 
@@ -534,10 +534,15 @@ def prefix_candidates(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
     once. Nothing of P·Pᵀ is materialised, and P is transposed once for all blocks instead of once per
     block (which grows with the corpus times the number of blocks). Once row i's remaining prefix
     norm plus the longest tail cannot reach τ, a row not met yet cannot become a candidate, so the
-    last (most common) prefix terms' postings only add to pairs already begun."""
+    last (most common) prefix terms' postings only add to pairs already begun.
+
+    The postings are walked in float32 (`column_weights`, `by_column.data` as float32: half the
+    bytes streamed, half the accumulator in cache), and a pair whose float32 sum comes within its
+    rounding error of the bound gets its prefix product again in float64, summed in the same order
+    as a float64 walk would: the pairs are exactly the float64 walk's."""
     if not AVAILABLE:
         raise RuntimeError("numba is not available")
-    return _prefix_candidates(indptr, indices, data, by_column.indptr, by_column.indices, by_column.data,
+    return _prefix_candidates(indptr, indices, data, by_column.indptr, by_column.indices, column_weights,
                               a, b, start, tail, level, above, tau)
 
 
@@ -626,7 +631,7 @@ if AVAILABLE:
                            tail: np.ndarray, level: np.ndarray, above: np.ndarray,
                            tau: float) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
         n = start.size
-        acc = np.zeros(n, dtype=np.float64)
+        acc = np.zeros(n, dtype=np.float32)
         touched = np.empty(n + 1, dtype=np.int64)  # one spare slot: a row met before is written past the count
         out_i = np.empty(1024, dtype=np.int64)
         out_j = np.empty(1024, dtype=np.int64)
@@ -634,18 +639,23 @@ if AVAILABLE:
         limit = tau - 1e-6
         reach = tail.max() if n else 0.0  # no bound adds more than the longest tail (above ≤ 1)
         slack = reach * (1.0 + 1e-6) + 1e-9  # above is a norm of part of a unit row, float32: ≤ 1 + rounding
+        reach32 = np.float32(reach)
         for i in range(a, b):
             count = 0
             rest = 0.0  # squares of row i's prefix entries from the current one on
             for k in range(indptr[i], indptr[i + 1]):
                 rest += data[k] * data[k]
+            # A float32 sum of m products of unit rows' entries is within (m + 3)·2⁻²⁴ of the float64
+            # one (each product rounded three times, each addition once; the products sum to ≤ 1):
+            # four times that is the margin below which a pair is surely not a candidate.
+            loose = np.float32(limit - (indptr[i + 1] - indptr[i] + 4) * 2.0**-22)
             for k in range(indptr[i], indptr[i + 1]):
-                t, x = indices[k], data[k]
+                t, x, x64 = indices[k], np.float32(data[k]), data[k]
                 # A row j first met at this term shares only this and later prefix terms with row i,
                 # so its bound is at most ‖x_{≥k}‖ + reach (Cauchy–Schwarz, ‖y‖ ≤ 1): when that cannot
                 # reach τ, later rows only add to pairs already started (the high-df postings, last).
                 fresh = np.sqrt(max(rest, 0.0)) + slack >= limit
-                rest -= x * x
+                rest -= x64 * x64
                 lo, hi = np.int64(col_ptr[t]), np.int64(col_ptr[t + 1])
                 end = hi
                 while lo < hi:  # first posting with a row after i
@@ -665,13 +675,26 @@ if AVAILABLE:
                     for p in range(lo, end):
                         j = col_rows[p]
                         old = acc[j]
-                        acc[j] = old + (x * col_data[p] if old != 0.0 else 0.0)
+                        acc[j] = old + (x * col_data[p] if old != 0.0 else np.float32(0.0))
             start_i, level_i, tail_i = start[i], level[i], tail[i]
             for q in range(count):
                 j = touched[q]
-                pp = acc[j]
+                rough = acc[j]
                 acc[j] = 0.0
-                if pp + reach < limit:  # settled without reading row j's bound data (most pairs)
+                if rough + reach32 < loose:  # settled without reading row j (most pairs)
+                    continue
+                pp = 0.0  # the float64 prefix product, summed in row i's order as a float64 walk sums it
+                u, u_end, w, w_end = indptr[i], indptr[i + 1], indptr[j], indptr[j + 1]
+                while u < u_end and w < w_end:
+                    if indices[u] == indices[w]:
+                        pp += data[u] * data[w]
+                        u += 1
+                        w += 1
+                    elif indices[u] < indices[w]:
+                        u += 1
+                    else:
+                        w += 1
+                if pp + reach < limit:
                     continue
                 lvl = min(level_i, level[j])
                 if start_i <= start[j]:
@@ -1307,7 +1330,8 @@ def warm_up() -> None:
                   np.zeros(1, dtype=np.int64))
     indptr, indices, data = np.array([0, 1], dtype=np.int32), np.zeros(1, dtype=np.int32), np.ones(1)
     one = sp.csr_matrix(np.ones((1, 1)))
-    prefix_candidates(one.indptr, one.indices, one.data, one.tocsc(), 0, 1, np.zeros(1, dtype=np.int64),
+    prefix_candidates(one.indptr, one.indices, one.data, one.tocsc(), one.data.astype(np.float32), 0, 1,
+                      np.zeros(1, dtype=np.int64),
                       np.zeros(1), np.zeros(1, dtype=np.int64), np.zeros((1, 1), dtype=np.float32), 0.5)
     pair_dots(indptr, indices, data, 1, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
     from .chrome_compiled import classify_pages  # it builds on this module

@@ -367,6 +367,8 @@ class _Prefixes:
     above: ‖x_{≥c}‖ over the terms of df ≤ candidate_df, for each row and checkpoint rank c
         (ranks where df passes 1, 2, 4, 8, ... and `candidate_df`): an upper bound of ‖x_{≥b}‖
         for any b at or after the checkpoint, read with one gather instead of a search.
+    column_weights: `by_column`'s weights as float32, which the compiled search walks (empty
+        without the kernels).
     """
 
     matrix: sp.csr_matrix
@@ -375,6 +377,7 @@ class _Prefixes:
     tail: np.ndarray
     level: np.ndarray
     above: np.ndarray
+    column_weights: np.ndarray
 
 
 def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
@@ -401,7 +404,8 @@ def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
             ranked.indptr, ranked.indices, ranked.data, sorted_df, checkpoints, limit, max_df)
         matrix = sp.csr_matrix((data, indices, indptr), shape=(n, v))
         matrix.has_sorted_indices = True
-        return _Prefixes(matrix, matrix.tocsc(), start, tail, level, above)
+        by_column = matrix.tocsc()
+        return _Prefixes(matrix, by_column, start, tail, level, above, by_column.data.astype(np.float32))
     lengths = np.diff(ranked.indptr)
     row = np.repeat(np.arange(n), lengths)
     r, sq = ranked.indices.astype(np.int64), ranked.data ** 2
@@ -423,7 +427,7 @@ def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
     matrix = ranked
     matrix.data = np.where(in_tail | (sorted_df[r] < 2), 0.0, ranked.data)
     matrix.eliminate_zeros()
-    return _Prefixes(matrix, matrix.tocsc(), start, tail, level, above)
+    return _Prefixes(matrix, matrix.tocsc(), start, tail, level, above, np.zeros(0, dtype=np.float32))
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,8 +472,8 @@ def _candidates(pre: _Prefixes, tau: float, a: int, b: int) -> tuple[np.ndarray,
     """
     if kernels.AVAILABLE:  # the same pairs, without materialising the block's product
         m = pre.matrix
-        return kernels.prefix_candidates(m.indptr, m.indices, m.data, pre.by_column, a, b, pre.start, pre.tail,
-                                         pre.level, pre.above, tau)
+        return kernels.prefix_candidates(m.indptr, m.indices, m.data, pre.by_column, pre.column_weights, a, b,
+                                         pre.start, pre.tail, pre.level, pre.above, tau)
     prod = (pre.matrix[a:b] @ pre.matrix[a:].T).tocoo()
     i, j = prod.row.astype(np.int64) + a, prod.col.astype(np.int64) + a
     upper = j > i

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import xxhash
 from datasketch import MinHash
 from hypothesis import given, settings
@@ -243,6 +244,35 @@ def test_story_candidate_filter_same_with_and_without_kernels(monkeypatch) -> No
     assert sum(len(i) for i, _ in want) > 100
     for (gi, gj), (wi, wj) in zip(got, want, strict=True):  # the same pairs, found in another order
         assert sorted(zip(gi.tolist(), gj.tolist(), strict=True)) == sorted(zip(wi.tolist(), wj.tolist(), strict=True))
+
+
+@compiled
+def test_story_candidates_right_at_the_bound_are_the_float64_ones(monkeypatch) -> None:
+    """The compiled search walks in float32: with τ put 1e-10 above or below pairs' float64 bounds
+    (far under float32's rounding, far over float64's), it still keeps exactly the pairs the numpy
+    path keeps, so each near pair's product is worked out again in float64."""
+    from dedupe import story
+
+    rng = random.Random(12)
+    vocab = [f"w{k}" for k in range(300)]
+    corpus = [rng.choices(vocab, [1 / (k + 1) for k in range(300)], k=rng.randint(20, 80)) for _ in range(300)]
+    s = story.StorySettings(min_similarity=0.2)
+    weights = story._tfidf(story._count_matrix(story.TermRows.of_arrays(
+        [np.array([story.term_hash(t) for t in terms], dtype=np.uint64) for terms in corpus])), s)
+    pre = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, s.candidate_df)
+    prod = sp.triu(pre.matrix @ pre.matrix.T, k=1).tocoo()  # the bounds, as story._candidates works them out
+    i, j = prod.row, prod.col
+    first, other = np.where(pre.start[i] <= pre.start[j], i, j), np.where(pre.start[i] <= pre.start[j], j, i)
+    bounds = prod.data + pre.tail[first] * pre.above[other, np.minimum(pre.level[i], pre.level[j])]
+    n = len(corpus)
+    for bound in np.random.default_rng(0).choice(bounds[bounds > 0.05], 12, replace=False):
+        for offset in (1e-10, -1e-10):
+            tau = bound + offset + 1e-6  # the searches keep bounds ≥ τ − 1e-6
+            got = set(zip(*story._candidates(pre, tau, 0, n), strict=True))
+            with pytest.MonkeyPatch.context() as m:
+                m.setattr(kernels, "AVAILABLE", False)
+                want = set(zip(*story._candidates(pre, tau, 0, n), strict=True))
+            assert got == want
 
 
 @compiled
