@@ -186,8 +186,11 @@ class ChromeStats:
         whose keys' hashes are `hashes[page == p]`. Into empty statistics, each sketch is cut from
         one sort of all (site, key, group) triples instead of a sketch union per key and page."""
         if self._sites:
+            order = np.argsort(page, kind="stable")
+            cuts = np.searchsorted(page[order], np.arange(len(sites) + 1)).tolist()
+            by_page = hashes[order].tolist()
             for p, (site, group) in enumerate(zip(sites, groups, strict=True)):
-                self.add_hashed_page(site, group, hashes[page == p].tolist())
+                self.add_hashed_page(site, group, by_page[cuts[p] : cuts[p + 1]])
             return
         numbers: dict[str, int] = {}
         site_of = np.fromiter((numbers.setdefault(site, len(numbers)) for site in sites), dtype=np.int64,

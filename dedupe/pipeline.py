@@ -179,17 +179,21 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
         return _copy_stages(docs, pages, feats, content, shingle_sets, rows, para_groups, rank, settings, archive,
                             terms, story_jobs, tick)
 
-    if terms is not None and para_units is not None and settings.jobs == 2:
+    if terms is None or para_units is None:
+        c, para_found = copies(settings.jobs), []
+    elif settings.jobs == 2:
         # The story stage's paragraph level needs only the paragraph groups: it runs in a forked
-        # process while this one makes the copy clusters and then the story's document level.
+        # process while this one makes the copy clusters and then the story's document level. About
+        # half of a level's work (counts, weights, prefix cuts) is serial, so one level per process
+        # uses both cores where splitting each level's candidate blocks would leave one idle; with
+        # more processes, the levels go one after the other, each spreading its blocks over all.
         side: list[_Copies] = []
         para_found = fork_map(_paragraph_story, (terms, para_units, 1), [0], 2,
                               meanwhile=lambda: side.append(copies(1)))[0]
         c = side[0]
     else:
         c = copies(settings.jobs)
-        para_found = _paragraph_story((terms, para_units, settings.jobs), 0) if terms is not None and \
-            para_units is not None else []
+        para_found = _paragraph_story((terms, para_units, settings.jobs), 0)
     doc_clusters, para_clusters = c.doc_clusters, c.para_clusters
     if terms is not None and para_units is not None:
         doc_clusters += _document_story_clusters(docs, c.previews, c.story_units, c.story_found, len(doc_clusters))
