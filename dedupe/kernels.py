@@ -523,8 +523,8 @@ if AVAILABLE:
 
 
 def prefix_candidates(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, by_column: sp.csc_matrix,
-                      column_weights: np.ndarray, a: int, b: int, start: np.ndarray, tail: np.ndarray,
-                      level: np.ndarray, above: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
+                      a: int, b: int, start: np.ndarray, tail: np.ndarray, level: np.ndarray, above: np.ndarray,
+                      tau: float) -> tuple[np.ndarray, np.ndarray]:
     """Story's candidates of rows [a, b): the pairs i < j whose prefix product plus Cauchy–Schwarz
     tail bound reaches τ (`story._candidates`, whose numpy form gives the same pairs, in another order).
 
@@ -536,14 +536,14 @@ def prefix_candidates(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
     norm plus the longest tail cannot reach τ, a row not met yet cannot become a candidate, so the
     last (most common) prefix terms' postings only add to pairs already begun.
 
-    The postings are walked in float32 (`column_weights`, `by_column.data` as float32: half the
-    bytes streamed, half the accumulator in cache), and a pair whose float32 sum comes within its
+    The postings are walked in float32 (`by_column`'s weights are float32: half the bytes
+    streamed, half the accumulator in cache), and a pair whose float32 sum comes within its
     rounding error of the bound gets its prefix product again in float64, summed in the same order
     as a float64 walk would: the pairs are exactly the float64 walk's."""
     if not AVAILABLE:
         raise RuntimeError("numba is not available")
-    return _prefix_candidates(indptr, indices, data, by_column.indptr, by_column.indices, column_weights,
-                              a, b, start, tail, level, above, tau)
+    return _prefix_candidates(indptr, indices, data, by_column.indptr, by_column.indices,
+                              by_column.data.astype(np.float32, copy=False), a, b, start, tail, level, above, tau)
 
 
 def prefix_cut(indptr: np.ndarray, ranks: np.ndarray, data: np.ndarray, sorted_df: np.ndarray,
@@ -1330,8 +1330,7 @@ def warm_up() -> None:
                   np.zeros(1, dtype=np.int64))
     indptr, indices, data = np.array([0, 1], dtype=np.int32), np.zeros(1, dtype=np.int32), np.ones(1)
     one = sp.csr_matrix(np.ones((1, 1)))
-    prefix_candidates(one.indptr, one.indices, one.data, one.tocsc(), one.data.astype(np.float32), 0, 1,
-                      np.zeros(1, dtype=np.int64),
+    prefix_candidates(one.indptr, one.indices, one.data, one.tocsc(), 0, 1, np.zeros(1, dtype=np.int64),
                       np.zeros(1), np.zeros(1, dtype=np.int64), np.zeros((1, 1), dtype=np.float32), 0.5)
     pair_dots(indptr, indices, data, 1, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
     from .chrome_compiled import classify_pages  # it builds on this module

@@ -360,15 +360,13 @@ class _Prefixes:
     matrix: the prefix entries that can be shared (df ≥ 2), with their weights; columns are
         numbered by global rank (rarest first), not by term.
     by_column: the same matrix by column (each term's rows, ascending), the inverted index the
-        compiled candidate search walks.
+        compiled candidate search walks; its weights are float32 (see `kernels.prefix_candidates`).
     start: global rank of each row's first tail term (the vocabulary size when it has no tail).
     tail: ‖x_s‖, the norm of each row's tail over its terms of df ≤ candidate_df.
     level: for each row, the index of the last checkpoint rank at or before its tail's start.
     above: ‖x_{≥c}‖ over the terms of df ≤ candidate_df, for each row and checkpoint rank c
         (ranks where df passes 1, 2, 4, 8, ... and `candidate_df`): an upper bound of ‖x_{≥b}‖
         for any b at or after the checkpoint, read with one gather instead of a search.
-    column_weights: `by_column`'s weights as float32, which the compiled search walks (empty
-        without the kernels).
     """
 
     matrix: sp.csr_matrix
@@ -377,7 +375,6 @@ class _Prefixes:
     tail: np.ndarray
     level: np.ndarray
     above: np.ndarray
-    column_weights: np.ndarray
 
 
 def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
@@ -404,8 +401,7 @@ def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
             ranked.indptr, ranked.indices, ranked.data, sorted_df, checkpoints, limit, max_df)
         matrix = sp.csr_matrix((data, indices, indptr), shape=(n, v))
         matrix.has_sorted_indices = True
-        by_column = matrix.tocsc()
-        return _Prefixes(matrix, by_column, start, tail, level, above, by_column.data.astype(np.float32))
+        return _Prefixes(matrix, _postings(matrix), start, tail, level, above)
     lengths = np.diff(ranked.indptr)
     row = np.repeat(np.arange(n), lengths)
     r, sq = ranked.indices.astype(np.int64), ranked.data ** 2
@@ -427,7 +423,14 @@ def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
     matrix = ranked
     matrix.data = np.where(in_tail | (sorted_df[r] < 2), 0.0, ranked.data)
     matrix.eliminate_zeros()
-    return _Prefixes(matrix, matrix.tocsc(), start, tail, level, above, np.zeros(0, dtype=np.float32))
+    return _Prefixes(matrix, _postings(matrix), start, tail, level, above)
+
+
+def _postings(prefix: sp.csr_matrix) -> sp.csc_matrix:
+    """The prefix matrix by column, its weights as float32: only the compiled search reads it."""
+    by_column = prefix.tocsc()
+    by_column.data = by_column.data.astype(np.float32)
+    return by_column
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,8 +475,8 @@ def _candidates(pre: _Prefixes, tau: float, a: int, b: int) -> tuple[np.ndarray,
     """
     if kernels.AVAILABLE:  # the same pairs, without materialising the block's product
         m = pre.matrix
-        return kernels.prefix_candidates(m.indptr, m.indices, m.data, pre.by_column, pre.column_weights, a, b,
-                                         pre.start, pre.tail, pre.level, pre.above, tau)
+        return kernels.prefix_candidates(m.indptr, m.indices, m.data, pre.by_column, a, b, pre.start, pre.tail,
+                                         pre.level, pre.above, tau)
     prod = (pre.matrix[a:b] @ pre.matrix[a:].T).tocoo()
     i, j = prod.row.astype(np.int64) + a, prod.col.astype(np.int64) + a
     upper = j > i
