@@ -1379,9 +1379,9 @@ if AVAILABLE:
         cap = 2
         while cap < 2 * m:
             cap <<= 1
-        mask = _U64(cap - 1)
         # A slot: key, first row + 1 (0: empty), last row, run size; side by side, so one probe reads
-        # one cache line. Only the slots a band used are emptied for the next.
+        # one cache line, and its first two as in a numbering table, so `_find` probes it. Only the
+        # slots a band used are emptied for the next.
         table = np.zeros((cap, 4), dtype=np.uint64)
         used = np.empty(max(m, 1), dtype=np.int64)
         after = np.empty(max(m, 1), dtype=np.int64)  # the next row of the same run
@@ -1392,9 +1392,7 @@ if AVAILABLE:
             n_used = 0
             for p in range(m):
                 v = by_band[band, p]
-                s = _slot(v, mask)
-                while table[s, 1] != 0 and table[s, 0] != v:
-                    s = (s + _U64(1)) & mask
+                s = _find(table, v)
                 if table[s, 1] == 0:
                     table[s, 0] = v
                     table[s, 1] = _U64(p + 1)
