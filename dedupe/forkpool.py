@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 C = TypeVar("C")
 T = TypeVar("T")
 R = TypeVar("R")
+M = TypeVar("M")
 
 CAN_FORK = sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
 
@@ -71,6 +72,15 @@ def fork_map(fn: Callable[[C, T], R], context: C, items: Sequence[T], jobs: int,
         return out
     finally:
         _TASK = None
+
+
+def fork_beside(fn: Callable[[C, T], R], context: C, item: T, mine: Callable[[], M], jobs: int,
+                shared_bytes: int = 0) -> tuple[R, M]:
+    """`(fn(context, item), mine())`: with `jobs` > 1 the first in a forked process while this one
+    works out the second (`fork_map`'s `meanwhile`), else the second and then the first here."""
+    here: list[M] = []
+    theirs = fork_map(fn, context, [item], jobs, shared_bytes=shared_bytes, meanwhile=lambda: here.append(mine()))
+    return theirs[0], here[0]
 
 
 def spans(count: int, jobs: int, largest: int, smallest: int = 1) -> list[tuple[int, int]]:

@@ -31,7 +31,7 @@ from .arrays import range_indices, unique_pairs, unique_sorted
 from .chrome_compiled import classify_pages
 from .cluster import Group, cluster, components
 from .features import ParagraphFeatures, analyse, concat
-from .forkpool import fork_map
+from .forkpool import fork_beside, fork_map
 from .gcpause import collector_paused
 from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
 from .minhash import EMPTY, MinHasher, estimate_jaccard
@@ -187,10 +187,7 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
         # half of a level's work (counts, weights, prefix cuts) is serial, so one level per process
         # uses both cores where splitting each level's candidate blocks would leave one idle; with
         # more processes, the levels go one after the other, each spreading its blocks over all.
-        side: list[_Copies] = []
-        para_found = fork_map(_paragraph_story, (terms, para_units, 1), [0], 2,
-                              meanwhile=lambda: side.append(copies(1)))[0]
-        c = side[0]
+        para_found, c = fork_beside(_paragraph_story, (terms, para_units, 1), 0, lambda: copies(1), 2)
     else:
         c = copies(settings.jobs)
         para_found = _paragraph_story((terms, para_units, settings.jobs), 0)
@@ -358,11 +355,10 @@ def _chrome_and_paragraph_groups(docs: Sequence[Document], pages: list[list[Para
 
     if settings.jobs <= 1:
         return chrome_stage_alone(), _paragraph_groups(feats, rank, settings)
-    chrome: list[tuple[np.ndarray, list[list[StrippedParagraph]], chrome_stage.ChromeStats | None]] = []
     shared = 32 * int(np.count_nonzero(feats.sig_row >= 0)) + 4096  # two 8-byte values per member, and per group
-    flat = fork_map(_flat_paragraph_groups, (feats, rank, settings), [0], settings.jobs, shared_bytes=shared,
-                    meanwhile=lambda: chrome.append(chrome_stage_alone()))[0]
-    return chrome[0], _groups_of_flat(*flat)
+    flat, chrome = fork_beside(_flat_paragraph_groups, (feats, rank, settings), 0, chrome_stage_alone, settings.jobs,
+                               shared)
+    return chrome, _groups_of_flat(*flat)
 
 
 def _flat_paragraph_groups(context: tuple[ParagraphFeatures, np.ndarray, Settings],

@@ -83,6 +83,16 @@ def test_meanwhile_runs_here_beside_even_one_item(jobs: int) -> None:
     assert (got[0] != os.getpid()) == (jobs > 1 and CAN_FORK)
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_fork_beside_gives_both_results_each_from_its_process(jobs: int) -> None:
+    """The item's result from a worker (with jobs > 1), the caller's own from the caller."""
+    from dedupe.forkpool import fork_beside
+
+    theirs, mine = fork_beside(_pid, None, 0, os.getpid, jobs)
+    assert mine == os.getpid()
+    assert (theirs != os.getpid()) == (jobs > 1 and CAN_FORK)
+
+
 @pytest.mark.parametrize(("count", "jobs", "sizes"), [
     (10_000, 1, [2048] * 4 + [1808]),  # one process: the largest spans
     (10_000, 2, [1250] * 8),  # two: about four per worker
