@@ -30,8 +30,9 @@ from .archive import Archive, ArchivedDocs, ArchiveRows
 from .arrays import range_indices, unique_pairs, unique_sorted
 from .chrome_compiled import classify_pages
 from .cluster import Group, cluster, components
+from .feature_table import FeatureTable, Written
 from .features import ParagraphFeatures, analyse, concat
-from .forkpool import fork_beside, fork_map
+from .forkpool import CAN_FORK, fork_beside, fork_map
 from .gcpause import collector_paused
 from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
 from .minhash import EMPTY, MinHasher, estimate_jaccard
@@ -247,32 +248,38 @@ def _copy_stages(docs: list[Document], pages: list[list[Paragraph]], feats: Para
 # -- stage 1: segment + sign ---------------------------------------------------------------------
 
 def _sign(pages: list[list[Paragraph]], settings: Settings, tick: Progress) -> ParagraphFeatures:
-    """Features of every batch, in forked workers when `settings.jobs` > 1 (batches are independent;
-    the workers inherit the pages, so only the features travel back)."""
+    """Features of every batch, written into one table as they are done (`feature_table`); in
+    forked workers when `settings.jobs` > 1 (batches are independent; the workers inherit the pages
+    and write into the table's shared memory, so only a few numbers per batch travel back)."""
     n, size = len(pages), settings.batch_size
     spans = [(lo, min(n, lo + size)) for lo in range(0, n, size)] or [(0, 0)]
 
     def progress(k: int) -> None:
         tick("sign", spans[k - 1][1], n)
 
-    if settings.jobs <= 1:
-        return concat(fork_map(_analyse_span, (pages, settings), spans, 1, progress), [lo for lo, _ in spans])
-    kernels.warm_up()  # every later pool's workers inherit the loaded kernels
-    # The features come back through shared memory (see forkpool): about 7 bytes per character of
-    # text (shingle and term hashes) plus the per-paragraph arrays and signatures.
-    chars = sum(len(p.text) for page in pages for p in page)
-    paragraphs = sum(map(len, pages))
-    shared = 8 * chars + (128 + 4 * settings.num_perm) * paragraphs + 4096 * len(spans)
-    parts = fork_map(_analyse_span, (pages, settings), spans, settings.jobs, progress, shared)
-    return concat(parts, [lo for lo, _ in spans])
+    if settings.jobs > 1:
+        kernels.warm_up()  # every later pool's workers inherit the loaded kernels
+    try:
+        table = FeatureTable(pages, spans, settings.num_perm, key_cues=settings.chrome, terms=settings.story,
+                             shared=settings.jobs > 1 and CAN_FORK)
+    except (OSError, ValueError, MemoryError):  # address space or overcommit refused: join the batches after
+        parts = fork_map(_analyse_span, (pages, settings), spans, settings.jobs, progress)
+        return concat(parts, [lo for lo, _ in spans])
+    written = fork_map(_write_span, (pages, settings, table), list(range(len(spans))), settings.jobs, progress)
+    return table.join(written)
 
 
 def _analyse_span(context: tuple[list[list[Paragraph]], Settings], span: tuple[int, int]) -> ParagraphFeatures:
-    """Features of documents [lo, hi); a top-level function so forked workers can run it (the
-    features are all arrays, so they travel back as buffers)."""
+    """Features of documents [lo, hi); a top-level function so forked workers can run it."""
     pages, s = context
     return analyse(pages[span[0] : span[1]], _hasher(s.num_perm, s.seed), s.ngram, s.min_words,
                    key_cues=s.chrome, terms=s.story)
+
+
+def _write_span(context: tuple[list[list[Paragraph]], Settings, FeatureTable], batch: int) -> Written:
+    """Features of batch `batch`, written into the table (a top-level function so forked workers can run it)."""
+    pages, s, table = context
+    return table.write(batch, _analyse_span((pages, s), table.spans[batch]))
 
 
 def _numbered_terms(feats: ParagraphFeatures) -> tuple[story_stage.TermRows, ParagraphFeatures]:

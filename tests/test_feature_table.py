@@ -1,0 +1,74 @@
+"""The feature table that batches write into must hold exactly what joining the finished batches
+(`features.concat`) gives, whatever the order the batches write in and whether they fit."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import fields
+
+import numpy as np
+import pytest
+
+from dedupe import MinHasher
+from dedupe.feature_table import FeatureTable
+from dedupe.features import ParagraphFeatures, analyse, concat
+from dedupe.segment import split_paragraphs
+
+from .conftest import random_text
+
+# NFKC spells each of these as a parenthesised letter or number, "(a)", so a paragraph of them has
+# twice as many words as characters: more than any text's (chars + 1) // 2 the table reserves for.
+_LENGTHENED = "".join(map(chr, range(0x249C, 0x24B6))) + "".join(map(chr, range(0x2474, 0x2488)))
+
+
+def _pages(rng: random.Random, lengthened: bool) -> list[list]:
+    texts = [random_text(rng, rng.randint(0, 300)) for _ in range(40)]
+    texts[5] = ""
+    if lengthened:  # all of the fourth batch of 7
+        texts[21:28] = [f"{_LENGTHENED} {k}" for k in range(7)]
+    return [split_paragraphs(t.replace(". ", ".\n", 3)) for t in texts]
+
+
+def _same(got: ParagraphFeatures, want: ParagraphFeatures) -> list[str]:
+    """Names of the fields that differ in value or dtype."""
+    return [f.name for f in fields(ParagraphFeatures)
+            if getattr(got, f.name).dtype != getattr(want, f.name).dtype
+            or not np.array_equal(getattr(got, f.name), getattr(want, f.name))]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("lengthened", [False, True])
+@pytest.mark.parametrize("extras", [False, True])
+def test_table_holds_what_joining_the_batches_gives(rng: random.Random, shared: bool, lengthened: bool,
+                                                    extras: bool) -> None:
+    pages = _pages(rng, lengthened)
+    spans = [(lo, min(len(pages), lo + 7)) for lo in range(0, len(pages), 7)]
+    parts = [analyse(pages[lo:hi], MinHasher(64, 3), 5, 4, key_cues=extras, terms=extras) for lo, hi in spans]
+    table = FeatureTable(pages, spans, 64, key_cues=extras, terms=extras, shared=shared, slack=0)
+    order = range(len(spans) - 1, -1, -1) if shared else range(len(spans))  # regions: any order will do
+    written = {k: table.write(k, parts[k]) for k in order}
+    joined = table.join([written[k] for k in range(len(spans))])
+    want = concat(parts, [lo for lo, _ in spans])
+    assert _same(joined, want) == []
+    # In shared memory the lengthened batch did not fit its own region, and only it; one after
+    # another, batches write where the last ended, so the others' room is left for it.
+    assert [k for k, w in written.items() if w.whole is not None] == ([3] if shared and lengthened else [])
+    assert len(joined.doc) > 100 and len(joined.signatures) > 50 and (len(joined.term_ids) > 100) == extras
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_batches_past_the_end_of_the_table_come_back_whole(shared: bool) -> None:
+    pages = [split_paragraphs(f"{_LENGTHENED} {k}") for k in range(9)]
+    spans = [(0, 4), (4, 9)]
+    parts = [analyse(pages[lo:hi], MinHasher(64, 3), 5, 4, terms=True) for lo, hi in spans]
+    table = FeatureTable(pages, spans, 64, key_cues=False, terms=True, shared=shared, slack=0)
+    written = [table.write(k, part) for k, part in enumerate(parts)]
+    # Each batch overflows its own region; one after another, the first still fits the table.
+    assert [w.whole is not None for w in written] == [shared, True]
+    assert _same(table.join(written), concat(parts, [0, 4])) == []
+
+
+def test_table_of_no_documents() -> None:
+    table = FeatureTable([], [(0, 0)], 128, key_cues=True, terms=True, shared=True)
+    joined = table.join([table.write(0, analyse([], MinHasher(128, 1), 5, 8, key_cues=True, terms=True))])
+    assert len(joined.doc) == 0 and joined.signatures.shape == (0, 128) and joined.term_offsets.tolist() == [0]
