@@ -6,10 +6,11 @@ workers are forked after the data exists and inherit it; only the small work ite
 cross between processes. Where the platform does not fork safely (not Linux), the items run in the
 calling process: the results are the same, only slower.
 
-Large results (a batch's features: tens of megabytes of arrays) come back through a shared memory
-arena rather than the pool's pipe when the caller reserves one (`shared_bytes`): on the machines
-measured, a pipe moved 120-450 MB/s, so at 30k documents the features of `--jobs 2` spent about
-2 s in transit, against about 0.3 s written once into shared pages. Each result is pickled with
+Large results (a corpus's paragraph groups as flat arrays) come back through a shared memory arena
+rather than the pool's pipe when the caller reserves one (`shared_bytes`): on the machines
+measured, a pipe moved 120-450 MB/s, so at 30k documents stage 1's features (before they went
+straight into `feature_table`'s shared table) spent about 2 s in transit, against about 0.3 s
+written once into shared pages. Each result is pickled with
 protocol 5: its arrays' buffers go into the arena, only the small rest through the pipe, and the
 caller's arrays are views of the arena (no copy), freed with the last of them.
 """
