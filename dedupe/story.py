@@ -296,8 +296,7 @@ def story_pair_arrays(terms: TermRows, settings: StorySettings = StorySettings()
                       jobs: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`story_pairs` as three arrays (rows i, columns j, cosines), sorted by (i, j)."""
     none = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    counts = _count_matrix(terms)
-    weights = _tfidf(counts, settings)
+    weights = _tfidf(_count_matrix(terms), settings)  # the counts go once weighted: as many entries again
     if weights.nnz == 0:
         return none
     tau = settings.min_similarity
@@ -328,9 +327,12 @@ def _count_matrix(terms: TermRows) -> sp.csr_matrix:
 
 def _tfidf(counts: sp.csr_matrix, settings: StorySettings) -> sp.csr_matrix:
     """L2-normalised sub-linear TF-IDF rows; texts under min_terms and corpus stop words zeroed.
+    Columns are numbered by global rank, rarest first (`_ranks`), which the prefix cut needs; cosines
+    do not depend on how columns are numbered.
 
-    Built from new arrays (no copy of `counts`, no squared copy of the matrix for the norms): on
-    a dump's paragraphs these matrices hold tens of millions of entries."""
+    Built from new arrays (no copy of `counts`, no squared copy of the matrix for the norms, no
+    renumbered copy for the prefix cut): on a dump's paragraphs these matrices hold tens of
+    millions of entries."""
     n = counts.shape[0]
     df = np.bincount(counts.indices, minlength=counts.shape[1])
     idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
@@ -348,9 +350,18 @@ def _tfidf(counts: sp.csr_matrix, settings: StorySettings) -> sp.csr_matrix:
         squares[rows] = np.add.reduceat(data * data, indptr[rows])
     norms = np.sqrt(squares)
     data /= np.repeat(np.where(norms > 0, norms, 1.0), lengths)
-    w = sp.csr_matrix((data, indices, indptr), shape=counts.shape)
-    w.has_sorted_indices = counts.has_sorted_indices
+    rank = _ranks(np.bincount(indices, minlength=counts.shape[1]))
+    w = sp.csr_matrix((data, rank.astype(indices.dtype)[indices], indptr), shape=counts.shape)
+    w.sort_indices()  # in place, row by row
     return w
+
+
+def _ranks(df: np.ndarray) -> np.ndarray:
+    """Each term's place in the global order of the prefix cut: rarest first, ties by term number
+    (so by term hash: the order does not depend on the order of the texts)."""
+    rank = np.empty(df.size, dtype=np.int64)
+    rank[np.lexsort((np.arange(df.size), df))] = np.arange(df.size)
+    return rank
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,23 +388,15 @@ class _Prefixes:
     above: np.ndarray
 
 
-def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
-    """Cut every row so that its tail (its most common terms) has norm < `limit`.
+def _prefixes(ranked: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
+    """Cut every row of `_tfidf`'s weights (columns by rank, rarest first, sorted in each row) so
+    that its tail (its most common terms) has norm < `limit`.
 
     Terms in more than `max_df` texts always go to the tail (still a suffix of the global order)
     and are left out of the tail norms, which keeps the candidate search linear in the corpus size.
     """
-    n, v = weights.shape
-    df = np.bincount(weights.indices, minlength=v)
-    by_rank = np.lexsort((np.arange(v), df))  # global order: rarest first
-    rank = np.empty(v, dtype=np.int64)
-    rank[by_rank] = np.arange(v)
-    # The rows with their columns renumbered by rank and sorted (scipy sorts each row in place):
-    # entries by row, then rarest first, with no sort over the whole matrix. The prefix matrix keeps
-    # this numbering; its product P·Pᵀ does not depend on how columns are numbered.
-    ranked = sp.csr_matrix((weights.data.copy(), rank[weights.indices], weights.indptr.copy()), shape=(n, v))
-    ranked.sort_indices()
-    sorted_df = df[by_rank]
+    n, v = ranked.shape
+    sorted_df = np.bincount(ranked.indices, minlength=v)  # by rank: never decreasing
     cuts = np.append(2 ** np.arange(int(np.log2(max(2, sorted_df[-1] if v else 2))) + 1), max_df)
     checkpoints = np.unique(np.append(np.searchsorted(sorted_df, cuts, side="right"), 0))
     if kernels.AVAILABLE:  # one pass per row, no array per entry (the stage's peak of memory)
@@ -420,8 +423,8 @@ def _prefixes(weights: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
     mass = np.bincount(row * checkpoints.size + bucket, weights=bounded, minlength=n * checkpoints.size)
     above = np.sqrt(np.cumsum(mass.reshape(n, -1)[:, ::-1], axis=1)[:, ::-1]).astype(np.float32)
     level = np.searchsorted(checkpoints, start, side="right") - 1
-    matrix = ranked
-    matrix.data = np.where(in_tail | (sorted_df[r] < 2), 0.0, ranked.data)
+    matrix = sp.csr_matrix((np.where(in_tail | (sorted_df[r] < 2), 0.0, ranked.data), ranked.indices.copy(),
+                            ranked.indptr.copy()), shape=(n, v))  # the weights themselves stay whole
     matrix.eliminate_zeros()
     return _Prefixes(matrix, _postings(matrix), start, tail, level, above)
 
