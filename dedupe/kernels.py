@@ -1266,6 +1266,81 @@ if AVAILABLE:
         return out[:m], indptr  # a view: see _prefix_cut
 
 
+if AVAILABLE:
+    @_jit
+    def _pairwise_squares(data: np.ndarray, lo: int, n: int) -> float:  # pragma: no cover - compiled
+        """Sum of data[lo:lo+n]², added in the order of numpy's pairwise summation (its
+        `pairwise_sum`: plain below 8 terms, eight running sums up to 128, else halves), so the
+        result is numpy's to the last bit."""
+        if n < 8:
+            res = 0.0
+            for k in range(lo, lo + n):
+                res += data[k] * data[k]
+            return res
+        if n <= 128:
+            r = np.empty(8)
+            for j in range(8):
+                r[j] = data[lo + j] * data[lo + j]
+            k = 8
+            while k < n - (n % 8):
+                for j in range(8):
+                    r[j] += data[lo + k + j] * data[lo + k + j]
+                k += 8
+            res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+            while k < n:
+                res += data[lo + k] * data[lo + k]
+                k += 1
+            return res
+        half = n // 2
+        half -= half % 8
+        return _pairwise_squares(data, lo, half) + _pairwise_squares(data, lo + half, n - half)
+
+
+def tfidf_rows(indptr: np.ndarray, indices: np.ndarray, counts: np.ndarray, idf: np.ndarray, log_tf: np.ndarray,
+               min_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Story's L2-normalised TF-IDF rows of a CSR count matrix (`story._tfidf`, whose numpy form
+    gives the same values): entry weight `log_tf[count] * idf[term]`, rows of fewer than `min_terms`
+    distinct terms and terms of idf 0 left out. Two passes over the rows (count what is kept, then
+    fill), so the output is allocated once at its size; numpy's form holds about five arrays as
+    long as the matrix at once, the story stage's peak of memory. `log_tf` is 1 + ln(c) for each
+    count c, worked out by numpy so that both forms use the same logarithms."""
+    if not AVAILABLE:
+        raise RuntimeError("numba is not available")
+    return _tfidf_rows(indptr, indices, counts, idf, log_tf, min_terms)
+
+
+if AVAILABLE:
+    @_jit
+    def _tfidf_rows(indptr: np.ndarray, indices: np.ndarray, counts: np.ndarray, idf: np.ndarray, log_tf: np.ndarray,
+                    min_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+        n = len(indptr) - 1
+        out_ptr = np.zeros(n + 1, dtype=np.int64)
+        for i in range(n):
+            kept = 0
+            if indptr[i + 1] - indptr[i] >= min_terms:
+                for e in range(indptr[i], indptr[i + 1]):
+                    kept += idf[indices[e]] != 0.0
+            out_ptr[i + 1] = out_ptr[i] + kept
+        out_idx = np.empty(out_ptr[n], dtype=indices.dtype)
+        out_data = np.empty(out_ptr[n])
+        for i in range(n):
+            m = out_ptr[i]
+            if m == out_ptr[i + 1]:
+                continue
+            for e in range(indptr[i], indptr[i + 1]):
+                w = log_tf[np.int64(counts[e])] * idf[indices[e]]
+                if w != 0.0:
+                    out_idx[m] = indices[e]
+                    out_data[m] = w
+                    m += 1
+            first = out_ptr[i]
+            # numpy's reduceat: the first square, plus numpy's pairwise sum of the others.
+            norm = np.sqrt(out_data[first] * out_data[first] + _pairwise_squares(out_data, first + 1, m - first - 1))
+            for q in range(out_ptr[i], m):
+                out_data[q] /= norm
+        return out_ptr, out_idx, out_data
+
+
 def pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, columns: int, rows: np.ndarray,
               others: np.ndarray) -> np.ndarray:
     """Dot product of CSR rows `rows[k]` and `others[k]` (sorted indices) for each k.
@@ -1333,6 +1408,7 @@ def warm_up() -> None:
     prefix_candidates(one.indptr, one.indices, one.data, one.tocsc(), 0, 1, np.zeros(1, dtype=np.int64),
                       np.zeros(1), np.zeros(1, dtype=np.int64), np.zeros((1, 1), dtype=np.float32), 0.5)
     pair_dots(indptr, indices, data, 1, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
+    tfidf_rows(indptr.astype(np.int64), indices, np.ones(1), np.ones(1), np.ones(2), 1)
     from .chrome_compiled import classify_pages  # it builds on this module
 
     one_line = np.ones(1, dtype=np.int64)

@@ -337,9 +337,24 @@ def _tfidf(counts: sp.csr_matrix, settings: StorySettings) -> sp.csr_matrix:
     df = np.bincount(counts.indices, minlength=counts.shape[1])
     idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
     idf[df > max(settings.max_df * n, settings.max_df_floor)] = 0.0
+    if kernels.AVAILABLE:
+        log_tf = np.concatenate([[0.0], 1.0 + np.log(np.arange(1.0, counts.data.max(initial=0.0) + 1.0))])
+        indptr, indices, data = kernels.tfidf_rows(counts.indptr, counts.indices, counts.data, idf, log_tf,
+                                                   settings.min_terms)
+    else:
+        indptr, indices, data = _tfidf_rows(counts, idf, settings.min_terms)
+    rank = _ranks(np.bincount(indices, minlength=counts.shape[1]))
+    w = sp.csr_matrix((data, rank.astype(indices.dtype)[indices], indptr), shape=counts.shape)
+    w.sort_indices()  # in place, row by row
+    return w
+
+
+def _tfidf_rows(counts: sp.csr_matrix, idf: np.ndarray, min_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`kernels.tfidf_rows` in numpy: the weighted rows as indptr, indices and data."""
+    n = counts.shape[0]
     distinct = np.diff(counts.indptr)
     data = (1.0 + np.log(counts.data)) * idf[counts.indices]
-    data[np.repeat(distinct < settings.min_terms, distinct)] = 0.0
+    data[np.repeat(distinct < min_terms, distinct)] = 0.0
     keep = np.flatnonzero(data)
     indptr = np.searchsorted(keep, counts.indptr)  # entries kept before each row's start
     data, indices = data[keep], counts.indices[keep]
@@ -350,10 +365,7 @@ def _tfidf(counts: sp.csr_matrix, settings: StorySettings) -> sp.csr_matrix:
         squares[rows] = np.add.reduceat(data * data, indptr[rows])
     norms = np.sqrt(squares)
     data /= np.repeat(np.where(norms > 0, norms, 1.0), lengths)
-    rank = _ranks(np.bincount(indices, minlength=counts.shape[1]))
-    w = sp.csr_matrix((data, rank.astype(indices.dtype)[indices], indptr), shape=counts.shape)
-    w.sort_indices()  # in place, row by row
-    return w
+    return indptr, indices, data
 
 
 def _ranks(df: np.ndarray) -> np.ndarray:

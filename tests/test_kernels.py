@@ -522,3 +522,24 @@ def test_lsh_candidates_by_hashing_equal_the_sorted_runs(seed: int, n: int, band
             m.setattr(kernels, "AVAILABLE", False)
             want = lsh.candidate_pairs(keys, mask)
         assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+@compiled
+def test_tfidf_rows_equal_numpys_to_the_last_bit() -> None:
+    from dedupe import story
+
+    rng = np.random.default_rng(5)
+    lengths = [0, 1, 3, 7, 8, 9, 15, 16, 17, 127, 128, 129, 130, 255, 256, 300, 1000, 2049]
+    vocabulary = 5000
+    rows = [np.sort(rng.choice(vocabulary, size=k, replace=False)) for k in lengths]
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    indices = np.concatenate(rows).astype(np.int32)
+    counts = rng.integers(1, 40, size=indices.size).astype(np.float64)
+    matrix = sp.csr_matrix((counts, indices, indptr), shape=(len(lengths), vocabulary))
+    idf = rng.uniform(1.0, 9.0, size=vocabulary)
+    idf[rng.choice(vocabulary, size=500, replace=False)] = 0.0  # corpus stop words
+    log_tf = np.concatenate([[0.0], 1.0 + np.log(np.arange(1.0, 40.0))])
+    got = kernels.tfidf_rows(indptr, indices, counts, idf, log_tf, 8)
+    want = story._tfidf_rows(matrix, idf, 8)
+    assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+    assert got[0][-1] > 3000 and np.diff(got[0])[:4].tolist() == [0, 0, 0, 0]  # short rows dropped
