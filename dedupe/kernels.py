@@ -1104,17 +1104,26 @@ if AVAILABLE:
         return local, distinct[:n_distinct].copy()
 
 
-def row_counts(ids: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def row_counts(ids: np.ndarray, offsets: np.ndarray, starts: np.ndarray | None = None,
+               lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows of ids (row k is `ids[offsets[k]:offsets[k + 1]]`) as a CSR count matrix: indptr, each
     row's distinct ids ascending, and how often each occurs. What scipy's `sum_duplicates` gives for
-    a CSR of ones, sorting each row on its own (short rows sort in cache; no per-entry index array)."""
+    a CSR of ones, sorting each row on its own (short rows sort in cache; no per-entry index array).
+
+    With `starts` and `lengths`, row k is made of ranges instead: the concatenation of
+    ids[starts[j]:starts[j] + lengths[j]] for j in [offsets[k], offsets[k + 1]) (a document of its
+    paragraphs' terms, or some of the paragraphs), read where they are rather than gathered first."""
     if not AVAILABLE:
         raise RuntimeError("numba is not available")
     ids, offsets = np.ascontiguousarray(ids), np.ascontiguousarray(offsets, dtype=np.int64)
+    if starts is None or lengths is None:
+        starts, lengths, offsets = offsets[:-1], np.diff(offsets), np.arange(len(offsets), dtype=np.int64)
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    lengths = np.ascontiguousarray(lengths, dtype=np.int64)
     if ids.dtype == np.int32:  # ids are never negative, so as uint32 they sort the same: radix sort
-        indptr, distinct, counts = _row_counts_u32(ids.view(np.uint32), offsets)
+        indptr, distinct, counts = _row_counts_u32(ids.view(np.uint32), starts, lengths, offsets)
         return indptr, distinct.view(np.int32), counts
-    return _row_counts(ids, offsets)
+    return _row_counts(ids, starts, lengths, offsets)
 
 
 if AVAILABLE:
@@ -1136,36 +1145,59 @@ if AVAILABLE:
         return n
 
     @_jit
-    def _row_counts(values: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
+    def _gathered_row(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, first: int, last: int,
+                      row: np.ndarray) -> int:  # pragma: no cover - compiled
+        """Ranges first..last-1 of `values` copied one after another into `row`; returns their length."""
+        size = 0
+        for j in range(first, last):
+            row[size : size + lengths[j]] = values[starts[j] : starts[j] + lengths[j]]
+            size += lengths[j]
+        return size
+
+    @_jit
+    def _longest_row(lengths: np.ndarray, offsets: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
+        """The length of the longest row of ranges, and of all rows together."""
+        longest, total = 0, 0
+        for r in range(len(offsets) - 1):
+            size = 0
+            for j in range(offsets[r], offsets[r + 1]):
+                size += lengths[j]
+            longest = max(longest, size)
+            total += size
+        return longest, total
+
+    @_jit
+    def _row_counts(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+                    offsets: np.ndarray) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
         n_rows = len(offsets) - 1
+        longest, total = _longest_row(lengths, offsets)
+        row = np.empty(longest, dtype=values.dtype)
         indptr = np.zeros(n_rows + 1, dtype=np.int64)
-        distinct = np.empty(len(values), dtype=values.dtype)
-        counts = np.empty(len(values), dtype=np.float64)
+        distinct = np.empty(total, dtype=values.dtype)
+        counts = np.empty(total, dtype=np.float64)
         n = 0
         for r in range(n_rows):
-            row = np.sort(values[offsets[r] : offsets[r + 1]])
-            n = _append_runs(row, len(row), distinct, counts, n)
+            size = _gathered_row(values, starts, lengths, offsets[r], offsets[r + 1], row)
+            n = _append_runs(np.sort(row[:size]), size, distinct, counts, n)
             indptr[r + 1] = n
         return indptr, distinct[:n], counts[:n]  # views: see _prefix_cut
 
     @_jit
-    def _row_counts_u32(values: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, ...]:  # pragma: no cover
+    def _row_counts_u32(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+                        offsets: np.ndarray) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
         """`_row_counts` of uint32 values, each row sorted in a scratch buffer by `_sort_u32` (insertion
         sort for short rows, radix sort for long ones; `np.sort` allocated a new array per row)."""
         n_rows = len(offsets) - 1
-        longest = 0
-        for r in range(n_rows):
-            longest = max(longest, offsets[r + 1] - offsets[r])
+        longest, total = _longest_row(lengths, offsets)
         row = np.empty(longest, dtype=np.uint32)
         tmp = np.empty(longest, dtype=np.uint32)
         count = np.zeros((4, 256), dtype=np.int64)
         indptr = np.zeros(n_rows + 1, dtype=np.int64)
-        distinct = np.empty(len(values), dtype=np.uint32)
-        counts = np.empty(len(values), dtype=np.float64)
+        distinct = np.empty(total, dtype=np.uint32)
+        counts = np.empty(total, dtype=np.float64)
         n = 0
         for r in range(n_rows):
-            size = offsets[r + 1] - offsets[r]
-            row[:size] = values[offsets[r] : offsets[r + 1]]
+            size = _gathered_row(values, starts, lengths, offsets[r], offsets[r + 1], row)
             _sort_u32(row, size, tmp, count)
             n = _append_runs(row, size, distinct, counts, n)
             indptr[r + 1] = n
@@ -1300,10 +1332,12 @@ def tfidf_rows(indptr: np.ndarray, indices: np.ndarray, counts: np.ndarray, idf:
                min_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Story's L2-normalised TF-IDF rows of a CSR count matrix (`story._tfidf`, whose numpy form
     gives the same values): entry weight `log_tf[count] * idf[term]`, rows of fewer than `min_terms`
-    distinct terms and terms of idf 0 left out. Two passes over the rows (count what is kept, then
-    fill), so the output is allocated once at its size; numpy's form holds about five arrays as
-    long as the matrix at once, the story stage's peak of memory. `log_tf` is 1 + ln(c) for each
-    count c, worked out by numpy so that both forms use the same logarithms."""
+    distinct terms and terms of idf 0 left out, and columns renumbered by `story._ranks` of the
+    kept entries' document frequencies (rarest first, ties by term), which the prefix cut needs.
+    Two passes over the rows (count what is kept and each term's texts, then fill), so the output
+    is allocated once at its size; numpy's form holds about five arrays as long as the matrix at
+    once, the story stage's peak of memory. `log_tf` is 1 + ln(c) for each count c, worked out by
+    numpy so that both forms use the same logarithms. Each row's entries stay in term order."""
     if not AVAILABLE:
         raise RuntimeError("numba is not available")
     return _tfidf_rows(indptr, indices, counts, idf, log_tf, min_terms)
@@ -1315,12 +1349,17 @@ if AVAILABLE:
                     min_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
         n = len(indptr) - 1
         out_ptr = np.zeros(n + 1, dtype=np.int64)
+        df = np.zeros(len(idf), dtype=np.int64)
         for i in range(n):
             kept = 0
             if indptr[i + 1] - indptr[i] >= min_terms:
                 for e in range(indptr[i], indptr[i + 1]):
-                    kept += idf[indices[e]] != 0.0
+                    if idf[indices[e]] != 0.0:
+                        kept += 1
+                        df[indices[e]] += 1
             out_ptr[i + 1] = out_ptr[i] + kept
+        rank = np.empty(len(idf), dtype=indices.dtype)
+        rank[np.argsort(df, kind="mergesort")] = np.arange(len(idf))  # stable: ties by term
         out_idx = np.empty(out_ptr[n], dtype=indices.dtype)
         out_data = np.empty(out_ptr[n])
         for i in range(n):
@@ -1330,7 +1369,7 @@ if AVAILABLE:
             for e in range(indptr[i], indptr[i + 1]):
                 w = log_tf[np.int64(counts[e])] * idf[indices[e]]
                 if w != 0.0:
-                    out_idx[m] = indices[e]
+                    out_idx[m] = rank[indices[e]]
                     out_data[m] = w
                     m += 1
             first = out_ptr[i]

@@ -203,11 +203,18 @@ class TermRows:
 
     Ids are column numbers of the sorted distinct term hashes, so the numbering does not depend on
     the order of the texts. One flat array, not an array per text: a dump has millions of
-    paragraphs, and the story stage picks, joins and counts them with array operations."""
+    paragraphs, and the story stage picks, joins and counts them with array operations.
+
+    Texts picked or joined from other texts (`unions`, `take`) are not copied: they are made of
+    ranges of the same ids, text k the concatenation of ids[starts[j]:starts[j] + lengths[j]] for
+    j in [offsets[k], offsets[k + 1]), and counted where they lie (a copy of a dump's paragraph
+    terms was the story stage's largest array at its peak of memory)."""
 
     ids: np.ndarray  # int32 (int64 past 2^31 distinct terms)
     offsets: np.ndarray  # int64, texts + 1
     vocabulary: int
+    starts: np.ndarray | None = None  # int64 per range, when the texts are made of ranges...
+    lengths: np.ndarray | None = None  # ...and their lengths
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -235,18 +242,33 @@ class TermRows:
     def unions(self, rows: np.ndarray, sizes: np.ndarray) -> TermRows:
         """New texts, each the union of consecutive texts of `rows`: the first of `sizes[0]` of them,
         the next of `sizes[1]`, and so on (a document of its paragraphs; `take` when all are 1)."""
+        flat = self.flat()
         rows = np.asarray(rows, dtype=np.int64)
-        starts = self.offsets[rows]
-        lengths = self.offsets[rows + 1] - starts
-        ends = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=ends[1:])
-        last = np.zeros(len(sizes) + 1, dtype=np.int64)
-        np.cumsum(sizes, out=last[1:])
-        return TermRows(kernels.gather_ranges(self.ids, starts, lengths), ends[last], self.vocabulary)
+        offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        starts = flat.offsets[rows]
+        return TermRows(flat.ids, offsets, self.vocabulary, starts, flat.offsets[rows + 1] - starts)
 
     def take(self, rows: np.ndarray) -> TermRows:
         """The texts `rows`, in that order."""
         return self.unions(rows, np.ones(len(rows), dtype=np.int64))
+
+    def flat(self) -> TermRows:
+        """The same texts with their ids in one flat array of their own (as they are, when they are)."""
+        if self.starts is None or self.lengths is None:
+            return self
+        ends = np.zeros(len(self.lengths) + 1, dtype=np.int64)
+        np.cumsum(self.lengths, out=ends[1:])
+        return TermRows(kernels.gather_ranges(self.ids, self.starts, self.lengths), ends[self.offsets],
+                        self.vocabulary)
+
+    def row(self, k: int) -> np.ndarray:
+        """Text k's term ids."""
+        if self.starts is None or self.lengths is None:
+            return self.ids[self.offsets[k] : self.offsets[k + 1]]
+        ranges = range(int(self.offsets[k]), int(self.offsets[k + 1]))
+        return np.concatenate([self.ids[self.starts[j] : self.starts[j] + self.lengths[j]] for j in ranges]
+                              or [self.ids[:0]])
 
 
 def _stems(tokens: list[str]) -> list[str]:
@@ -315,10 +337,11 @@ def _count_matrix(terms: TermRows) -> sp.csr_matrix:
     """Term counts, one row per text, columns numbered by sorted term hash (sorted in every row)."""
     shape = (len(terms), terms.vocabulary)
     if kernels.AVAILABLE:
-        indptr, columns, counts = kernels.row_counts(terms.ids, terms.offsets)
+        indptr, columns, counts = kernels.row_counts(terms.ids, terms.offsets, terms.starts, terms.lengths)
         m = sp.csr_matrix((counts, columns, indptr), shape=shape)
         m.has_sorted_indices = True
         return m
+    terms = terms.flat()
     data = np.ones(terms.ids.size, dtype=np.float64)
     m = sp.csr_matrix((data, terms.ids, terms.offsets), shape=shape)
     m.sum_duplicates()  # also sorts the column indices of every row
@@ -337,14 +360,14 @@ def _tfidf(counts: sp.csr_matrix, settings: StorySettings) -> sp.csr_matrix:
     df = np.bincount(counts.indices, minlength=counts.shape[1])
     idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
     idf[df > max(settings.max_df * n, settings.max_df_floor)] = 0.0
-    if kernels.AVAILABLE:
+    if kernels.AVAILABLE:  # ranked by the kernel as it fills the rows
         log_tf = np.concatenate([[0.0], 1.0 + np.log(np.arange(1.0, counts.data.max(initial=0.0) + 1.0))])
-        indptr, indices, data = kernels.tfidf_rows(counts.indptr, counts.indices, counts.data, idf, log_tf,
-                                                   settings.min_terms)
+        indptr, ranked, data = kernels.tfidf_rows(counts.indptr, counts.indices, counts.data, idf, log_tf,
+                                                  settings.min_terms)
     else:
         indptr, indices, data = _tfidf_rows(counts, idf, settings.min_terms)
-    rank = _ranks(np.bincount(indices, minlength=counts.shape[1]))
-    w = sp.csr_matrix((data, rank.astype(indices.dtype)[indices], indptr), shape=counts.shape)
+        ranked = _ranks(np.bincount(indices, minlength=counts.shape[1])).astype(indices.dtype)[indices]
+    w = sp.csr_matrix((data, ranked, indptr), shape=counts.shape)
     w.sort_indices()  # in place, row by row
     return w
 

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dedupe import story
 from dedupe.segment import split_paragraphs
 from dedupe.story import StorySettings, content_terms, story_pairs
 
@@ -253,7 +254,10 @@ def test_term_rows_join_and_take_texts_in_the_order_asked() -> None:
     ids = [np.searchsorted(vocabulary, h) for h in texts]
 
     def as_lists(t: TermRows) -> list[list[int]]:
-        return [t.ids[t.offsets[k] : t.offsets[k + 1]].tolist() for k in range(len(t))]
+        flat = t.flat()  # one array of their own, in the same order
+        assert flat.starts is None and [flat.ids[flat.offsets[k] : flat.offsets[k + 1]].tolist()
+                                        for k in range(len(t))] == [t.row(k).tolist() for k in range(len(t))]
+        return [t.row(k).tolist() for k in range(len(t))]
 
     assert as_lists(rows) == [i.tolist() for i in ids]
     # documents of paragraphs: (0, 1), (), (4, 2, 3); groups of no rows are empty texts
@@ -261,3 +265,7 @@ def test_term_rows_join_and_take_texts_in_the_order_asked() -> None:
     assert as_lists(joined) == [ids[0].tolist(), [], ids[4].tolist() + ids[2].tolist() + ids[3].tolist()]
     assert as_lists(rows.take(np.array([3, 0]))) == [ids[3].tolist(), ids[0].tolist()]
     assert len(rows.take(np.array([], dtype=np.int64))) == 0
+    # picked texts are counted where they lie, as their copies would be
+    for picked in (joined, rows.take(np.array([3, 0, 4]))):
+        got, want = story._count_matrix(picked), story._count_matrix(picked.flat())
+        assert (got != want).nnz == 0 and got.shape == want.shape
