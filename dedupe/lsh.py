@@ -81,8 +81,8 @@ def candidate_pairs(keys: np.ndarray, active: np.ndarray | None = None) -> np.nd
     """
     n = keys.shape[0]
     index = np.arange(n) if active is None else np.flatnonzero(active)
-    if kernels.AVAILABLE:  # the same runs, found by hashing instead of a sort per band
-        return normalise_pairs(kernels.bucket_pairs(keys, index, _MAX_ALL_PAIRS))
+    if kernels.AVAILABLE:  # the same runs, found by hashing instead of a sort per band, each pair once
+        return kernels.bucket_pairs(keys, index, _MAX_ALL_PAIRS)
     parts: list[np.ndarray] = []
     for band in range(keys.shape[1]):
         k = keys[index, band]

@@ -531,6 +531,8 @@ def test_lsh_candidates_by_hashing_equal_the_sorted_runs(seed: int, n: int, band
             m.setattr(kernels, "AVAILABLE", False)
             want = lsh.candidate_pairs(keys, mask)
         assert got.dtype == want.dtype and np.array_equal(got, want)
+        index = np.arange(n) if mask is None else np.flatnonzero(mask)  # each pair once, (low, high), sorted
+        assert np.array_equal(kernels.bucket_pairs(keys, index, lsh._MAX_ALL_PAIRS), want)
 
 
 @compiled
