@@ -18,6 +18,7 @@ hands its features back whole, and the table is then joined by `concat` as befor
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +34,6 @@ _PER_PARAGRAPH = {"doc": np.int64, "index": np.int64, "line": np.int64, "words":
                   "key_hi": np.uint64, "key_lo": np.uint64, "sig_row": np.int64}
 _CUES = {"key_chars": np.int32, "key_words": np.int32, "key_stops": np.int32, "key_hashes": np.uint64,
          "line_flags": np.uint8}
-_ALIGN = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +149,8 @@ class FeatureTable:
         if mapping is not None:
             start = -(-count * (array.nbytes // max(1, len(array))) // mmap.PAGESIZE) * mmap.PAGESIZE
             if start < len(mapping):
-                mapping.madvise(mmap.MADV_REMOVE, start, len(mapping) - start)
+                with contextlib.suppress(OSError):  # a kernel that will not: they stay until the table goes
+                    mapping.madvise(mmap.MADV_REMOVE, start, len(mapping) - start)
         return array[:count]
 
     def _batch(self, k: int, w: Written) -> ParagraphFeatures:
