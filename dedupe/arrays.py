@@ -12,9 +12,14 @@ import numpy as np
 
 def unique_sorted(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values of a 1-D array."""
-    if len(values) == 0:
-        return values.copy()
-    ordered = np.sort(values, kind="stable")
+    return distinct_of_sorted(np.sort(values, kind="stable"))
+
+
+def distinct_of_sorted(ordered: np.ndarray) -> np.ndarray:
+    """Each value of a sorted 1-D array once (a caller that owns a large array sorts it in place,
+    with no sorted copy, and then takes this)."""
+    if len(ordered) == 0:
+        return ordered.copy()
     keep = np.empty(len(ordered), dtype=bool)
     keep[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
@@ -28,8 +33,12 @@ def unique_pairs(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     first = first.astype(np.int64)
     second = second.astype(np.int64)
     width = int(second.max()) + 1
-    codes = unique_sorted(first * width + second)
-    return np.stack([codes // width, codes % width], axis=1)
+    return pairs_of_codes(unique_sorted(first * width + second), width)
+
+
+def pairs_of_codes(codes: np.ndarray, width: int) -> np.ndarray:
+    """The (first, second) rows, int64, of pairs coded as first * width + second."""
+    return np.stack([(codes // width).astype(np.int64), (codes % width).astype(np.int64)], axis=1)
 
 
 def range_indices(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -53,7 +53,7 @@ import numpy as np
 import scipy.sparse as sp
 import xxhash
 
-from .arrays import range_indices, unique_sorted
+from .arrays import distinct_of_sorted, pairs_of_codes, range_indices, unique_sorted
 from .minhash import EMPTY, MinHasher, merge_signatures
 from .normalize import line_key_of_normalised, normalize, tokenize
 from .shingle import shingle
@@ -1363,8 +1363,8 @@ if AVAILABLE:
         out_idx = np.empty(out_ptr[n], dtype=indices.dtype)
         out_data = np.empty(out_ptr[n])
         for i in range(n):
-            m = out_ptr[i]
-            if m == out_ptr[i + 1]:
+            first, m = out_ptr[i], out_ptr[i]
+            if first == out_ptr[i + 1]:
                 continue
             for e in range(indptr[i], indptr[i + 1]):
                 w = log_tf[np.int64(counts[e])] * idf[indices[e]]
@@ -1372,10 +1372,9 @@ if AVAILABLE:
                     out_idx[m] = rank[indices[e]]
                     out_data[m] = w
                     m += 1
-            first = out_ptr[i]
             # numpy's reduceat: the first square, plus numpy's pairwise sum of the others.
             norm = np.sqrt(out_data[first] * out_data[first] + _pairwise_squares(out_data, first + 1, m - first - 1))
-            for q in range(out_ptr[i], m):
+            for q in range(first, m):
                 out_data[q] /= norm
         return out_ptr, out_idx, out_data
 
@@ -1492,10 +1491,7 @@ def bucket_pairs(keys: np.ndarray, index: np.ndarray, all_pairs_up_to: int) -> n
     codes, width = _bucket_pairs(by_band, np.ascontiguousarray(index, dtype=np.int64), all_pairs_up_to)
     del by_band
     codes.sort()  # in place (numpy's sort: several times numba's here)
-    distinct = np.ones(len(codes), dtype=bool)
-    np.not_equal(codes[1:], codes[:-1], out=distinct[1:])
-    codes = codes[distinct]
-    return np.stack([(codes // width).astype(np.int64), (codes % width).astype(np.int64)], axis=1)
+    return pairs_of_codes(distinct_of_sorted(codes), width)
 
 
 if AVAILABLE:

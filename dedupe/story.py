@@ -262,14 +262,6 @@ class TermRows:
         return TermRows(kernels.gather_ranges(self.ids, self.starts, self.lengths), ends[self.offsets],
                         self.vocabulary)
 
-    def row(self, k: int) -> np.ndarray:
-        """Text k's term ids."""
-        if self.starts is None or self.lengths is None:
-            return self.ids[self.offsets[k] : self.offsets[k + 1]]
-        ranges = range(int(self.offsets[k]), int(self.offsets[k + 1]))
-        return np.concatenate([self.ids[self.starts[j] : self.starts[j] + self.lengths[j]] for j in ranges]
-                              or [self.ids[:0]])
-
 
 def _stems(tokens: list[str]) -> list[str]:
     fate = _remember(_FATE, tokens, lambda stem: stem)
