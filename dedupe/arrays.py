@@ -7,6 +7,8 @@ stages use these sort-based equivalents.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 
@@ -45,3 +47,10 @@ def range_indices(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """The indices starts[k], ..., starts[k] + lengths[k] - 1 of every range k, concatenated: the
     gather that reads many slices of a flat array (per-text hashes, per-document keys) at once."""
     return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+
+
+def pieces(values: np.ndarray, cuts: np.ndarray) -> list[np.ndarray]:
+    """`np.split(values, cuts)` (views of `values` between ascending `cuts`), for many small pieces:
+    numpy's split makes each view through a transpose and back, about four times the cost of a slice."""
+    bounds = [0, *cuts.tolist(), len(values)]
+    return [values[a:b] for a, b in pairwise(bounds)]

@@ -18,6 +18,8 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .arrays import pieces
+
 SimilarityToMany = Callable[[int, np.ndarray], np.ndarray]
 SimilarityOfPairs = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -44,7 +46,7 @@ def _members_by_label(labels: np.ndarray) -> list[np.ndarray]:
     shared = np.flatnonzero(np.bincount(labels)[labels] >= 2)  # singletons never reach the split
     order = shared[np.argsort(labels[shared], kind="stable")]
     cuts = np.flatnonzero(np.diff(labels[order])) + 1
-    return np.split(order, cuts) if len(order) else []
+    return pieces(order, cuts) if len(order) else []
 
 
 def _peel(nodes: np.ndarray, edges: np.ndarray, rank: np.ndarray, similarity: SimilarityToMany,

@@ -27,7 +27,7 @@ from . import chrome as chrome_stage
 from . import kernels
 from . import story as story_stage
 from .archive import Archive, ArchivedDocs, ArchiveRows
-from .arrays import range_indices, unique_pairs, unique_sorted
+from .arrays import pieces, range_indices, unique_pairs, unique_sorted
 from .chrome_compiled import classify_pages
 from .cluster import Group, cluster, components
 from .feature_table import FeatureTable, Written
@@ -381,8 +381,10 @@ def _flat_paragraph_groups(context: tuple[ParagraphFeatures, np.ndarray, Setting
 
 
 def _groups_of_flat(reps: np.ndarray, sizes: np.ndarray, members: np.ndarray, sims: np.ndarray) -> list[Group]:
+    if reps.size == 0:
+        return []
     cuts = np.cumsum(sizes)[:-1]
-    return [Group(rep, m, s) for rep, m, s in zip(reps.tolist(), np.split(members, cuts), np.split(sims, cuts),
+    return [Group(rep, m, s) for rep, m, s in zip(reps.tolist(), pieces(members, cuts), pieces(sims, cuts),
                                                   strict=True)]
 
 

@@ -121,6 +121,15 @@ def test_worker_processes_give_the_same_result(rng: random.Random, monkeypatch: 
     assert one == summary(Settings(batch_size=4, jobs=3))
 
 
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_documents_sharing_no_paragraph_scan_in_any_number_of_processes(jobs: int) -> None:
+    docs = [Document("a", "The council approved the new harbour budget after a long debate on Monday."),
+            Document("b", "Heavy snow closed the mountain pass and stranded dozens of lorries overnight.")]
+    result = scan(docs, Settings(jobs=jobs))
+    assert result.document_clusters == [] and result.paragraph_clusters == []
+    assert [o.kept for o in result.outcomes] == [True, True]
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_a_preview_is_the_first_words_of_the_text(seed: int) -> None:
     """`_preview` splits no further than it needs to, and gives what splitting everything gives."""
