@@ -146,6 +146,10 @@ def _estimate(sketch: tuple[int, ...], k: int) -> int:
 class _Site:
     groups: tuple[int, ...] = ()
     keys: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    # Each key's `_estimate`, worked out once the site has been asked about enough keys (see
+    # `recurrences_of_hashes`); dropped whenever `keys` changes.
+    estimates: dict[int, int] | None = field(default=None, compare=False, repr=False)
+    asked: int = field(default=0, compare=False, repr=False)
 
 
 class ChromeStats:
@@ -176,6 +180,7 @@ class ChromeStats:
         entry = self._sites.setdefault(site, _Site())
         g = (_hash(f"group:{group}"),)
         entry.groups = _union(entry.groups, g, self.k)
+        entry.estimates = None
         store = entry.keys
         for h in set(hashes):
             store[h] = _union(store.get(h, ()), g, self.k)
@@ -243,12 +248,22 @@ class ChromeStats:
         return _estimate(entry.keys.get(key_hash, ()), self.k) if entry is not None else 0
 
     def recurrences_of_hashes(self, site: str, key_hashes: Sequence[int]) -> list[int]:
-        """`recurrence_of_hash` of many counted keys of one site (one dictionary lookup each)."""
+        """`recurrence_of_hash` of many counted keys of one site (one dictionary lookup each).
+
+        Once the keys asked about add up to an eighth of the site's keys (a scan asks about every
+        key it counted, page by page), every key's estimate is worked out in one pass and later
+        questions are plain lookups: about a fifth of the time per key. Statistics of a large
+        archive, asked about a few new pages, are never expanded."""
         entry = self._sites.get(site)
         if entry is None:
             return [0] * len(key_hashes)
         k = self.k
-        return [len(s) if len(s) < k else _estimate(s, k) for s in map(entry.keys.get, key_hashes, repeat(()))]
+        if entry.estimates is None:
+            entry.asked += len(key_hashes)
+            if entry.asked * 8 < len(entry.keys):
+                return [len(s) if len(s) < k else _estimate(s, k) for s in map(entry.keys.get, key_hashes, repeat(()))]
+            entry.estimates = {h: len(s) if len(s) < k else _estimate(s, k) for h, s in entry.keys.items()}
+        return list(map(entry.estimates.get, key_hashes, repeat(0)))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form; hashes as hex strings, sorted, so equal stats give equal dicts."""

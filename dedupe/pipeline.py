@@ -448,9 +448,13 @@ def _classify_span(docs: Sequence[Document], feats: ParagraphFeatures, bounds: n
     hashes = feats.key_hashes[lo:hi][tracked].tolist()
     cuts = np.searchsorted(tracked, page_bounds).tolist()  # each page's tracked keys
     recs = np.zeros(hi - lo, dtype=np.int64)
-    for site, a, b in zip(sites, cuts[:-1], cuts[1:], strict=True):
-        if a < b:
-            recs[tracked[a:b]] = known.recurrences_of_hashes(site, hashes[a:b])
+    run = 0  # the first page of the current run of pages of one site (asked about in one call)
+    for p in range(1, len(sites) + 1):
+        if p == len(sites) or sites[p] != sites[run]:
+            a, b = cuts[run], cuts[p]
+            if a < b:
+                recs[tracked[a:b]] = known.recurrences_of_hashes(sites[run], hashes[a:b])
+            run = p
     codes = classify_pages(feats.line_flags[lo:hi], feats.chars[lo:hi], feats.key_words[lo:hi],
                            feats.key_stops[lo:hi], recs, page_bounds, np.array(groups, dtype=np.int64))
     found = []
