@@ -1249,6 +1249,35 @@ if AVAILABLE:
         return out
 
 
+def mapped_kept(mapping: np.ndarray, ids: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`mapping[ids]` without its negative entries, and the rows' new offsets: row r is
+    ids[offsets[r]:offsets[r + 1]]. One pass where numpy takes five (two gathers, a mask, its
+    positions and a search of them): a batch's words to story terms, dropped words left out."""
+    if not AVAILABLE:
+        mapped = mapping[ids]
+        kept = np.flatnonzero(mapped >= 0)
+        return mapped[kept], np.searchsorted(kept, offsets)
+    return _mapped_kept(mapping, np.ascontiguousarray(ids), np.ascontiguousarray(offsets, dtype=np.int64))
+
+
+if AVAILABLE:
+    @_jit
+    def _mapped_kept(mapping: np.ndarray, ids: np.ndarray,
+                     offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+        out = np.empty(len(ids), dtype=mapping.dtype)
+        new_offsets = np.empty(len(offsets), dtype=np.int64)
+        m = 0
+        for r in range(len(offsets) - 1):
+            new_offsets[r] = m
+            for k in range(offsets[r], offsets[r + 1]):
+                value = mapping[ids[k]]
+                out[m] = value
+                m += value >= 0
+        if len(offsets):
+            new_offsets[len(offsets) - 1] = m
+        return out[:m].copy(), new_offsets
+
+
 def distinct_of_ranges(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
                        offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row's distinct (uint32) values, ascending, and the new offsets, for rows made of ranges of
@@ -1436,6 +1465,7 @@ def warm_up() -> None:
     for ids in (np.array([1, 0, 1], dtype=np.int32), np.array([1, 0, 1], dtype=np.int64)):
         row_counts(ids, np.array([0, 3], dtype=np.int64))
     distinct_of_ranges(np.array([1, 0, 1], dtype=np.uint32), np.array([0]), np.array([3]), np.array([0, 1]))
+    mapped_kept(np.array([-1, 0], dtype=np.int32), np.array([1, 0], dtype=np.int32), np.array([0, 2]))
     merged_signatures(np.zeros((2, 4), dtype=np.uint32), np.array([1]), np.array([0]), 1)
     for ids in (np.array([1, 0, 1], dtype=np.int32), np.array([1, 0, 1], dtype=np.int64)):
         gather_ranges(ids, np.array([0]), np.array([3]))

@@ -156,9 +156,8 @@ def term_ids_of_words(found: kernels.DistinctWords) -> tuple[np.ndarray, np.ndar
     per_word = _WORD_FATES.of(found)
     vocabulary, word_term = np.unique(per_word, return_inverse=True)  # 0 (a dropped word) sorts first
     dropped = int(vocabulary.size > 0 and vocabulary[0] == 0)
-    terms = word_term.astype(np.int32)[found.ids] - np.int32(dropped)
-    kept = np.flatnonzero(per_word[found.ids])
-    return terms[kept], vocabulary[dropped:], np.searchsorted(kept, found.offsets)
+    terms, offsets = kernels.mapped_kept(word_term.astype(np.int32) - np.int32(dropped), found.ids, found.offsets)
+    return terms, vocabulary[dropped:], offsets
 
 
 class _WordFates:

@@ -10,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -449,6 +450,21 @@ def test_merged_signatures_equal_merging_a_copy_of_the_rows(n_rows: int, n_group
     got = kernels.merged_signatures(signatures, rows, groups, n_groups)
     assert got.dtype == np.uint32
     assert np.array_equal(got, merge_signatures(signatures[rows], groups, n_groups))  # empty groups: EMPTY rows
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-1, 5), min_size=1, max_size=8), st.lists(st.lists(st.integers(0, 7), max_size=6),
+                                                                      max_size=6))
+def test_mapped_kept_maps_rows_and_drops_negative_values(mapping: list[int], rows: list[list[int]]) -> None:
+    """Words to story terms (-1: a dropped word): each row's kept terms in order, rows' new offsets."""
+    table = np.array(mapping, dtype=np.int32)
+    ids = np.array([w % len(mapping) for row in rows for w in row], dtype=np.int32)
+    offsets = np.concatenate(([0], np.cumsum([len(r) for r in rows]))).astype(np.int64)
+    kept, new_offsets = kernels.mapped_kept(table, ids, offsets)
+    expected = [[mapping[w % len(mapping)] for w in row if mapping[w % len(mapping)] >= 0] for row in rows]
+    assert kept.dtype == np.int32 and new_offsets.dtype == np.int64
+    assert [kept[a:b].tolist() for a, b in pairwise(new_offsets.tolist())] == expected
+    assert new_offsets[0] == 0 and new_offsets[-1] == len(kept) == sum(map(len, expected))
 
 
 @settings(max_examples=60, deadline=None)
