@@ -18,6 +18,12 @@ Recurrence feeds the page classes rather than overriding them: template lines (o
 the site's groups) are bad; a line on only a few groups (an article's headline or lead shown as a
 teaser on some other pages, or a story the site printed twice) cannot be good on its own, so it is
 kept only where its neighbours make it part of running text.
+
+A page with no running text at all is relaxed step by step (`_classes`): near-good lines and
+sentences count as text; on a site with evidence, lines the site does not share are kept. On a
+site seen once (one page, or one copy group) nothing can show a line is template, and without an
+article no line is "outside" it: such a page keeps its short lines, and loses only boilerplate
+phrases and link-list items (a one-line post in a dump of many sites is not emptied).
 """
 
 from __future__ import annotations
@@ -688,6 +694,10 @@ def page_codes(lines: Sequence[_Line], counts: Sequence[int], groups: int, s: Ch
             out.append(CHROME_LIST_ITEM)
         else:
             out.append(CHROME_SHORT)
+    if not evidence and all(code >= CHROME_RECURRING for code in out):
+        # No article and no other page of the site: "short line outside the article text" has
+        # nothing to be outside of, and nothing says the line is template, so the page keeps it.
+        out = [CONTENT_RUNNING if code == CHROME_SHORT else code for code in out]
     return out
 
 

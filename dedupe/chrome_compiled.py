@@ -236,4 +236,12 @@ if kernels.AVAILABLE:
                 else:
                     code = CHROME_SHORT
                 codes[lo + i] = code
+            if not ev:  # no article and no other page of the site: short lines stay (`chrome.page_codes`)
+                content = False
+                for i in range(n):
+                    content |= codes[lo + i] < CHROME_RECURRING
+                if not content:
+                    for i in range(n):
+                        if codes[lo + i] == CHROME_SHORT:
+                            codes[lo + i] = CONTENT_RUNNING
         return codes

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dedupe import Document, scan
 from dedupe.chrome import ChromeStats, ChromeVerdict, classify_page, learn_chrome
 from dedupe.normalize import line_key
 from dedupe.segment import split_paragraphs
@@ -137,6 +138,16 @@ def test_single_page_without_recurrence_uses_page_cues() -> None:
     assert all(not verdicts[line].is_chrome for line in article(2))
     assert all(verdicts[line].is_chrome for line in paragraphs[len(NAV) + len(article(2)) :])
     assert all(verdicts[line].is_chrome for line in NAV)
+
+
+def test_a_page_without_article_or_site_evidence_keeps_its_short_lines() -> None:
+    """"Short line outside the article text" needs an article, or other pages of the site showing
+    the line is template: a lone short post keeps its text, while boilerplate phrases still go."""
+    post = "Just one document with a few words in it for the test here."
+    verdicts = classify_page([post, "Sign up for our newsletter"], "x", ChromeStats())
+    assert [v.is_chrome for v in verdicts] == [False, True]
+    result = scan([Document("a", post)])  # a one-document dump: its only page keeps its text
+    assert [list(o.stripped) for o in result.outcomes] == [[]]
 
 
 def test_empty_page() -> None:
