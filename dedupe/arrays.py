@@ -51,6 +51,6 @@ def range_indices(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 def pieces(values: np.ndarray, cuts: np.ndarray) -> list[np.ndarray]:
     """`np.split(values, cuts)` (views of `values` between ascending `cuts`), for many small pieces:
-    numpy's split makes each view through a transpose and back, about four times the cost of a slice."""
+    numpy's split makes each view through a transpose and back, about three times the cost of a slice."""
     bounds = [0, *cuts.tolist(), len(values)]
     return [values[a:b] for a, b in pairwise(bounds)]
