@@ -222,6 +222,10 @@ class ChromeStats:
         """`tracks` of a key `chars` characters long."""
         return 0 < chars <= self.max_key_chars
 
+    def tracked_lengths(self, chars: np.ndarray) -> np.ndarray:
+        """`tracks_length` of each of many key lengths, as a mask."""
+        return (chars > 0) & (chars <= self.max_key_chars)
+
     def merge(self, other: ChromeStats) -> ChromeStats:
         """A new ChromeStats holding both; associative, commutative and idempotent."""
         if (self.k, self.max_key_chars) != (other.k, other.max_key_chars):
@@ -267,8 +271,8 @@ class ChromeStats:
         if entry.estimates is None:
             entry.asked += len(key_hashes)
             if entry.asked * 8 < len(entry.keys):
-                return [len(s) if len(s) < k else _estimate(s, k) for s in map(entry.keys.get, key_hashes, repeat(()))]
-            entry.estimates = {h: len(s) if len(s) < k else _estimate(s, k) for h, s in entry.keys.items()}
+                return [_estimate(s, k) for s in map(entry.keys.get, key_hashes, repeat(()))]
+            entry.estimates = {h: _estimate(s, k) for h, s in entry.keys.items()}
         return list(map(entry.estimates.get, key_hashes, repeat(0)))
 
     def to_dict(self) -> dict[str, Any]:

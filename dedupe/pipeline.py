@@ -409,7 +409,7 @@ def _page_stats(docs: Sequence[Document], groups: Sequence[str], feats: Paragrap
     """Per-site recurrence over these documents, each counted in its page group, from the key
     hashes the features stage worked out."""
     stats = chrome_stage.ChromeStats()
-    tracked = (feats.key_chars > 0) & (feats.key_chars <= stats.max_key_chars)  # `tracks_length`
+    tracked = stats.tracked_lengths(feats.key_chars)
     stats.add_hashed_pages([d.site for d in docs], groups, feats.doc[tracked], feats.key_hashes[tracked])
     return stats
 
@@ -443,8 +443,7 @@ def _classify_span(docs: Sequence[Document], feats: ParagraphFeatures, bounds: n
     sites = [docs[d].site for d in range(first, last)]
     groups = [known.site_groups(site) for site in sites]
     page_bounds = bounds[first : last + 1] - lo
-    key_chars = feats.key_chars[lo:hi]
-    tracked = np.flatnonzero((key_chars > 0) & (key_chars <= known.max_key_chars))  # `tracks_length`
+    tracked = np.flatnonzero(known.tracked_lengths(feats.key_chars[lo:hi]))
     hashes = feats.key_hashes[lo:hi][tracked].tolist()
     cuts = np.searchsorted(tracked, page_bounds).tolist()  # each page's tracked keys
     recs = np.zeros(hi - lo, dtype=np.int64)
