@@ -78,12 +78,14 @@ def exact_key(normalised: str) -> tuple[int, int]:
 
 def _exact_keys(batch: Packed) -> tuple[np.ndarray, np.ndarray]:
     """`exact_key` of every packed text, hashed from the packed buffer where it holds the normalised
-    text itself (ASCII), else from the normalised text kept aside."""
+    text itself (ASCII), else from the normalised form made as the text was packed."""
     view = memoryview(batch.buf)
     bounds = batch.offsets.tolist()
     digests = [xxhash.xxh3_128_digest(view[a:b]) for a, b in pairwise(bounds)]
-    for k, norm in batch.spelt.items():
-        digests[k] = xxhash.xxh3_128_digest(norm.encode("utf-8"))
+    if batch.forms is not None:
+        normal = memoryview(batch.forms.normal)
+        for k, (a, b) in zip(batch.unicode.tolist(), pairwise(batch.forms.normal_offsets.tolist()), strict=True):
+            digests[k] = xxhash.xxh3_128_digest(normal[a:b])
     halves = np.frombuffer(b"".join(digests), dtype=">u8").reshape(-1, 2)  # canonical form: high half first
     return halves[:, 0].astype(np.uint64), halves[:, 1].astype(np.uint64)
 

@@ -47,7 +47,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -56,6 +57,9 @@ import xxhash
 from .arrays import distinct_of_sorted, pairs_of_codes, range_indices, unique_sorted
 from .minhash import EMPTY, MinHasher, merge_signatures
 from .normalize import line_key_of_normalised, normalize, tokenize
+
+if TYPE_CHECKING:
+    from .unicode_forms import UnicodeForms
 from .shingle import shingle
 from .stopwords import ENGLISH_STOPWORDS
 
@@ -169,58 +173,67 @@ def sign_paragraphs(normalised: Sequence[str] | Packed, ngram: int, hasher: MinH
 def _pack(texts: Sequence[str], normalised: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All texts' bytes in one buffer, their byte offsets and how the kernel must read each one.
 
-    ASCII texts go in as they are. Others are normalised (unless they already are) and tokenised in
-    Python, and go in as their tokens joined by spaces.
+    ASCII texts go in as they are. Others are normalised (unless they already are) and tokenised
+    (`unicode_forms`), and go in as their tokens joined by spaces.
     """
+    buf, offsets, modes, _ = _packed_parts(texts, normalised)
+    return buf, offsets, modes
+
+
+def _packed_parts(texts: Sequence[str],
+                  normalised: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, UnicodeForms | None]:
+    """`_pack`, and the `UnicodeForms` of the non-ASCII texts (None when there are none)."""
+    from .unicode_forms import unicode_forms  # it builds on this module
+
     parts: list[bytes] = []
     modes = np.zeros(len(texts), dtype=np.uint8)
+    other: list[int] = []
     for k, text in enumerate(texts):
         if text.isascii():
             parts.append(text.encode("ascii"))
         else:
-            modes[k] = _SPACED
-            parts.append(" ".join(tokenize(text if normalised else normalize(text))).encode("utf-8"))
+            other.append(k)
+            parts.append(b"")
+    forms = None
+    if other:
+        forms = unicode_forms([texts[k] for k in other], normalised)
+        for k, spaced in zip(other, forms.spaced_bytes(), strict=True):
+            parts[k] = spaced
+        modes[other] = _SPACED
     buf, offsets = _joined(parts)
-    return buf, offsets, modes
+    return buf, offsets, modes, forms
 
 
 @dataclass(frozen=True, slots=True)
 class Packed:
     """A batch of texts as the kernels read them, normalised (`_pack`): made once per batch and read
     by signing, story's word numbering and chrome's line keys alike, instead of once by each.
-    `spelt[k]` is the normalised text of each text k packed as its tokens (not ASCII), which the
-    exact key needs; ASCII texts are their own normalised bytes."""
+    ASCII texts are their own normalised bytes; each other text k (`unicode`, in order) is packed as
+    its tokens, and its normalised form and line key, which the exact keys and chrome need, are in
+    `forms` (`unicode_forms.UnicodeForms`)."""
 
     buf: np.ndarray
     offsets: np.ndarray
     modes: np.ndarray
-    spelt: dict[int, str]
+    unicode: np.ndarray  # int64: the texts packed as their tokens
+    forms: UnicodeForms | None  # those texts' forms (None when there are none)
 
 
 def pack_normalised(normalised: Sequence[str]) -> Packed:
     """Already normalised texts, packed."""
-    buf, offsets, modes = _pack(normalised, normalised=True)
-    return Packed(buf, offsets, modes, {k: normalised[k] for k in np.flatnonzero(modes).tolist()})
+    buf, offsets, modes, forms = _packed_parts(normalised, normalised=True)
+    return Packed(buf, offsets, modes, np.flatnonzero(modes).astype(np.int64), forms)
 
 
 def pack_paragraphs(texts: Sequence[str]) -> Packed:
     """Raw texts, normalised as they are packed: ASCII ones by a compiled pass over the batch's
     bytes (`normalize`'s ASCII branch: lower-cased, whitespace runs collapsed to one space, trimmed),
-    the others by `normalize` in Python."""
+    the others by `unicode_forms`."""
     if not AVAILABLE:
         raise RuntimeError("numba is not available")
-    parts: list[bytes] = []
-    spelt: dict[int, str] = {}
-    for k, text in enumerate(texts):
-        if text.isascii():
-            parts.append(text.encode("ascii"))
-        else:
-            spelt[k] = norm = normalize(text)
-            parts.append(" ".join(tokenize(norm)).encode("utf-8"))
-    modes = np.zeros(len(texts), dtype=np.uint8)
-    modes[list(spelt)] = _SPACED
-    buf, offsets = _normalised_ascii(*_joined(parts), modes, _SPACE_TABLE)
-    return Packed(buf, offsets, modes, spelt)
+    joined, offsets, modes, forms = _packed_parts(texts, normalised=False)
+    buf, offsets = _normalised_ascii(joined, offsets, modes, _SPACE_TABLE)
+    return Packed(buf, offsets, modes, np.flatnonzero(modes).astype(np.int64), forms)
 
 
 def _packed(texts: Sequence[str] | Packed) -> Packed:
@@ -870,19 +883,15 @@ def line_keys(normalised: Sequence[str]) -> list[str]:
     (and all of them without numba) by the Python function."""
     if not AVAILABLE:
         return [line_key_of_normalised(norm) for norm in normalised]
-    buf, offsets, ascii_ = _ascii_line_keys_of(normalised)
-    text = buf.tobytes().decode("ascii")
-    bounds = offsets.tolist()
-    return [text[bounds[k] : bounds[k + 1]] if is_ascii else line_key_of_normalised(normalised[k])
-            for k, is_ascii in enumerate(ascii_)]
-
-
-def _ascii_line_keys_of(normalised: Sequence[str] | Packed) -> tuple[np.ndarray, np.ndarray, list[bool]]:
-    """The compiled pass: the ASCII texts' keys as bytes with their offsets (an empty range for
-    each other text), and which texts were ASCII."""
     p = _packed(normalised)
-    out, out_offsets = _ascii_line_keys(p.buf, p.offsets, p.modes, _PUNCT_TABLE)
-    return out, out_offsets, (p.modes == _RAW_ASCII).tolist()
+    buf, offsets = _ascii_line_keys(p.buf, p.offsets, p.modes, _PUNCT_TABLE)
+    bounds = offsets.tolist()
+    keys = [buf[a:b].tobytes() for a, b in pairwise(bounds)]
+    if p.forms is not None:  # the other texts' keys were made as they were packed
+        ends = p.forms.key_offsets.tolist()
+        for k, (a, b) in zip(p.unicode.tolist(), pairwise(ends), strict=True):
+            keys[k] = p.forms.keys[a:b].tobytes()
+    return [key.decode("utf-8") for key in keys]
 
 
 @dataclass(frozen=True, slots=True)
@@ -913,16 +922,14 @@ def line_keys_with_cues(normalised: Sequence[str] | Packed) -> LineKeys:
                                     count=len(keys)),
                         np.fromiter((xxhash.xxh64_intdigest(key.encode("utf-8")) for key in keys), dtype=np.uint64,
                                     count=len(keys)))
-    buf, offsets, ascii_ = _ascii_line_keys_of(normalised)
+    p = _packed(normalised)
+    buf, offsets = _ascii_line_keys(p.buf, p.offsets, p.modes, _PUNCT_TABLE)
     chars = np.diff(offsets).astype(np.int32)  # ASCII: one byte per character
     words, stops, hashes = _key_cues(buf, offsets, *_STOP_TABLE)
-    other = [k for k, is_ascii in enumerate(ascii_) if not is_ascii]
-    if other:  # keys of non-ASCII text are made in Python: count them from their UTF-8 bytes
-        at = np.array(other, dtype=np.int64)
-        spelt = normalised.spelt if isinstance(normalised, Packed) else normalised
-        keys = [line_key_of_normalised(spelt[k]) for k in other]
-        chars[at] = [len(key) for key in keys]
-        words[at], stops[at], hashes[at] = _key_cues(*_joined([key.encode("utf-8") for key in keys]), *_STOP_TABLE)
+    if p.forms is not None:  # the other texts' keys were made as they were packed
+        f = p.forms
+        chars[p.unicode] = f.key_chars
+        words[p.unicode], stops[p.unicode], hashes[p.unicode] = _key_cues(f.keys, f.key_offsets, *_STOP_TABLE)
     return LineKeys(chars, words, stops, hashes)
 
 
@@ -1460,7 +1467,7 @@ def warm_up() -> None:
     band_keys(np.zeros((1, 4), dtype=np.uint32), 2, 2)
     bucket_pairs(np.zeros((2, 2), dtype=np.uint64), np.arange(2), 16)
     distinct_words(["a b"])
-    line_keys_with_cues(["a 1 the", "ça"])
+    line_keys_with_cues(["a 1 the", "ça"])  # "ça" also loads `unicode_forms`' kernel and builds its tables
     sorted_ranks(np.array([2, 1], dtype=np.uint64))
     for ids in (np.array([1, 0, 1], dtype=np.int32), np.array([1, 0, 1], dtype=np.int64)):
         row_counts(ids, np.array([0, 3], dtype=np.int64))

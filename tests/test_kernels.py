@@ -368,7 +368,12 @@ def test_packed_paragraphs_are_normalised_and_keyed_as_in_python(texts: list[str
         if text.isascii():
             assert packed.buf[packed.offsets[k] : packed.offsets[k + 1]].tobytes() == norm.encode("ascii")
         else:
-            assert packed.spelt[k] == norm
+            assert packed.forms is not None
+            j = packed.unicode.tolist().index(k)
+            normal = packed.forms.normal[packed.forms.normal_offsets[j] : packed.forms.normal_offsets[j + 1]]
+            assert normal.tobytes().decode("utf-8") == norm
+            spaced = packed.buf[packed.offsets[k] : packed.offsets[k + 1]].tobytes()
+            assert spaced.decode("utf-8") == " ".join(tokenize(norm))
         assert (int(hi[k]), int(lo[k])) == exact_key(norm)
 
 

@@ -1,0 +1,64 @@
+"""The compiled forms of non-ASCII text are exactly what `normalize`, `tokenize` and `line_key` give."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedupe import kernels
+from dedupe.normalize import line_key_of_normalised, normalize, tokenize
+
+from .test_kernels import _any_text
+
+compiled = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba kernels not available")
+
+
+def _decoded(buf: np.ndarray, offsets: np.ndarray) -> list[str]:
+    data = buf.tobytes()
+    return [data[a:b].decode("utf-8") for a, b in pairwise(offsets.tolist())]
+
+
+def _assert_python_forms(texts: list[str], normalised: bool) -> None:
+    from dedupe.unicode_forms import unicode_forms
+
+    forms = unicode_forms(texts, normalised)
+    norms = texts if normalised else [normalize(t) for t in texts]
+    keys = [line_key_of_normalised(n) for n in norms]
+    assert _decoded(forms.normal, forms.normal_offsets) == norms
+    assert _decoded(forms.spaced, forms.spaced_offsets) == [" ".join(tokenize(n)) for n in norms]
+    assert _decoded(forms.keys, forms.key_offsets) == keys
+    assert forms.key_chars.tolist() == [len(k) for k in keys]
+
+
+@compiled
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_any_text, max_size=12), st.booleans())
+def test_forms_equal_the_python_functions(texts: list[str], already_normalised: bool) -> None:
+    texts = [*texts, "“Akazawa’s” talks — 12,5 km…", "ΣΊΣΥΦΟΣ ﬁnal ẞ İstanbul", "emoji 😀 past the BMP",
+             "bell\x07 and DEL\x7f ﬁ", "\u00a0no-break\u2003em\u3000ideographic space", ""]
+    _assert_python_forms([normalize(t) for t in texts] if already_normalised else texts, already_normalised)
+
+
+@compiled
+def test_every_code_point_of_the_basic_plane_alone_and_between_words() -> None:
+    """Each table entry is checked: a code point on its own, and inside a word with digits (folds
+    that grow, change class or split a word)."""
+    points = [chr(cp) for cp in range(0x10000) if not 0xD800 <= cp < 0xE000]
+    _assert_python_forms(points, False)
+    _assert_python_forms([f"Ab{c}9x {c}Z1" for c in points], False)
+
+
+@compiled
+def test_texts_the_tables_do_not_cover_are_left_to_python_and_the_rest_are_not() -> None:
+    from dedupe.kernels import _joined
+    from dedupe.unicode_forms import _forms, _tables
+
+    texts = ["plain “quotes” — and é", "emoji 😀", "bell\x07", "Ünïcödé ß"]
+    buf, offsets = _joined([t.encode("utf-8") for t in texts])
+    covered = _forms(buf, offsets, *_tables())[-1]
+    assert covered.tolist() == [True, False, False, True]
+    _assert_python_forms(texts, False)
