@@ -18,7 +18,7 @@ import xxhash
 
 from . import kernels
 from .arrays import unique_sorted
-from .chrome import text_flags
+from .chrome import text_flags_of
 from .kernels import Packed, line_keys_with_cues, pack_paragraphs, sign_paragraphs
 from .minhash import MinHasher
 from .normalize import normalize
@@ -114,7 +114,7 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
     signed = sign_paragraphs(batch, ngram, hasher, min_words, number_words=terms)
     keys = line_keys_with_cues(batch if key_cues else [])
     # Paragraphs come stripped from segmentation, as `text_flags` wants them.
-    flags = [text_flags(text) for text in texts] if key_cues else []
+    flags = text_flags_of(texts) if key_cues else []
     if terms:
         numbered = signed.distinct_words
         term_ids, term_vocabulary, term_offsets = (

@@ -259,3 +259,21 @@ def test_pages_added_at_once_count_as_pages_added_one_by_one(pages, k: int, befo
             assert stats.recurrences_of_hashes(site, asked) == [stats.recurrence_of_hash(site, h) for h in asked]
         one_by_one(stats, before)  # ...which pages added afterwards must not leave stale
     assert at_once(one_by_one(ChromeStats(k=k), before), pages) == one_by_one(ChromeStats(k=k), before + pages)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["Related Articles", "5 hours ago", "Posted by: Dave", "© 2024 Jiji Press",
+                                 "• Home", "He said the talks would go on.", "Reply", "x" * 250 + " said",
+                                 "Subscribe to our newsletter"]) | st.text(max_size=40), max_size=30),
+       st.integers(1, 8))
+def test_text_flags_of_a_batch_equal_each_lines_flags_however_often_lines_repeat(texts: list[str],
+                                                                                 limit: int) -> None:
+    """Remembered flags are the flags: for repeated lines, long lines, and after the memory starts afresh."""
+    import dedupe.chrome as chrome
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(chrome, "_FLAGS", {})
+        m.setattr(chrome, "_FLAGS_LIMIT", limit)
+        for batch in (texts, texts[::-1], texts):
+            assert chrome.text_flags_of(batch) == [chrome.text_flags(t) for t in batch]
+            assert len(chrome._FLAGS) <= limit + len(batch)
