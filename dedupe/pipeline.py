@@ -426,8 +426,9 @@ def _classify_pages(docs: Sequence[Document], pages: list[list[Paragraph]], feat
     bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
     spans = [(lo, min(len(docs), lo + _CHROME_SPAN)) for lo in range(0, len(docs), _CHROME_SPAN)]
     for span in spans:
-        for d, k, reason in _classify_span(docs, feats, bounds, known, *span):
-            mask[bounds[d] + k] = True
+        rows, reasons = _classify_span(docs, feats, bounds, known, *span)
+        mask[rows] = True
+        for d, k, reason in zip(feats.doc[rows].tolist(), feats.index[rows].tolist(), reasons, strict=True):
             p = pages[d][k]
             stripped[d].append(StrippedParagraph(k, p.line, p.end, p.text, reason))
     return mask, stripped
@@ -437,8 +438,10 @@ _CHROME_SPAN = 2000  # documents per call of the compiled classification (bounds
 
 
 def _classify_span(docs: Sequence[Document], feats: ParagraphFeatures, bounds: np.ndarray,
-                   known: chrome_stage.ChromeStats, first: int, last: int) -> list[tuple[int, int, str]]:
-    """(document, paragraph, reason) of each chrome paragraph of documents [first, last)."""
+                   known: chrome_stage.ChromeStats, first: int, last: int) -> tuple[np.ndarray, list[str]]:
+    """The chrome paragraphs of documents [first, last), as ascending rows of the features, and the
+    reason for each, worded once per distinct (verdict, recurrence, site): a site's chrome lines
+    share a handful."""
     lo, hi = int(bounds[first]), int(bounds[last])
     sites = [docs[d].site for d in range(first, last)]
     groups = [known.site_groups(site) for site in sites]
@@ -456,12 +459,17 @@ def _classify_span(docs: Sequence[Document], feats: ParagraphFeatures, bounds: n
             run = p
     codes = classify_pages(feats.line_flags[lo:hi], feats.chars[lo:hi], feats.key_words[lo:hi],
                            feats.key_stops[lo:hi], recs, page_bounds, np.array(groups, dtype=np.int64))
-    found = []
-    for r in np.flatnonzero(codes >= chrome_stage.CHROME_RECURRING).tolist():
-        d = int(feats.doc[lo + r])
-        reason = chrome_stage.verdict_reason(int(codes[r]), int(recs[r]), groups[d - first], sites[d - first])
-        found.append((d, int(feats.index[lo + r]), reason))
-    return found
+    found = np.flatnonzero(codes >= chrome_stage.CHROME_RECURRING)
+    worded: dict[tuple[int, int, str], str] = {}
+    reasons = []
+    for code, rec, page in zip(codes[found].tolist(), recs[found].tolist(), (feats.doc[lo + found] - first).tolist(),
+                               strict=True):
+        key = (code, rec, sites[page])
+        reason = worded.get(key)
+        if reason is None:
+            reason = worded[key] = chrome_stage.verdict_reason(code, rec, groups[page], sites[page])
+        reasons.append(reason)
+    return found + lo, reasons
 
 
 # -- stage 4: paragraph clusters ---------------------------------------------------------------

@@ -26,16 +26,19 @@ class Paragraph:
 
 
 def _looks_wrapped(lines: list[str]) -> bool:
-    """True when most breaks in the block fall mid-sentence, as in hard-wrapped prose."""
-    if len(lines) < 2:
-        return False
-    breaks = list(pairwise(lines))
-    mid_sentence = sum(
-        1
-        for cur, nxt in breaks
-        if not cur.rstrip().endswith(_SENTENCE_END) and (nxt[:1].islower() or len(cur) >= 60)
-    )
-    return mid_sentence * 2 > len(breaks)
+    """True when most breaks in the block fall mid-sentence, as in hard-wrapped prose. Stops as
+    soon as the count decides it: a scraped page is one block of a hundred lines or more."""
+    breaks = len(lines) - 1
+    need = breaks // 2 + 1  # mid-sentence breaks that make a majority
+    mid = 0
+    for seen, (cur, nxt) in enumerate(pairwise(lines), 1):
+        if (len(cur) >= 60 or nxt[:1].islower()) and not cur.rstrip().endswith(_SENTENCE_END):
+            mid += 1
+            if mid >= need:
+                return True
+        elif mid + breaks - seen < need:
+            return False
+    return False
 
 
 def split_paragraphs(text: str) -> list[Paragraph]:

@@ -6,6 +6,8 @@ import functools
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dedupe import Document, Settings, StorySettings, pipeline, scan
 
@@ -95,6 +97,19 @@ def test_paragraphs_are_lines_unless_a_block_is_hard_wrapped_prose() -> None:
                   "both sides expected an agreement.", 5, 7),
         Paragraph("Sign up for our newsletter", 9, 9)]
     assert split_paragraphs("") == [] and split_paragraphs("\n \n") == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["Home", "a page", "x" * 70, "y" * 70 + ".", "The end.", "and so on", "z" * 59,
+                                 "w" * 60 + " ", "Related Articles”"]), max_size=12))
+def test_a_block_is_joined_exactly_when_most_of_its_breaks_fall_mid_sentence(lines: list[str]) -> None:
+    """The majority rule, which stops reading a block once it is decided, gives what counting every break gives."""
+    from itertools import pairwise
+
+    from dedupe.segment import _SENTENCE_END, _looks_wrapped
+
+    mid = sum(not a.rstrip().endswith(_SENTENCE_END) and (b[:1].islower() or len(a) >= 60) for a, b in pairwise(lines))
+    assert _looks_wrapped(lines) == (len(lines) > 1 and 2 * mid > len(lines) - 1)
 
 
 def test_settings_switch_stages_off(rng: random.Random) -> None:
