@@ -176,13 +176,14 @@ def _pack(texts: Sequence[str], normalised: bool) -> tuple[np.ndarray, np.ndarra
     ASCII texts go in as they are. Others are normalised (unless they already are) and tokenised
     (`unicode_forms`), and go in as their tokens joined by spaces.
     """
-    buf, offsets, modes, _ = _packed_parts(texts, normalised)
+    buf, offsets, modes, _ = _packed_parts(texts, normalised, full=False)
     return buf, offsets, modes
 
 
-def _packed_parts(texts: Sequence[str],
-                  normalised: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, UnicodeForms | None]:
-    """`_pack`, and the `UnicodeForms` of the non-ASCII texts (None when there are none)."""
+def _packed_parts(texts: Sequence[str], normalised: bool,
+                  full: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, UnicodeForms | None]:
+    """`_pack`, and the `UnicodeForms` of the non-ASCII texts (None when there are none; with
+    `full`, their normal forms and line keys too)."""
     from .unicode_forms import unicode_forms  # it builds on this module
 
     parts: list[bytes] = []
@@ -196,7 +197,7 @@ def _packed_parts(texts: Sequence[str],
             parts.append(b"")
     forms = None
     if other:
-        forms = unicode_forms([texts[k] for k in other], normalised)
+        forms = unicode_forms([texts[k] for k in other], normalised, full)
         for k, spaced in zip(other, forms.spaced_bytes(), strict=True):
             parts[k] = spaced
         modes[other] = _SPACED

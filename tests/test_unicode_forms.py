@@ -28,26 +28,30 @@ def _assert_python_forms(texts: list[str], normalised: bool) -> None:
     forms = unicode_forms(texts, normalised)
     norms = texts if normalised else [normalize(t) for t in texts]
     keys = [line_key_of_normalised(n) for n in norms]
+    spaced = [" ".join(tokenize(n)) for n in norms]
     assert _decoded(forms.normal, forms.normal_offsets) == norms
-    assert _decoded(forms.spaced, forms.spaced_offsets) == [" ".join(tokenize(n)) for n in norms]
+    assert _decoded(forms.spaced, forms.spaced_offsets) == spaced
     assert _decoded(forms.keys, forms.key_offsets) == keys
     assert forms.key_chars.tolist() == [len(k) for k in keys]
+    alone = unicode_forms(texts, normalised, full=False)  # what signing alone needs
+    assert _decoded(alone.spaced, alone.spaced_offsets) == spaced
 
 
 @compiled
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_any_text, max_size=12), st.booleans())
 def test_forms_equal_the_python_functions(texts: list[str], already_normalised: bool) -> None:
-    texts = [*texts, "“Akazawa’s” talks — 12,5 km…", "ΣΊΣΥΦΟΣ ﬁnal ẞ İstanbul", "emoji 😀 past the BMP",
+    texts = [*texts, "“Akazawa’s” talks — 12,5 km…", "ΣΊΣΥΦΟΣ ﬁnal ẞ İstanbul", "emoji 😀 📹 𐐀𐐨 𝐀𝟏 𠀀 \U000e0041",
              "bell\x07 and DEL\x7f ﬁ", "\u00a0no-break\u2003em\u3000ideographic space", ""]
     _assert_python_forms([normalize(t) for t in texts] if already_normalised else texts, already_normalised)
 
 
 @compiled
-def test_every_code_point_of_the_basic_plane_alone_and_between_words() -> None:
+def test_every_code_point_of_the_first_two_planes_alone_and_between_words() -> None:
     """Each table entry is checked: a code point on its own, and inside a word with digits (folds
-    that grow, change class or split a word)."""
-    points = [chr(cp) for cp in range(0x10000) if not 0xD800 <= cp < 0xE000]
+    that grow, change class or split a word); and a few past the tables."""
+    points = [chr(cp) for cp in [*range(0x20000), 0x20000, 0x2A6DF, 0xE0041, 0xF0000, 0x10FFFF]
+              if not 0xD800 <= cp < 0xE000]
     _assert_python_forms(points, False)
     _assert_python_forms([f"Ab{c}9x {c}Z1" for c in points], False)
 
@@ -57,8 +61,8 @@ def test_texts_the_tables_do_not_cover_are_left_to_python_and_the_rest_are_not()
     from dedupe.kernels import _joined
     from dedupe.unicode_forms import _forms, _tables
 
-    texts = ["plain “quotes” — and é", "emoji 😀", "bell\x07", "Ünïcödé ß"]
+    texts = ["plain “quotes” — and é", "emoji 😀", "bell\x07", "Ünïcödé ß", "CJK extension B 𠀀", "𐐀 Deseret"]
     buf, offsets = _joined([t.encode("utf-8") for t in texts])
-    covered = _forms(buf, offsets, *_tables())[-1]
-    assert covered.tolist() == [True, False, False, True]
+    covered = _forms(buf, offsets, *_tables(), True)[-1]
+    assert covered.tolist() == [True, True, False, True, False, True]
     _assert_python_forms(texts, False)
