@@ -8,9 +8,10 @@ per text does all of it, with no per-token Python objects and no matrix:
 - Tokens. For ASCII text, `tokenize(normalize(text))` is the runs of `[A-Za-z0-9_]` (what `\\w`
   matches among ASCII characters), lower-cased: NFKC leaves ASCII unchanged, case folding is
   lower-casing there, and collapsing whitespace moves no token boundary. The kernel scans the
-  UTF-8 bytes with that rule. Any other text is normalised and tokenised by the Python functions
-  and handed over as its tokens joined by single spaces (a `\\w` token never holds a space, and no
-  byte of a multi-byte UTF-8 sequence is 0x20), which the kernel splits on spaces.
+  UTF-8 bytes with that rule. Any other text is normalised and tokenised by `unicode_forms` (a
+  compiled pass of its own, or the Python functions for text past its tables) and handed over as
+  its tokens joined by single spaces (a `\\w` token never holds a space, and no byte of a
+  multi-byte UTF-8 sequence is 0x20), which the kernel splits on spaces.
 - Word hashes: XXH64 (seed 0) of each token's UTF-8 bytes, a port of the reference algorithm,
   equal to `xxhash.xxh64_intdigest` and so to `shingle.word_hash`.
 - Shingle hashes: `fmix64(sum_j h(w_{i+j}) * M^(n-1-j)) >> 32`, the polynomial of `shingle.shingle`,
