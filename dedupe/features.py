@@ -99,10 +99,53 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
     Python normalises each paragraph and the same functions take the strings.
     Chrome's cues (of the line key and of the text) and story's content terms, when asked for, are
     derived here, once per paragraph, so they also run in the worker that has the batch.
+
+    A paragraph's features depend on its text alone, and scraped pages repeat their chrome on page
+    after page (of the dev set's 145k lines, 47k are distinct), so each distinct short text of the
+    batch is analysed once and its features copied to the paragraphs that hold it.
     """
     sizes = np.fromiter(map(len, pages), dtype=np.int64, count=len(pages))
     texts = [p.text for paragraphs in pages for p in paragraphs]
     first = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    distinct, of = _distinct_texts(texts)
+    per_text = _text_features(distinct, hasher, ngram, min_words, key_cues, terms)
+    return ParagraphFeatures(
+        doc=np.repeat(np.arange(len(pages), dtype=np.int64), sizes),
+        index=np.arange(len(texts), dtype=np.int64) - first,
+        line=np.fromiter((p.line for paragraphs in pages for p in paragraphs), dtype=np.int64, count=len(texts)),
+        chars=np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)),
+        **(per_text if of is None else _for_each_paragraph(per_text, of)),
+    )
+
+
+def _distinct_texts(texts: list[str]) -> tuple[list[str], np.ndarray | None]:
+    """The batch's texts with each short one (below `_REPEATED_CHARS`) kept once, and the place of
+    each paragraph's text among them (None when no text repeats). Long texts are not looked up:
+    they seldom repeat inside a batch, and hashing them costs what their analysis saves."""
+    seen: dict[str, int] = {}
+    distinct: list[str] = []
+    of = []
+    for text in texts:
+        if len(text) < _REPEATED_CHARS:
+            at = seen.get(text)
+            if at is None:
+                at = seen[text] = len(distinct)
+                distinct.append(text)
+        else:
+            at = len(distinct)
+            distinct.append(text)
+        of.append(at)
+    if len(distinct) == len(texts):
+        return texts, None
+    return distinct, np.array(of, dtype=np.int64)
+
+
+_REPEATED_CHARS = 200  # chrome's `length_high`: the lines that recur as chrome are shorter
+
+
+def _text_features(texts: list[str], hasher: MinHasher, ngram: int, min_words: int, key_cues: bool,
+                   terms: bool) -> dict[str, np.ndarray]:
+    """`ParagraphFeatures`' fields that depend on a paragraph's text alone, one entry per text."""
     if kernels.AVAILABLE:  # normalised into one buffer that every kernel below reads
         batch: Sequence[str] | Packed = pack_paragraphs(texts)
         key_hi, key_lo = _exact_keys(batch)
@@ -122,27 +165,41 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
     else:
         term_ids, term_vocabulary = np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.uint64)
         term_offsets = np.zeros(1, dtype=np.int64)
-    return ParagraphFeatures(
-        doc=np.repeat(np.arange(len(pages), dtype=np.int64), sizes),
-        index=np.arange(len(texts), dtype=np.int64) - first,
-        line=np.fromiter((p.line for paragraphs in pages for p in paragraphs), dtype=np.int64, count=len(texts)),
-        words=signed.words,
-        chars=np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)),
-        key_hi=key_hi,
-        key_lo=key_lo,
-        sig_row=np.where(signed.signed, np.cumsum(signed.signed) - 1, -1).astype(np.int64),
-        signatures=signed.signatures,
-        shingle_hashes=signed.shingle_hashes,
-        shingle_offsets=signed.shingle_offsets,
-        key_chars=keys.chars,
-        key_words=keys.words,
-        key_stops=keys.stops,
-        key_hashes=keys.hashes,
-        line_flags=np.asarray(flags, dtype=np.uint8),
-        term_ids=term_ids,
-        term_vocabulary=term_vocabulary,
-        term_offsets=term_offsets,
-    )
+    return {
+        "words": signed.words, "key_hi": key_hi, "key_lo": key_lo,
+        "sig_row": np.where(signed.signed, np.cumsum(signed.signed) - 1, -1).astype(np.int64),
+        "signatures": signed.signatures, "shingle_hashes": signed.shingle_hashes,
+        "shingle_offsets": signed.shingle_offsets, "key_chars": keys.chars, "key_words": keys.words,
+        "key_stops": keys.stops, "key_hashes": keys.hashes, "line_flags": np.asarray(flags, dtype=np.uint8),
+        "term_ids": term_ids, "term_vocabulary": term_vocabulary, "term_offsets": term_offsets,
+    }
+
+
+def _for_each_paragraph(per_text: dict[str, np.ndarray], of: np.ndarray) -> dict[str, np.ndarray]:
+    """`_text_features` of distinct texts as the features of the paragraphs holding them (`of`)."""
+    out = dict(per_text)
+    for name in ("words", "key_hi", "key_lo", "key_chars", "key_words", "key_stops", "key_hashes", "line_flags"):
+        if len(per_text[name]):  # (the chrome cues are empty when not asked for)
+            out[name] = per_text[name][of]
+    rows = per_text["sig_row"][of]  # each paragraph's text's signature row, -1 when not signed
+    signed = rows >= 0
+    rows = rows[signed]
+    out["sig_row"] = np.where(signed, np.cumsum(signed) - 1, -1).astype(np.int64)
+    out["signatures"] = per_text["signatures"][rows]
+    out["shingle_hashes"], out["shingle_offsets"] = _ranges(per_text["shingle_hashes"], per_text["shingle_offsets"],
+                                                            rows)
+    if len(per_text["term_offsets"]) > 1:
+        out["term_ids"], out["term_offsets"] = _ranges(per_text["term_ids"], per_text["term_offsets"], of)
+    return out
+
+
+def _ranges(flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows `rows` of a flat array with offsets (row k is `flat[offsets[k]:offsets[k + 1]]`), and their offsets."""
+    starts = offsets[rows]
+    lengths = offsets[rows + 1] - starts
+    new_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_offsets[1:])
+    return kernels.gather_ranges(flat, starts, lengths), new_offsets
 
 
 def concat(parts: Sequence[ParagraphFeatures], doc_offsets: Sequence[int]) -> ParagraphFeatures:

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedupe import MinHasher, kernels, shingle, shingle_hash32
-from dedupe.features import analyse, concat
+from dedupe.features import ParagraphFeatures, analyse, concat
 from dedupe.near import document_signatures, find_near_duplicate_documents
 from dedupe.normalize import line_key, normalize, tokenize
 from dedupe.segment import split_paragraphs
@@ -169,6 +169,37 @@ def test_analyse_same_features_with_and_without_kernels(monkeypatch, rng: random
         else:
             assert a.dtype == b.dtype and np.array_equal(a, b), field
     assert (want.sig_row >= 0).sum() == len(want.signatures) > 0
+
+
+def _assert_same_features(got: ParagraphFeatures, want: ParagraphFeatures) -> None:
+    for field in want.__slots__:
+        a, b = getattr(got, field), getattr(want, field)
+        assert a.dtype == b.dtype and np.array_equal(a, b), field
+
+
+@pytest.mark.parametrize("compiled_kernels", [True, False])
+def test_repeated_lines_are_analysed_once_with_the_features_of_each(monkeypatch, rng: random.Random,
+                                                                    compiled_kernels: bool) -> None:
+    """Each distinct short text's features, copied to every paragraph holding it, are the features
+    the paragraphs get when every one is analysed (signatures, shingles and story terms included)."""
+    import dedupe.features as features
+
+    from .conftest import site_dump
+
+    if compiled_kernels and not kernels.AVAILABLE:
+        pytest.skip("numba kernels not available")
+    monkeypatch.setattr(kernels, "AVAILABLE", compiled_kernels and kernels.AVAILABLE)
+    pages = [split_paragraphs(r["text"]) for r in site_dump(rng)] + _pages(rng)
+    pages.append([pages[0][0]] * 3 + pages[1][:2])  # a page repeating lines of its own
+    hasher = MinHasher(64, 1)
+    texts = [p.text for page in pages for p in page]
+    assert features._distinct_texts(texts)[1] is not None  # lines do repeat here
+    got = analyse(pages, hasher, 5, 8, key_cues=True, terms=True)
+    plain = analyse(pages, hasher, 5, 3)  # no cues, no terms
+    monkeypatch.setattr(features, "_REPEATED_CHARS", 0)  # every paragraph analysed on its own
+    assert features._distinct_texts(texts)[1] is None
+    _assert_same_features(got, analyse(pages, hasher, 5, 8, key_cues=True, terms=True))
+    _assert_same_features(plain, analyse(pages, hasher, 5, 3))
 
 
 @compiled
