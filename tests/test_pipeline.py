@@ -154,3 +154,24 @@ def test_a_preview_is_the_first_words_of_the_text(seed: int) -> None:
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
         words = rng.randint(0, 15)
         assert pipeline._preview(text, words) == " ".join(text.split()[:words])
+
+
+def test_chrome_lines_count_the_distinct_pages_each_line_was_stripped_on(rng: random.Random) -> None:
+    """The report's chrome lines, recounted from what each page had stripped: one per (site, line
+    key), its first stripped text and reason, a sample page, and the distinct page ids (a page given
+    twice under one id counts once)."""
+    from dedupe.normalize import line_key
+
+    records = site_dump(rng)
+    records.append(dict(records[0]))  # the same page again, under the same id
+    res = scan([Document(r["id"], r["text"], r["site"]) for r in records])
+    want: dict[tuple[str, str], list] = {}
+    for o in res.outcomes:
+        for p in o.stripped:
+            entry = want.setdefault((o.site, line_key(p.text)), [p.text, set(), o.id, p.reason])
+            entry[1].add(o.id)
+    expected = sorted(((site, text, len(ids), sample, reason)
+                       for (site, _), (text, ids, sample, reason) in want.items()), key=lambda c: (c[0], -c[2], c[1]))
+    got = [(c.site, c.text, c.pages, c.sample, c.reason) for c in res.chrome]
+    assert got == expected and len(got) > 10
+    assert any(c.pages > 1 for c in res.chrome)
