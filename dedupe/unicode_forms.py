@@ -58,33 +58,61 @@ class UnicodeForms:
 def unicode_forms(texts: Sequence[str], normalised: bool = False, full: bool = True) -> UnicodeForms:
     """The `UnicodeForms` of `texts` (raw, or already `normalize`d when `normalised`); meant for the
     non-ASCII texts of a batch, though any text gives the same forms as the Python functions.
-    Without `full`, only the spaced forms (what signing reads); the others are left empty."""
+    Without `full`, only the spaced forms (what signing reads); the others are left empty.
+
+    Raw texts go through the tables that fold NFKC in (`_Tables.raw`); those holding a code point
+    whose NFKC depends on its neighbours are put in NFKC by `unicodedata` and go through the case
+    folding alone (`_Tables.folded`), as normalised texts do; what neither covers, the Python path."""
     if not AVAILABLE:
         raise RuntimeError("numba is not available")
-    # `is_normalized` first: for text already in NFKC (most of it) about 8x cheaper than `normalize`
-    is_nfkc, nfkc_of = unicodedata.is_normalized, unicodedata.normalize
-    nfkc = texts if normalised else [t if is_nfkc("NFKC", t) else nfkc_of("NFKC", t) for t in texts]
-    fold_count, fold, classes, growth = _tables()
-    buf, offsets = _joined([t.encode("utf-8") for t in nfkc])
-    *arrays, covered = _forms(buf, offsets, fold_count, fold, classes, growth, full)
-    forms = UnicodeForms(*arrays)
-    missed = np.flatnonzero(~covered)
-    return forms if missed.size == 0 else _patched(forms, texts, normalised, full, missed.tolist())
+    tables = _tables()
+    forms, covered = _run(texts, tables.folded if normalised else tables.raw, tables, full)
+    if covered.all():
+        return forms
+    redo = np.flatnonzero(~covered).tolist()
+    replaced: dict[int, tuple[bytes, bytes, bytes, int]] = {}
+    if not normalised:
+        # `is_normalized` first: for text already in NFKC about 8x cheaper than `normalize`
+        is_nfkc, nfkc_of = unicodedata.is_normalized, unicodedata.normalize
+        nfkc = [t if is_nfkc("NFKC", t) else nfkc_of("NFKC", t) for t in (texts[k] for k in redo)]
+        again, covered_again = _run(nfkc, tables.folded, tables, full)
+        parts = zip(*(_pieces(buf, offsets) for buf, offsets in
+                      ((again.normal, again.normal_offsets), (again.spaced, again.spaced_offsets),
+                       (again.keys, again.key_offsets))), again.key_chars.tolist(), strict=True)
+        for k, ok, (normal, spaced, keys, chars) in zip(redo, covered_again.tolist(), parts, strict=True):
+            if ok:
+                replaced[k] = (normal, spaced, keys, chars)
+    for k in redo:
+        if k not in replaced:
+            replaced[k] = _python_forms(texts[k] if normalised else normalize(texts[k]), full)
+    return _patched(forms, replaced)
 
 
-def _patched(forms: UnicodeForms, texts: Sequence[str], normalised: bool, full: bool,
-             missed: list[int]) -> UnicodeForms:
-    """`forms` with the texts the tables do not cover made by the Python functions."""
+def _run(texts: Sequence[str], fold: tuple[np.ndarray, np.ndarray, int], tables: _Tables,
+         full: bool) -> tuple[UnicodeForms, np.ndarray]:
+    """The compiled pass over `texts` with one of the fold tables; the forms and which texts it covered."""
+    buf, offsets = _joined([t.encode("utf-8") for t in texts])
+    *arrays, covered = _forms(buf, offsets, fold[0], fold[1], tables.classes, fold[2], full)
+    return UnicodeForms(*arrays), covered
+
+
+def _python_forms(norm: str, full: bool) -> tuple[bytes, bytes, bytes, int]:
+    """The forms of one normalised text by the Python functions (the empty ones without `full`)."""
+    spaced = " ".join(tokenize(norm)).encode("utf-8")
+    if not full:
+        return b"", spaced, b"", 0
+    key = line_key_of_normalised(norm)
+    return norm.encode("utf-8"), spaced, key.encode("utf-8"), len(key)
+
+
+def _patched(forms: UnicodeForms, replaced: dict[int, tuple[bytes, bytes, bytes, int]]) -> UnicodeForms:
+    """`forms` with the texts in `replaced` given those forms instead."""
     normal = _pieces(forms.normal, forms.normal_offsets)
     spaced = _pieces(forms.spaced, forms.spaced_offsets)
     keys = _pieces(forms.keys, forms.key_offsets)
     key_chars = forms.key_chars.copy()
-    for k in missed:
-        norm = texts[k] if normalised else normalize(texts[k])
-        spaced[k] = " ".join(tokenize(norm)).encode("utf-8")
-        if full:
-            key = line_key_of_normalised(norm)
-            normal[k], keys[k], key_chars[k] = norm.encode("utf-8"), key.encode("utf-8"), len(key)
+    for k, (a, b, c, chars) in replaced.items():
+        normal[k], spaced[k], keys[k], key_chars[k] = a, b, c, chars
     return UnicodeForms(*_joined(normal), *_joined(spaced), *_joined(keys), key_chars)
 
 
@@ -93,34 +121,79 @@ def _pieces(buf: np.ndarray, offsets: np.ndarray) -> list[bytes]:
     return [data[a:b] for a, b in pairwise(offsets.tolist())]
 
 
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    """`classes` of every code point of the first two planes, and two fold tables, each (count,
+    code points, growth): per code point, how many code points it becomes (0 when the table does not
+    cover it), those code points, and the most UTF-8 bytes a text's byte can grow to (so the
+    kernel's buffers are sized once). `folded` is `str.casefold`, for text in NFKC; `raw` is
+    casefold after NFKC, for the code points whose NFKC does not depend on their neighbours."""
+
+    classes: np.ndarray
+    folded: tuple[np.ndarray, np.ndarray, int]
+    raw: tuple[np.ndarray, np.ndarray, int]
+
+
 @cache
-def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """For every code point of the first two planes: how many code points it case-folds to (0 when
-    the tables do not cover it), those code points, and its classes; and the most UTF-8 bytes a
-    text's byte can grow to when folded (so the kernel's buffers are sized once). About 60 ms, once
-    per process (`kernels.warm_up` builds them before workers fork)."""
+def _tables() -> _Tables:
+    """Built once per process from the Python functions themselves, about 0.15 s (`kernels.warm_up`
+    builds them before workers fork).
+
+    A code point's NFKC does not depend on its neighbours when it and what it maps to are all
+    *inert*: in NFKC on their own (quick check "yes"), of combining class 0, and never the second of
+    a canonical composition (nor a Hangul vowel or trailing consonant). Decomposition is then per
+    code point, nothing reorders (every class is 0) and nothing composes (no code point can be a
+    composition's second), so a text of such code points is put in NFKC one code point at a time."""
     everything = "".join(map(chr, range(_COVERED)))
     classes = np.zeros(_COVERED, dtype=np.uint8)
     for pattern, bit in ((r"\s", _SPACE), (r"\w", _WORD), (r"\d", _DIGIT)):
         classes[[m.start() for m in re.finditer(pattern, everything)]] |= bit
-    fold_count = np.ones(_COVERED, dtype=np.uint8)
-    fold = np.zeros((_COVERED, 3), dtype=np.uint32)
-    fold[:, 0] = np.arange(_COVERED)
-    growth = 1
-    for cp in [cp for cp, c in enumerate(everything) if c.casefold() != c]:  # about 1,500 of them
-        char = everything[cp]
-        folded = char.casefold()
-        points = [ord(c) for c in folded]
-        if len(points) > 3 or max(points) >= _COVERED:
-            fold_count[cp] = 0
-            continue
-        fold_count[cp] = len(points)
-        fold[cp, : len(points)] = points
-        growth = max(growth, -(-len(folded.encode("utf-8")) // len(char.encode("utf-8"))))
-    fold_count[0xD800:0xE000] = 0  # surrogates: never in text that encodes to UTF-8
+    nfkc = unicodedata.normalize
+    seconds = {0x1161 + k for k in range(21)} | {0x11A8 + k for k in range(27)}  # Hangul V and T
+    for char in everything:
+        parts = unicodedata.decomposition(char).split()
+        if len(parts) == 2 and not parts[0].startswith("<"):
+            seconds.add(int(parts[1], 16))
+    inert = np.array([nfkc("NFKC", c) == c and not unicodedata.combining(c) for c in everything], dtype=bool)
+    inert[list(seconds)] = False
+    inert[0xD800:0xE000] = False  # surrogates: never in text that encodes to UTF-8
     controls = [cp for cp in range(128) if not classes[cp] and not chr(cp).isprintable()]
-    fold_count[controls] = 0  # all-ASCII text keeps them in its line key, other text does not
-    return fold_count, fold, classes, growth
+    inert[controls] = False  # all-ASCII text keeps them in its line key, other text does not
+    changed_by_nfkc = [cp for cp, c in enumerate(everything) if not inert[cp] and nfkc("NFKC", c) != c]
+    foldable = np.ones(_COVERED, dtype=bool)
+    foldable[0xD800:0xE000] = False
+    foldable[controls] = False
+    folded = _fold_table(everything, np.flatnonzero(foldable), {})
+    mapped = {}
+    for cp in changed_by_nfkc:
+        target = nfkc("NFKC", everything[cp])
+        if not unicodedata.combining(everything[cp]) and all(ord(c) < _COVERED and inert[ord(c)] for c in target):
+            mapped[cp] = target
+    raw = _fold_table(everything, np.flatnonzero(inert), mapped)
+    return _Tables(classes, folded, raw)
+
+
+def _fold_table(everything: str, kept: np.ndarray, mapped: dict[int, str]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Casefold of each code point of `kept`, and of what each of `mapped` maps to; 0 for the rest."""
+    count = np.zeros(_COVERED, dtype=np.uint8)
+    points = np.zeros((_COVERED, _MOST), dtype=np.uint32)
+    count[kept] = 1
+    points[kept, 0] = kept
+    growth = 1
+    sources = {int(cp): everything[cp] for cp in kept.tolist() if everything[cp].casefold() != everything[cp]}
+    sources.update(mapped)
+    for cp, text in sources.items():
+        folded = text.casefold()
+        if len(folded) > _MOST or any(ord(c) >= _COVERED for c in folded):
+            count[cp] = 0
+            continue
+        count[cp] = len(folded)
+        points[cp, : len(folded)] = [ord(c) for c in folded]
+        growth = max(growth, -(-len(folded.encode("utf-8")) // len(everything[cp].encode("utf-8"))))
+    return count, points, growth
+
+
+_MOST = 6  # code points one code point may become (past it, the Python path)
 
 
 if AVAILABLE:
@@ -150,8 +223,8 @@ if AVAILABLE:
     @_jit
     def _forms(buf: np.ndarray, offsets: np.ndarray, fold_count: np.ndarray, fold: np.ndarray,
                classes: np.ndarray, growth: int, full: bool) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
-        """Each NFKC text's normal, spaced and key forms (without `full`, the spaced ones alone), key
-        lengths, and whether the tables covered it (a text they do not cover is left empty, for the
+        """Each text's normal, spaced and key forms through one fold table (without `full`, the spaced
+        ones alone), key lengths, and whether the table covered it (a text they do not cover is left empty, for the
         caller to fill)."""
         n = len(offsets) - 1
         size = len(buf) * growth + 1

@@ -42,7 +42,8 @@ def _assert_python_forms(texts: list[str], normalised: bool) -> None:
 @given(st.lists(_any_text, max_size=12), st.booleans())
 def test_forms_equal_the_python_functions(texts: list[str], already_normalised: bool) -> None:
     texts = [*texts, "“Akazawa’s” talks — 12,5 km…", "ΣΊΣΥΦΟΣ ﬁnal ẞ İstanbul", "emoji 😀 📹 𐐀𐐨 𝐀𝟏 𠀀 \U000e0041",
-             "bell\x07 and DEL\x7f ﬁ", "\u00a0no-break\u2003em\u3000ideographic space", ""]
+             "bell\x07 and DEL\x7f ﬁ", "\u00a0no-break\u2003em\u3000ideographic space", "",
+             "\u1100\u1161", "\u1100\u1161\u11a8", "\uac00\u11a8", "\u0b47\u0b3e", "e\u0301", "\u2026\u0301"]
     _assert_python_forms([normalize(t) for t in texts] if already_normalised else texts, already_normalised)
 
 
@@ -63,6 +64,36 @@ def test_texts_the_tables_do_not_cover_are_left_to_python_and_the_rest_are_not()
 
     texts = ["plain “quotes” — and é", "emoji 😀", "bell\x07", "Ünïcödé ß", "CJK extension B 𠀀", "𐐀 Deseret"]
     buf, offsets = _joined([t.encode("utf-8") for t in texts])
-    covered = _forms(buf, offsets, *_tables(), True)[-1]
+    t = _tables()
+    covered = _forms(buf, offsets, *t.raw[:2], t.classes, t.raw[2], True)[-1]
     assert covered.tolist() == [True, True, False, True, False, True]
     _assert_python_forms(texts, False)
+
+
+@compiled
+def test_code_points_put_in_nfkc_one_at_a_time_agree_with_nfkc_of_the_whole_text() -> None:
+    """The raw table applies NFKC per code point only where it does not depend on the neighbours:
+    every code point it maps is checked beside letters, combining marks, Hangul jamo and itself."""
+    from dedupe.unicode_forms import _tables
+
+    count, points, _ = _tables().raw
+    mapped = [chr(cp) for cp in np.flatnonzero(count).tolist() if count[cp] != 1 or points[cp, 0] != cp]
+    assert len(mapped) > 1000 and "…" in mapped and "\u00a0" in mapped
+    texts = [t for c in mapped for t in (f"x{c}y", f"{c}\u0301", f"\u1100{c}\u1161", f"{c}{c}", f"e{c}\u0308")]
+    _assert_python_forms(texts, False)
+
+
+@compiled
+def test_every_canonical_composition_pair_is_composed_as_nfkc_composes_it() -> None:
+    """Each pair of code points that NFC composes (a letter and its mark, Oriya or Hangul parts),
+    alone and behind a letter: what makes NFKC depend on a code point's neighbours."""
+    import unicodedata
+
+    pairs = []
+    for cp in range(0x20000):
+        parts = unicodedata.decomposition(chr(cp)).split()
+        if len(parts) == 2 and not parts[0].startswith("<"):
+            pairs.append("".join(chr(int(x, 16)) for x in parts))
+    pairs += ["\u1100\u1161", "\uac00\u11a8", "\u1100\u1161\u11a8"]
+    assert len(pairs) > 900
+    _assert_python_forms([*pairs, *(f"a{p}b" for p in pairs)], False)
