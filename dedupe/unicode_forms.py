@@ -10,12 +10,15 @@ Everything after NFKC works one code point at a time, with no context:
   `str.lower` it has no final-sigma rule);
 - `str.split` splits on the code points for which `str.isspace`;
 - `\\w` (`tokenize`) and `\\d` (`line_key`) each test one code point.
-So NFKC is left to `unicodedata.normalize` (C code, with a quick check for text that is already
-normalised) and the rest is table lookups over the first two planes of Unicode (the Basic
-Multilingual Plane, and the next: emoji, historic scripts), built once from those very functions
-(`_tables`). A text the tables do not cover takes the Python path as before: one with a code point
-past them (CJK extensions past B, tags, private use), or with an ASCII control character
-(`line_key_of_normalised` keeps those in the keys of all-ASCII text and drops them from others).
+NFKC itself does too wherever no code point can compose with or reorder around its neighbours
+(`_tables` says when), which covers most text, compatibility characters ('…', no-break spaces)
+included. So the forms are table lookups over the first two planes of Unicode (the Basic
+Multilingual Plane, and the next: emoji, historic scripts), built once from those very functions.
+A text with a code point whose NFKC depends on its neighbours (a combining mark, for instance) is
+put in NFKC by `unicodedata` first; one the tables do not cover at all takes the Python path as
+before: a code point past them (CJK extensions past B, tags, private use), or an ASCII control
+character (`line_key_of_normalised` keeps those in the keys of all-ASCII text and drops them from
+others).
 """
 
 from __future__ import annotations
