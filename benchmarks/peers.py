@@ -311,10 +311,12 @@ def _document_clusters(report: Any) -> list[list[str]] | None:
 
 def run_dedupe_full(corpus: Path, params: Params, stage: _Stages, out: Outcome) -> None:
     """`dedupe scan INPUT --json OUT` in this process: dedupe's own reader, the whole default
-    pipeline (paragraphs, chrome, stories) and the JSON report, on the footing of the library
-    peers: imports are done before the clock starts, reading the JSONL is timed."""
+    pipeline (paragraphs, chrome, stories) and the JSON report written as the CLI writes it, on the
+    footing of the library peers: imports are done before the clock starts, reading the JSONL is
+    timed."""
     try:
         from dedupe import Settings, build_report, read_documents, scan
+        from dedupe.cli import _json_text  # the report's text exactly as the CLI writes it
         from dedupe.gcpause import collector_paused
     except Exception as exc:
         raise Unavailable(f"dedupe's scan API failed to import: {exc!r}") from exc
@@ -326,7 +328,7 @@ def run_dedupe_full(corpus: Path, params: Params, stage: _Stages, out: Outcome) 
             result = scan(docs, Settings(jobs=params.jobs), bad=bad)
         with stage("report"):
             report = build_report(result, {})
-            (Path(tmp) / "report.json").write_text(json.dumps(report, ensure_ascii=False))
+            (Path(tmp) / "report.json").write_text(_json_text(report), encoding="utf-8")
     out.cluster_ids = _document_clusters(report)
     out.docs = len(docs)
     out.text_bytes = sum(len(d.text.encode("utf-8")) for d in docs)
