@@ -402,9 +402,9 @@ def text_flags_of(texts: Sequence[str]) -> list[int]:
 
     A dump repeats its chrome on page after page: of the dev set's 145k lines, 47k are distinct,
     and of the syndication set's 196k, 49k. So the flags of lines that can recur as chrome (those
-    below `length_high`; the phrase searches run on them alone) are remembered, in each process,
-    and worked out once per distinct line: about 2.5x less time on those sets. Bounded: past
-    `_FLAGS_LIMIT` lines it starts afresh."""
+    below `length_high`; the phrase searches run on them alone) are remembered in each process,
+    from batch to batch (`features.analyse` already takes each distinct text of a batch once), and
+    worked out once per distinct line. Bounded: past `_FLAGS_LIMIT` lines it starts afresh."""
     if len(_FLAGS) > _FLAGS_LIMIT:
         _FLAGS.clear()
     remembered, high = _FLAGS.get, _DEFAULT_SETTINGS.length_high

@@ -58,11 +58,11 @@ import xxhash
 from .arrays import distinct_of_sorted, pairs_of_codes, range_indices, unique_sorted
 from .minhash import EMPTY, MinHasher, merge_signatures
 from .normalize import line_key_of_normalised, normalize, tokenize
+from .shingle import shingle
+from .stopwords import ENGLISH_STOPWORDS
 
 if TYPE_CHECKING:
     from .unicode_forms import UnicodeForms
-from .shingle import shingle
-from .stopwords import ENGLISH_STOPWORDS
 
 try:
     import numba
