@@ -91,11 +91,11 @@ def unicode_forms(texts: Sequence[str], normalised: bool = False, full: bool = T
     return _patched(forms, replaced)
 
 
-def _run(texts: Sequence[str], fold: tuple[np.ndarray, np.ndarray, int], tables: _Tables,
+def _run(texts: Sequence[str], fold: tuple[np.ndarray, np.ndarray], tables: _Tables,
          full: bool) -> tuple[UnicodeForms, np.ndarray]:
     """The compiled pass over `texts` with one of the fold tables; the forms and which texts it covered."""
     buf, offsets = _joined([t.encode("utf-8") for t in texts])
-    *arrays, covered = _forms(buf, offsets, fold[0], fold[1], tables.classes, fold[2], full)
+    *arrays, covered = _forms(buf, offsets, fold[0], fold[1], tables.classes, full)
     return UnicodeForms(*arrays), covered
 
 
@@ -127,14 +127,13 @@ def _pieces(buf: np.ndarray, offsets: np.ndarray) -> list[bytes]:
 @dataclass(frozen=True, slots=True)
 class _Tables:
     """`classes` of every code point of the first two planes, and two fold tables, each (count,
-    code points, growth): per code point, how many code points it becomes (0 when the table does not
-    cover it), those code points, and the most UTF-8 bytes a text's byte can grow to (so the
-    kernel's buffers are sized once). `folded` is `str.casefold`, for text in NFKC; `raw` is
-    casefold after NFKC, for the code points whose NFKC does not depend on their neighbours."""
+    code points): per code point, how many code points it becomes (0 when the table does not cover
+    it) and those code points. `folded` is `str.casefold`, for text in NFKC; `raw` is casefold
+    after NFKC, for the code points whose NFKC does not depend on their neighbours."""
 
     classes: np.ndarray
-    folded: tuple[np.ndarray, np.ndarray, int]
-    raw: tuple[np.ndarray, np.ndarray, int]
+    folded: tuple[np.ndarray, np.ndarray]
+    raw: tuple[np.ndarray, np.ndarray]
 
 
 @cache
@@ -176,13 +175,12 @@ def _tables() -> _Tables:
     return _Tables(classes, folded, raw)
 
 
-def _fold_table(everything: str, kept: np.ndarray, mapped: dict[int, str]) -> tuple[np.ndarray, np.ndarray, int]:
+def _fold_table(everything: str, kept: np.ndarray, mapped: dict[int, str]) -> tuple[np.ndarray, np.ndarray]:
     """Casefold of each code point of `kept`, and of what each of `mapped` maps to; 0 for the rest."""
     count = np.zeros(_COVERED, dtype=np.uint8)
     points = np.zeros((_COVERED, _MOST), dtype=np.uint32)
     count[kept] = 1
     points[kept, 0] = kept
-    growth = 1
     sources = {int(cp): everything[cp] for cp in kept.tolist() if everything[cp].casefold() != everything[cp]}
     sources.update(mapped)
     for cp, text in sources.items():
@@ -192,11 +190,11 @@ def _fold_table(everything: str, kept: np.ndarray, mapped: dict[int, str]) -> tu
             continue
         count[cp] = len(folded)
         points[cp, : len(folded)] = [ord(c) for c in folded]
-        growth = max(growth, -(-len(folded.encode("utf-8")) // len(everything[cp].encode("utf-8"))))
-    return count, points, growth
+    return count, points
 
 
 _MOST = 6  # code points one code point may become (past it, the Python path)
+_ROOM = 4 * _MOST + 8  # the most bytes one code point's forms can add to a buffer, and some
 
 
 if AVAILABLE:
@@ -225,12 +223,13 @@ if AVAILABLE:
 
     @_jit
     def _forms(buf: np.ndarray, offsets: np.ndarray, fold_count: np.ndarray, fold: np.ndarray,
-               classes: np.ndarray, growth: int, full: bool) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
+               classes: np.ndarray, full: bool) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
         """Each text's normal, spaced and key forms through one fold table (without `full`, the spaced
-        ones alone), key lengths, and whether the table covered it (a text they do not cover is left empty, for the
-        caller to fill)."""
+        ones alone), key lengths, and whether the table covered it (a text it does not cover is left
+        empty, for the caller to fill). The buffers hold half as much again as the input: text seldom
+        grows when normalised, and one that outgrows what is left is left to the caller too."""
         n = len(offsets) - 1
-        size = len(buf) * growth + 1
+        size = len(buf) + len(buf) // 2 + _ROOM
         normal, spaced, keys = np.empty(size, np.uint8), np.empty(size, np.uint8), np.empty(size, np.uint8)
         normal_offsets = np.zeros(n + 1, np.int64)
         spaced_offsets = np.zeros(n + 1, np.int64)
@@ -259,7 +258,7 @@ if AVAILABLE:
                           | ((np.int64(buf[i + 2]) & 0x3F) << 6) | (np.int64(buf[i + 3]) & 0x3F))
                     i += 4
                 count = fold_count[cp] if cp < len(fold_count) else 0
-                if count == 0:
+                if count == 0 or max(a, b, c) + _ROOM > size:
                     covered[t] = False
                     break
                 for j in range(count):
