@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from .chrome import ChromeStats
+from .kernels import gather_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +44,7 @@ class ArchiveRows:
 
     def take(self, rows: np.ndarray) -> ArchiveRows:
         """The same data for a subset of documents (e.g. the kept ones)."""
-        starts, ends = self.paragraph_offsets[rows], self.paragraph_offsets[rows + 1]
-        lengths = ends - starts
-        flat = np.concatenate([self.paragraph_keys[a:b] for a, b in zip(starts, ends, strict=True)]) \
-            if len(rows) else np.zeros(0, dtype=np.uint64)
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        flat, offsets = gather_rows(self.paragraph_keys, self.paragraph_offsets, rows)
         return ArchiveRows([self.ids[r] for r in rows], [self.sites[r] for r in rows], self.key_hi[rows],
                            self.key_lo[rows], self.sizes[rows], self.signatures[rows], self.bands[rows],
                            flat.astype(np.uint64), offsets)

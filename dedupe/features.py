@@ -18,7 +18,7 @@ import xxhash
 
 from . import kernels
 from .arrays import unique_sorted
-from .chrome import text_flags_of
+from .chrome import ChromeSettings, text_flags_of
 from .kernels import Packed, line_keys_with_cues, pack_paragraphs, sign_paragraphs
 from .minhash import MinHasher
 from .normalize import normalize
@@ -140,7 +140,7 @@ def _distinct_texts(texts: list[str]) -> tuple[list[str], np.ndarray | None]:
     return distinct, np.array(of, dtype=np.int64)
 
 
-_REPEATED_CHARS = 200  # chrome's `length_high`: the lines that recur as chrome are shorter
+_REPEATED_CHARS = ChromeSettings().length_high  # the lines that recur as chrome are shorter
 
 
 def _text_features(texts: list[str], hasher: MinHasher, ngram: int, min_words: int, key_cues: bool,
@@ -186,20 +186,11 @@ def _for_each_paragraph(per_text: dict[str, np.ndarray], of: np.ndarray) -> dict
     rows = rows[signed]
     out["sig_row"] = np.where(signed, np.cumsum(signed) - 1, -1).astype(np.int64)
     out["signatures"] = per_text["signatures"][rows]
-    out["shingle_hashes"], out["shingle_offsets"] = _ranges(per_text["shingle_hashes"], per_text["shingle_offsets"],
-                                                            rows)
+    out["shingle_hashes"], out["shingle_offsets"] = kernels.gather_rows(per_text["shingle_hashes"],
+                                                                        per_text["shingle_offsets"], rows)
     if len(per_text["term_offsets"]) > 1:
-        out["term_ids"], out["term_offsets"] = _ranges(per_text["term_ids"], per_text["term_offsets"], of)
+        out["term_ids"], out["term_offsets"] = kernels.gather_rows(per_text["term_ids"], per_text["term_offsets"], of)
     return out
-
-
-def _ranges(flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows `rows` of a flat array with offsets (row k is `flat[offsets[k]:offsets[k + 1]]`), and their offsets."""
-    starts = offsets[rows]
-    lengths = offsets[rows + 1] - starts
-    new_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=new_offsets[1:])
-    return kernels.gather_ranges(flat, starts, lengths), new_offsets
 
 
 def concat(parts: Sequence[ParagraphFeatures], doc_offsets: Sequence[int]) -> ParagraphFeatures:

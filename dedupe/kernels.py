@@ -1236,6 +1236,16 @@ if AVAILABLE:
         return out
 
 
+def gather_rows(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows `rows` (in that order) of a ragged array, row k being `values[offsets[k]:offsets[k + 1]]`:
+    their values in one flat array, and its offsets."""
+    starts = offsets[rows]
+    lengths = offsets[rows + 1] - starts
+    new_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_offsets[1:])
+    return gather_ranges(values, starts, lengths), new_offsets
+
+
 def gather_ranges(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """values[starts[k]:starts[k] + lengths[k]] for every k, concatenated: `values[range_indices(...)]`
     without the index array (with numba), which holds 8 bytes per value gathered, three times over
@@ -1476,8 +1486,8 @@ def warm_up() -> None:
     distinct_of_ranges(np.array([1, 0, 1], dtype=np.uint32), np.array([0]), np.array([3]), np.array([0, 1]))
     mapped_kept(np.array([-1, 0], dtype=np.int32), np.array([1, 0], dtype=np.int32), np.array([0, 2]))
     merged_signatures(np.zeros((2, 4), dtype=np.uint32), np.array([1]), np.array([0]), 1)
-    for ids in (np.array([1, 0, 1], dtype=np.int32), np.array([1, 0, 1], dtype=np.int64)):
-        gather_ranges(ids, np.array([0]), np.array([3]))
+    for dtype in (np.int32, np.int64, np.uint32):  # term ids; shingle hashes (`features` copies repeated lines')
+        gather_ranges(np.array([1, 0, 1], dtype=dtype), np.array([0]), np.array([3]))
     shared_counts(np.zeros(1, dtype=np.uint32), np.array([0, 1], dtype=np.int64), np.zeros(1, dtype=np.int64),
                   np.zeros(1, dtype=np.int64))
     indptr, indices, data = np.array([0, 1], dtype=np.int32), np.zeros(1, dtype=np.int32), np.ones(1)

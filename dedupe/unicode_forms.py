@@ -79,12 +79,9 @@ def unicode_forms(texts: Sequence[str], normalised: bool = False, full: bool = T
         is_nfkc, nfkc_of = unicodedata.is_normalized, unicodedata.normalize
         nfkc = [t if is_nfkc("NFKC", t) else nfkc_of("NFKC", t) for t in (texts[k] for k in redo)]
         again, covered_again = _run(nfkc, tables.folded, tables, full)
-        parts = zip(*(_pieces(buf, offsets) for buf, offsets in
-                      ((again.normal, again.normal_offsets), (again.spaced, again.spaced_offsets),
-                       (again.keys, again.key_offsets))), again.key_chars.tolist(), strict=True)
-        for k, ok, (normal, spaced, keys, chars) in zip(redo, covered_again.tolist(), parts, strict=True):
+        for k, ok, row in zip(redo, covered_again.tolist(), _rows(again), strict=True):
             if ok:
-                replaced[k] = (normal, spaced, keys, chars)
+                replaced[k] = row
     for k in redo:
         if k not in replaced:
             replaced[k] = _python_forms(texts[k] if normalised else normalize(texts[k]), full)
@@ -110,13 +107,17 @@ def _python_forms(norm: str, full: bool) -> tuple[bytes, bytes, bytes, int]:
 
 def _patched(forms: UnicodeForms, replaced: dict[int, tuple[bytes, bytes, bytes, int]]) -> UnicodeForms:
     """`forms` with the texts in `replaced` given those forms instead."""
-    normal = _pieces(forms.normal, forms.normal_offsets)
-    spaced = _pieces(forms.spaced, forms.spaced_offsets)
-    keys = _pieces(forms.keys, forms.key_offsets)
-    key_chars = forms.key_chars.copy()
-    for k, (a, b, c, chars) in replaced.items():
-        normal[k], spaced[k], keys[k], key_chars[k] = a, b, c, chars
-    return UnicodeForms(*_joined(normal), *_joined(spaced), *_joined(keys), key_chars)
+    rows = _rows(forms)
+    for k, row in replaced.items():
+        rows[k] = row
+    normal, spaced, keys, chars = (list(field) for field in zip(*rows, strict=True))  # rows: never empty here
+    return UnicodeForms(*_joined(normal), *_joined(spaced), *_joined(keys), np.array(chars, dtype=np.int64))
+
+
+def _rows(forms: UnicodeForms) -> list[tuple[bytes, bytes, bytes, int]]:
+    """Each text's (normal, spaced, key, key length)."""
+    return list(zip(_pieces(forms.normal, forms.normal_offsets), _pieces(forms.spaced, forms.spaced_offsets),
+                    _pieces(forms.keys, forms.key_offsets), forms.key_chars.tolist(), strict=True))
 
 
 def _pieces(buf: np.ndarray, offsets: np.ndarray) -> list[bytes]:
