@@ -38,7 +38,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import xxhash
 
-from dedupe.normalize import line_key
+from dedupe.normalize import line_key, utf8
 from dedupe.stopwords import ENGLISH_STOPWORDS
 
 Klass = Literal["bad", "short", "neargood", "good"]
@@ -111,7 +111,7 @@ class ChromeVerdict:
 
 
 def _hash(text: str) -> int:
-    return xxhash.xxh64_intdigest(text.encode("utf-8"))
+    return xxhash.xxh64_intdigest(utf8(text))
 
 
 def _union(a: tuple[int, ...], b: tuple[int, ...], k: int) -> tuple[int, ...]:

@@ -144,17 +144,26 @@ def _json_text(report: dict[str, Any]) -> str:
     the standard library, whose C encoder is bypassed whenever `indent` is given."""
     try:
         import orjson
+
+        return orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode()
     except ImportError:
-        return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
-    return orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode()
+        pass
+    except TypeError:  # a lone surrogate in a text (orjson refuses it): the standard library writes it
+        pass
+    return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
+
+
+# A lone surrogate (a "\ud800" escape of the input, kept so records round-trip) has no UTF-8;
+# backslashreplace writes it back as that very JSON escape, as the JSONL writers do.
+_REPORT_ERRORS = "backslashreplace"
 
 
 def _write_json_report(target: str, report: dict[str, Any]) -> None:
     text = _json_text(report)
     if target == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(text)  # (`main` has set it to write a lone surrogate as its escape)
         return
-    with open_atomic(Path(target), "wt") as fh:
+    with open_atomic(Path(target), "wt", errors=_REPORT_ERRORS) as fh:
         fh.write(text)
 
 
@@ -183,6 +192,10 @@ class _Command(click.Command):
 @click.version_option(__version__, prog_name="dedupe")
 def main() -> None:
     """Find duplicate and syndicated content in scraped text dumps, strip site chrome, keep one copy."""
+    for stream in (sys.stdout, sys.stderr):  # a lone surrogate shows as its escape, as in the files written
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors=_REPORT_ERRORS)
 
 
 @main.command("scan", cls=_Command)

@@ -56,7 +56,7 @@ from .features import ParagraphFeatures
 from .lsh import band_keys, lsh_params
 from .minhash import EMPTY, estimate_jaccard
 from .model import BadRecord, Cluster, ClusterKind, Document, Member
-from .normalize import line_key
+from .normalize import line_key, utf8
 from .pipeline import (
     ChromeLine,
     DocumentOutcome,
@@ -546,10 +546,10 @@ def _summary(part: _Part, collect: bool) -> _Summary:
         count_site_outcome(sites, o)
         if not o.kept:
             removable += 1
-            removable_bytes += len(doc.text.encode("utf-8"))
+            removable_bytes += len(utf8(doc.text))
         else:
             chrome_paragraphs += len(o.stripped)
-            chrome_bytes += sum(len(p.text.encode("utf-8")) for p in o.stripped)
+            chrome_bytes += sum(len(utf8(p.text)) for p in o.stripped)
         for p in o.stripped:
             entry = chrome.setdefault((doc.site, line_key(p.text)), [p.text, set(), doc.id, p.reason])
             entry[1].add(doc.id)

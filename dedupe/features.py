@@ -21,7 +21,7 @@ from .arrays import unique_sorted
 from .chrome import ChromeSettings, text_flags_of
 from .kernels import Packed, line_keys_with_cues, pack_paragraphs, sign_paragraphs
 from .minhash import MinHasher
-from .normalize import normalize
+from .normalize import normalize, utf8
 from .segment import Paragraph
 from .story import term_ids_of_batch, term_ids_of_words
 
@@ -72,7 +72,7 @@ class ParagraphFeatures:
 
 def exact_key(normalised: str) -> tuple[int, int]:
     """128-bit hash of normalised text as two 64-bit halves; collisions are negligible at any scale."""
-    value = xxhash.xxh3_128_intdigest(normalised.encode("utf-8"))
+    value = xxhash.xxh3_128_intdigest(utf8(normalised))
     return value >> 64, value & 0xFFFFFFFFFFFFFFFF
 
 

@@ -30,6 +30,15 @@ def normalize(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
+def utf8(text: str) -> bytes:
+    """`text` as UTF-8, a lone surrogate included (encoded as its code point is, "surrogatepass").
+
+    JSON can spell one ("\\ud800" outside a pair) and the readers keep such records so that
+    they round-trip; it is no character, never part of a word, but hashing and counting a text
+    that holds one must not fail. Identical to `str.encode("utf-8")` for every other text."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def words(text: str) -> list[str]:
     """Word tokens of the normalised text (letters, digits and underscore runs)."""
     return tokenize(normalize(text))

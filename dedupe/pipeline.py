@@ -37,6 +37,7 @@ from .gcpause import collector_paused
 from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
 from .minhash import EMPTY, MinHasher, estimate_jaccard
 from .model import BadRecord, Cluster, ClusterKind, Document, Member
+from .normalize import utf8
 from .segment import Paragraph, split_paragraphs
 
 KeepPolicy = Literal["first", "longest", "earliest"]
@@ -961,7 +962,7 @@ def _stats(docs: Sequence[Document], feats: ParagraphFeatures, bad: Sequence[Bad
 
     removed = [o for o in outcomes if not o.kept]
     removed_ids = {id(o) for o in removed}
-    removable_bytes = sum(len(d.text.encode("utf-8")) for d, o in zip(docs, outcomes, strict=True)
+    removable_bytes = sum(len(utf8(d.text)) for d, o in zip(docs, outcomes, strict=True)
                           if id(o) in removed_ids)
     chrome = [p for o in outcomes if o.kept for p in o.stripped]
     return Stats(
@@ -973,5 +974,5 @@ def _stats(docs: Sequence[Document], feats: ParagraphFeatures, bad: Sequence[Bad
         removable_documents=len(removed),
         removable_bytes=removable_bytes,
         chrome_paragraphs=len(chrome),
-        chrome_bytes=sum(len(p.text.encode("utf-8")) for p in chrome),
+        chrome_bytes=sum(len(utf8(p.text)) for p in chrome),
     )

@@ -437,11 +437,10 @@ class Reader:
         line_no = blanks = 0
         try:
             for line_no, raw in enumerate(lines, 1):
-                stdlib = exact  # the stdlib keeps lone surrogates ("\\ud800"); orjson rejects the line
                 try:
                     record = loads(raw)
                 except (ValueError, RecursionError):
-                    record, stdlib = _parse_reference(raw, line_no == 1), True
+                    record = _parse_reference(raw, line_no == 1)
                 if type(record) is not dict:
                     if record is _BLANK:
                         blanks += 1
@@ -456,9 +455,6 @@ class Reader:
                 text = record.pop(text_field, None)
                 if type(text) is not str:
                     self._skip(source, line_no, _text_field_reason(text_field, text))
-                    continue
-                if stdlib and _lone_surrogate(raw, text):
-                    self._skip(source, line_no, f"text field {text_field!r} is not valid Unicode: {_LONE}")
                     continue
                 raw_id = record.get(id_field)
                 doc_id = f"{source}:{line_no}" if raw_id is None else str(raw_id)
@@ -517,23 +513,6 @@ def _unusable_reason(parsed: Any) -> str:
     if type(parsed) is _Problem:
         return parsed.reason
     return f"not a JSON object: {_json_type(parsed)}"
-
-
-def _lone_surrogate(raw: bytes, text: str) -> bool:
-    """True if `text` holds a UTF-16 surrogate standing alone, which a JSON escape can make
-    (`"\\ud800"`) and the stdlib keeps. It is not Unicode text (it has no UTF-8), so the text could
-    be neither normalised nor hashed; other fields keep theirs, and writers write it back as the
-    same escape."""
-    if b"\\ud" not in raw and b"\\uD" not in raw:  # every surrogate escape starts so
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-_LONE = "a \\uD800-\\uDFFF escape stands alone, outside a surrogate pair"
 
 
 def _text_field_reason(text_field: str, value: Any) -> str:

@@ -33,7 +33,7 @@ from itertools import pairwise
 import numpy as np
 
 from .kernels import AVAILABLE, _joined
-from .normalize import line_key_of_normalised, normalize, tokenize
+from .normalize import line_key_of_normalised, normalize, tokenize, utf8
 
 _SPACE, _WORD, _DIGIT = 1, 2, 4  # classes of a (folded) code point: str.isspace, \w, \d
 _COVERED = 0x20000  # the Basic Multilingual Plane and the next (emoji, historic scripts)
@@ -91,7 +91,7 @@ def unicode_forms(texts: Sequence[str], normalised: bool = False, full: bool = T
 def _run(texts: Sequence[str], fold: tuple[np.ndarray, np.ndarray], tables: _Tables,
          full: bool) -> tuple[UnicodeForms, np.ndarray]:
     """The compiled pass over `texts` with one of the fold tables; the forms and which texts it covered."""
-    buf, offsets = _joined([t.encode("utf-8") for t in texts])
+    buf, offsets = _joined([utf8(t) for t in texts])  # a lone surrogate: a code point no table covers
     *arrays, covered = _forms(buf, offsets, fold[0], fold[1], tables.classes, full)
     return UnicodeForms(*arrays), covered
 
@@ -102,7 +102,7 @@ def _python_forms(norm: str, full: bool) -> tuple[bytes, bytes, bytes, int]:
     if not full:
         return b"", spaced, b"", 0
     key = line_key_of_normalised(norm)
-    return norm.encode("utf-8"), spaced, key.encode("utf-8"), len(key)
+    return utf8(norm), spaced, key.encode("utf-8"), len(key)
 
 
 def _patched(forms: UnicodeForms, replaced: dict[int, tuple[bytes, bytes, bytes, int]]) -> UnicodeForms:

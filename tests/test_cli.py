@@ -245,3 +245,24 @@ def test_clean_stripped_records_every_chrome_line_it_took(tmp_path: Path, dump: 
     for doc_id, text in cleaned.items():
         taken = [e["text"] for e in records.get(doc_id, {"lines": []})["lines"]]
         assert sorted(text.splitlines() + taken) == sorted(line for line in original[doc_id].splitlines() if line)
+
+
+def test_lone_surrogates_in_texts_and_ids_are_scanned_reported_and_written_back(tmp_path: Path) -> None:
+    """A "\\ud800" escape outside a pair is kept by the readers (records round-trip); it is no
+    character, but hashing, counting, the terminal report, the JSON report and clean's outputs must
+    take it: it comes out as the same escape."""
+    body = "The minister said on Tuesday that the talks would resume next week \ud800 and that both sides agreed."
+    records = [{"id": f"p{k}\ud800", "site": "x.example",
+                "text": f"Menu\nHeadline {k}\n{body}\nRelated \udc00 Articles"} for k in range(4)]
+    source = tmp_path / "s.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))  # ASCII: the surrogates as escapes
+    report_path = tmp_path / "r.json"
+    scanned = run("scan", str(source), "--site-field", "site", "--json", str(report_path))
+    assert scanned.exit_code == 0 and "p0\\ud800" in scanned.output
+    report = json.loads(report_path.read_text())
+    assert report["chrome"]["x.example"][0]["text"] == "Related \udc00 Articles"
+    assert [len(c["members"]) for c in report["document_clusters"]] == [4]
+    cleaned = tmp_path / "c.jsonl"
+    assert run("clean", str(source), "--site-field", "site", "-q", "-o", str(cleaned)).exit_code == 0
+    [kept] = read_jsonl(cleaned)
+    assert kept["id"] == "p0\ud800" and body in kept["text"] and "Related" not in kept["text"]

@@ -148,24 +148,6 @@ def test_each_bad_line_is_skipped_with_its_line_and_reason(tmp_path: Path, parse
     assert reasons[5] == "not a JSON object: null"
 
 
-def test_a_lone_surrogate_escape_in_the_text_is_a_bad_record_and_a_pair_is_text(tmp_path: Path, parser: str) -> None:
-    """`"\ud800"` alone in the text is valid JSON but not Unicode (no UTF-8 for it): the record is
-    skipped with its line and reason, where it used to crash the signing stage. A surrogate pair is
-    an emoji, and a lone one in another field is kept."""
-    path = write_lines(tmp_path / "d.jsonl", [
-        r'{"id": "lone", "text": "caf\u00e9 \ud800 words"}',
-        r'{"id": "pair", "text": "emoji \ud83d\ude00 words"}',
-        r'{"id": "hangul", "text": "\ud7a3 \uD7A3"}',
-        r'{"id": "tail", "text": "ok", "note": "\uDC00"}',
-    ])
-    docs, bad = read_documents([path])
-    assert [(d.id, d.text) for d in docs] == [("pair", "emoji 😀 words"), ("hangul", "\ud7a3 \ud7a3"),
-                                               ("tail", "ok")]
-    assert docs[2].fields["note"] == "\udc00"  # another field keeps it: writers write it back as the escape
-    assert [(b.line, b.reason) for b in bad] == [
-        (1, "text field 'text' is not valid Unicode: a \\uD800-\\uDFFF escape stands alone, outside a surrogate pair")]
-
-
 def test_both_parsers_report_the_same_reason(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "d.jsonl", ['{"text": "x",}', "{'text': 1}", "tru", '{"text": "\t"}'])
     results = []
