@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -100,6 +102,34 @@ def unpack(blob: bytes) -> list[str]:
     return [digits[i : i + 16] for i in range(0, len(digits), 16)]
 
 
+# --- ids and site names as stored text --------------------------------------------------------------
+
+_ESCAPE = "\ufdd0"  # a Unicode noncharacter: never in real text, still valid UTF-8 for both databases
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff\ufdd0]")
+_ESCAPED = re.compile("\ufdd0([0-9a-f]{4})")
+
+
+def stored_text(text: str) -> str:
+    """`text` as the index stores an id or a site name.
+
+    A JSONL record may carry a lone surrogate escape ("\\ud800") or a NUL in its id or site; the
+    readers keep them so records round-trip, but neither database takes them as text (SQLite's
+    driver encodes strict UTF-8, PostgreSQL refuses NUL). Each such character, and the escape
+    character itself, becomes U+FDD0 and four hex digits: one-to-one, so equal ids stay equal and
+    distinct ones distinct, and every other text is stored unchanged. `text_from_store` inverts it.
+    """
+    if text.isascii() and "\x00" not in text:
+        return text
+    return _UNSTORABLE.sub(lambda m: f"{_ESCAPE}{ord(m[0]):04x}", text)
+
+
+def text_from_store(text: str) -> str:
+    """The id or site name `stored_text` stored as `text`."""
+    if _ESCAPE not in text:
+        return text
+    return _ESCAPED.sub(lambda m: chr(int(m[1], 16)), text)
+
+
 # --- rows a run adds (backend-neutral arrays) --------------------------------------------------------
 
 
@@ -167,7 +197,7 @@ def document_rows(rows: ArchiveRows, fresh: np.ndarray, doc_ids: np.ndarray, run
 def export_record(row: Sequence[Any]) -> dict[str, Any]:
     """A `documents` row as the JSON-able record of `dedupe index export`."""
     doc_id, id_, site, hi, lo, size, sig, paras, run_id, added = row
-    return {"doc": doc_id, "id": id_, "site": site,
+    return {"doc": doc_id, "id": text_from_store(id_), "site": text_from_store(site),
             "key": f"{hi & 0xFFFFFFFFFFFFFFFF:016x}{lo & 0xFFFFFFFFFFFFFFFF:016x}", "size": size,
             "run_id": run_id, "added_at": added, "signature": base64.b64encode(bytes(sig)).decode("ascii"),
             "paragraph_keys": [f"{v:016x}" for v in np.frombuffer(bytes(paras), dtype="<u8").tolist()]}
@@ -181,7 +211,8 @@ def archived_docs(found: Sequence[Sequence[Any]], num_perm: int) -> ArchivedDocs
     lengths = np.array([len(p) // 8 for p in paras], dtype=np.int64)
     offsets = np.zeros(len(found) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return ArchivedDocs(list(ids), list(sites), from_signed(hi), from_signed(lo), np.array(sizes, dtype=np.int64),
+    return ArchivedDocs([text_from_store(i) for i in ids], [text_from_store(s) for s in sites], from_signed(hi),
+                        from_signed(lo), np.array(sizes, dtype=np.int64),
                         np.frombuffer(b"".join(map(bytes, sigs)), dtype="<u4").astype(np.uint32)
                         .reshape(len(found), num_perm),
                         np.frombuffer(b"".join(map(bytes, paras)), dtype="<u8").astype(np.uint64), offsets)
@@ -400,7 +431,8 @@ class IndexBase:
         started = time.perf_counter()
         k, max_chars = int(self._meta.get("chrome_k", 32)), int(self._meta.get("chrome_max_key_chars", 4000))
         out: dict[str, Any] = {"version": 1, "k": k, "max_key_chars": max_chars, "sites": {}}
-        site_rows = self._site_rows(list(sites))
+        site_rows = [(site_id, text_from_store(site), groups)
+                     for site_id, site, groups in self._site_rows([stored_text(site) for site in sites])]
         wanted = sorted({(site_id, hex_to_signed(h)) for site_id, site, _ in site_rows for h in sites[site]["keys"]})
         keys = self._chrome_key_rows(wanted) if wanted else []
         names = {site_id: site for site_id, site, _ in site_rows}
@@ -413,7 +445,7 @@ class IndexBase:
 
     def all_chrome(self) -> ChromeStats | None:
         """Every site's statistics at once: for inspection and export, not for runs (it can be large)."""
-        sites = {site: {"keys": [f"{key & 0xFFFFFFFFFFFFFFFF:016x}" for key in keys]}
+        sites = {text_from_store(site): {"keys": [f"{key & 0xFFFFFFFFFFFFFFFF:016x}" for key in keys]}
                  for site, keys in self._all_chrome_keys().items()}
         return self.chrome_for(sites) if sites else None
 
@@ -429,6 +461,8 @@ class IndexBase:
         """
         check = check or (lambda stage: None)
         now = utc_now()
+        rows = dataclasses.replace(rows, ids=[stored_text(i) for i in rows.ids],
+                                   sites=[stored_text(s) for s in rows.sites])
         with self._transaction():
             fresh = fresh_positions(rows, self._known(rows))
             base = self._next_doc_id()
@@ -452,10 +486,10 @@ class IndexBase:
         elif int(k) != stats.k:
             raise DedupeError(f"index {self.name}: chrome statistics with k={stats.k}, the index keeps k={k}")
         merged = _merge_rows(stats.to_dict()["sites"], self.chrome_for)
-        self._upsert_sites([(site, pack(e["groups"])) for site, e in merged.items()])
-        ids = {site: site_id for site_id, site, _ in self._site_rows(list(merged))}
+        self._upsert_sites([(stored_text(site), pack(e["groups"])) for site, e in merged.items()])
+        ids = {site: site_id for site_id, site, _ in self._site_rows([stored_text(site) for site in merged])}
         day = dt.date.today().toordinal()
-        rows = [(ids[site], hex_to_signed(h), pack(groups), day)
+        rows = [(ids[stored_text(site)], hex_to_signed(h), pack(groups), day)
                 for site, e in merged.items() for h, groups in e["keys"].items()]
         rows.sort()
         self._upsert_chrome_keys(rows, check)

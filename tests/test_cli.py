@@ -266,3 +266,11 @@ def test_lone_surrogates_in_texts_and_ids_are_scanned_reported_and_written_back(
     assert run("clean", str(source), "--site-field", "site", "-q", "-o", str(cleaned)).exit_code == 0
     [kept] = read_jsonl(cleaned)
     assert kept["id"] == "p0\ud800" and body in kept["text"] and "Related" not in kept["text"]
+    index = str(tmp_path / "archive.db")  # archived by a nightly run, and known to the next
+    for night in ("n1.jsonl", "n2.jsonl"):
+        assert run("clean", str(source), "--site-field", "site", "-q", "-o", str(tmp_path / night),
+                   "--index", index).exit_code == 0
+    assert read_jsonl(tmp_path / "n2.jsonl") == read_jsonl(tmp_path / "n1.jsonl") == [kept]
+    exported = run("index", "export", index)
+    assert exported.exit_code == 0
+    assert [(r["id"], r["site"]) for r in map(json.loads, exported.output.splitlines())] == [("p0\ud800", "x.example")]

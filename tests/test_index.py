@@ -124,6 +124,35 @@ def test_stored_chrome_equals_merging_every_runs_statistics(backend: IndexBacken
         assert ChromeStats().merge(archived) == merged  # either side of a merge
 
 
+def test_ids_and_sites_no_database_takes_as_text_are_stored_and_given_back_unchanged(backend: IndexBackend,
+                                                                                  rng: random.Random) -> None:
+    # a lone surrogate escape and a NUL are valid JSON that the readers keep; the escape's own
+    # character and its spelled-out form must stay distinct from the surrogate they could stand for
+    odd = {"daily.example": "daily\ud800.example", "herald.example": "herald\x00.example",
+           "wire.example": "wire\ufdd0d800.example"}
+    records = site_dump(rng)
+    for r in records:
+        r["id"] = r["id"].replace(r["site"], odd.get(r["site"], r["site"]))
+        r["site"] = odd.get(r["site"], r["site"])
+    copy = next(r for r in records if r["id"].startswith("daily\ud800.example/copy"))
+    daily = [r for r in records if r["site"] == odd["daily.example"]]
+    settings = Settings(keep="first", story=False)
+    one_shot = {o.id for o in scan(_docs(records), settings).outcomes if o.kept}
+    with backend.open(settings=settings) as index:
+        archived = _docs([r for r in records if r is not copy and r is not daily[-1]])
+        kept = _run(index, archived, settings, "night")
+        assert {r["id"] for r in index.export()} == kept and {r["site"] for r in index.export()} >= set(odd.values())
+        assert _run(index, archived, settings, "again") == kept  # known by id and content, chrome merged by site
+        assert index.count() == len(kept)
+        assert set(odd.values()) <= set(index.all_chrome().sites())  # type: ignore[union-attr]
+    with backend.open(readonly=True, settings=settings) as index:
+        result = scan(_docs([copy, daily[-1]]), settings, archive=index)
+    removed, new_page = result.outcomes
+    assert not removed.kept and removed.duplicate_of == "wire\ufdd0d800.example/0"
+    assert {"Sign up for our newsletter", "Related Articles"} <= {p.text for p in new_page.stripped}
+    assert one_shot - {copy["id"], daily[-1]["id"]} == kept
+
+
 def test_uint64_keys_round_trip_through_signed_integers() -> None:
     keys = np.array([0, 1, 2**63 - 1, 2**63, 2**64 - 1], dtype=np.uint64)
     assert all(-(2**63) <= k < 2**63 for k in to_signed(keys))
