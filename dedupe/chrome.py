@@ -16,8 +16,11 @@ Two kinds of evidence are combined, line by line (one paragraph per line of a sc
 
 Recurrence feeds the page classes rather than overriding them: template lines (on a large share of
 the site's groups) are bad; a line on only a few groups (an article's headline or lead shown as a
-teaser on some other pages, or a story the site printed twice) cannot be good on its own, so it is
-kept only where its neighbours make it part of running text.
+teaser on some other pages) cannot be good on its own, so it is kept only where its neighbours make
+it part of running text. A page whose prose all recurs on a few groups is the exception: it is a
+story the site printed again (another address, another template, a later night's batch against the
+archive), and its article is judged on its own cues, so that the copy stages keep one copy rather
+than chrome stripping the story from all of them (`_reprinted`).
 
 A page with no running text at all is relaxed step by step (`_classes`): near-good lines and
 sentences count as text; on a site with evidence, lines the site does not share are kept. On a
@@ -60,6 +63,9 @@ class ChromeSettings:
       template (menus, footers, share bars) and always chrome. Below it, the line may be an
       article's own headline or lead that other pages show as a teaser: it can't be good on its
       own and its neighbours decide.
+      On a page with no prose of its own, though, a run of such prose lines holding
+      `min_article_chars` is the page's article printed again (`_reprinted`), judged on its own
+      cues: stripping it would strip it from every copy, where the copy stages keep one.
     - `min_site_groups` (2): below this many groups a site has no recurrence evidence.
 
     Page cues, in characters of the line (jusText's scheme)
@@ -578,19 +584,50 @@ def _unique(c: Klass, line: _Line, rec: int, s: ChromeSettings) -> Klass:
     return c
 
 
+def _reprinted(free: Sequence[Klass], lines: Sequence[_Line], recs: Sequence[int], template: int,
+               s: ChromeSettings) -> set[int]:
+    """Lines of a story the site printed on more than one page, to be judged on their own cues.
+
+    Recurrence demotes prose seen on a few of the site's groups (a lead shown as a teaser on other
+    pages). On a page whose prose all recurs, a run of such lines holding `min_article_chars` is
+    no teaser but the page's article printed again (re-issued under a new address, or in another
+    template, so the pages fall in different groups): stripping it as chrome would strip it from
+    every copy, where the copy stages keep one.
+    """
+    out: set[int] = set()
+    if any(c in ("good", "neargood") and rec < s.min_recurrence for c, rec in zip(free, recs, strict=True)):
+        return out  # the page has prose of its own: recurring prose on it is a teaser or a blurb
+    run: list[int] = []
+    for i in range(len(lines) + 1):
+        if i < len(lines) and free[i] in ("good", "neargood") and s.min_recurrence <= recs[i] < template:
+            run.append(i)
+            continue
+        if run and sum(lines[j].chars for j in run) >= s.min_article_chars:
+            out.update(run)
+        run = []
+    return out
+
+
 def _classes(
     lines: Sequence[_Line], recs: Sequence[int], template: int, evidence: bool, s: ChromeSettings
-) -> list[Klass]:
-    """Final good/bad class of every line, relaxing the cues for pages without running text."""
-    cf = [_with_recurrence(_context_free(ln, s), rec, template, s) for ln, rec in zip(lines, recs, strict=True)]
+) -> tuple[list[Klass], Sequence[int]]:
+    """Final good/bad class of every line, relaxing the cues for pages without running text; and
+    the recurrence each line is judged by (none for the lines of a story printed again)."""
+    free = [_context_free(ln, s) for ln in lines]
+    cf = [_with_recurrence(c, rec, template, s) for c, rec in zip(free, recs, strict=True)]
     classes = _revise(cf, lines, s)
+    reprinted = _reprinted(free, lines, recs, template, s)
+    if reprinted:
+        recs = [0 if i in reprinted else rec for i, rec in enumerate(recs)]
+        cf = [free[i] if i in reprinted else c for i, c in enumerate(cf)]
+        classes = _revise(cf, lines, s)
     if _good_chars(classes, lines) < s.min_article_chars:
         cf = [_promote(c, ln) if rec < s.min_recurrence else c for c, ln, rec in zip(cf, lines, recs, strict=True)]
         classes = _revise(cf, lines, s)
     if _good_chars(classes, lines) < s.min_article_chars and evidence:
         cf = [_unique(c, ln, rec, s) for c, ln, rec in zip(cf, lines, recs, strict=True)]
         classes = _revise(cf, lines, s)
-    return classes
+    return classes, recs
 
 
 # --- article bounds ------------------------------------------------------------------------------
@@ -706,7 +743,7 @@ def page_codes(lines: Sequence[_Line], counts: Sequence[int], groups: int, s: Ch
     evidence = groups >= s.min_site_groups
     recs = list(counts) if evidence else [0] * len(lines)  # a site seen once can't show recurrence
     template = page_template(groups, s)
-    classes = _classes(lines, recs, template, evidence, s)
+    classes, recs = _classes(lines, recs, template, evidence, s)
     end = _article_end(classes, lines, s)
     headers = _headers(classes, lines, [rec >= template for rec in recs], end, s)
     out = []

@@ -174,6 +174,8 @@ if kernels.AVAILABLE:
         for p in range(len(bounds) - 1):
             longest = max(longest, bounds[p + 1] - bounds[p])
         cf = np.empty(longest, dtype=np.int8)
+        free = np.empty(longest, dtype=np.int8)
+        eff = np.empty(longest, dtype=np.int64)  # the recurrence each line is judged by
         classes = np.empty(longest, dtype=np.int8)
         scratch = np.empty((4, longest), dtype=np.int8)
         next_run = np.empty(longest + 1, dtype=np.int64)
@@ -186,16 +188,36 @@ if kernels.AVAILABLE:
             for i in range(n):  # jusText's class, with recurrence folded in (`chrome._with_recurrence`)
                 c = _context_free(fl[i], ch[i], words[lo + i], stops[lo + i], length_low, length_high, stop_low,
                                   stop_high)
+                free[i] = c
                 r = rec[i] if ev else 0
+                eff[i] = r
                 if r >= tpl:
                     c = _BAD
                 elif r >= min_rec:
                     c = _SHORT if c >= _NEARGOOD else _BAD
                 cf[i] = c
             good = _revise(cf, classes, n, fl, ch, heading, scratch)
+            own = False  # prose of the page's own; without any, a story printed again (`chrome._reprinted`)
+            for i in range(n):
+                own |= free[i] >= _NEARGOOD and eff[i] < min_rec
+            start, run, restored = 0, 0, False
+            for i in range(n + 1):
+                if i < n and not own and free[i] >= _NEARGOOD and min_rec <= eff[i] < tpl:
+                    if run == 0:
+                        start = i
+                    run += ch[i]
+                    continue
+                if run >= min_article:
+                    for j in range(start, i):
+                        cf[j] = free[j]
+                        eff[j] = 0
+                    restored = True
+                run = 0
+            if restored:
+                good = _revise(cf, classes, n, fl, ch, heading, scratch)
             if good < min_article:  # no running text: relax (`chrome._promote`) where not recurring
                 for i in range(n):
-                    if (rec[i] if ev else 0) >= min_rec:
+                    if eff[i] >= min_rec:
                         continue
                     if cf[i] == _NEARGOOD:
                         cf[i] = _GOOD
@@ -204,7 +226,7 @@ if kernels.AVAILABLE:
                 good = _revise(cf, classes, n, fl, ch, heading, scratch)
             if good < min_article and ev:  # still none: what the page does not share (`chrome._unique`)
                 for i in range(n):
-                    if rec[i] < min_rec and not fl[i] & (LIST_ITEM | BOILERPLATE):
+                    if eff[i] < min_rec and not fl[i] & (LIST_ITEM | BOILERPLATE):
                         cf[i] = _GOOD
                 _revise(cf, classes, n, fl, ch, heading, scratch)
             end = _article_end(classes, n, fl, ch, min_article, window, next_run, meta)
@@ -214,13 +236,13 @@ if kernels.AVAILABLE:
                     continue
                 j = i - 1
                 while j > max(-1, i - 1 - header_lines):
-                    if not (ev and rec[j] >= tpl):  # template lines are stepped over
+                    if not (ev and eff[j] >= tpl):  # template lines are stepped over
                         if classes[j] == _GOOD or ch[j] > header_chars or fl[j] & NOT_HEADING:
                             break
                         header[j] = 1
                     j -= 1
             for i in range(n):
-                r = rec[i] if ev else 0
+                r = eff[i]
                 if header[i]:
                     code = CONTENT_HEADER
                 elif ev and (r >= tpl or (r >= min_rec and classes[i] != _GOOD)):

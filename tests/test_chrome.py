@@ -105,6 +105,27 @@ def test_paragraph_recurring_only_within_a_copy_group_is_kept() -> None:
     assert by_text["* Home"].is_chrome
 
 
+def test_a_story_the_site_printed_again_keeps_its_text_on_both_pages_but_a_teaser_does_not() -> None:
+    """One story on two pages of a site that are no copies of each other (another address, another
+    template), so its prose recurs on two groups. A page whose prose all recurs is the story printed
+    again, not a teaser: it keeps its article, and the copy stages keep one of the two. Its lead
+    shown as a teaser on a page with an article of its own is still chrome."""
+    story = article(7)
+    first, again = [*NAV, *story, *FOOTER], ["Print edition", *story, "Back to top"]
+    teaser = [*NAV, *article(1), "More from the news desk", story[2], *FOOTER]
+    pages = [("news.example", i, page(i)) for i in (2, 3, 4, 5)]
+    stats = learn_chrome([*pages, ("news.example", "first", first), ("news.example", "again", again),
+                          ("news.example", "teaser", teaser)])
+    for paragraphs in (first, again):
+        verdicts = verdicts_by_text(paragraphs, "news.example", stats)
+        assert [line for line in story if verdicts[line].is_chrome] == []
+        assert verdicts[story[2]].recurrence == 3
+    verdicts = verdicts_by_text(teaser, "news.example", stats)
+    assert verdicts[story[2]].is_chrome and "recurs on 3 of 7 pages" in verdicts[story[2]].reason
+    assert not any(verdicts[line].is_chrome for line in article(1)[2:])
+    assert all(verdicts[line].is_chrome for line in NAV)
+
+
 def test_syndicated_paragraphs_on_other_sites_are_kept() -> None:
     wire = article(8)[2:]  # the same story printed by two sites, inside their own chrome
     a_chrome, b_chrome = ["* Front page", "* Opinion"], ["Menu", "Sign up for our newsletter"]

@@ -43,6 +43,8 @@ def _random_pages(seed: int, n_pages: int) -> dict[str, np.ndarray]:
     # Recurrence up to the site's groups, and beyond on sites without evidence (which must ignore it).
     reach = np.maximum(groups[owner], 4) + 1
     recs = np.where(rng.random(n) < 0.6, 0, (rng.random(n) * reach).astype(np.int64))
+    # and every fourth page with all its lines recurring: a story its site printed again (`chrome._reprinted`)
+    recs = np.where((owner % 4 == 0) & (recs < 2), 2, recs)
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     return {"flags": flags, "chars": chars, "words": words, "stops": stops, "recs": recs, "bounds": bounds,
             "groups": groups}

@@ -101,6 +101,22 @@ def test_rerunning_an_archived_batch_gives_the_same_output_and_adds_nothing(back
         assert index.count() == len(first)
 
 
+def test_a_page_printed_again_under_a_new_address_is_removed_as_a_copy_of_the_archived_one(backend: IndexBackend,
+                                                                                        rng: random.Random) -> None:
+    """Night 1 archives a site's pages; night 2 brings one of them again under another id. Its
+    lines now recur on two groups of the site (the archive's and the new page's), but it is the
+    archived page printed again: removed as its copy, not kept with its article stripped as chrome."""
+    records = site_dump(rng)
+    original = next(r for r in records if r["id"] == "daily.example/3")
+    with backend.open() as index:
+        _run(index, _docs(records), Settings())
+        result = scan([Document("daily.example/3?amp", original["text"], "daily.example")], Settings(),
+                      archive=index)
+    [outcome] = result.outcomes
+    assert not outcome.kept and outcome.duplicate_of == "daily.example/3", outcome
+    assert not any(p.text in original["body"] for p in outcome.stripped)
+
+
 def test_archived_chrome_is_recognised_on_a_sites_first_new_page(backend: IndexBackend, rng: random.Random) -> None:
     daily = [r for r in site_dump(rng) if r["site"] == "daily.example"]
     with backend.open() as index:
