@@ -1,6 +1,6 @@
 """Quality of the default settings on the development sets, measured through the real CLI.
 
-    python benchmarks/quality.py [--eval-dir ../shared/eval] [--only chrome,syndication,story]
+    python benchmarks/quality.py [--eval-dir ../shared/eval] [--only chrome,syndication,story] [--nights N]
 
 - chrome: `dedupe clean devset.jsonl.gz --annotate` (every page kept, chrome stripped), scored by
   `chrome_score.py` (bag-of-words P/R/F1 against the human gold text, macro over pages);
@@ -10,14 +10,21 @@
 - story: `dedupe scan mmds_dev_en.jsonl`, its document clusters of every kind (a story's copies and
   retellings together) scored by `cluster_score.py` against the news-event labels.
 
+`--nights N` runs chrome and syndication as a scheduled job would: the set's records shuffled (a
+fixed seed) and dealt into N batches, each cleaned with `--index` against the archive the earlier
+ones built; the union of the outputs, and the clusters of every night's report (archived members
+included, which is how one night's copy joins an earlier night's), are scored as above.
+
 The development sets are read where they are and never copied into the repository.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import importlib.util
 import json
+import random
 import subprocess
 import sys
 import tempfile
@@ -43,9 +50,9 @@ def _dedupe(*args: str) -> float:
     return time.perf_counter() - start
 
 
-def _merged_clusters(report: dict, kinds: set[str]) -> list[list[str]]:
+def _merged_clusters(reports: list[dict], kinds: set[str]) -> list[list[str]]:
     """Document clusters of the given kinds, overlapping ones merged (a kept copy can sit in a near
-    cluster and a story cluster at once)."""
+    cluster and a story cluster at once, an archived copy in clusters of several nights)."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -54,9 +61,9 @@ def _merged_clusters(report: dict, kinds: set[str]) -> list[list[str]]:
             x = parent[x]
         return x
 
-    for c in report["document_clusters"]:
+    for c in (c for report in reports for c in report["document_clusters"]):
         if c["kind"] in kinds:
-            ids = [m["id"] for m in c["members"] if not m.get("archived")]
+            ids = [m["id"] for m in c["members"]]
             for other in ids[1:]:
                 parent[find(other)] = find(ids[0])
     groups: dict[str, list[str]] = {}
@@ -65,39 +72,70 @@ def _merged_clusters(report: dict, kinds: set[str]) -> list[list[str]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
-def chrome(eval_dir: Path, work: Path) -> str:
+def _batches(path: Path, nights: int, work: Path) -> list[Path]:
+    """The dump itself, or its records shuffled (seed 7) and dealt into `nights` batch files."""
+    if nights <= 1:
+        return [path]
+    with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")) as f:
+        lines = [line for line in f if line.strip()]
+    random.Random(7).shuffle(lines)
+    out = []
+    for k in range(nights):
+        batch = work / f"{path.name.split('.')[0]}-night{k}.jsonl"
+        batch.write_text("".join(lines[k::nights]), encoding="utf-8")
+        out.append(batch)
+    return out
+
+
+def _clean_nightly(batches: list[Path], work: Path, name: str, *options: str) -> tuple[list[Path], list[Path], float]:
+    """`dedupe clean` of each batch (against one index when there are several): outputs, reports, seconds."""
+    index = ["--index", str(work / f"{name}-index.db")] if len(batches) > 1 else []
+    outputs, reports, seconds = [], [], 0.0
+    for k, batch in enumerate(batches):
+        outputs.append(work / f"{name}-clean{k}.jsonl")
+        reports.append(work / f"{name}-report{k}.json")
+        seconds += _dedupe("clean", str(batch), "-o", str(outputs[-1]), "--json", str(reports[-1]), *options, *index)
+    return outputs, reports, seconds
+
+
+def _how(nights: int) -> str:
+    return f"{nights} nightly batches, " if nights > 1 else ""
+
+
+def chrome(eval_dir: Path, work: Path, nights: int) -> str:
     dev = eval_dir / "devset.jsonl.gz"
-    out = work / "dev-clean.jsonl"
-    seconds = _dedupe("clean", str(dev), "-o", str(out), "--annotate")
+    outputs, _, seconds = _clean_nightly(_batches(dev, nights, work), work, "dev", "--annotate")
     scorer = _load(eval_dir / "chrome_score.py")
     dump = scorer.read_jsonl(str(dev))
-    cleaned = {str(r["id"]): r.get("text", "") for r in scorer.read_jsonl(str(out))}
+    cleaned = {str(r["id"]): r.get("text", "") for out in outputs for r in scorer.read_jsonl(str(out))}
     p, r, f = scorer.score(dump, cleaned)
-    return f"chrome       precision {p:.3f} recall {r:.3f} F1 {f:.3f}  ({len(dump)} pages, {seconds:.1f} s)"
+    return (f"chrome       precision {p:.3f} recall {r:.3f} F1 {f:.3f}  "
+            f"({len(dump)} pages, {_how(nights)}{seconds:.1f} s)")
 
 
-def syndication(eval_dir: Path, work: Path) -> str:
+def syndication(eval_dir: Path, work: Path, nights: int) -> str:
     synd = work / "synd.jsonl"
     subprocess.run([sys.executable, str(eval_dir / "syndication.py"), str(eval_dir / "devset.jsonl.gz"), str(synd)],
                    check=True, capture_output=True)
-    report_path = work / "synd-report.json"
-    seconds = _dedupe("clean", str(synd), "-o", str(work / "synd-clean.jsonl"), "--json", str(report_path))
-    report = json.loads(report_path.read_text())
+    _, reports, seconds = _clean_nightly(_batches(synd, nights, work), work, "synd")
     scorer = _load(eval_dir / "cluster_score.py")
     docs = scorer.read_jsonl(str(synd))
-    p, r, f, a = scorer.score(docs, "story", _merged_clusters(report, {"exact", "near"}))
+    clusters = _merged_clusters([json.loads(r.read_text()) for r in reports], {"exact", "near"})
+    p, r, f, a = scorer.score(docs, "story", clusters)
     return (f"syndication  pair precision {p:.3f} recall {r:.3f} F1 {f:.3f} ARI {a:.3f}  "
-            f"({len(docs)} documents, {seconds:.1f} s)")
+            f"({len(docs)} documents, {_how(nights)}{seconds:.1f} s)")
 
 
-def story(eval_dir: Path, work: Path) -> str:
+def story(eval_dir: Path, work: Path, nights: int) -> str:
+    if nights > 1:
+        return "story        (one-shot only: story clusters are not matched against the archive)"
     data = eval_dir / "mmds_dev_en.jsonl"
     report_path = work / "mmds-report.json"
     seconds = _dedupe("scan", str(data), "--json", str(report_path))
     report = json.loads(report_path.read_text())
     scorer = _load(eval_dir / "cluster_score.py")
     docs = scorer.read_jsonl(str(data))
-    p, r, f, a = scorer.score(docs, "story", _merged_clusters(report, {"exact", "near", "story"}))
+    p, r, f, a = scorer.score(docs, "story", _merged_clusters([report], {"exact", "near", "story"}))
     return (f"story        pair precision {p:.3f} recall {r:.3f} F1 {f:.3f} ARI {a:.3f}  "
             f"({len(docs)} articles, {seconds:.1f} s)")
 
@@ -106,13 +144,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL)
     parser.add_argument("--only", default="chrome,syndication,story")
+    parser.add_argument("--nights", type=int, default=1, help="run as N nightly batches against an index")
     args = parser.parse_args()
     if not (args.eval_dir / "devset.jsonl.gz").exists():
         sys.exit(f"quality: no development sets at {args.eval_dir} (pass --eval-dir)")
     runs = {"chrome": chrome, "syndication": syndication, "story": story}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only.split(","):
-            print(runs[name](args.eval_dir, Path(tmp)), flush=True)
+            print(runs[name](args.eval_dir, Path(tmp), args.nights), flush=True)
 
 
 if __name__ == "__main__":
