@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import DedupeError, NoInputError, RemovalRefused
@@ -418,8 +419,8 @@ def stats_command(path: str, as_json: bool) -> None:
         return
     console = Console()
     per_doc = f" ({stats['bytes_per_document']:,} bytes per document)" if stats.get("bytes_per_document") else ""
-    console.print(f"[bold]{index_name(path)}[/]: {stats['documents']:,} documents from {stats['sites']:,} sites, "
-                  f"{stats['size_bytes'] / 1e6:,.1f} MB{per_doc}", highlight=False)
+    console.print(f"[bold]{escape(index_name(path))}[/]: {stats['documents']:,} documents from "
+                  f"{stats['sites']:,} sites, {stats['size_bytes'] / 1e6:,.1f} MB{per_doc}", highlight=False)
     console.print(f"added {stats['first_added']} .. {stats['last_added']}; chrome: {stats['chrome_lines']:,} "
                   f"lines of {stats['chrome_sites']:,} sites; settings: "
                   + ", ".join(f"{k}={v}" for k, v in stats["settings"].items()), highlight=False)

@@ -120,7 +120,8 @@ def _parse_reference(raw: bytes, first_line: bool) -> Any:
     try:
         return json.loads(line)
     except json.JSONDecodeError as exc:
-        return _Problem(f"invalid JSON: {exc.msg[:1].lower()}{exc.msg[1:]} at column {exc.colno}")
+        msg = exc.msg.removesuffix(" at")  # "Unterminated string starting at": the position follows
+        return _Problem(f"invalid JSON: {msg[:1].lower()}{msg[1:]} at column {exc.colno}")
     except RecursionError:
         return _Problem("invalid JSON: nested too deeply")
 

@@ -1,4 +1,10 @@
-"""The terminal report, drawn with rich from the same dictionary as the JSON report."""
+"""The terminal report, drawn with rich from the same dictionary as the JSON report.
+
+Text from the dump (ids, sites, previews, lines, bad-record reasons) goes in as `Text`, never as
+markup: a site called "[/x]" would otherwise end the report in a MarkupError. A lone surrogate
+escape (kept by the readers) is spelled as its escape, as the stream prints it, so that rich
+measures what is printed.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,15 @@ from rich.table import Table
 from rich.text import Text
 
 _KIND_STYLE = {"exact": "bold red", "near": "yellow", "story": "cyan"}
+
+
+def shown(text: str) -> str:
+    """`text` as the terminal shows it: lone surrogates as their backslash escapes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _human_bytes(n: float) -> str:
@@ -47,13 +62,13 @@ def clusters_block(clusters: list[Mapping[str, Any]], title: str, top: int, memb
     out = Text()
     out.append(f"{title}\n", style="bold underline")
     for c in clusters[:top]:
-        out.append(f"{c['id']:<6}", style="bold")
+        out.append(f"{shown(c['id']):<6}", style="bold")
         out.append(f"{c['kind']:<6}", style=_KIND_STYLE[c["kind"]])
         out.append(f"{c['size']} {c['level']}s  ", style="dim")
-        out.append(f"\u201c{c['preview'][:60]} \u2026\u201d\n", style="italic")
+        out.append(f"\u201c{shown(c['preview'][:60])} \u2026\u201d\n", style="italic")
         for k, m in enumerate(c["members"][:member_limit]):
             where = f" #{m['paragraph']}" if "paragraph" in m else ""
-            out.append(f"      {m['similarity']:.2f}  {m['id']}{where}")
+            out.append(f"      {m['similarity']:.2f}  {shown(m['id'])}{where}")
             out.append("  (representative)\n" if k == 0 else "\n", style="dim")
         if len(c["members"]) > member_limit:
             out.append(f"      \u2026 {len(c['members']) - member_limit} more\n", style="dim")
@@ -67,13 +82,13 @@ def chrome_block(chrome: Mapping[str, list[Mapping[str, Any]]], per_site: int = 
     out = Text()
     out.append("chrome found per site\n", style="bold underline")
     for site, lines in chrome.items():
-        out.append(f"{site or '(one site)'}", style="bold")
+        out.append(shown(site) or "(one site)", style="bold")
         out.append(f"  {len(lines)} distinct lines\n", style="dim")
         for line in lines[:per_site]:
             pages = line["pages"]
             out.append(f"  {pages:>5} {'page ' if pages == 1 else 'pages'}  ")
-            out.append(f"{line['text'][:48]}")
-            out.append(f"  ({line['reason']})\n", style="dim")
+            out.append(shown(line["text"][:48]))
+            out.append(f"  ({shown(line['reason'])})\n", style="dim")
         if len(lines) > per_site:
             out.append(f"  \u2026 {len(lines) - per_site} more (--json for all)\n", style="dim")
     return out
@@ -88,7 +103,8 @@ def sites_table(sites: Mapping[str, Mapping[str, int]], top: int = 15) -> Table:
     ranked = sorted(sites.items(), key=lambda kv: (-(kv[1]["removed_chars"] + kv[1]["chrome_chars"]), kv[0]))
     for site, s in ranked[:top]:
         share = (s["removed_chars"] + s["chrome_chars"]) / max(1, s["chars"])
-        table.add_row(site or "(one site)", f"{s['documents']:,}", f"{s['removed_documents']:,}", f"{share:.0%}")
+        table.add_row(Text(shown(site) or "(one site)"), f"{s['documents']:,}", f"{s['removed_documents']:,}",
+                      f"{share:.0%}")
     return table
 
 
@@ -105,10 +121,10 @@ def render(report: Mapping[str, Any], console: Console, top: int = 10) -> None:
         parts.append(sites_table(report["sites"]))
     if report["bad_records"]:
         bad = report["bad_records"]
-        lines = [f"{b['source']}:{b['line']}: {b['reason']}" for b in bad[:10]]
+        lines = [shown(f"{b['source']}:{b['line']}: {b['reason']}") for b in bad[:10]]
         if len(bad) > 10:
             lines.append(f"… {len(bad) - 10} more")
-        parts.append(Panel("\n".join(lines), title="bad records skipped", title_align="left", border_style="red"))
+        parts.append(Panel(Text("\n".join(lines)), title="bad records skipped", title_align="left", border_style="red"))
     for part in parts:
         console.print(part)
         console.print()

@@ -111,6 +111,24 @@ def test_bad_records_are_skipped_counted_and_located(bad_dump: Path) -> None:
     assert all(b["source"].endswith("bad.jsonl") for b in report["bad_records"])
 
 
+def test_the_terminal_report_shows_dump_text_that_looks_like_markup_as_it_is(tmp_path: Path) -> None:
+    """Site names, ids and bad-record reasons are the dump's text, not rich markup: a site named
+    "[/x]" ended the report in a MarkupError traceback."""
+    body = "The council said on {} that the bridge would reopen next week after repairs to its deck."
+    records = [{"id": f"[b]{k}", "site": site, "text": f"Menu\n{body.format(day)}"}
+               for k, (site, day) in enumerate([("[/x]", "Monday"), ("[/x]", "Monday"), ("[bold]s", "Friday"),
+                                                 ("[bold]s", "Sunday")])]
+    path = write_jsonl(tmp_path / "odd.jsonl", records)
+    with path.open("a", encoding="utf-8") as f:
+        f.write('{"id": "[red]broken", "text": "never [/red] closed')  # the last line, unterminated
+    result = run("scan", str(path), "--site-field", "site", "--json", str(tmp_path / "r.json"))
+    assert result.exit_code == 0, result.output
+    assert "[/x]" in result.output and "[bold]s" in result.output and "[b]0" in result.output
+    assert "bad records skipped" in result.output
+    [bad] = json.loads((tmp_path / "r.json").read_text())["bad_records"]
+    assert bad["line"] == 5 and bad["reason"] == "invalid JSON: unterminated string starting at column 31"
+
+
 def test_strict_stops_at_the_first_bad_record_with_65(bad_dump: Path) -> None:
     result = run("scan", str(bad_dump), "--strict")
     assert result.exit_code == 65
