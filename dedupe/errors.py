@@ -13,6 +13,7 @@ EXIT_USAGE = 2
 EXIT_REFUSED = 3
 EXIT_DATAERR = 65
 EXIT_NOINPUT = 66
+EXIT_IOERR = 74
 EXIT_TEMPFAIL = 75
 
 
@@ -36,6 +37,13 @@ class BadRecordError(DedupeError):
     def __init__(self, record: BadRecord) -> None:
         super().__init__(str(record))
         self.record = record
+
+
+class OutputError(DedupeError):
+    """An output could not be written (no space left, no permission, a read-only disk): exit 74
+    (EX_IOERR). The output is left as it was, as after any failed run."""
+
+    exit_code = EXIT_IOERR
 
 
 class RemovalRefused(DedupeError):

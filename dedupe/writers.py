@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Literal
 
-from .errors import DedupeError
+from .errors import DedupeError, OutputError
 from .readers import require_zstandard, split_suffix
 
 WriteMode = Literal["wt", "wb"]
@@ -64,9 +64,17 @@ def _check_target(target: Path, want_folder: bool) -> None:
         raise DedupeError(f"{target}: exists and is not a folder")
 
 
+def _writing_failed(target: Path, exc: OSError) -> bool:
+    """True when `exc` came from writing `target` (its temporary sibling, or a write or flush, which
+    name no file), not from the caller's own work inside the block (reading an input, say)."""
+    name = str(exc.filename) if exc.filename is not None else None
+    return name is None or name == str(target) or name.startswith(str(target.with_name(f".{target.name}.")))
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces `target`, on any exception it is removed."""
+    """Yield a temporary path to write; on success it replaces `target`, on any exception it is
+    removed. An OSError of the writing itself (no space, no permission) becomes `OutputError`."""
     target = Path(target)
     _check_target(target, want_folder=False)
     temp = _temp_sibling(target, "tmp")
@@ -74,6 +82,12 @@ def atomic_path(target: Path) -> Iterator[Path]:
         yield temp
         _fsync_path(temp)
         os.replace(temp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
+        if _writing_failed(target, exc):
+            raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from exc
+        raise
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -257,10 +271,15 @@ def write_text_folder(target: Path, files: Iterable[tuple[str, str]]) -> int:
     target = Path(target)
     _check_target(target, want_folder=True)
     temp = _temp_sibling(target, "tmp")
-    temp.mkdir()
     try:
+        temp.mkdir()
         count = _fill_folder(temp, files)
         _swap_in(temp, target)
+    except OSError as exc:
+        shutil.rmtree(temp, ignore_errors=True)
+        if _writing_failed(target, exc):
+            raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from exc
+        raise
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise

@@ -6,6 +6,7 @@ PostgreSQL ones skip, saying why, where no server can be had."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import random
@@ -24,7 +25,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dedupe import Document, Settings, scan
+from dedupe import Document, Settings, scan, writers
 from dedupe.archive import MemoryArchive
 from dedupe.chrome import ChromeStats
 from dedupe.cli import main
@@ -365,6 +366,29 @@ def test_a_refused_run_archives_nothing_and_is_recorded(tmp_path: Path, batches:
     with backend.open(readonly=True) as idx:
         last = idx.stats()["recent_runs"][0]
     assert (last["status"], last["exit_code"], last["documents_in"], last["removed"]) == ("refused", 3, 6, 2)
+
+
+def test_an_output_the_disk_refuses_archives_nothing_and_exits_74(tmp_path: Path, batches: list[Path],
+                                                                   backend: IndexBackend,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    index = backend.spec()
+    assert cli("clean", batches[0], "-o", tmp_path / "o0.jsonl", "--index", index, "-q")[0] == 0
+    real = writers._fsync_path
+
+    def full_for_removed(path: Path) -> None:  # the main output is written; the removal list is not
+        if ".removed.jsonl." in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path)
+
+    monkeypatch.setattr(writers, "_fsync_path", full_for_removed)
+    code, output = cli("clean", batches[1], "-o", tmp_path / "o1.jsonl", "--removed", tmp_path / "o1.removed.jsonl",
+                       "--index", index, "-q")
+    assert code == 74 and "o1.removed.jsonl: cannot write: No space left on device" in output
+    assert "Traceback" not in output and not (tmp_path / "o1.removed.jsonl").exists()
+    assert backend.count() == BATCH  # the index took nothing from the failed run
+    with backend.open(readonly=True) as idx:
+        last = idx.stats()["recent_runs"][0]
+    assert (last["status"], last["exit_code"], last["added"]) == ("failed", 74, 0)
 
 
 def test_index_subcommands(tmp_path: Path, batches: list[Path], backend: IndexBackend) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import errno
 import gzip
 import json
 import lzma
@@ -20,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dedupe import readers, writers
-from dedupe.errors import DedupeError
+from dedupe.errors import DedupeError, OutputError
 from dedupe.readers import Reader, ReadOptions
 from dedupe.writers import atomic_path, ensure_not_input, open_atomic, write_jsonl, write_text_folder
 
@@ -55,6 +56,32 @@ def test_atomic_path_removes_the_temp_on_error(tmp_path: Path, error: type[BaseE
         temp.write_text("partial")
         raise error
     assert target.read_text() == "old"
+    assert leftovers(tmp_path) == []
+
+
+def test_a_full_disk_is_an_output_error_and_leaves_the_previous_target(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    target, folder = tmp_path / "out.jsonl", tmp_path / "out"
+    target.write_text("old")
+    write_text_folder(folder, [("a.txt", "old")])
+
+    def full(*args: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writers, "_fsync_path", full)
+    monkeypatch.setattr(os, "sync", full)
+    with pytest.raises(OutputError, match=r"out\.jsonl: cannot write: No space left on device") as raised:
+        write_jsonl(target, [{"text": "new"}])
+    assert raised.value.exit_code == 74
+    with pytest.raises(OutputError, match="out: cannot write: No space left on device"):
+        write_text_folder(folder, [("a.txt", "new")])
+    assert target.read_text() == "old" and (folder / "a.txt").read_text() == "old"
+    assert leftovers(tmp_path) == []
+
+
+def test_an_os_error_of_the_callers_own_work_is_not_called_an_output_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError), atomic_path(tmp_path / "out.txt"):
+        (tmp_path / "missing-input.jsonl").read_text()
     assert leftovers(tmp_path) == []
 
 
