@@ -57,6 +57,7 @@ from .index_base import (  # noqa: F401  (re-exported: the names this module has
     Check,
     IndexBase,
     IndexBusy,
+    IndexWriteError,
     RunRecord,
     from_signed,
     to_signed,
@@ -126,6 +127,13 @@ FROM hits h CROSS JOIN documents d ON d.doc_id = h.doc_id ORDER BY d.doc_id
 
 
 # --- the index ------------------------------------------------------------------------------------
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """ROLLBACK, where SQLite has not already rolled back itself (it does on some errors)."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 class SQLiteIndex(IndexBase):
@@ -268,10 +276,13 @@ class SQLiteIndex(IndexBase):
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as error:  # "database or disk is full", "disk I/O error"
+            _rollback(conn)
+            raise IndexWriteError(f"index {self.path}: cannot write: {error}") from error
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
-        conn.execute("COMMIT")
 
     def _known(self, rows: ArchiveRows) -> set[int]:
         with self._scratch() as conn:

@@ -31,7 +31,7 @@ import numpy as np
 from .archive import ArchivedDocs, ArchiveRows
 from .arrays import range_indices
 from .chrome import ChromeStats
-from .errors import EXIT_TEMPFAIL, DedupeError
+from .errors import EXIT_IOERR, EXIT_TEMPFAIL, DedupeError
 from .lsh import band_keys, lsh_params
 from .minhash import EMPTY
 from .pipeline import Settings
@@ -48,6 +48,13 @@ class IndexBusy(DedupeError):
     """Another writer holds the index: exit 75 (EX_TEMPFAIL), so a scheduler retries later."""
 
     exit_code = EXIT_TEMPFAIL
+
+
+class IndexWriteError(DedupeError):
+    """The database refused a run's write (a full disk, an I/O error; for PostgreSQL a lost
+    connection is 75, as at connecting): the transaction is rolled back, the index is as it was."""
+
+    exit_code = EXIT_IOERR
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ import numpy as np
 
 from .archive import ArchiveRows
 from .errors import EXIT_TEMPFAIL, EXIT_USAGE, DedupeError
-from .index_base import CHUNK, RUN_COLUMNS, Check, IndexBase, IndexBusy, RunRecord, to_signed, utc_now
+from .index_base import CHUNK, RUN_COLUMNS, Check, IndexBase, IndexBusy, IndexWriteError, RunRecord, to_signed, utc_now
 from .pipeline import Settings
 
 URL_SCHEMES = ("postgresql://", "postgres://")
@@ -329,17 +329,23 @@ class PostgresIndex(IndexBase):
     def _begin(self) -> Iterator[Any]:
         """BEGIN ... COMMIT; on any exception ROLLBACK, or drop the connection if it cannot (the
         server then rolls back itself)."""
+        psycopg = _psycopg(self.name)
         conn = self._db()
         conn.execute("BEGIN")
         try:
             yield conn
-        except BaseException:
+            conn.execute("COMMIT")
+        except BaseException as error:
             try:
                 conn.execute("ROLLBACK")
             except Exception:
                 self.close()
+            if isinstance(error, psycopg.Error):  # a full disk on the server, a lost connection
+                failure = IndexWriteError(f"index {self.name}: cannot write ({' '.join(str(error).split())})")
+                if (getattr(error, "sqlstate", None) or "08")[:2] in ("08", "57"):
+                    failure.exit_code = EXIT_TEMPFAIL  # the connection went, the server stopped: retry later
+                raise failure from error
             raise
-        conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:

@@ -30,7 +30,7 @@ from dedupe.archive import MemoryArchive
 from dedupe.chrome import ChromeStats
 from dedupe.cli import main
 from dedupe.errors import DedupeError
-from dedupe.index import IndexBase, SQLiteIndex, from_signed, to_signed
+from dedupe.index import IndexBase, IndexWriteError, SQLiteIndex, from_signed, to_signed
 
 from .conftest import REPO, IndexBackend, edit_words, make_backend, site_dump
 
@@ -168,6 +168,21 @@ def test_ids_and_sites_no_database_takes_as_text_are_stored_and_given_back_uncha
     assert not removed.kept and removed.duplicate_of == "wire\ufdd0d800.example/0"
     assert {"Sign up for our newsletter", "Related Articles"} <= {p.text for p in new_page.stripped}
     assert one_shot - {copy["id"], daily[-1]["id"]} == kept
+
+
+def test_a_full_disk_under_the_index_is_a_write_error_that_leaves_it_as_it_was(tmp_path: Path,
+                                                                               rng: random.Random) -> None:
+    docs = _docs(site_dump(rng))
+    with SQLiteIndex(tmp_path / "idx", Settings()) as index:
+        _run(index, docs[:BATCH], Settings())
+        count, conn = index.count(), index._db()
+        conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0] + 1}")  # "full"
+        result = scan(docs[BATCH:], Settings(), archive=index)
+        with pytest.raises(IndexWriteError, match="cannot write: database or disk is full") as raised:
+            index.add(result.kept_rows(), result.chrome_stats, "full")  # type: ignore[arg-type]
+        assert raised.value.exit_code == 74 and index.count() == count
+        conn.execute("PRAGMA max_page_count = 1073741823")  # room again: the same run goes through
+        assert index.add(result.kept_rows(), result.chrome_stats, "again") > 0  # type: ignore[arg-type]
 
 
 def test_uint64_keys_round_trip_through_signed_integers() -> None:

@@ -18,7 +18,7 @@ import pytest
 from dedupe import Settings, scan
 from dedupe.errors import DedupeError
 from dedupe.index import SQLiteIndex, index_name, open_index
-from dedupe.index_base import IndexBusy
+from dedupe.index_base import IndexBusy, IndexWriteError
 
 from .conftest import IndexBackend, _free_port, site_dump
 from .test_index import BATCH, _docs, _run, cli, write_jsonl
@@ -161,6 +161,21 @@ def test_a_schema_of_other_tables_is_refused_and_left_alone(pg: IndexBackend) ->
 
 
 # -- the same archive in both backends ----------------------------------------------------------------
+
+def test_a_write_the_server_refuses_rolls_back_and_is_one_line_error(pg: IndexBackend) -> None:
+    with pg.open() as index:
+        with pytest.raises(IndexWriteError, match="cannot write") as refused, index._transaction() as conn:
+            conn.execute("INSERT INTO meta VALUES ('half', 'done')")
+            conn.execute("SELECT no_such_column FROM meta")
+        assert refused.value.exit_code == 74
+        assert index._query("SELECT count(*) FROM meta WHERE key = 'half'") == [(0,)]
+        with pytest.raises(IndexWriteError, match="cannot write") as lost, index._transaction() as conn:
+            conn.execute("INSERT INTO meta VALUES ('half', 'done')")
+            conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # the server ends the session
+        assert lost.value.exit_code == 75  # a later attempt may find the server back
+    with pg.open(readonly=True) as index:
+        assert index._query("SELECT count(*) FROM meta WHERE key = 'half'") == [(0,)]
+
 
 def test_sqlite_and_postgres_archive_the_same_rows(pg: IndexBackend, tmp_path: Path, rng: random.Random) -> None:
     docs = _docs(site_dump(rng))
