@@ -246,6 +246,10 @@ def clean_command(output: str, removed: str | None, stripped: str | None, annota
 
     Input is never modified; every output appears whole or not at all.
     """
+    to_stdout = [name for name, path in (("-o", output), ("--removed", removed), ("--stripped", stripped),
+                                         ("--json", json_path)) if path == "-"]
+    if len(to_stdout) > 1:
+        raise click.UsageError(f"{', '.join(to_stdout)}: only one output can go to stdout (-)")
     cli_dask.check_engine_options(kw, index_path)
     if kw["engine"] == "dask":
         cli_dask.clean_command(kw, output, removed, stripped, annotate, max_removed, json_path, top, quiet, log_format)

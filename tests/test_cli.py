@@ -157,6 +157,14 @@ def test_usage_error_exits_2(dump: Path) -> None:
     assert CliRunner().invoke(main, ["scan", str(dump), "--threshold", "7"]).exit_code == 2
 
 
+@pytest.mark.parametrize("outputs", [["-o", "-", "--json", "-"],
+                                     ["-o", "x.jsonl", "--removed", "-", "--stripped", "-"]])
+def test_two_outputs_on_stdout_are_a_usage_error(dump: Path, outputs: list[str]) -> None:
+    result = CliRunner().invoke(main, ["clean", str(dump), *outputs])
+    assert result.exit_code == 2 and "only one output can go to stdout" in result.output
+    assert "{" not in result.output  # nothing was written
+
+
 # -- clean --------------------------------------------------------------------------------------
 
 def test_clean_writes_one_copy_without_chrome_and_keeps_fields(tmp_path: Path, dump: Path) -> None:
