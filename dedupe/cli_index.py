@@ -395,9 +395,14 @@ class _Command(click.Command):
 
 
 def _existing(path: str, readonly: bool, check_banding: bool = True) -> IndexBase:
+    _must_exist(path)
+    return open_index(path, None, readonly=readonly, check_banding=check_banding)
+
+
+def _must_exist(path: str) -> None:
     if not index_exists(path):
         raise NoInputError(f"index {index_name(path)} does not exist")
-    return open_index(path, None, readonly=readonly, check_banding=check_banding)
+
 
 
 @click.group("index")
@@ -446,6 +451,12 @@ def forget_command(path: str, before: str | None, run_id: str | None, wait: floa
     """Remove old documents from the index at PATH, so new copies of them are kept again."""
     if (before is None) == (run_id is None):
         raise click.UsageError("give exactly one of --before DATE or --run RUN_ID")
+    if before is not None:
+        try:
+            dt.date.fromisoformat(before)
+        except ValueError:
+            raise click.BadParameter(f"{before!r} is not a date (YYYY-MM-DD)", param_hint="--before") from None
+    _must_exist(path)  # before the lock: a mistyped path leaves no lock file behind
     with writer_lock(path, wait=wait), _existing(path, readonly=False) as index:
         gone = index.forget(before=before, run=run_id)
         left = index.count()
@@ -458,6 +469,7 @@ def forget_command(path: str, before: str | None, run_id: str | None, wait: floa
 @_wait_option
 def vacuum_command(path: str, wait: float) -> None:
     """Rewrite the index at PATH compactly (after `forget`); takes the writer lock."""
+    _must_exist(path)  # before the lock: a mistyped path leaves no lock file behind
     with writer_lock(path, wait=wait), _existing(path, readonly=False) as index:
         before, after = index.vacuum()
     click.echo(f"{index_name(path)}: {before / 1e6:,.1f} MB -> {after / 1e6:,.1f} MB")
@@ -470,6 +482,7 @@ def rebuild_command(path: str, wait: float) -> None:
     """Recompute the LSH band keys of the index at PATH from its stored signatures with this dedupe's
     banding: needed once when an upgrade changed how band keys are computed; optional (for recall)
     when it only changed the bands chosen."""
+    _must_exist(path)  # before the lock: a mistyped path leaves no lock file behind
     with writer_lock(path, wait=wait), _existing(path, readonly=False, check_banding=False) as index:
         bands, rows = index.rebuild_bands()
         count = index.count()

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .archive import ArchiveRows
-from .errors import DedupeError
+from .errors import DedupeError, OutputError
 from .index_base import (  # noqa: F401  (re-exported: the names this module has always offered)
     MATCHED_SETTINGS,
     RUN_COLUMNS,
@@ -415,7 +415,11 @@ class WriterLock:
         """Take the lock, waiting up to `wait` seconds; raise `IndexBusy` naming the holder if we cannot."""
         if not self.path.parent.is_dir():
             raise DedupeError(f"index {self.index_path}: folder {self.path.parent} does not exist")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:  # a read-only folder, no permission
+            raise OutputError(f"index {self.index_path}: cannot create its lock file {self.path}: "
+                              f"{(error.strerror or str(error)).lower()}") from None
         deadline = time.monotonic() + self.wait
         while True:
             try:

@@ -406,6 +406,25 @@ def test_an_output_the_disk_refuses_archives_nothing_and_exits_74(tmp_path: Path
     assert (last["status"], last["exit_code"], last["added"]) == ("failed", 74, 0)
 
 
+def test_maintenance_of_a_missing_index_leaves_no_lock_file_and_an_unwritable_folder_is_one_line(
+        tmp_path: Path, batches: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    for command in (["vacuum"], ["rebuild"], ["forget", "--run", "r1"]):
+        code, output = cli("index", command[0], tmp_path / "typo.db", *command[1:])
+        assert code == 66 and "typo.db does not exist" in output
+    assert not list(tmp_path.glob("typo*"))
+    real_open = os.open
+
+    def read_only(path: Any, *args: Any) -> int:
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    code, output = cli("clean", batches[0], "-o", tmp_path / "o.jsonl", "--index", tmp_path / "idx.db", "-q")
+    assert code == 74 and "cannot create its lock file" in output and "read-only file system" in output
+    assert "Traceback" not in output and not (tmp_path / "o.jsonl").exists()
+
+
 def test_index_subcommands(tmp_path: Path, batches: list[Path], backend: IndexBackend) -> None:
     index = backend.spec()
     for k, batch in enumerate(batches):
@@ -420,6 +439,7 @@ def test_index_subcommands(tmp_path: Path, batches: list[Path], backend: IndexBa
     assert code == 0 and "forgot 7 documents; 11 remain" in out
     assert cli("index", "vacuum", index)[0] == 0
     assert cli("index", "forget", index)[0] == 2
+    assert cli("index", "forget", index, "--before", "last tuesday")[0] == 2
     assert cli("index", "stats", backend.spec("nope"))[0] == 66
     assert cli("index", "vacuum", backend.spec("nope"))[0] == 66 and not backend.exists("nope")
     assert backend.integrity() == "ok"
