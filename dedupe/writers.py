@@ -4,6 +4,11 @@ Every file is written to a hidden temporary file beside its target and renamed o
 once it is complete and fsynced; a folder is filled beside the target and swapped in. An interrupted
 run (an exception, Ctrl-C, even SIGKILL) leaves the previous target untouched; at worst a hidden
 temporary file or folder stays behind. Inputs are never written: see `ensure_not_input`.
+
+Two kinds of target are not replaced. A device, FIFO or socket (`--json /dev/null`, a named pipe
+another process reads) is written in place: a rename would put a regular file where the device
+was (as root, `/dev/null` itself). A symbolic link keeps pointing where it did: the file it
+points to is the one replaced.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import re
 import secrets
 import shutil
+import stat
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -71,11 +77,20 @@ def _writing_failed(target: Path, exc: OSError) -> bool:
     return name is None or name == str(target) or name.startswith(str(target.with_name(f".{target.name}.")))
 
 
+def is_special_file(target: Path) -> bool:
+    """True for an existing device, FIFO or socket (symbolic links followed): written in place."""
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces `target`, on any exception it is
     removed. An OSError of the writing itself (no space, no permission) becomes `OutputError`."""
-    target = Path(target)
+    target = Path(os.path.realpath(target)) if os.path.islink(target) else Path(target)
     _check_target(target, want_folder=False)
     temp = _temp_sibling(target, "tmp")
     try:
@@ -92,6 +107,23 @@ def atomic_path(target: Path) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
         raise
     _fsync_dir(target.parent)
+
+
+@contextlib.contextmanager
+def _replacing(target: Path) -> Iterator[BinaryIO]:
+    with atomic_path(target) as temp, open(temp, "xb") as raw:
+        yield raw
+
+
+@contextlib.contextmanager
+def _in_place(target: Path) -> Iterator[BinaryIO]:
+    try:
+        with open(target, "wb") as raw:
+            yield raw
+    except OSError as exc:  # a reader of the pipe went away, say
+        if _writing_failed(target, exc):
+            raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from exc
+        raise
 
 
 def _compressor(raw: BinaryIO, target: Path) -> BinaryIO | None:
@@ -125,7 +157,7 @@ def open_atomic(target: str | Path, mode: WriteMode = "wt", errors: str = "stric
     target = Path(target)
     if mode == "wt" and split_suffix(target.name)[1] == ".zst":
         require_zstandard()  # fail before the temp file exists
-    with atomic_path(target) as temp, open(temp, "xb") as raw:
+    with _in_place(target) if is_special_file(target) else _replacing(target) as raw:
         if mode == "wb":
             yield raw
             return

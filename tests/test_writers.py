@@ -9,9 +9,11 @@ import json
 import lzma
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,29 @@ def test_an_os_error_of_the_callers_own_work_is_not_called_an_output_error(tmp_p
     with pytest.raises(FileNotFoundError), atomic_path(tmp_path / "out.txt"):
         (tmp_path / "missing-input.jsonl").read_text()
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_named_pipe_is_written_in_place_not_replaced_by_a_file(tmp_path: Path) -> None:
+    # the same path as /dev/null or /dev/stdout (a rename would put a file where the device was)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    assert write_jsonl(fifo, [{"id": "a"}, {"id": "b"}]) == 2
+    reader.join(10)
+    assert received == [b'{"id": "a"}\n{"id": "b"}\n']
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and leftovers(tmp_path) == []
+
+
+def test_a_symbolic_link_keeps_pointing_at_the_file_it_names_which_is_replaced(tmp_path: Path) -> None:
+    real, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
+    real.write_text("old\n")
+    link.symlink_to(real.name)
+    write_jsonl(link, [{"id": "new"}])
+    assert link.is_symlink() and os.readlink(link) == real.name
+    assert real.read_text() == '{"id": "new"}\n' and leftovers(tmp_path) == []
 
 
 def test_atomic_path_refuses_a_folder_or_a_missing_parent(tmp_path: Path) -> None:
