@@ -299,8 +299,9 @@ def _remove_quietly(path: Path) -> None:
 
 
 def write_text_folder(target: Path, files: Iterable[tuple[str, str]]) -> int:
-    """Write (relative path, text) pairs as a folder that replaces `target` only once complete."""
-    target = Path(target)
+    """Write (relative path, text) pairs as a folder that replaces `target` only once complete (the
+    folder a symbolic link names, if `target` is one)."""
+    target = Path(os.path.realpath(target)) if os.path.islink(target) else Path(target)
     _check_target(target, want_folder=True)
     temp = _temp_sibling(target, "tmp")
     try:

@@ -108,6 +108,11 @@ def test_a_symbolic_link_keeps_pointing_at_the_file_it_names_which_is_replaced(t
     write_jsonl(link, [{"id": "new"}])
     assert link.is_symlink() and os.readlink(link) == real.name
     assert real.read_text() == '{"id": "new"}\n' and leftovers(tmp_path) == []
+    folder, folder_link = tmp_path / "folder", tmp_path / "folder-link"
+    write_text_folder(folder, [("old.txt", "old")])
+    folder_link.symlink_to(folder.name)
+    write_text_folder(folder_link, [("new.txt", "new")])
+    assert folder_link.is_symlink() and sorted(os.listdir(folder)) == ["new.txt"] and leftovers(tmp_path) == []
 
 
 def test_atomic_path_refuses_a_folder_or_a_missing_parent(tmp_path: Path) -> None:
