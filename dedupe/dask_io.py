@@ -13,9 +13,8 @@ from __future__ import annotations
 import glob
 import logging
 import os
-import shutil
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -177,20 +176,9 @@ def shard_name(partition: int) -> str:
     return f"part-{partition:05d}.jsonl"
 
 
-@contextmanager
-def shard_folder(target: Path) -> Iterator[Path]:
+def shard_folder(target: Path) -> AbstractContextManager[Path]:
     """A hidden folder beside `target` to fill with shards; swapped in for `target` on success,
     removed on any error, so `target` is either the previous output or the complete new one."""
-    from .writers import _check_target, _fsync_dir, _swap_in, _temp_sibling
+    from .writers import replacing_folder
 
-    target = Path(target)
-    _check_target(target, want_folder=True)
-    temp = _temp_sibling(target, "tmp")
-    temp.mkdir()
-    try:
-        yield temp
-        _swap_in(temp, target)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-    _fsync_dir(target.parent)
+    return replacing_folder(target)

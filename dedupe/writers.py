@@ -298,15 +298,17 @@ def _remove_quietly(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def write_text_folder(target: Path, files: Iterable[tuple[str, str]]) -> int:
-    """Write (relative path, text) pairs as a folder that replaces `target` only once complete (the
-    folder a symbolic link names, if `target` is one)."""
+@contextlib.contextmanager
+def replacing_folder(target: Path) -> Iterator[Path]:
+    """A hidden folder beside `target` to fill, swapped in for `target` (for the folder a symbolic
+    link names, if `target` is one) on success and removed on any error: `target` is the previous
+    output or the complete new one. An OSError of the writing becomes `OutputError`."""
     target = Path(os.path.realpath(target)) if os.path.islink(target) else Path(target)
     _check_target(target, want_folder=True)
     temp = _temp_sibling(target, "tmp")
     try:
         temp.mkdir()
-        count = _fill_folder(temp, files)
+        yield temp
         _swap_in(temp, target)
     except OSError as exc:
         shutil.rmtree(temp, ignore_errors=True)
@@ -317,7 +319,12 @@ def write_text_folder(target: Path, files: Iterable[tuple[str, str]]) -> int:
         shutil.rmtree(temp, ignore_errors=True)
         raise
     _fsync_dir(target.parent)
-    return count
+
+
+def write_text_folder(target: Path, files: Iterable[tuple[str, str]]) -> int:
+    """Write (relative path, text) pairs as a folder that replaces `target` only once complete."""
+    with replacing_folder(target) as temp:
+        return _fill_folder(temp, files)
 
 
 # --- safety -------------------------------------------------------------------------------------

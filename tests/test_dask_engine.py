@@ -18,7 +18,7 @@ from dedupe.cli import main
 from dedupe.dask_graph import scipy_labels, star_labels
 from dedupe.dask_io import dask_scheduler
 from dedupe.engine_dask import DaskOptions, scan_dask
-from dedupe.errors import DedupeError
+from dedupe.errors import DedupeError, OutputError
 from dedupe.pipeline import ScanResult, Settings, scan
 from dedupe.readers import read_documents
 
@@ -189,7 +189,7 @@ def test_a_failed_write_leaves_the_previous_output_whole(tmp_path: Path, records
     monkeypatch.setattr(engine_dask, "_write_shard", failing)
     with dask_scheduler("sync"):
         done = scan_dask(paths, Settings(story=False))
-        with pytest.raises(OSError, match="disk full"):
+        with pytest.raises(OutputError, match="out: cannot write: disk full"):  # one line, exit 74
             done.write_shards(out)
     assert [p.name for p in out.iterdir()] == ["previous.jsonl"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
