@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import xxhash
@@ -72,6 +72,20 @@ class Settings:
     story: bool = True
     batch_size: int = 1024
     jobs: int = 1
+
+    def __post_init__(self) -> None:
+        """Refuse settings no scan can use, naming the field, before any work is done."""
+        ranges = (("ngram", self.ngram >= 1, "at least 1"), ("num_perm", self.num_perm >= 1, "at least 1"),
+                  ("threshold", 0 < self.threshold <= 1, "in (0, 1]"),
+                  ("containment", 0 < self.containment <= 1, "in (0, 1]"),
+                  ("min_containment_shingles", self.min_containment_shingles >= 0, "at least 0"),
+                  ("min_words", self.min_words >= 0, "at least 0"), ("batch_size", self.batch_size >= 1, "at least 1"),
+                  ("jobs", self.jobs >= 1, "at least 1"))
+        for name, ok, wanted in ranges:
+            if not ok:
+                raise ValueError(f"Settings.{name} must be {wanted}, not {getattr(self, name)!r}")
+        if self.keep not in get_args(KeepPolicy):
+            raise ValueError(f"Settings.keep must be one of {', '.join(get_args(KeepPolicy))}, not {self.keep!r}")
 
 
 @dataclass(frozen=True, slots=True)

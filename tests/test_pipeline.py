@@ -18,6 +18,14 @@ def _docs(records: list[dict]) -> list[Document]:
     return [Document(r["id"], r["text"], r["site"]) for r in records]
 
 
+@pytest.mark.parametrize(("field", "value"), [("threshold", 2.0), ("threshold", 0.0), ("containment", 1.5),
+                                              ("jobs", 0), ("batch_size", 0), ("ngram", 0), ("num_perm", 0),
+                                              ("min_words", -1), ("keep", "newest")])
+def test_settings_no_scan_can_use_are_refused_naming_the_field(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"Settings.{field} must be"):
+        Settings(**{field: value})  # type: ignore[arg-type]
+
+
 def test_seed_story_cluster_pairs_jiji_and_nhk_not_the_summit() -> None:
     docs = [Document(p.name, p.read_text()) for p in sorted(SEEDS.iterdir())]
     result = scan(docs)
