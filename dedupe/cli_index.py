@@ -404,7 +404,6 @@ def _must_exist(path: str) -> None:
         raise NoInputError(f"index {index_name(path)} does not exist")
 
 
-
 @click.group("index")
 def index_group() -> None:
     """Inspect and maintain an index written by `dedupe clean --index`.

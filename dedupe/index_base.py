@@ -8,6 +8,7 @@ PostgreSQL index built from the same runs hold the same rows and answer the same
   signatures, long-paragraph keys, chrome statistics merged per (site, line key), a run record);
 - the chrome statistics merge (`_merge_rows`) and their lazy, batch-restricted loading
   (`_LazyChrome`);
+- ids and site names stored as text both databases take (`stored_text`), given back unchanged;
 - the export record and the statistics report.
 
 A backend subclasses `IndexBase` and implements the storage hooks (the `_`-methods raising

@@ -77,6 +77,10 @@ def _writing_failed(target: Path, exc: OSError) -> bool:
     return name is None or name == str(target) or name.startswith(str(target.with_name(f".{target.name}.")))
 
 
+def _refused(target: Path, exc: OSError) -> OutputError:
+    return OutputError(f"{target}: cannot write: {exc.strerror or exc}")
+
+
 def is_special_file(target: Path) -> bool:
     """True for an existing device, FIFO or socket (symbolic links followed): written in place."""
     try:
@@ -101,7 +105,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             temp.unlink(missing_ok=True)
         if _writing_failed(target, exc):
-            raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from exc
+            raise _refused(target, exc) from exc
         raise
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -122,7 +126,7 @@ def _in_place(target: Path) -> Iterator[BinaryIO]:
             yield raw
     except OSError as exc:  # a reader of the pipe went away, say
         if _writing_failed(target, exc):
-            raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from exc
+            raise _refused(target, exc) from exc
         raise
 
 
@@ -313,7 +317,7 @@ def replacing_folder(target: Path) -> Iterator[Path]:
     except OSError as exc:
         shutil.rmtree(temp, ignore_errors=True)
         if _writing_failed(target, exc):
-            raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from exc
+            raise _refused(target, exc) from exc
         raise
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
