@@ -73,12 +73,14 @@ def output_files(documents: Sequence[Document], result: ScanResult) -> Iterator[
             yield str(doc.fields.get("path", doc.id)), cleaned_text(doc, outcome) + "\n"
 
 
-def removed_records(result: ScanResult) -> Iterator[dict[str, Any]]:
-    """One record per removed document: its id, the copy kept, similarity and why."""
-    for o in result.outcomes:
+def removed_records(docs: Sequence[Document], result: ScanResult) -> Iterator[dict[str, Any]]:
+    """One record per removed document: its id, the copy kept, similarity and why, and where it
+    was read (file, and line of a JSONL file): an id alone may be repeated or made up."""
+    for doc, o in zip(docs, result.outcomes, strict=True):
         if not o.kept:
+            where = {"source": doc.source, "line": doc.line} if doc.line else {"source": doc.source}
             yield {"id": o.id, "kept": o.duplicate_of, "similarity": o.similarity, "reason": o.reason,
-                   "cluster": o.cluster, "site": o.site}
+                   "cluster": o.cluster, "site": o.site, **where}
 
 
 def stripped_records(result: ScanResult) -> Iterator[dict[str, Any]]:

@@ -272,7 +272,7 @@ def clean_command(output: str, removed: str | None, stripped: str | None, annota
         else:
             write_jsonl(target, run.watch_records(output_records(docs, result, kw["text_field"], annotate=annotate)))
         if removed:
-            write_jsonl(Path(removed), removed_records(result))
+            write_jsonl(Path(removed), removed_records(docs, result))
         if stripped:
             write_jsonl(Path(stripped), stripped_records(result))
         run.commit(result)

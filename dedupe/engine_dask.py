@@ -565,7 +565,7 @@ def _write_shard(part: _Part, path: str, what: str, text_field: str, annotate: b
     assert part.outcomes is not None
     result = ScanResult(Settings(), _EMPTY_STATS, [], [], [], part.outcomes)
     if what == "removed":
-        return write_jsonl(path, removed_records(result))
+        return write_jsonl(path, removed_records(part.docs, result))
     if what == "stripped":
         return write_jsonl(path, stripped_records(result))
     return write_jsonl(path, output_records(part.docs, result, text_field, annotate=annotate))

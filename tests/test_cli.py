@@ -181,6 +181,8 @@ def test_clean_writes_one_copy_without_chrome_and_keeps_fields(tmp_path: Path, d
     assert {g["id"]: g["kept"] for g in gone} == {"daily.example/copy": "wire.example/0",
                                                   "herald.example/copy": "wire.example/0"}
     assert all(g["similarity"] >= 0.8 and g["reason"] for g in gone)
+    lines = dump.read_text().splitlines()  # where each removed record was read, an id may repeat
+    assert all(g["source"] == str(dump) and json.loads(lines[g["line"] - 1])["id"] == g["id"] for g in gone)
 
 
 def test_clean_keep_policies(tmp_path: Path, dump: Path) -> None:
