@@ -214,10 +214,11 @@ class ChromeStats:
                               count=len(sites))
         group_of = np.fromiter((_hash(f"group:{g}") for g in groups), dtype=np.uint64, count=len(groups))
         entries = [_Site() for _ in numbers]
-        for site, _, sketch in _smallest_per_run(site_of, np.zeros(len(sites), dtype=np.uint64), group_of, self.k):
-            entries[site].groups = sketch
-        for site, key, sketch in _smallest_per_run(site_of[page], hashes.astype(np.uint64), group_of[page], self.k):
-            entries[site].keys[key] = sketch
+        for number, _, sketch in _smallest_per_run(site_of, np.zeros(len(sites), dtype=np.uint64), group_of, self.k):
+            entries[number].groups = sketch
+        for number, key, sketch in _smallest_per_run(site_of[page], hashes.astype(np.uint64), group_of[page],
+                                                     self.k):
+            entries[number].keys[key] = sketch
         self._sites.update(zip(numbers, entries, strict=True))
 
     def tracks(self, key: str) -> bool:
@@ -741,9 +742,9 @@ def page_codes(lines: Sequence[_Line], counts: Sequence[int], groups: int, s: Ch
     """The verdict code of every line of a page of a site with `groups` groups, given each line's
     recurrence `counts` (`chrome_compiled` does the same for many pages at once, compiled)."""
     evidence = groups >= s.min_site_groups
-    recs = list(counts) if evidence else [0] * len(lines)  # a site seen once can't show recurrence
+    seen = list(counts) if evidence else [0] * len(lines)  # a site seen once can't show recurrence
     template = page_template(groups, s)
-    classes, recs = _classes(lines, recs, template, evidence, s)
+    classes, recs = _classes(lines, seen, template, evidence, s)
     end = _article_end(classes, lines, s)
     headers = _headers(classes, lines, [rec >= template for rec in recs], end, s)
     out = []
