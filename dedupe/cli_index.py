@@ -92,8 +92,8 @@ class _JsonLines(logging.Formatter):
 
 def configure_logging(log_format: str | None, quiet: bool, enabled: bool) -> None:
     """Send the run log to stderr in the chosen format; `quiet` keeps warnings and errors only."""
-    for handler in list(LOG.handlers):
-        LOG.removeHandler(handler)
+    for old in list(LOG.handlers):
+        LOG.removeHandler(old)
     LOG.propagate = False
     if not enabled:
         LOG.addHandler(logging.NullHandler())
@@ -293,8 +293,8 @@ def _signals(run: Run) -> Iterator[None]:
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for number, previous_handler in previous.items():
+            signal.signal(number, previous_handler)
 
 
 @contextlib.contextmanager

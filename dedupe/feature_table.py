@@ -22,6 +22,7 @@ import contextlib
 import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,8 @@ class FeatureTable:
         self.reserved = np.concatenate([[0], np.cumsum(bound)])  # each batch's shingle (and term) region
         self.shared, self.key_cues, self.terms = shared, key_cues, terms
         n, room = int(self.paragraphs[-1]), int(self.reserved[-1])
-        layout = {name: ((n,), dtype) for name, dtype in _PER_PARAGRAPH.items()}
+        layout: dict[str, tuple[tuple[int, ...], Any]] = {
+            name: ((n,), dtype) for name, dtype in _PER_PARAGRAPH.items()}
         if key_cues:
             layout.update({name: ((n,), dtype) for name, dtype in _CUES.items()})
         layout["signatures"] = ((n, num_perm), np.uint32)
@@ -169,7 +171,7 @@ class FeatureTable:
         return ParagraphFeatures(**given)
 
 
-def _allocate(layout: dict[str, tuple[tuple[int, ...], type]], shared: bool
+def _allocate(layout: dict[str, tuple[tuple[int, ...], Any]], shared: bool
               ) -> tuple[dict[str, np.ndarray], dict[str, mmap.mmap]]:
     """Empty arrays of the given shapes: private, or each a view of its own shared anonymous mapping
     (so that one array's pages go back as soon as it is dropped). Pages, like `np.empty`'s, take

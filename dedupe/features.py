@@ -79,11 +79,11 @@ def exact_key(normalised: str) -> tuple[int, int]:
 def _exact_keys(batch: Packed) -> tuple[np.ndarray, np.ndarray]:
     """`exact_key` of every packed text, hashed from the packed buffer where it holds the normalised
     text itself (ASCII), else from the normalised form made as the text was packed."""
-    view = memoryview(batch.buf)
+    view = batch.buf.data
     bounds = batch.offsets.tolist()
     digests = [xxhash.xxh3_128_digest(view[a:b]) for a, b in pairwise(bounds)]
     if batch.forms is not None:
-        normal = memoryview(batch.forms.normal)
+        normal = batch.forms.normal.data
         for k, (a, b) in zip(batch.unicode.tolist(), pairwise(batch.forms.normal_offsets.tolist()), strict=True):
             digests[k] = xxhash.xxh3_128_digest(normal[a:b])
     halves = np.frombuffer(b"".join(digests), dtype=">u8").reshape(-1, 2)  # canonical form: high half first
@@ -146,14 +146,15 @@ _REPEATED_CHARS = ChromeSettings().length_high  # the lines that recur as chrome
 def _text_features(texts: list[str], hasher: MinHasher, ngram: int, min_words: int, key_cues: bool,
                    terms: bool) -> dict[str, np.ndarray]:
     """`ParagraphFeatures`' fields that depend on a paragraph's text alone, one entry per text."""
+    batch: Sequence[str] | Packed
     if kernels.AVAILABLE:  # normalised into one buffer that every kernel below reads
-        batch: Sequence[str] | Packed = pack_paragraphs(texts)
-        key_hi, key_lo = _exact_keys(batch)
+        batch = packed = pack_paragraphs(texts)
+        key_hi, key_lo = _exact_keys(packed)
     else:
         batch = [normalize(text) for text in texts]
-        keys = [exact_key(norm) for norm in batch]
-        key_hi = np.fromiter((hi for hi, _ in keys), dtype=np.uint64, count=len(keys))
-        key_lo = np.fromiter((lo for _, lo in keys), dtype=np.uint64, count=len(keys))
+        exact = [exact_key(norm) for norm in batch]
+        key_hi = np.fromiter((hi for hi, _ in exact), dtype=np.uint64, count=len(exact))
+        key_lo = np.fromiter((lo for _, lo in exact), dtype=np.uint64, count=len(exact))
     signed = sign_paragraphs(batch, ngram, hasher, min_words, number_words=terms)
     keys = line_keys_with_cues(batch if key_cues else [])
     # Paragraphs come stripped from segmentation, as `text_flags` wants them.

@@ -167,7 +167,7 @@ def sign_paragraphs(normalised: Sequence[str] | Packed, ngram: int, hasher: MinH
     buf, offsets, modes = p.buf, p.offsets, p.modes
     words, sigs, hashes, distinct_offsets, numbered = _sign(buf, offsets, modes, ngram, *hasher.permutations,
                                                             min_words, _HASHES, number_words)
-    found = DistinctWords(*numbered, buf) if number_words else None
+    found = DistinctWords(*numbered, buf) if number_words else None  # type: ignore[call-arg]  # (a kernel's tuple)
     return SignedParagraphs(words, words >= min_words, sigs, hashes, distinct_offsets, found)
 
 
@@ -1579,17 +1579,17 @@ if AVAILABLE:
             for u in range(n_used):
                 s = used[u]
                 k = np.int64(table[s, 3])
-                p = np.int64(table[s, 1]) - 1
+                at = np.int64(table[s, 1]) - 1
                 table[s, 1] = 0
                 if k < 2:
                     continue
                 for q in range(k):  # ascending, as the rows are
-                    members[q] = index[p]
+                    members[q] = index[at]
                     if q + 1 < k:
-                        p = after[p]
+                        at = after[at]
                 need = k * (k - 1) // 2 if k <= small else 2 * (k - 1)
                 if found + need > codes.size:
-                    grown = np.empty(max(2 * codes.size, found + need), dtype=np.uint64)
+                    grown = np.empty(max(2 * codes.size, found + need), dtype=np.uint64)  # type: ignore[call-overload]
                     grown[:found] = codes[:found]
                     codes = grown
                 if k <= small:

@@ -195,8 +195,9 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
         return _copy_stages(docs, pages, feats, content, shingle_sets, rows, para_groups, rank, settings, archive,
                             terms, story_jobs, tick)
 
+    para_found: list[tuple[list[int], list[float]]] = []
     if terms is None or para_units is None:
-        c, para_found = copies(settings.jobs), []
+        c = copies(settings.jobs)
     elif settings.jobs == 2:
         # The story stage's paragraph level needs only the paragraph groups: it runs in a forked
         # process while this one makes the copy clusters and then the story's document level. About

@@ -83,6 +83,7 @@ def _stdlib_loads(raw: bytes) -> Any:
     return json.loads(raw.decode("utf-8"))
 
 
+_fast_loads: Callable[[bytes], Any]
 try:
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - depends on the environment
@@ -495,7 +496,7 @@ class Reader:
                         self._skip(path, 0, "binary file")
                     return None
                 data = head + stream.read()
-        except (*_stream_errors(compression), OSError) as exc:
+        except (*_stream_errors(compression), OSError) as exc:  # type: ignore[misc]  # (mypy: starred)
             reason = "truncated or corrupt compressed stream" if compression else "cannot read"
             self._skip(path, 0, f"{reason}: {_short(exc)}")
             return None

@@ -145,6 +145,7 @@ def term_ids_of_batch(normalised: Sequence[str] | kernels.Packed) -> tuple[np.nd
     and ids take half the memory of hashes."""
     if kernels.AVAILABLE:
         return term_ids_of_words(kernels.distinct_words(normalised))
+    assert not isinstance(normalised, kernels.Packed)  # only the kernels pack texts
     hashes, offsets = term_hashes_of_batch(normalised)
     vocabulary, ids = np.unique(hashes, return_inverse=True)
     return ids.astype(np.int32).reshape(-1), vocabulary, offsets

@@ -137,7 +137,8 @@ def _compressor(raw: BinaryIO, target: Path) -> BinaryIO | None:
     """
     compression = split_suffix(target.name)[1]
     if compression == ".gz":
-        return gzip.GzipFile(filename=target.name, mode="wb", fileobj=raw, compresslevel=_GZIP_LEVEL, mtime=0)
+        return gzip.GzipFile(filename=target.name, mode="wb", fileobj=raw,  # type: ignore[return-value]
+                             compresslevel=_GZIP_LEVEL, mtime=0)
     if compression == ".bz2":
         return bz2.BZ2File(raw, "wb")  # type: ignore[return-value]
     if compression == ".xz":
