@@ -208,8 +208,8 @@ def scan_command(json_path: str | None, top: int, quiet: bool, index_path: str |
                  **kw: Any) -> None:
     """Report duplicate clusters and chrome in INPUT... without changing anything.
 
-    INPUT is a JSONL file (optionally .gz/.bz2/.xz/.zst), a folder of text files, a text file, or `-` for
-    JSONL on stdin.
+    INPUT is a JSONL file (optionally .gz/.bz2/.xz/.zst), a folder of text files, a text file, or `-` (or
+    a pipe, e.g. <(zcat dump.jsonl.gz)) for JSONL on stdin.
     """
     cli_dask.check_engine_options(kw, index_path)
     if kw["engine"] == "dask":

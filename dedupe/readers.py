@@ -18,6 +18,7 @@ import json
 import lzma
 import os
 import re
+import stat
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -288,7 +289,18 @@ def _plan(path: str) -> _Input:
         require_zstandard()
     if fmt in JSONL_SUFFIXES:
         return _Input(path, "jsonl", compression, plain_json=fmt == ".json")
+    if not compression and _is_pipe(path):  # `<(zcat dump.jsonl.gz)`, /dev/stdin: JSON Lines, as `-` is
+        return _Input(path, "jsonl")
     return _Input(path, "text", compression)
+
+
+def _is_pipe(path: str) -> bool:
+    """True for a FIFO, socket or character device (what process substitution and /dev/stdin give)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
 
 
 def _os_reason(exc: OSError) -> str:

@@ -8,7 +8,9 @@ import gzip
 import io
 import json
 import lzma
+import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,20 @@ def test_jsonl_records_become_documents(tmp_path: Path, parser: str) -> None:
         Document("a", "Hello", "", path, 1, {"id": "a", "title": "T"}),
         Document("7", "Wörld", "", path, 4, {"id": 7, "lang": "de"}),
     ]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_pipe_is_read_as_json_lines_as_stdin_is(tmp_path: Path) -> None:
+    """`dedupe scan <(zcat dump.jsonl.gz)` hands over /dev/fd/63, a pipe with no suffix: read as
+    one text document, the dump became a single page."""
+    pipe = tmp_path / "63"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=lambda: pipe.write_text(record(id="a", text="one") + "\n"
+                                                              + record(id="b", text="two") + "\n"), daemon=True)
+    writer.start()
+    docs, bad = read_documents([str(pipe)])
+    writer.join(10)
+    assert [(d.id, d.text) for d in docs] == [("a", "one"), ("b", "two")] and bad == []
 
 
 def test_missing_or_null_id_falls_back_to_source_and_line(tmp_path: Path, parser: str) -> None:
