@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import BadRecordError, DedupeError, NoInputError
 from .model import BadRecord, Document
-from .readers import Reader, ReadOptions, _site_getter, _text_field_reason
+from .readers import _ABSENT, Reader, ReadOptions, _site_getter, _text_field_reason
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -88,7 +88,7 @@ def _read_parquet(path: str, options: ReadOptions) -> tuple[list[Document], list
     docs: list[Document] = []
     bad: list[BadRecord] = []
     for line, record in enumerate(rows, 1):
-        text = record.pop(options.text_field, None)
+        text = record.pop(options.text_field, _ABSENT)
         if type(text) is not str:
             bad.append(BadRecord(path, line, _text_field_reason(options.text_field, text)))
             if options.strict:

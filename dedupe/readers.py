@@ -107,6 +107,7 @@ class _Problem:
 
 
 _BLANK = _Blank()
+_ABSENT = _Blank()  # a record without the text field (its value may also be null)
 
 
 def _parse_reference(raw: bytes, first_line: bool) -> Any:
@@ -466,7 +467,7 @@ class Reader:
                     continue
                 if not exact and _may_hold_big_int(record):
                     record = _exact_numbers(record, raw, line_no == 1)
-                text = record.pop(text_field, None)
+                text = record.pop(text_field, _ABSENT)
                 if type(text) is not str:
                     self._skip(source, line_no, _text_field_reason(text_field, text))
                     continue
@@ -530,7 +531,7 @@ def _unusable_reason(parsed: Any) -> str:
 
 
 def _text_field_reason(text_field: str, value: Any) -> str:
-    if value is None:
+    if value is _ABSENT:
         return f"missing text field {text_field!r}"
     return f"missing text field {text_field!r}: got {_json_type(value)}, not a string"
 

@@ -150,11 +150,12 @@ def test_each_bad_line_is_skipped_with_its_line_and_reason(tmp_path: Path, parse
             b'{"id": 6, "text": "caf\xe9"}',
             "null",
             record(id=8, text="also good"),
+            record(id=9, text=None),
         ],
     )
     docs, bad = read_documents([path])
     assert [d.id for d in docs] == ["1", "8"]
-    assert [(b.source, b.line) for b in bad] == [(path, n) for n in (2, 3, 4, 5, 6, 7)]
+    assert [(b.source, b.line) for b in bad] == [(path, n) for n in (2, 3, 4, 5, 6, 7, 9)]
     reasons = [b.reason for b in bad]
     assert reasons[0].startswith("invalid JSON: ")
     assert reasons[1] == "not a JSON object: array"
@@ -162,6 +163,7 @@ def test_each_bad_line_is_skipped_with_its_line_and_reason(tmp_path: Path, parse
     assert reasons[3].startswith("missing text field 'text': got array")
     assert reasons[4] == "not valid UTF-8"
     assert reasons[5] == "not a JSON object: null"
+    assert reasons[6] == "missing text field 'text': got null, not a string"
 
 
 def test_both_parsers_report_the_same_reason(tmp_path: Path) -> None:
