@@ -167,6 +167,25 @@ def _write_json_report(target: str, report: dict[str, Any]) -> None:
         fh.write(text)
 
 
+def check_outputs(inputs: Sequence[str], outputs: Sequence[tuple[str, str | None]], index_path: str | None) -> None:
+    """Refuse, before any work, files a run would write over an input or over each other (each
+    replaces what was at its path: `scan dump.jsonl --json dump.jsonl` replaced the dump), and more
+    than one output on stdout."""
+    to_stdout = [name for name, path in outputs if path == "-"]
+    if len(to_stdout) > 1:
+        raise click.UsageError(f"{', '.join(to_stdout)}: only one output can go to stdout (-)")
+    files = [(name, path) for name, path in outputs if path and path != "-"]
+    if index_path and not is_url(index_path):
+        files.append(("--index", index_path))
+    seen: dict[Path, str] = {}
+    for name, path in files:
+        ensure_not_input(Path(path), inputs)
+        where = Path(path).resolve()
+        if where in seen:
+            raise click.UsageError(f"{seen[where]} and {name} name the same file ({path})")
+        seen[where] = name
+
+
 def _fail(error: DedupeError) -> None:
     _err_console().print(f"[bold red]dedupe:[/] {escape(str(error))}", highlight=False, markup=True, soft_wrap=True)
     sys.exit(error.exit_code)
@@ -211,6 +230,7 @@ def scan_command(json_path: str | None, top: int, quiet: bool, index_path: str |
     INPUT is a JSONL file (optionally .gz/.bz2/.xz/.zst), a folder of text files, a text file, or `-` (or
     a pipe, e.g. <(zcat dump.jsonl.gz)) for JSONL on stdin.
     """
+    check_outputs(kw["inputs"], [("--json", json_path)], index_path)
     cli_dask.check_engine_options(kw, index_path)
     if kw["engine"] == "dask":
         cli_dask.scan_command(kw, json_path, top, quiet, log_format)
@@ -246,18 +266,13 @@ def clean_command(output: str, removed: str | None, stripped: str | None, annota
 
     Input is never modified; every output appears whole or not at all.
     """
-    to_stdout = [name for name, path in (("-o", output), ("--removed", removed), ("--stripped", stripped),
-                                         ("--json", json_path)) if path == "-"]
-    if len(to_stdout) > 1:
-        raise click.UsageError(f"{', '.join(to_stdout)}: only one output can go to stdout (-)")
+    check_outputs(kw["inputs"], [("-o", output), ("--removed", removed), ("--stripped", stripped),
+                                 ("--json", json_path)], index_path)
     cli_dask.check_engine_options(kw, index_path)
     if kw["engine"] == "dask":
         cli_dask.clean_command(kw, output, removed, stripped, annotate, max_removed, json_path, top, quiet, log_format)
         return
     target = Path(output)
-    for path in (output, removed, stripped, json_path, None if index_path and is_url(index_path) else index_path):
-        if path and path != "-":
-            ensure_not_input(Path(path), kw["inputs"])
     # The run holds the index's writer lock throughout; the index is updated only after the outputs are in place.
     with unattended_run("clean", index_path, _settings(kw), log_format=log_format, quiet=quiet, writer=True,
                         wait=wait) as run:

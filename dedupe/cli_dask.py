@@ -53,6 +53,8 @@ def scan_command(kw: dict[str, Any], json_path: str | None, top: int, quiet: boo
     from .cli import _settings, _write_json_report
 
     paths = expand_inputs(kw["inputs"])
+    if json_path and json_path != "-":
+        ensure_not_input(Path(json_path), paths)
     with unattended_run("scan", None, _settings(kw), log_format=log_format, quiet=quiet, writer=False) as run:
         with dask_scheduler(kw["scheduler"] or "sync"):
             scan = _scan(kw, paths)
@@ -73,9 +75,6 @@ def clean_command(kw: dict[str, Any], output: str, removed: str | None, stripped
     for path in (output, removed, stripped):
         if path == "-":
             raise DedupeError("--engine dask writes folders of shards, not standard output (-)")
-    for path in (output, removed, stripped, json_path):
-        if path and path != "-":
-            ensure_not_input(Path(path), kw["inputs"])
     paths = expand_inputs(kw["inputs"])
     for path in (output, removed, stripped, json_path):
         if path and path != "-":

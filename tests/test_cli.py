@@ -244,6 +244,24 @@ def test_clean_refuses_to_write_onto_its_input(dump: Path) -> None:
     assert dump.read_bytes() == before
 
 
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_scan_refuses_a_json_report_onto_its_input(dump: Path, engine: str) -> None:
+    before = dump.read_bytes()
+    result = run("scan", str(dump), "--json", str(dump), "--engine", engine)
+    assert result.exit_code == 1 and "refusing to overwrite input" in result.output
+    assert dump.read_bytes() == before
+
+
+@pytest.mark.parametrize("clash", [["--removed", "{out}"], ["--json", "{out}"], ["--stripped", "{dir}/./out.jsonl"],
+                                   ["--index", "{out}"]])
+def test_two_outputs_naming_one_file_are_a_usage_error(tmp_path: Path, dump: Path, clash: list[str]) -> None:
+    out = tmp_path / "out.jsonl"
+    option, path = clash[0], clash[1].format(out=out, dir=tmp_path)
+    result = run("clean", str(dump), "-o", str(out), option, path)
+    assert result.exit_code == 2 and f"-o and {option} name the same file" in result.output
+    assert not out.exists()
+
+
 def test_clean_seeds_keeps_the_kallas_article_and_strips_the_prompts(tmp_path: Path) -> None:
     out = tmp_path / "seeds-clean"
     assert run("clean", str(SEEDS), "-o", str(out), "--quiet").exit_code == 0
