@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -35,9 +36,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import DedupeError, NoInputError, RemovalRefused
-from .index import IndexBase, IndexBusy, RunRecord, index_exists, index_name, open_index, utc_now, writer_lock
+from .index import IndexBase, IndexBusy, RunRecord, index_exists, index_name, is_url, open_index, utc_now, writer_lock
 from .pipeline import ScanResult, Settings
-from .writers import write_jsonl
+from .writers import ensure_not_input, write_jsonl
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -494,5 +495,7 @@ def rebuild_command(path: str, wait: float) -> None:
               help="JSONL file (optionally .gz/.bz2/.xz/.zst), or - for stdout.")
 def export_command(path: str, output: str) -> None:
     """Write every archived document of the index at PATH as JSON lines (keys, signature, run, date)."""
+    if output != "-" and not is_url(path):
+        ensure_not_input(Path(output), [path, f"{path}-wal", f"{path}-shm", f"{path}.lock"])
     with _existing(path, readonly=True) as index:
         write_jsonl(output, index.export())

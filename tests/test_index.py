@@ -425,6 +425,16 @@ def test_maintenance_of_a_missing_index_leaves_no_lock_file_and_an_unwritable_fo
     assert "Traceback" not in output and not (tmp_path / "o.jsonl").exists()
 
 
+def test_export_onto_the_index_itself_is_refused(tmp_path: Path, batches: list[Path]) -> None:
+    index = tmp_path / "idx.db"
+    assert cli("clean", batches[0], "-o", tmp_path / "o.jsonl", "--index", index, "-q")[0] == 0
+    for target in (index, f"{index}-wal"):
+        code, output = cli("index", "export", index, "-o", target)
+        assert code == 1 and "refusing to overwrite" in output
+    code, output = cli("index", "stats", index, "--json")
+    assert code == 0 and json.loads(output)["documents"] == BATCH
+
+
 def test_index_subcommands(tmp_path: Path, batches: list[Path], backend: IndexBackend) -> None:
     index = backend.spec()
     for k, batch in enumerate(batches):
