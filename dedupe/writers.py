@@ -60,14 +60,22 @@ def _fsync_dir(path: Path) -> None:
         _fsync_path(path)
 
 
+FOLDER_MARK = ".dedupe-output"  # in every folder written, so that only such folders are replaced whole
+
+
 def _check_target(target: Path, want_folder: bool) -> None:
-    """Fail before writing anything if the target cannot be replaced by what we write."""
+    """Fail before writing anything if the target cannot be replaced by what we write. A folder
+    output replaces its target whole: an existing folder is replaced only if it is empty or was
+    written by dedupe (it holds `FOLDER_MARK`), never a folder of someone's other files."""
     if not target.parent.is_dir():
         raise DedupeError(f"{target}: folder {target.parent} does not exist")
     if target.is_dir() and not want_folder:
         raise DedupeError(f"{target}: is a folder")
     if target.exists() and not target.is_dir() and want_folder:
         raise DedupeError(f"{target}: exists and is not a folder")
+    if want_folder and target.is_dir() and not (target / FOLDER_MARK).exists() and any(target.iterdir()):
+        raise DedupeError(f"{target}: refusing to replace a folder dedupe did not write (it holds other files "
+                          f"and no {FOLDER_MARK}); give a new or empty folder")
 
 
 def _writing_failed(target: Path, exc: OSError) -> bool:
@@ -314,6 +322,7 @@ def replacing_folder(target: Path) -> Iterator[Path]:
     try:
         temp.mkdir()
         yield temp
+        (temp / FOLDER_MARK).write_text("Written by dedupe; the next run writing here replaces this folder whole.\n")
         _swap_in(temp, target)
     except OSError as exc:
         shutil.rmtree(temp, ignore_errors=True)

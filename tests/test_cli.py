@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from dedupe.cli import main
+from dedupe.writers import FOLDER_MARK
 
 from .conftest import SEEDS, site_dump
 
@@ -231,10 +232,25 @@ def test_clean_folder_in_folder_out(tmp_path: Path) -> None:
     result = run("clean", str(src), "-o", str(out), "--quiet")
     assert result.exit_code == 0
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert len(files) == 1 and files[0] in ("a/one.txt", "b/two.txt")
-    cleaned = (out / files[0]).read_text()
+    assert len(files) == 2 and files[0] == FOLDER_MARK and files[1] in ("a/one.txt", "b/two.txt")
+    cleaned = (out / files[1]).read_text()
     assert "Try Our AI Features" not in cleaned
     assert "Kallas: EU, US together supporting Ukraine can push Russia into ceasefire" in cleaned
+    assert run("clean", str(src), "-o", str(out), "--quiet").exit_code == 0  # its own earlier output: replaced
+
+
+def test_clean_refuses_to_replace_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    src, out = tmp_path / "pages", tmp_path / "mine"
+    src.mkdir()
+    (src / "one.txt").write_text((SEEDS / "000_a7f39e1f9174dd03.txt").read_text())
+    out.mkdir()
+    (out / "thesis.docx").write_text("years of work")
+    result = run("clean", str(src), "-o", str(out), "--quiet")
+    assert result.exit_code == 1 and "refusing to replace a folder dedupe did not write" in result.output
+    assert [p.name for p in out.iterdir()] == ["thesis.docx"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run("clean", str(src), "-o", str(empty), "--quiet").exit_code == 0
 
 
 def test_clean_refuses_to_write_onto_its_input(dump: Path) -> None:

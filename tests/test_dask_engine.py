@@ -21,6 +21,7 @@ from dedupe.engine_dask import DaskOptions, scan_dask
 from dedupe.errors import DedupeError, OutputError
 from dedupe.pipeline import ScanResult, Settings, scan
 from dedupe.readers import read_documents
+from dedupe.writers import FOLDER_MARK
 
 from .conftest import SEEDS, edit_words, random_text, site_dump
 
@@ -157,15 +158,17 @@ def test_clean_writes_one_shard_per_partition_with_the_local_output(tmp_path: Pa
     out = tmp_path / "out"
     out.mkdir()
     (out / "stale.jsonl").write_text("{}\n")  # a previous output is replaced whole
+    (out / FOLDER_MARK).write_text("")
     result = run("clean", str(Path(paths[0]).parent / "*.jsonl"), "-o", str(out), "--engine", "dask",
                  "--removed", str(tmp_path / "removed"), "--json", str(tmp_path / "report.json"), "-q")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["part-00000.jsonl", "part-00001.jsonl", "part-00002.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [FOLDER_MARK, "part-00000.jsonl", "part-00001.jsonl",
+                                                     "part-00002.jsonl"]
     assert run("clean", *paths, "-o", str(tmp_path / "local.jsonl"), "--removed", str(tmp_path / "removed.jsonl"),
                "--no-story", "-q").exit_code == 0
     sharded = "".join((out / f"part-{k:05d}.jsonl").read_text(encoding="utf-8") for k in range(3))
     assert sharded == (tmp_path / "local.jsonl").read_text(encoding="utf-8")
-    removed = "".join(p.read_text(encoding="utf-8") for p in sorted((tmp_path / "removed").iterdir()))
+    removed = "".join(p.read_text(encoding="utf-8") for p in sorted((tmp_path / "removed").glob("part-*")))
     assert removed == (tmp_path / "removed.jsonl").read_text(encoding="utf-8") and removed
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["engine"]["name"] == "dask" and report["settings"]["story"] is True
@@ -179,6 +182,7 @@ def test_a_failed_write_leaves_the_previous_output_whole(tmp_path: Path, records
     out = tmp_path / "out"
     out.mkdir()
     (out / "previous.jsonl").write_text("{}\n")
+    (out / FOLDER_MARK).write_text("")
     real = engine_dask._write_shard
 
     def failing(part, path, *args):  # type: ignore[no-untyped-def]
@@ -191,7 +195,7 @@ def test_a_failed_write_leaves_the_previous_output_whole(tmp_path: Path, records
         done = scan_dask(paths, Settings(story=False))
         with pytest.raises(OutputError, match="out: cannot write: disk full"):  # one line, exit 74
             done.write_shards(out)
-    assert [p.name for p in out.iterdir()] == ["previous.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [FOLDER_MARK, "previous.jsonl"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

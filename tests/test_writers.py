@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from dedupe import readers, writers
 from dedupe.errors import DedupeError, OutputError
 from dedupe.readers import Reader, ReadOptions
-from dedupe.writers import atomic_path, ensure_not_input, open_atomic, write_jsonl, write_text_folder
+from dedupe.writers import FOLDER_MARK, atomic_path, ensure_not_input, open_atomic, write_jsonl, write_text_folder
 
 PACKAGE_DIR = Path(writers.__file__).resolve().parent
 
@@ -112,7 +112,8 @@ def test_a_symbolic_link_keeps_pointing_at_the_file_it_names_which_is_replaced(t
     write_text_folder(folder, [("old.txt", "old")])
     folder_link.symlink_to(folder.name)
     write_text_folder(folder_link, [("new.txt", "new")])
-    assert folder_link.is_symlink() and sorted(os.listdir(folder)) == ["new.txt"] and leftovers(tmp_path) == []
+    assert folder_link.is_symlink() and sorted(os.listdir(folder)) == [FOLDER_MARK, "new.txt"]
+    assert leftovers(tmp_path) == []
 
 
 def test_atomic_path_refuses_a_folder_or_a_missing_parent(tmp_path: Path) -> None:
@@ -331,7 +332,7 @@ def test_write_text_folder_replaces_the_old_folder_whole(tmp_path: Path) -> None
     target = tmp_path / "out"
     write_text_folder(target, [("old.txt", "old"), ("sub/old.txt", "old")])
     write_text_folder(target, [("new.txt", "new")])
-    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == ["new.txt"]
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == [FOLDER_MARK, "new.txt"]
     assert leftovers(tmp_path) == []
 
 
@@ -354,7 +355,7 @@ def test_write_text_folder_rejects_paths_outside_the_folder(tmp_path: Path, rel:
     write_text_folder(target, [("keep.txt", "kept")])
     with pytest.raises(DedupeError, match="refusing to write"):
         write_text_folder(target, [("fine.txt", "x"), (rel, "evil")])
-    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [FOLDER_MARK, "keep.txt"]
     assert leftovers(tmp_path) == []
     assert not (tmp_path / "escape.txt").exists()
 
@@ -378,7 +379,7 @@ def test_write_text_folder_interrupted_keeps_the_old_folder(tmp_path: Path) -> N
 
     with pytest.raises(KeyboardInterrupt):
         write_text_folder(target, files())
-    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in target.iterdir()) == [FOLDER_MARK, "keep.txt"]
     assert leftovers(tmp_path) == []
 
 
