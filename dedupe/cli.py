@@ -35,7 +35,7 @@ from .pipeline import ScanResult, Settings, scan
 from .readers import Reader, ReadOptions
 from .render import render
 from .report import build_report
-from .writers import ensure_not_input, open_atomic, write_jsonl, write_text_folder
+from .writers import check_replaceable_folder, ensure_not_input, open_atomic, write_jsonl, write_text_folder
 
 F = TypeVar("F", bound=Callable[..., Any])
 _DEFAULTS = Settings()
@@ -169,8 +169,8 @@ def _write_json_report(target: str, report: dict[str, Any]) -> None:
 
 def check_outputs(inputs: Sequence[str], outputs: Sequence[tuple[str, str | None]], index_path: str | None) -> None:
     """Refuse, before any work, files a run would write over an input or over each other (each
-    replaces what was at its path: `scan dump.jsonl --json dump.jsonl` replaced the dump), and more
-    than one output on stdout."""
+    replaces what was at its path: `scan dump.jsonl --json dump.jsonl` replaced the dump), a folder
+    of other files as a folder output, and more than one output on stdout."""
     to_stdout = [name for name, path in outputs if path == "-"]
     if len(to_stdout) > 1:
         raise click.UsageError(f"{', '.join(to_stdout)}: only one output can go to stdout (-)")
@@ -180,6 +180,8 @@ def check_outputs(inputs: Sequence[str], outputs: Sequence[tuple[str, str | None
     seen: dict[Path, str] = {}
     for name, path in files:
         ensure_not_input(Path(path), inputs)
+        if name != "--index":
+            check_replaceable_folder(Path(path))  # now, not after the scan
         where = Path(path).resolve()
         if where in seen:
             raise click.UsageError(f"{seen[where]} and {name} name the same file ({path})")

@@ -73,7 +73,14 @@ def _check_target(target: Path, want_folder: bool) -> None:
         raise DedupeError(f"{target}: is a folder")
     if target.exists() and not target.is_dir() and want_folder:
         raise DedupeError(f"{target}: exists and is not a folder")
-    if want_folder and target.is_dir() and not (target / FOLDER_MARK).exists() and any(target.iterdir()):
+    if want_folder:
+        check_replaceable_folder(target)
+
+
+def check_replaceable_folder(target: Path) -> None:
+    """Refuse an existing folder that is neither empty nor an earlier dedupe output: a folder output
+    replaces its target whole, and must not take someone's other files with it."""
+    if target.is_dir() and not (target / FOLDER_MARK).exists() and any(target.iterdir()):
         raise DedupeError(f"{target}: refusing to replace a folder dedupe did not write (it holds other files "
                           f"and no {FOLDER_MARK}); give a new or empty folder")
 
