@@ -186,6 +186,10 @@ def check_outputs(inputs: Sequence[str], outputs: Sequence[tuple[str, str | None
         if where in seen:
             raise click.UsageError(f"{seen[where]} and {name} name the same file ({path})")
         seen[where] = name
+    for where, name in seen.items():  # a folder output is replaced whole, with whatever lies inside it
+        for other, other_name in seen.items():
+            if where in other.parents:
+                raise click.UsageError(f"{other_name} ({other}) lies inside {name} ({where}), which is replaced whole")
 
 
 def _fail(error: DedupeError) -> None:

@@ -239,6 +239,17 @@ def test_clean_folder_in_folder_out(tmp_path: Path) -> None:
     assert run("clean", str(src), "-o", str(out), "--quiet").exit_code == 0  # its own earlier output: replaced
 
 
+def test_an_index_or_output_inside_a_folder_output_is_a_usage_error(tmp_path: Path) -> None:
+    src, out = tmp_path / "pages", tmp_path / "cleaned"
+    src.mkdir()
+    (src / "one.txt").write_text((SEEDS / "000_a7f39e1f9174dd03.txt").read_text())
+    assert run("clean", str(src), "-o", str(out), "--quiet").exit_code == 0
+    for option in ("--index", "--removed"):  # the folder is replaced whole on the next run
+        result = run("clean", str(src), "-o", str(out), option, str(out / "kept.db"), "--quiet")
+        assert result.exit_code == 2 and f"{option} ({out / 'kept.db'}) lies inside -o" in result.output
+    assert sorted(p.name for p in out.iterdir()) == [FOLDER_MARK, "one.txt"]
+
+
 def test_clean_refuses_to_replace_a_folder_it_did_not_write(tmp_path: Path) -> None:
     src, out = tmp_path / "pages", tmp_path / "mine"
     src.mkdir()
