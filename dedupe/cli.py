@@ -180,8 +180,10 @@ def check_outputs(inputs: Sequence[str], outputs: Sequence[tuple[str, str | None
     seen: dict[Path, str] = {}
     for name, path in files:
         ensure_not_input(Path(path), inputs)
+        if not Path(path).parent.is_dir():  # now, not after an hour's scan
+            raise DedupeError(f"{path}: folder {Path(path).parent} does not exist")
         if name != "--index":
-            check_replaceable_folder(Path(path))  # now, not after the scan
+            check_replaceable_folder(Path(path))
         where = Path(path).resolve()
         if where in seen:
             raise click.UsageError(f"{seen[where]} and {name} name the same file ({path})")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from dedupe import cli as cli_module
 from dedupe.cli import main
 from dedupe.writers import FOLDER_MARK
 
@@ -237,6 +238,18 @@ def test_clean_folder_in_folder_out(tmp_path: Path) -> None:
     assert "Try Our AI Features" not in cleaned
     assert "Kallas: EU, US together supporting Ukraine can push Russia into ceasefire" in cleaned
     assert run("clean", str(src), "-o", str(out), "--quiet").exit_code == 0  # its own earlier output: replaced
+
+
+@pytest.mark.parametrize("command", [["scan", "--json"], ["clean", "-o"], ["clean", "-o", "{tmp}/o.jsonl", "--index"]])
+def test_an_output_in_a_missing_folder_fails_before_the_scan(tmp_path: Path, dump: Path, command: list[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_scan(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the scan ran before the outputs were checked")
+
+    monkeypatch.setattr(cli_module, "_run_scan", no_scan)
+    args = [a.format(tmp=tmp_path) for a in command]
+    result = run(args[0], str(dump), *args[1:], str(tmp_path / "missing" / "out.x"))
+    assert result.exit_code == 1 and f"folder {tmp_path / 'missing'} does not exist" in result.output
 
 
 def test_an_index_or_output_inside_a_folder_output_is_a_usage_error(tmp_path: Path) -> None:
