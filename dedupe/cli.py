@@ -35,7 +35,14 @@ from .pipeline import ScanResult, Settings, scan
 from .readers import Reader, ReadOptions
 from .render import render
 from .report import build_report
-from .writers import check_replaceable_folder, ensure_not_input, open_atomic, write_jsonl, write_text_folder
+from .writers import (
+    check_folder_exists,
+    check_replaceable_folder,
+    ensure_not_input,
+    open_atomic,
+    write_jsonl,
+    write_text_folder,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 _DEFAULTS = Settings()
@@ -180,8 +187,7 @@ def check_outputs(inputs: Sequence[str], outputs: Sequence[tuple[str, str | None
     seen: dict[Path, str] = {}
     for name, path in files:
         ensure_not_input(Path(path), inputs)
-        if not Path(path).parent.is_dir():  # now, not after an hour's scan
-            raise DedupeError(f"{path}: folder {Path(path).parent} does not exist")
+        check_folder_exists(Path(path))  # now, not after an hour's scan
         if name != "--index":
             check_replaceable_folder(Path(path))
         where = Path(path).resolve()

@@ -48,13 +48,21 @@ def _extra(scan: Any) -> dict[str, Any]:
                                       for k, r in scan.components.items()}}}
 
 
+def _expanded_inputs(kw: dict[str, Any], *outputs: str | None) -> list[str]:
+    """The input files the arguments' globs match, and no output onto any of them (the arguments
+    as given were checked by `cli.check_outputs`)."""
+    paths = expand_inputs(kw["inputs"])
+    for path in outputs:
+        if path and path != "-":
+            ensure_not_input(Path(path), paths)
+    return paths
+
+
 def scan_command(kw: dict[str, Any], json_path: str | None, top: int, quiet: bool, log_format: str | None) -> None:
     """`dedupe scan --engine dask`."""
     from .cli import _settings, _write_json_report
 
-    paths = expand_inputs(kw["inputs"])
-    if json_path and json_path != "-":
-        ensure_not_input(Path(json_path), paths)
+    paths = _expanded_inputs(kw, json_path)
     with unattended_run("scan", None, _settings(kw), log_format=log_format, quiet=quiet, writer=False) as run:
         with dask_scheduler(kw["scheduler"] or "sync"):
             scan = _scan(kw, paths)
@@ -75,10 +83,7 @@ def clean_command(kw: dict[str, Any], output: str, removed: str | None, stripped
     for path in (output, removed, stripped):
         if path == "-":
             raise DedupeError("--engine dask writes folders of shards, not standard output (-)")
-    paths = expand_inputs(kw["inputs"])
-    for path in (output, removed, stripped, json_path):
-        if path and path != "-":
-            ensure_not_input(Path(path), paths)
+    paths = _expanded_inputs(kw, output, removed, stripped, json_path)
     with unattended_run("clean", None, _settings(kw), log_format=log_format, quiet=quiet, writer=True) as run:
         with dask_scheduler(kw["scheduler"] or "sync"):
             scan = _scan(kw, paths)

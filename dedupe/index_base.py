@@ -494,10 +494,11 @@ class IndexBase:
         elif int(k) != stats.k:
             raise DedupeError(f"index {self.name}: chrome statistics with k={stats.k}, the index keeps k={k}")
         merged = _merge_rows(stats.to_dict()["sites"], self.chrome_for)
-        self._upsert_sites([(stored_text(site), pack(e["groups"])) for site, e in merged.items()])
-        ids = {site: site_id for site_id, site, _ in self._site_rows([stored_text(site) for site in merged])}
+        stored = {site: stored_text(site) for site in merged}
+        self._upsert_sites([(stored[site], pack(e["groups"])) for site, e in merged.items()])
+        ids = {site: site_id for site_id, site, _ in self._site_rows(list(stored.values()))}
         day = dt.date.today().toordinal()
-        rows = [(ids[stored_text(site)], hex_to_signed(h), pack(groups), day)
+        rows = [(ids[stored[site]], hex_to_signed(h), pack(groups), day)
                 for site, e in merged.items() for h, groups in e["keys"].items()]
         rows.sort()
         self._upsert_chrome_keys(rows, check)

@@ -290,18 +290,19 @@ def _plan(path: str) -> _Input:
         require_zstandard()
     if fmt in JSONL_SUFFIXES:
         return _Input(path, "jsonl", compression, plain_json=fmt == ".json")
-    if not compression and _is_pipe(path):  # `<(zcat dump.jsonl.gz)`, /dev/stdin: JSON Lines, as `-` is
+    if not compression and is_special_file(path):  # `<(zcat dump.jsonl.gz)`, /dev/stdin: JSONL, as `-` is
         return _Input(path, "jsonl")
     return _Input(path, "text", compression)
 
 
-def _is_pipe(path: str) -> bool:
-    """True for a FIFO, socket or character device (what process substitution and /dev/stdin give)."""
+def is_special_file(path: str | os.PathLike[str]) -> bool:
+    """True for an existing FIFO, socket or device (symbolic links followed): what process
+    substitution and /dev/stdin give a reader, and what a writer must write in place."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _os_reason(exc: OSError) -> str:

@@ -23,14 +23,13 @@ import os
 import re
 import secrets
 import shutil
-import stat
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Literal
 
 from .errors import DedupeError, OutputError
-from .readers import require_zstandard, split_suffix
+from .readers import is_special_file, require_zstandard, split_suffix
 
 WriteMode = Literal["wt", "wb"]
 
@@ -61,14 +60,20 @@ def _fsync_dir(path: Path) -> None:
 
 
 FOLDER_MARK = ".dedupe-output"  # in every folder written, so that only such folders are replaced whole
+_MARK_TEXT = "Written by dedupe; the next run writing here replaces this folder whole.\n"
+
+
+def check_folder_exists(target: Path) -> None:
+    """Refuse a target whose folder does not exist (callers check this before a long run too)."""
+    if not target.parent.is_dir():
+        raise DedupeError(f"{target}: folder {target.parent} does not exist")
 
 
 def _check_target(target: Path, want_folder: bool) -> None:
     """Fail before writing anything if the target cannot be replaced by what we write. A folder
     output replaces its target whole: an existing folder is replaced only if it is empty or was
     written by dedupe (it holds `FOLDER_MARK`), never a folder of someone's other files."""
-    if not target.parent.is_dir():
-        raise DedupeError(f"{target}: folder {target.parent} does not exist")
+    check_folder_exists(target)
     if target.is_dir() and not want_folder:
         raise DedupeError(f"{target}: is a folder")
     if target.exists() and not target.is_dir() and want_folder:
@@ -92,39 +97,39 @@ def _writing_failed(target: Path, exc: OSError) -> bool:
     return name is None or name == str(target) or name.startswith(str(target.with_name(f".{target.name}.")))
 
 
-def _refused(target: Path, exc: OSError) -> OutputError:
-    return OutputError(f"{target}: cannot write: {exc.strerror or exc}")
-
-
-def is_special_file(target: Path) -> bool:
-    """True for an existing device, FIFO or socket (symbolic links followed): written in place."""
+@contextlib.contextmanager
+def _refusals(target: Path) -> Iterator[None]:
+    """An OSError of writing `target` (no space, no permission, a pipe's reader gone) as `OutputError`."""
     try:
-        mode = os.stat(target).st_mode
-    except OSError:
-        return False
-    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+        yield
+    except OSError as exc:
+        if _writing_failed(target, exc):
+            raise OutputError(f"{target}: cannot write: {exc.strerror or exc}") from exc
+        raise
+
+
+def _followed(target: str | Path) -> Path:
+    """The path written for `target`: the file or folder a symbolic link names, which is replaced
+    while the link keeps pointing at it."""
+    return Path(os.path.realpath(target)) if os.path.islink(target) else Path(target)
 
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces `target`, on any exception it is
     removed. An OSError of the writing itself (no space, no permission) becomes `OutputError`."""
-    target = Path(os.path.realpath(target)) if os.path.islink(target) else Path(target)
+    target = _followed(target)
     _check_target(target, want_folder=False)
     temp = _temp_sibling(target, "tmp")
-    try:
-        yield temp
-        _fsync_path(temp)
-        os.replace(temp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            temp.unlink(missing_ok=True)
-        if _writing_failed(target, exc):
-            raise _refused(target, exc) from exc
-        raise
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    with _refusals(target):
+        try:
+            yield temp
+            _fsync_path(temp)
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp.unlink(missing_ok=True)
+            raise
     _fsync_dir(target.parent)
 
 
@@ -136,13 +141,8 @@ def _replacing(target: Path) -> Iterator[BinaryIO]:
 
 @contextlib.contextmanager
 def _in_place(target: Path) -> Iterator[BinaryIO]:
-    try:
-        with open(target, "wb") as raw:
-            yield raw
-    except OSError as exc:  # a reader of the pipe went away, say
-        if _writing_failed(target, exc):
-            raise _refused(target, exc) from exc
-        raise
+    with _refusals(target), open(target, "wb") as raw:
+        yield raw
 
 
 def _compressor(raw: BinaryIO, target: Path) -> BinaryIO | None:
@@ -323,22 +323,18 @@ def replacing_folder(target: Path) -> Iterator[Path]:
     """A hidden folder beside `target` to fill, swapped in for `target` (for the folder a symbolic
     link names, if `target` is one) on success and removed on any error: `target` is the previous
     output or the complete new one. An OSError of the writing becomes `OutputError`."""
-    target = Path(os.path.realpath(target)) if os.path.islink(target) else Path(target)
+    target = _followed(target)
     _check_target(target, want_folder=True)
     temp = _temp_sibling(target, "tmp")
-    try:
-        temp.mkdir()
-        yield temp
-        (temp / FOLDER_MARK).write_text("Written by dedupe; the next run writing here replaces this folder whole.\n")
-        _swap_in(temp, target)
-    except OSError as exc:
-        shutil.rmtree(temp, ignore_errors=True)
-        if _writing_failed(target, exc):
-            raise _refused(target, exc) from exc
-        raise
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
+    with _refusals(target):
+        try:
+            temp.mkdir()
+            yield temp
+            (temp / FOLDER_MARK).write_text(_MARK_TEXT)
+            _swap_in(temp, target)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
     _fsync_dir(target.parent)
 
 
