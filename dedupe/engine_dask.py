@@ -73,13 +73,13 @@ from .pipeline import (
     _keep_choice,
     _overlap_pairs,
     _page_stats,
+    _paragraph_text,
     _preview,
     _sign,
     _story_groups,
 )
 from .readers import ReadOptions
 from .report import count_site_outcome
-from .segment import Paragraph, split_paragraphs
 from .writers import write_jsonl
 
 
@@ -133,7 +133,6 @@ class _Part:
     """One input partition as it moves through the stages (held where it was read)."""
 
     docs: list[Document]
-    pages: list[list[Paragraph]]
     feats: ParagraphFeatures
     bad: list[BadRecord]
     doc0: int = 0
@@ -145,9 +144,8 @@ class _Part:
 
 def _load(path: str, options: ReadOptions, settings: Settings) -> _Part:
     docs, bad = read_partition(path, options)
-    pages = [split_paragraphs(d.text) for d in docs]
-    feats = _sign(pages, replace(settings, jobs=1), lambda stage, done, total: None)
-    return _Part(docs, pages, feats, bad)
+    feats = _sign([d.text for d in docs], replace(settings, jobs=1), lambda stage, done, total: None)
+    return _Part(docs, feats, bad)
 
 
 def _sizes(part: _Part) -> tuple[int, int]:
@@ -232,8 +230,7 @@ def _para_data(part: _Part) -> pd.DataFrame:
         "node": part.para0 + rows, "sig": _sigs_column(feats.signatures[feats.sig_row[rows]]),
         "g": part.doc0 + docs, "id": pd.Series([part.docs[d].id for d in docs], dtype=object), "k": index,
         "hi": feats.key_hi[rows], "lo": feats.key_lo[rows], "content": part.content[rows],
-        "preview": pd.Series([_preview(part.pages[d][k].text) for d, k in zip(docs, index, strict=True)],
-                             dtype=object)})
+        "preview": pd.Series([_preview(_paragraph_text(part.docs, feats, r)) for r in rows.tolist()], dtype=object)})
 
 
 def _doc_signatures(part: _Part) -> np.ndarray:
@@ -262,7 +259,7 @@ def _doc_data(part: _Part, settings: Settings) -> pd.DataFrame:
     hi, lo = _content_keys(feats, content, n)
     shingles, offsets = _content_shingles(feats, content & (feats.sig_row >= 0), n)
     chars = np.bincount(feats.doc[content], weights=feats.chars[content], minlength=n).astype(np.float64)
-    preview = _content_previews(part.docs, part.pages, feats, content)
+    preview = _content_previews(part.docs, feats, content)
     previews = [preview(d) for d in range(n)]
     return pd.DataFrame({
         "node": part.doc0 + np.arange(n, dtype=np.int64), "id": pd.Series([d.id for d in part.docs], dtype=object),
@@ -434,7 +431,7 @@ def _merge(a: chrome_stage.ChromeStats, b: chrome_stage.ChromeStats) -> chrome_s
 def _classify(part: _Part, known: chrome_stage.ChromeStats | None) -> _Part:
     if known is None:
         return replace(part, content=np.ones(len(part.feats.doc), dtype=bool), stripped=[[] for _ in part.docs])
-    mask, stripped = _classify_pages(part.docs, part.pages, part.feats, known)
+    mask, stripped = _classify_pages(part.docs, part.feats, known)
     return replace(part, content=~mask, stripped=stripped)
 
 
@@ -481,7 +478,7 @@ def _story_units(part: _Part, copies: set[tuple[int, int]]) -> tuple[list[_Story
     assert part.outcomes is not None and part.content is not None
     feats, content = part.feats, part.content
     bounds = np.searchsorted(feats.doc, np.arange(len(part.docs) + 1))
-    previews = _content_previews(part.docs, part.pages, feats, content)
+    previews = _content_previews(part.docs, feats, content)
     empty = np.zeros(0, dtype=np.uint64)
     docs = []
     for d, (doc, outcome) in enumerate(zip(part.docs, part.outcomes, strict=True)):
@@ -496,7 +493,7 @@ def _story_units(part: _Part, copies: set[tuple[int, int]]) -> tuple[list[_Story
         d, k = int(feats.doc[r]), int(feats.index[r])
         if (part.doc0 + d, k) not in copies:
             paragraphs.append(_StoryUnit(part.docs[d].id, part.doc0 + d, k, feats.terms(int(r)),
-                                         _preview(part.pages[d][k].text)))
+                                         _preview(_paragraph_text(part.docs, feats, int(r)))))
     return docs, paragraphs
 
 

@@ -22,7 +22,7 @@ from .chrome import ChromeSettings, text_flags_of
 from .kernels import Packed, line_keys_with_cues, pack_paragraphs, sign_paragraphs
 from .minhash import MinHasher
 from .normalize import normalize, utf8
-from .segment import Paragraph
+from .segment import split_spans
 from .story import term_ids_of_batch, term_ids_of_words
 
 
@@ -38,7 +38,10 @@ class ParagraphFeatures:
 
     doc: np.ndarray  # int64
     index: np.ndarray  # int64, paragraph index within its document
-    line: np.ndarray  # int64, 1-based line in the document text
+    line: np.ndarray  # int64, 1-based line in the document text it starts on...
+    end: np.ndarray  # int64, ...and ends on
+    start: np.ndarray  # int64, where it lies in the document text (`segment.split_spans`)...
+    stop: np.ndarray  # int64, ...so that `segment.paragraph_text` gives it back
     words: np.ndarray  # int64
     chars: np.ndarray  # int64
     key_hi: np.ndarray  # uint64, exact key (normalised text), high half
@@ -90,10 +93,13 @@ def _exact_keys(batch: Packed) -> tuple[np.ndarray, np.ndarray]:
     return halves[:, 0].astype(np.uint64), halves[:, 1].astype(np.uint64)
 
 
-def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int, min_words: int, *,
+def analyse(texts: Sequence[str], hasher: MinHasher, ngram: int, min_words: int, *,
             key_cues: bool = False, terms: bool = False) -> ParagraphFeatures:
-    """Normalise, shingle and sign the paragraphs of one batch of documents.
+    """Segment one batch of documents' texts into paragraphs, then normalise, shingle and sign them.
 
+    Segmenting here, in the worker that has the batch, leaves no paragraph object or copy of text
+    in the process that joins the batches: a paragraph is found again by where it lies
+    (`start`/`stop`, `segment.paragraph_text`) in the few places its text is shown or stripped.
     With numba, the batch is normalised into one buffer (`kernels.pack_paragraphs`), and the exact
     keys, tokens, shingles, signatures, line keys and story words are all read from it; without,
     Python normalises each paragraph and the same functions take the strings.
@@ -104,16 +110,32 @@ def analyse(pages: Sequence[Sequence[Paragraph]], hasher: MinHasher, ngram: int,
     after page (of the dev set's 145k lines, 47k are distinct), so each distinct short text of the
     batch is analysed once and its features copied to the paragraphs that hold it.
     """
-    sizes = np.fromiter(map(len, pages), dtype=np.int64, count=len(pages))
-    texts = [p.text for paragraphs in pages for p in paragraphs]
+    held: list[str] = []  # the batch's paragraphs' texts
+    lines: list[int] = []
+    ends: list[int] = []
+    starts: list[int] = []
+    stops: list[int] = []
+    sizes = np.zeros(len(texts), dtype=np.int64)
+    for d, text in enumerate(texts):
+        found = split_spans(text)
+        held += found.texts
+        lines += found.lines
+        ends += found.ends
+        starts += found.starts
+        stops += found.stops
+        sizes[d] = len(found.texts)
+    count = len(held)
     first = np.repeat(np.cumsum(sizes) - sizes, sizes)
-    distinct, of = _distinct_texts(texts)
+    distinct, of = _distinct_texts(held)
     per_text = _text_features(distinct, hasher, ngram, min_words, key_cues, terms)
     return ParagraphFeatures(
-        doc=np.repeat(np.arange(len(pages), dtype=np.int64), sizes),
-        index=np.arange(len(texts), dtype=np.int64) - first,
-        line=np.fromiter((p.line for paragraphs in pages for p in paragraphs), dtype=np.int64, count=len(texts)),
-        chars=np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)),
+        doc=np.repeat(np.arange(len(texts), dtype=np.int64), sizes),
+        index=np.arange(count, dtype=np.int64) - first,
+        line=np.array(lines, dtype=np.int64),
+        end=np.array(ends, dtype=np.int64),
+        start=np.array(starts, dtype=np.int64),
+        stop=np.array(stops, dtype=np.int64),
+        chars=np.fromiter(map(len, held), dtype=np.int64, count=count),
         **(per_text if of is None else _for_each_paragraph(per_text, of)),
     )
 
@@ -202,6 +224,9 @@ def concat(parts: Sequence[ParagraphFeatures], doc_offsets: Sequence[int]) -> Pa
         doc=np.concatenate([p.doc + doc_offsets[b] for b, p in enumerate(parts)] or [np.zeros(0, np.int64)]),
         index=_cat([p.index for p in parts], np.int64),
         line=_cat([p.line for p in parts], np.int64),
+        end=_cat([p.end for p in parts], np.int64),
+        start=_cat([p.start for p in parts], np.int64),
+        stop=_cat([p.stop for p in parts], np.int64),
         words=_cat([p.words for p in parts], np.int64),
         chars=_cat([p.chars for p in parts], np.int64),
         key_hi=_cat([p.key_hi for p in parts], np.uint64),

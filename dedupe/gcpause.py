@@ -1,7 +1,8 @@
 """Pause Python's cyclic garbage collector over a phase that builds millions of long-lived objects.
 
-A scan holds a few objects per paragraph (its text, `Paragraph`, later `StrippedParagraph` and
-`Member`), millions in a dump, none of them in reference cycles: reference counting frees them.
+A scan holds objects per document and per reported paragraph (`Document`, `StrippedParagraph`,
+`Member`; each batch's paragraph texts while it is signed), millions in a dump, none of them in
+reference cycles: reference counting frees them.
 The cyclic collector does not know that. Each time enough new objects have piled up it walks
 every tracked object again: nine full collections during a 30k-document scan, 1.5-2 s of about
 17 s. Under `--jobs` it costs more: a forked worker's collection writes to the header of every

@@ -38,7 +38,7 @@ from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
 from .minhash import EMPTY, MinHasher, estimate_jaccard
 from .model import BadRecord, Cluster, ClusterKind, Document, Member
 from .normalize import utf8
-from .segment import Paragraph, split_paragraphs
+from .segment import paragraph_text
 
 KeepPolicy = Literal["first", "longest", "earliest"]
 Progress = Callable[[str, int, int], None]
@@ -173,14 +173,13 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
           archive: Archive | None) -> ScanResult:
     tick = progress or (lambda stage, done, total: None)
     tick("sign", 0, len(docs))  # segment + sign start here, not when the first batch is done
-    pages = [split_paragraphs(d.text) for d in docs]
-    feats = _sign(pages, settings, tick)
+    feats = _sign([d.text for d in docs], settings, tick)
     terms, feats = _numbered_terms(feats) if settings.story else (None, feats)
     rank = _rank([d.id for d in docs])
 
     tick("chrome", 0, 1)
     learned = archive.chrome_stats() if archive is not None else None
-    (chrome_mask, stripped, chrome_stats), para_groups = _chrome_and_paragraph_groups(docs, pages, feats, rank,
+    (chrome_mask, stripped, chrome_stats), para_groups = _chrome_and_paragraph_groups(docs, feats, rank,
                                                                                       settings, learned)
     tick("chrome", 1, 1)
     content = ~chrome_mask
@@ -192,7 +191,7 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
     para_units = _paragraph_story_units(feats, para_groups, rank) if terms is not None else None
 
     def copies(story_jobs: int) -> _Copies:
-        return _copy_stages(docs, pages, feats, content, shingle_sets, rows, para_groups, rank, settings, archive,
+        return _copy_stages(docs, feats, content, shingle_sets, rows, para_groups, rank, settings, archive,
                             terms, story_jobs, tick)
 
     para_found: list[tuple[list[int], list[float]]] = []
@@ -211,7 +210,7 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
     doc_clusters, para_clusters = c.doc_clusters, c.para_clusters
     if terms is not None and para_units is not None:
         doc_clusters += _document_story_clusters(docs, c.previews, c.story_units, c.story_found, len(doc_clusters))
-        para_clusters += _paragraph_story_clusters(docs, pages, feats, para_units[0], para_found,
+        para_clusters += _paragraph_story_clusters(docs, feats, para_units[0], para_found,
                                                    len(para_clusters))
         tick("story", 1, 1)
     tick("clusters", 3, 3)
@@ -239,7 +238,7 @@ class _Copies:
     story_found: list[tuple[list[int], list[float]]]  # ...and its groups of them (positions in story_units)
 
 
-def _copy_stages(docs: list[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures, content: np.ndarray,
+def _copy_stages(docs: list[Document], feats: ParagraphFeatures, content: np.ndarray,
                  shingle_sets: tuple[np.ndarray, np.ndarray], rows: ArchiveRows, para_groups: list[Group],
                  rank: np.ndarray, settings: Settings, archive: Archive | None, terms: story_stage.TermRows | None,
                  story_jobs: int, tick: Progress) -> _Copies:
@@ -250,9 +249,9 @@ def _copy_stages(docs: list[Document], pages: list[list[Paragraph]], feats: Para
     tick("clusters", 2, 3)
     kept = _choose_kept(docs, table, doc_groups, feats, content, settings)
 
-    previews = _content_previews(docs, pages, feats, content)
+    previews = _content_previews(docs, feats, content)
     doc_clusters = _document_clusters(table, doc_groups, previews)
-    para_clusters = _paragraph_clusters(docs, pages, feats, para_groups)
+    para_clusters = _paragraph_clusters(docs, feats, para_groups)
     units, found = np.zeros(0, dtype=np.int64), []
     if terms is not None:
         tick("story", 0, 1)
@@ -263,11 +262,12 @@ def _copy_stages(docs: list[Document], pages: list[list[Paragraph]], feats: Para
 
 # -- stage 1: segment + sign ---------------------------------------------------------------------
 
-def _sign(pages: list[list[Paragraph]], settings: Settings, tick: Progress) -> ParagraphFeatures:
-    """Features of every batch, written into one table as they are done (`feature_table`); in
-    forked workers when `settings.jobs` > 1 (batches are independent; the workers inherit the pages
-    and write into the table's shared memory, so only a few numbers per batch travel back)."""
-    n, size = len(pages), settings.batch_size
+def _sign(texts: list[str], settings: Settings, tick: Progress) -> ParagraphFeatures:
+    """Features of every batch of documents' `texts`, written into one table as they are done
+    (`feature_table`); in forked workers when `settings.jobs` > 1 (batches are independent; the
+    workers inherit the texts, split them into paragraphs and write into the table's shared memory,
+    so only a few numbers per batch travel back)."""
+    n, size = len(texts), settings.batch_size
     spans = [(lo, min(n, lo + size)) for lo in range(0, n, size)] or [(0, 0)]
 
     def progress(k: int) -> None:
@@ -276,26 +276,26 @@ def _sign(pages: list[list[Paragraph]], settings: Settings, tick: Progress) -> P
     if settings.jobs > 1:
         kernels.warm_up()  # every later pool's workers inherit the loaded kernels
     try:
-        table = FeatureTable(pages, spans, settings.num_perm, key_cues=settings.chrome, terms=settings.story,
+        table = FeatureTable(texts, spans, settings.num_perm, key_cues=settings.chrome, terms=settings.story,
                              shared=settings.jobs > 1 and CAN_FORK)
     except (OSError, ValueError, MemoryError):  # address space or overcommit refused: join the batches after
-        parts = fork_map(_analyse_span, (pages, settings), spans, settings.jobs, progress)
+        parts = fork_map(_analyse_span, (texts, settings), spans, settings.jobs, progress)
         return concat(parts, [lo for lo, _ in spans])
-    written = fork_map(_write_span, (pages, settings, table), list(range(len(spans))), settings.jobs, progress)
+    written = fork_map(_write_span, (texts, settings, table), list(range(len(spans))), settings.jobs, progress)
     return table.join(written)
 
 
-def _analyse_span(context: tuple[list[list[Paragraph]], Settings], span: tuple[int, int]) -> ParagraphFeatures:
+def _analyse_span(context: tuple[list[str], Settings], span: tuple[int, int]) -> ParagraphFeatures:
     """Features of documents [lo, hi); a top-level function so forked workers can run it."""
-    pages, s = context
-    return analyse(pages[span[0] : span[1]], _hasher(s.num_perm, s.seed), s.ngram, s.min_words,
+    texts, s = context
+    return analyse(texts[span[0] : span[1]], _hasher(s.num_perm, s.seed), s.ngram, s.min_words,
                    key_cues=s.chrome, terms=s.story)
 
 
-def _write_span(context: tuple[list[list[Paragraph]], Settings, FeatureTable], batch: int) -> Written:
+def _write_span(context: tuple[list[str], Settings, FeatureTable], batch: int) -> Written:
     """Features of batch `batch`, written into the table (a top-level function so forked workers can run it)."""
-    pages, s, table = context
-    return table.write(batch, _analyse_span((pages, s), table.spans[batch]))
+    texts, s, table = context
+    return table.write(batch, _analyse_span((texts, s), table.spans[batch]))
 
 
 def _numbered_terms(feats: ParagraphFeatures) -> tuple[story_stage.TermRows, ParagraphFeatures]:
@@ -364,7 +364,7 @@ def _verified_lsh_pairs(sigs: np.ndarray, threshold: float, num_perm: int) -> np
 
 # -- stages 3 and 4 side by side -------------------------------------------------------------------
 
-def _chrome_and_paragraph_groups(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
+def _chrome_and_paragraph_groups(docs: Sequence[Document], feats: ParagraphFeatures,
                                  rank: np.ndarray, settings: Settings, learned: chrome_stage.ChromeStats | None
                                  ) -> tuple[tuple[np.ndarray, list[list[StrippedParagraph]],
                                                   chrome_stage.ChromeStats | None], list[Group]]:
@@ -374,7 +374,7 @@ def _chrome_and_paragraph_groups(docs: Sequence[Document], pages: list[list[Para
 
     def chrome_stage_alone() -> tuple[np.ndarray, list[list[StrippedParagraph]], chrome_stage.ChromeStats | None]:
         groups = _page_groups(docs, feats, rank, settings)
-        return _strip_chrome(docs, pages, groups, feats, replace(settings, jobs=1), learned)
+        return _strip_chrome(docs, groups, feats, replace(settings, jobs=1), learned)
 
     if settings.jobs <= 1:
         return chrome_stage_alone(), _paragraph_groups(feats, rank, settings)
@@ -406,7 +406,7 @@ def _groups_of_flat(reps: np.ndarray, sizes: np.ndarray, members: np.ndarray, si
 
 # -- stage 3: chrome ---------------------------------------------------------------------------
 
-def _strip_chrome(docs: Sequence[Document], pages: list[list[Paragraph]], groups: list[str],
+def _strip_chrome(docs: Sequence[Document], groups: list[str],
                   feats: ParagraphFeatures, settings: Settings, learned: chrome_stage.ChromeStats | None
                   ) -> tuple[np.ndarray, list[list[StrippedParagraph]], chrome_stage.ChromeStats | None]:
     """Chrome flag per paragraph (in feature order), the stripped paragraphs of each document, and
@@ -417,7 +417,7 @@ def _strip_chrome(docs: Sequence[Document], pages: list[list[Paragraph]], groups
         return mask, stripped, None
     stats = _page_stats(docs, groups, feats)
     known = stats if learned is None else learned.merge(stats)
-    mask, stripped = _classify_pages(docs, pages, feats, known)
+    mask, stripped = _classify_pages(docs, feats, known)
     return mask, stripped, stats
 
 
@@ -430,7 +430,7 @@ def _page_stats(docs: Sequence[Document], groups: Sequence[str], feats: Paragrap
     return stats
 
 
-def _classify_pages(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
+def _classify_pages(docs: Sequence[Document], feats: ParagraphFeatures,
                     known: chrome_stage.ChromeStats) -> tuple[np.ndarray, list[list[StrippedParagraph]]]:
     """Chrome flag per paragraph and stripped paragraphs per document, given the site statistics:
     per document only, so any engine can run it wherever the documents are. The verdicts come from
@@ -444,9 +444,11 @@ def _classify_pages(docs: Sequence[Document], pages: list[list[Paragraph]], feat
     for span in spans:
         rows, reasons = _classify_span(docs, feats, bounds, known, *span)
         mask[rows] = True
-        for d, k, reason in zip(feats.doc[rows].tolist(), feats.index[rows].tolist(), reasons, strict=True):
-            p = pages[d][k]
-            stripped[d].append(StrippedParagraph(k, p.line, p.end, p.text, reason))
+        found = [feats.doc[rows], feats.index[rows], feats.line[rows], feats.end[rows], feats.start[rows],
+                 feats.stop[rows]]
+        for d, k, line, end, start, stop, reason in zip(*(a.tolist() for a in found), reasons, strict=True):
+            text = paragraph_text(docs[d].text, start, stop, end - line + 1)
+            stripped[d].append(StrippedParagraph(k, line, end, text, reason))
     return mask, stripped
 
 
@@ -782,6 +784,12 @@ def _preview(text: str, words: int = _PREVIEW_WORDS) -> str:
     return " ".join(text.split(None, words)[:words])
 
 
+def _paragraph_text(docs: Sequence[Document], feats: ParagraphFeatures, row: int) -> str:
+    """The text of the paragraph in row `row` of the features, from its document's text."""
+    return paragraph_text(docs[int(feats.doc[row])].text, int(feats.start[row]), int(feats.stop[row]),
+                          int(feats.end[row] - feats.line[row]) + 1)
+
+
 def _document_clusters(table: _DocTable, groups: list[Group], previews: Callable[[int], str]) -> list[Cluster]:
     hi, lo = table.key_hi, table.key_lo
     out = []
@@ -796,7 +804,7 @@ def _document_clusters(table: _DocTable, groups: list[Group], previews: Callable
     return out
 
 
-def _content_previews(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
+def _content_previews(docs: Sequence[Document], feats: ParagraphFeatures,
                       content: np.ndarray) -> Callable[[int], str]:
     """The preview of a document's text with chrome paragraphs left out (of its whole text if
     nothing is left), made when asked: only clusters' representatives need one, and a copy of
@@ -808,15 +816,16 @@ def _content_previews(docs: Sequence[Document], pages: list[list[Paragraph]], fe
         if not keep.any():
             return _preview(docs[d].text)
         words: list[str] = []
-        for p, k in zip(pages[d], keep, strict=True):
-            if k and len(words) < _PREVIEW_WORDS:
-                words.extend(p.text.split(None, _PREVIEW_WORDS)[:_PREVIEW_WORDS])
+        for row in (bounds[d] + np.flatnonzero(keep)).tolist():
+            if len(words) >= _PREVIEW_WORDS:
+                break
+            words.extend(_paragraph_text(docs, feats, row).split(None, _PREVIEW_WORDS)[:_PREVIEW_WORDS])
         return " ".join(words[:_PREVIEW_WORDS])
 
     return preview
 
 
-def _paragraph_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
+def _paragraph_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
                         groups: list[Group]) -> list[Cluster]:
     if not groups:
         return []
@@ -834,9 +843,8 @@ def _paragraph_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], 
     for k, (g, size) in enumerate(zip(groups, sizes.tolist(), strict=True)):
         kind: ClusterKind = "exact" if exact[k] else "near"
         cluster = tuple(Member(ids[m], round(sims[m], 4), index[m]) for m in range(at, at + size))
-        page = pages[int(feats.doc[g.representative])]
         out.append(Cluster(f"p{k + 1}", kind, "paragraph", cluster[0], cluster,
-                           _preview(page[int(feats.index[g.representative])].text)))
+                           _preview(_paragraph_text(docs, feats, g.representative))))
         at += size
     return out
 
@@ -887,7 +895,7 @@ def _document_story_clusters(docs: Sequence[Document], previews: Callable[[int],
     return out
 
 
-def _paragraph_story_clusters(docs: Sequence[Document], pages: list[list[Paragraph]], feats: ParagraphFeatures,
+def _paragraph_story_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
                               units: np.ndarray, found: list[tuple[list[int], list[float]]],
                               base: int) -> list[Cluster]:
     out = []
@@ -896,7 +904,7 @@ def _paragraph_story_clusters(docs: Sequence[Document], pages: list[list[Paragra
                     for m, s in zip(members, sims, strict=True))
         first = units[members[0]]
         out.append(Cluster(f"p{base + k + 1}", "story", "paragraph", mem[0], mem,
-                           _preview(pages[int(feats.doc[first])][int(feats.index[first])].text)))
+                           _preview(_paragraph_text(docs, feats, int(first)))))
     return out
 
 

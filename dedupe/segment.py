@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import NamedTuple
 
 _SENTENCE_END = tuple('.!?:;"”’)]…')
 
@@ -41,12 +42,31 @@ def _looks_wrapped(lines: list[str]) -> bool:
     return False
 
 
+class Spans(NamedTuple):
+    """A document's paragraphs as parallel lists: text, first and last line (1-based), and where it
+    lies in the document, [start, stop) from its first line's first non-blank character to its
+    last line's last (`paragraph_text` gives the text back from the document alone)."""
+
+    texts: list[str]
+    lines: list[int]
+    ends: list[int]
+    starts: list[int]
+    stops: list[int]
+
+
 def split_paragraphs(text: str) -> list[Paragraph]:
     """Paragraphs of `text` in order, with their starting line numbers; blank ones are dropped."""
+    found = split_spans(text)
+    return [Paragraph(*p) for p in zip(found.texts, found.lines, found.ends, strict=True)]
+
+
+def split_spans(text: str) -> Spans:
+    """`split_paragraphs` as parallel lists, with where each paragraph lies: no object per
+    paragraph, so later stages keep numbers, not a copy of every paragraph's text."""
     lines = text.splitlines()
     stripped = [line.strip() for line in lines]  # each line stripped once; "" marks a blank line
-    out: list[Paragraph] = []
-    n, i = len(lines), 0
+    out = Spans([], [], [], [], [])
+    n, i, pos = len(lines), 0, 0
     while i < n:
         if not stripped[i]:
             i += 1
@@ -54,11 +74,30 @@ def split_paragraphs(text: str) -> list[Paragraph]:
         j = i + 1  # the block is lines i..j-1 (0-based), up to the next blank line
         while j < n and stripped[j]:
             j += 1
-        if j - i == 1:
-            out.append(Paragraph(stripped[i], i + 1, i + 1))
-        elif _looks_wrapped(lines[i:j]):
-            out.append(Paragraph(" ".join(stripped[i:j]), i + 1, j))
-        else:
-            out.extend(Paragraph(stripped[k], k + 1, k + 1) for k in range(i, j))
+        wrapped = j - i > 1 and _looks_wrapped(lines[i:j])
+        for k in range(i, j):
+            line = stripped[k]
+            # Only blank space lies between the last line read and this one's first character.
+            start = text.find(line[0], pos)
+            pos = start + len(line)
+            if not wrapped:
+                out.texts.append(line)
+                out.lines.append(k + 1)
+                out.ends.append(k + 1)
+                out.starts.append(start)
+                out.stops.append(pos)
+            elif k == i:
+                out.starts.append(start)
+        if wrapped:
+            out.texts.append(" ".join(stripped[i:j]))
+            out.lines.append(i + 1)
+            out.ends.append(j)
+            out.stops.append(pos)
         i = j
     return out
+
+
+def paragraph_text(text: str, start: int, stop: int, lines: int) -> str:
+    """The text of the paragraph of `lines` lines at [start, stop) of `text` (`split_spans`)."""
+    piece = text[start:stop]
+    return piece if lines == 1 else " ".join(line.strip() for line in piece.splitlines())

@@ -12,7 +12,6 @@ import pytest
 from dedupe import MinHasher
 from dedupe.feature_table import FeatureTable
 from dedupe.features import ParagraphFeatures, analyse, concat
-from dedupe.segment import split_paragraphs
 
 from .conftest import random_text
 
@@ -21,12 +20,13 @@ from .conftest import random_text
 _LENGTHENED = "".join(map(chr, range(0x249C, 0x24B6))) + "".join(map(chr, range(0x2474, 0x2488)))
 
 
-def _pages(rng: random.Random, lengthened: bool) -> list[list]:
+def _texts(rng: random.Random, lengthened: bool) -> list[str]:
     texts = [random_text(rng, rng.randint(0, 300)) for _ in range(40)]
     texts[5] = ""
+    texts[6] = "\n\n  \n"  # lines, and no paragraph: the region reserved for them stays empty
     if lengthened:  # all of the fourth batch of 7
         texts[21:28] = [f"{_LENGTHENED} {k}" for k in range(7)]
-    return [split_paragraphs(t.replace(". ", ".\n", 3)) for t in texts]
+    return [t.replace(". ", ".\n\n", 2).replace(". ", ".\n", 2) for t in texts]
 
 
 def _same(got: ParagraphFeatures, want: ParagraphFeatures) -> list[str]:
@@ -41,10 +41,10 @@ def _same(got: ParagraphFeatures, want: ParagraphFeatures) -> list[str]:
 @pytest.mark.parametrize("extras", [False, True])
 def test_table_holds_what_joining_the_batches_gives(rng: random.Random, shared: bool, lengthened: bool,
                                                     extras: bool) -> None:
-    pages = _pages(rng, lengthened)
-    spans = [(lo, min(len(pages), lo + 7)) for lo in range(0, len(pages), 7)]
-    parts = [analyse(pages[lo:hi], MinHasher(64, 3), 5, 4, key_cues=extras, terms=extras) for lo, hi in spans]
-    table = FeatureTable(pages, spans, 64, key_cues=extras, terms=extras, shared=shared, slack=0)
+    texts = _texts(rng, lengthened)
+    spans = [(lo, min(len(texts), lo + 7)) for lo in range(0, len(texts), 7)]
+    parts = [analyse(texts[lo:hi], MinHasher(64, 3), 5, 4, key_cues=extras, terms=extras) for lo, hi in spans]
+    table = FeatureTable(texts, spans, 64, key_cues=extras, terms=extras, shared=shared, slack=0)
     order = range(len(spans) - 1, -1, -1) if shared else range(len(spans))  # regions: any order will do
     written = {k: table.write(k, parts[k]) for k in order}
     joined = table.join([written[k] for k in range(len(spans))])
@@ -58,10 +58,10 @@ def test_table_holds_what_joining_the_batches_gives(rng: random.Random, shared: 
 
 @pytest.mark.parametrize("shared", [False, True])
 def test_batches_past_the_end_of_the_table_come_back_whole(shared: bool) -> None:
-    pages = [split_paragraphs(f"{_LENGTHENED} {k}") for k in range(9)]
+    texts = [f"{_LENGTHENED} {k}" for k in range(9)]
     spans = [(0, 4), (4, 9)]
-    parts = [analyse(pages[lo:hi], MinHasher(64, 3), 5, 4, terms=True) for lo, hi in spans]
-    table = FeatureTable(pages, spans, 64, key_cues=False, terms=True, shared=shared, slack=0)
+    parts = [analyse(texts[lo:hi], MinHasher(64, 3), 5, 4, terms=True) for lo, hi in spans]
+    table = FeatureTable(texts, spans, 64, key_cues=False, terms=True, shared=shared, slack=0)
     written = [table.write(k, part) for k, part in enumerate(parts)]
     # Each batch overflows its own region; one after another, the first still fits the table.
     assert [w.whole is not None for w in written] == [shared, True]

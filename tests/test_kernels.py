@@ -148,19 +148,19 @@ def test_kernel_signatures_equal_datasketch(texts: list[str], ngram: int) -> Non
         assert np.array_equal(row, m.hashvalues)
 
 
-def _pages(rng: random.Random) -> list[list]:
+def _texts(rng: random.Random) -> list[str]:
     texts = [random_text(rng, rng.randint(0, 400)) for _ in range(30)]
     texts += ["Café crème: l'été À PARIS ﬁnit.\n\nShort line\n" + texts[0], "", "ＦＵＬＬＷＩＤＴＨ text ①②", texts[3]]
-    return [split_paragraphs(t.replace(". ", ".\n", 3)) for t in texts]
+    return [t.replace(". ", ".\n", 3) for t in texts]
 
 
 @compiled
 def test_analyse_same_features_with_and_without_kernels(monkeypatch, rng: random.Random) -> None:
-    pages = _pages(rng)
+    texts = _texts(rng)
     hasher = MinHasher(128, 1)
-    got = analyse(pages, hasher, 5, 8, key_cues=True, terms=True)
+    got = analyse(texts, hasher, 5, 8, key_cues=True, terms=True)
     monkeypatch.setattr(kernels, "AVAILABLE", False)
-    want = analyse(pages, hasher, 5, 8, key_cues=True, terms=True)
+    want = analyse(texts, hasher, 5, 8, key_cues=True, terms=True)
     for field in want.__slots__:
         a, b = getattr(got, field), getattr(want, field)
         if isinstance(b, list):
@@ -189,10 +189,11 @@ def test_repeated_lines_are_analysed_once_with_the_features_of_each(monkeypatch,
     if compiled_kernels and not kernels.AVAILABLE:
         pytest.skip("numba kernels not available")
     monkeypatch.setattr(kernels, "AVAILABLE", compiled_kernels and kernels.AVAILABLE)
-    pages = [split_paragraphs(r["text"]) for r in site_dump(rng)] + _pages(rng)
-    pages.append([pages[0][0]] * 3 + pages[1][:2])  # a page repeating lines of its own
+    pages = [r["text"] for r in site_dump(rng)] + _texts(rng)
+    first, second = (split_paragraphs(page) for page in pages[:2])
+    pages.append("\n".join([first[0].text] * 3 + [p.text for p in second[:2]]))  # a page repeating lines of its own
     hasher = MinHasher(64, 1)
-    texts = [p.text for page in pages for p in page]
+    texts = [p.text for page in pages for p in split_paragraphs(page)]
     assert features._distinct_texts(texts)[1] is not None  # lines do repeat here
     got = analyse(pages, hasher, 5, 8, key_cues=True, terms=True)
     plain = analyse(pages, hasher, 5, 3)  # no cues, no terms
@@ -241,9 +242,9 @@ def test_fallback_without_numba() -> None:
 
 
 def test_analyse_derives_chrome_keys_and_story_terms_from_the_paragraphs(rng: random.Random) -> None:
-    pages = _pages(rng)
+    pages = _texts(rng)
     feats = analyse(pages, MinHasher(128, 1), 5, 8, key_cues=True, terms=True)
-    texts = [p.text for page in pages for p in page]
+    texts = [p.text for page in pages for p in split_paragraphs(page)]
     keys = [line_key(t) for t in texts]
     assert feats.key_chars.tolist() == [len(k) for k in keys]
     assert feats.key_hashes.tolist() == [xxhash.xxh64_intdigest(k.encode("utf-8")) for k in keys]

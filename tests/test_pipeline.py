@@ -120,6 +120,27 @@ def test_a_block_is_joined_exactly_when_most_of_its_breaks_fall_mid_sentence(lin
     assert _looks_wrapped(lines) == (len(lines) > 1 and 2 * mid > len(lines) - 1)
 
 
+_PIECES = ["Home", "a page", "x" * 70, "The end.", "and so on", " ", "\t", "\u00a0", "é", "\n", "\r\n", "\r", "\n\n",
+           "\x0b", "\x1c", "\x85", "\u2028", "  indented"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=30))
+def test_a_paragraph_is_found_again_from_where_it_lies(pieces: list[str]) -> None:
+    """Stages after segmentation keep a paragraph's place, not its text: the text read back from the
+    document is the paragraph's, for every kind of line break, blank space and wrapped block."""
+    from dedupe.segment import paragraph_text, split_paragraphs, split_spans
+
+    text = "".join(pieces)
+    paragraphs = split_paragraphs(text)
+    found = split_spans(text)
+    assert (found.texts, found.lines, found.ends) == ([p.text for p in paragraphs], [p.line for p in paragraphs],
+                                                      [p.end for p in paragraphs])
+    spans = list(zip(paragraphs, found.starts, found.stops, strict=True))
+    assert [paragraph_text(text, a, b, p.end - p.line + 1) for p, a, b in spans] == [p.text for p in paragraphs]
+    assert all(text[a:b] == p.text for p, a, b in spans if p.line == p.end)
+
+
 def test_settings_switch_stages_off(rng: random.Random) -> None:
     result = scan(_docs(site_dump(rng)), Settings(chrome=False, story=False))
     assert result.stats.chrome_paragraphs == 0
