@@ -14,12 +14,13 @@ from .errors import BadRecordError, DedupeError, NoInputError, RemovalRefused
 from .minhash import MinHasher
 from .model import BadRecord, Cluster, ClusterKind, ClusterLevel, Document, Member
 from .near import document_signatures, find_near_duplicate_documents
-from .pipeline import ChromeLine, DocumentOutcome, ScanResult, Settings, Stats, StrippedParagraph, scan
+from .pipeline import ChromeLine, DocumentOutcome, ScanResult, Settings, Stats, scan
 from .readers import Reader, ReadOptions, read_documents
 from .report import SCHEMA_VERSION, build_report
 from .segment import Paragraph, split_paragraphs
 from .shingle import shingle, shingle_hash32
 from .story import StorySettings, content_terms, story_pairs
+from .stripped import StrippedParagraph
 
 __version__ = "0.1.0"
 

@@ -63,7 +63,6 @@ from .pipeline import (
     ScanResult,
     Settings,
     Stats,
-    StrippedParagraph,
     _classify_pages,
     _content_keys,
     _content_previews,
@@ -80,6 +79,7 @@ from .pipeline import (
 )
 from .readers import ReadOptions
 from .report import count_site_outcome
+from .stripped import StrippedStore
 from .writers import write_jsonl
 
 
@@ -138,7 +138,7 @@ class _Part:
     doc0: int = 0
     para0: int = 0
     content: np.ndarray | None = None
-    stripped: list[list[StrippedParagraph]] | None = None
+    stripped: StrippedStore | None = None
     outcomes: list[DocumentOutcome] | None = None
 
 
@@ -430,7 +430,7 @@ def _merge(a: chrome_stage.ChromeStats, b: chrome_stage.ChromeStats) -> chrome_s
 
 def _classify(part: _Part, known: chrome_stage.ChromeStats | None) -> _Part:
     if known is None:
-        return replace(part, content=np.ones(len(part.feats.doc), dtype=bool), stripped=[[] for _ in part.docs])
+        return replace(part, content=np.ones(len(part.feats.doc), dtype=bool), stripped=StrippedStore.empty(part.docs))
     mask, stripped = _classify_pages(part.docs, part.feats, known)
     return replace(part, content=~mask, stripped=stripped)
 
@@ -444,7 +444,7 @@ def _finalize(part: _Part, info: pd.DataFrame, clusters: dict[int, tuple[str, st
     for d, doc in enumerate(part.docs):
         g = part.doc0 + d
         row = rows.get(g)
-        stripped = tuple(part.stripped[d])
+        stripped = part.stripped.of(d)
         if row is None:
             outcomes.append(DocumentOutcome(doc.id, doc.site, True, None, None, None, None, stripped, len(doc.text)))
             continue

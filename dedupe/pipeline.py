@@ -39,6 +39,7 @@ from .minhash import EMPTY, MinHasher, estimate_jaccard
 from .model import BadRecord, Cluster, ClusterKind, Document, Member
 from .normalize import utf8
 from .segment import paragraph_text
+from .stripped import StrippedParagraph, StrippedStore
 
 KeepPolicy = Literal["first", "longest", "earliest"]
 Progress = Callable[[str, int, int], None]
@@ -89,19 +90,9 @@ class Settings:
 
 
 @dataclass(frozen=True, slots=True)
-class StrippedParagraph:
-    """A paragraph chrome detection removed from a document, and why."""
-
-    index: int
-    line: int
-    end: int
-    text: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class DocumentOutcome:
-    """What `clean` does with one input document."""
+    """What `clean` does with one input document. (`stripped` reads its paragraphs from the
+    document's text when iterated, so an outcome keeps its document's text alive.)"""
 
     id: str
     site: str
@@ -110,7 +101,7 @@ class DocumentOutcome:
     duplicate_of: str | None
     similarity: float | None
     reason: str | None
-    stripped: tuple[StrippedParagraph, ...]
+    stripped: Sequence[StrippedParagraph]  # made when read (`stripped.StrippedParagraphs`)
     chars: int
 
 
@@ -217,7 +208,7 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
 
     outcomes = _outcomes(docs, c.table, c.doc_groups, doc_clusters, c.kept, c.doc_sim, stripped)
     chrome_lines = _chrome_report(docs, stripped, feats)
-    stats = _stats(docs, feats, bad, doc_clusters, para_clusters, outcomes)
+    stats = _stats(docs, feats, bad, doc_clusters, para_clusters, outcomes, stripped)
     return ScanResult(settings, stats, doc_clusters, para_clusters, chrome_lines, outcomes, list(bad), chrome_stats,
                       rows)
 
@@ -366,13 +357,13 @@ def _verified_lsh_pairs(sigs: np.ndarray, threshold: float, num_perm: int) -> np
 
 def _chrome_and_paragraph_groups(docs: Sequence[Document], feats: ParagraphFeatures,
                                  rank: np.ndarray, settings: Settings, learned: chrome_stage.ChromeStats | None
-                                 ) -> tuple[tuple[np.ndarray, list[list[StrippedParagraph]],
-                                                  chrome_stage.ChromeStats | None], list[Group]]:
+                                 ) -> tuple[tuple[np.ndarray, StrippedStore, chrome_stage.ChromeStats | None],
+                                            list[Group]]:
     """The chrome stage (page groups, then `_strip_chrome`) and `_paragraph_groups`, which need only
     the features. Both are mostly serial, so with `settings.jobs` > 1 the paragraph groups are worked
     out in a forked process while this one runs the chrome stage: two cores, one stage each."""
 
-    def chrome_stage_alone() -> tuple[np.ndarray, list[list[StrippedParagraph]], chrome_stage.ChromeStats | None]:
+    def chrome_stage_alone() -> tuple[np.ndarray, StrippedStore, chrome_stage.ChromeStats | None]:
         groups = _page_groups(docs, feats, rank, settings)
         return _strip_chrome(docs, groups, feats, replace(settings, jobs=1), learned)
 
@@ -408,13 +399,11 @@ def _groups_of_flat(reps: np.ndarray, sizes: np.ndarray, members: np.ndarray, si
 
 def _strip_chrome(docs: Sequence[Document], groups: list[str],
                   feats: ParagraphFeatures, settings: Settings, learned: chrome_stage.ChromeStats | None
-                  ) -> tuple[np.ndarray, list[list[StrippedParagraph]], chrome_stage.ChromeStats | None]:
-    """Chrome flag per paragraph (in feature order), the stripped paragraphs of each document, and
-    this run's own statistics (classification also uses what earlier runs `learned`)."""
-    mask = np.zeros(len(feats.doc), dtype=bool)
-    stripped: list[list[StrippedParagraph]] = [[] for _ in docs]
+                  ) -> tuple[np.ndarray, StrippedStore, chrome_stage.ChromeStats | None]:
+    """Chrome flag per paragraph (in feature order), the stripped paragraphs, and this run's own
+    statistics (classification also uses what earlier runs `learned`)."""
     if not settings.chrome:
-        return mask, stripped, None
+        return np.zeros(len(feats.doc), dtype=bool), StrippedStore.empty(docs), None
     stats = _page_stats(docs, groups, feats)
     known = stats if learned is None else learned.merge(stats)
     mask, stripped = _classify_pages(docs, feats, known)
@@ -431,35 +420,34 @@ def _page_stats(docs: Sequence[Document], groups: Sequence[str], feats: Paragrap
 
 
 def _classify_pages(docs: Sequence[Document], feats: ParagraphFeatures,
-                    known: chrome_stage.ChromeStats) -> tuple[np.ndarray, list[list[StrippedParagraph]]]:
-    """Chrome flag per paragraph and stripped paragraphs per document, given the site statistics:
-    per document only, so any engine can run it wherever the documents are. The verdicts come from
-    the features' cues, compiled, a span of documents at a time; the text is read only for the
-    paragraphs stripped. (Statistics backed by an index may query its database connection, so they
-    are read in this process.)"""
+                    known: chrome_stage.ChromeStats) -> tuple[np.ndarray, StrippedStore]:
+    """Chrome flag per paragraph and the stripped paragraphs, given the site statistics: per
+    document only, so any engine can run it wherever the documents are. The verdicts come from the
+    features' cues, compiled, a span of documents at a time; no text is read (the stripped
+    paragraphs are kept as where they lie). (Statistics backed by an index may query its database
+    connection, so they are read in this process.)"""
     mask = np.zeros(len(feats.doc), dtype=bool)
-    stripped: list[list[StrippedParagraph]] = [[] for _ in docs]
     bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
     spans = [(lo, min(len(docs), lo + _CHROME_SPAN)) for lo in range(0, len(docs), _CHROME_SPAN)]
-    for span in spans:
-        rows, reasons = _classify_span(docs, feats, bounds, known, *span)
-        mask[rows] = True
-        found = [feats.doc[rows], feats.index[rows], feats.line[rows], feats.end[rows], feats.start[rows],
-                 feats.stop[rows]]
-        for d, k, line, end, start, stop, reason in zip(*(a.tolist() for a in found), reasons, strict=True):
-            text = paragraph_text(docs[d].text, start, stop, end - line + 1)
-            stripped[d].append(StrippedParagraph(k, line, end, text, reason))
-    return mask, stripped
+    worded: dict[tuple[int, int, str], int] = {}
+    found = [_classify_span(docs, feats, bounds, known, worded, *span) for span in spans]
+    rows = np.concatenate([r for r, _ in found] or [np.zeros(0, dtype=np.int64)])
+    mask[rows] = True
+    columns = {name: getattr(feats, name)[rows] for name in ("index", "line", "end", "start", "stop", "chars")}
+    reason_ids = np.concatenate([i for _, i in found] or [np.zeros(0, dtype=np.int64)])
+    reasons = [chrome_stage.verdict_reason(code, rec, known.site_groups(site), site) for code, rec, site in worded]
+    return mask, StrippedStore(docs, feats.doc[rows], columns, reason_ids, reasons)
 
 
 _CHROME_SPAN = 2000  # documents per call of the compiled classification (bounds its scratch arrays)
 
 
 def _classify_span(docs: Sequence[Document], feats: ParagraphFeatures, bounds: np.ndarray,
-                   known: chrome_stage.ChromeStats, first: int, last: int) -> tuple[np.ndarray, list[str]]:
+                   known: chrome_stage.ChromeStats, worded: dict[tuple[int, int, str], int], first: int,
+                   last: int) -> tuple[np.ndarray, np.ndarray]:
     """The chrome paragraphs of documents [first, last), as ascending rows of the features, and the
-    reason for each, worded once per distinct (verdict, recurrence, site): a site's chrome lines
-    share a handful."""
+    reason for each as its number in `worded`, one per distinct (verdict, recurrence, site) (a
+    site's chrome lines share a handful), which numbers new ones as they come."""
     lo, hi = int(bounds[first]), int(bounds[last])
     sites = [docs[d].site for d in range(first, last)]
     groups = [known.site_groups(site) for site in sites]
@@ -478,16 +466,10 @@ def _classify_span(docs: Sequence[Document], feats: ParagraphFeatures, bounds: n
     codes = classify_pages(feats.line_flags[lo:hi], feats.chars[lo:hi], feats.key_words[lo:hi],
                            feats.key_stops[lo:hi], recs, page_bounds, np.array(groups, dtype=np.int64))
     found = np.flatnonzero(codes >= chrome_stage.CHROME_RECURRING)
-    worded: dict[tuple[int, int, str], str] = {}
-    reasons = []
-    for code, rec, page in zip(codes[found].tolist(), recs[found].tolist(), (feats.doc[lo + found] - first).tolist(),
-                               strict=True):
-        key = (code, rec, sites[page])
-        reason = worded.get(key)
-        if reason is None:
-            reason = worded[key] = chrome_stage.verdict_reason(code, rec, groups[page], sites[page])
-        reasons.append(reason)
-    return found + lo, reasons
+    ids = [worded.setdefault((code, rec, sites[page]), len(worded))
+           for code, rec, page in zip(codes[found].tolist(), recs[found].tolist(),
+                                      (feats.doc[lo + found] - first).tolist(), strict=True)]
+    return found + lo, np.array(ids, dtype=np.int64)
 
 
 # -- stage 4: paragraph clusters ---------------------------------------------------------------
@@ -934,7 +916,7 @@ def _story_groups(terms: story_stage.TermRows, settings: story_stage.StorySettin
 
 def _outcomes(docs: Sequence[Document], table: _DocTable, groups: list[Group], clusters: list[Cluster],
               kept: dict[int, int], similarity: Callable[[np.ndarray, np.ndarray], np.ndarray],
-              stripped: list[list[StrippedParagraph]]) -> list[DocumentOutcome]:
+              stripped: StrippedStore) -> list[DocumentOutcome]:
     where: dict[int, int] = {m: k for k, g in enumerate(groups) for m in g.members.tolist()}
     # Each removed document's similarity to its kept copy, all in one call.
     removed = [(kept[k], m) for k, g in enumerate(groups) for m in g.members.tolist() if m != kept[k] and m < len(docs)]
@@ -947,36 +929,36 @@ def _outcomes(docs: Sequence[Document], table: _DocTable, groups: list[Group], c
         keeper = kept[k] if k is not None else d
         if keeper == d:
             out.append(DocumentOutcome(doc.id, doc.site, True, clusters[k].id if k is not None else None, None,
-                                       None, None, tuple(stripped[d]), len(doc.text)))
+                                       None, None, stripped.of(d), len(doc.text)))
             continue
         assert k is not None
         sim = sim_to_kept[d]
         archived = " (archived)" if table.is_archived(keeper) else ""
         reason = f"{clusters[k].kind} duplicate of {table.ids[keeper]}{archived}"
         out.append(DocumentOutcome(doc.id, doc.site, False, clusters[k].id, table.ids[keeper], round(sim, 4),
-                                   reason, tuple(stripped[d]), len(doc.text)))
+                                   reason, stripped.of(d), len(doc.text)))
     return out
 
 
-def _chrome_report(docs: Sequence[Document], stripped: list[list[StrippedParagraph]],
-                   feats: ParagraphFeatures) -> list[ChromeLine]:
-    """Chrome lines per site (one per line key, told apart by its hash), most widespread first."""
-    found: dict[tuple[str, int], list] = {}
-    bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1)).tolist()
-    hashes = feats.key_hashes.tolist()
-    for d, (doc, paras) in enumerate(zip(docs, stripped, strict=True)):
-        for p in paras:
-            key = hashes[bounds[d] + p.index]
-            entry = found.setdefault((doc.site, key), [p.text, set(), doc.id, p.reason])
-            entry[1].add(doc.id)
-    lines = [ChromeLine(site, text, len(pages), sample, reason)
-             for (site, _), (text, pages, sample, reason) in found.items()]
+def _chrome_report(docs: Sequence[Document], stripped: StrippedStore, feats: ParagraphFeatures) -> list[ChromeLine]:
+    """Chrome lines per site (one per line key, told apart by its hash), most widespread first;
+    each worded as first seen."""
+    found: dict[tuple[str, int], tuple[int, int, set[str]]] = {}  # first row, its document, pages
+    bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
+    hashes = feats.key_hashes[bounds[stripped.doc] + stripped.index].tolist()
+    for row, (d, key) in enumerate(zip(stripped.doc.tolist(), hashes, strict=True)):
+        doc = docs[d]
+        entry = found.setdefault((doc.site, key), (row, d, set()))
+        entry[2].add(doc.id)
+    reasons = stripped.reason_ids.tolist()
+    lines = [ChromeLine(site, stripped.text(row, d), len(pages), docs[d].id, stripped.reasons[reasons[row]])
+             for (site, _), (row, d, pages) in found.items()]
     lines.sort(key=lambda c: (c.site, -c.pages, c.text))
     return lines
 
 
-def _stats(docs: Sequence[Document], feats: ParagraphFeatures, bad: Sequence[BadRecord],
-           doc_clusters: list[Cluster], para_clusters: list[Cluster], outcomes: list[DocumentOutcome]) -> Stats:
+def _stats(docs: Sequence[Document], feats: ParagraphFeatures, bad: Sequence[BadRecord], doc_clusters: list[Cluster],
+           para_clusters: list[Cluster], outcomes: list[DocumentOutcome], stripped: StrippedStore) -> Stats:
     def by_kind(clusters: list[Cluster]) -> dict[str, int]:
         counts = {"exact": 0, "near": 0, "story": 0}
         for c in clusters:
@@ -987,7 +969,7 @@ def _stats(docs: Sequence[Document], feats: ParagraphFeatures, bad: Sequence[Bad
     removed_ids = {id(o) for o in removed}
     removable_bytes = sum(len(utf8(d.text)) for d, o in zip(docs, outcomes, strict=True)
                           if id(o) in removed_ids)
-    chrome = [p for o in outcomes if o.kept for p in o.stripped]
+    kept = [d for d, o in enumerate(outcomes) if o.kept]
     return Stats(
         documents=len(docs),
         paragraphs=len(feats.doc),
@@ -996,6 +978,6 @@ def _stats(docs: Sequence[Document], feats: ParagraphFeatures, bad: Sequence[Bad
         paragraph_clusters=by_kind(para_clusters),
         removable_documents=len(removed),
         removable_bytes=removable_bytes,
-        chrome_paragraphs=len(chrome),
-        chrome_bytes=sum(len(utf8(p.text)) for p in chrome),
+        chrome_paragraphs=sum(len(outcomes[d].stripped) for d in kept),
+        chrome_bytes=sum(stripped.utf8_bytes(d) for d in kept),
     )

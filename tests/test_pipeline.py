@@ -204,3 +204,32 @@ def test_chrome_lines_count_the_distinct_pages_each_line_was_stripped_on(rng: ra
     got = [(c.site, c.text, c.pages, c.sample, c.reason) for c in res.chrome]
     assert got == expected and len(got) > 10
     assert any(c.pages > 1 for c in res.chrome)
+
+
+def test_stripped_paragraphs_read_back_as_the_lines_the_page_held(rng: random.Random) -> None:
+    """Outcomes keep stripped chrome as numbers and make `StrippedParagraph`s when read: what is
+    read is each stripped line of the page, equal to a tuple of them, the same when pickled; the
+    byte count of the stats is that of the texts (non-ASCII chrome included)."""
+    import pickle
+
+    from dedupe import StrippedParagraph
+
+    records = site_dump(rng)
+    for r in records[:8]:  # a chrome line in a script of several bytes a character, on a few pages of one site
+        r["text"] += "\n\n© Société Générale — новости\n"
+    result = scan(_docs(records))
+    with_chrome = [(r, o) for r, o in zip(records, result.outcomes, strict=True) if len(o.stripped) > 2]
+    assert len(with_chrome) > 10
+    for record, outcome in with_chrome:
+        lines = record["text"].splitlines()
+        paragraphs = tuple(outcome.stripped)
+        assert all(isinstance(p, StrippedParagraph) and p.text == lines[p.line - 1].strip() and p.line == p.end
+                   for p in paragraphs)
+        assert outcome.stripped == paragraphs and paragraphs == tuple(outcome.stripped)
+        assert hash(outcome.stripped) == hash(paragraphs) and len(outcome.stripped) == len(paragraphs)
+        assert outcome.stripped[-1] == paragraphs[-1] and outcome.stripped[1:3] == paragraphs[1:3]
+        assert pickle.loads(pickle.dumps(outcome)).stripped == paragraphs
+    assert any("новости" in p.text for _, o in with_chrome for p in o.stripped)
+    kept = [p for o in result.outcomes if o.kept for p in o.stripped]
+    assert result.stats.chrome_paragraphs == len(kept)
+    assert result.stats.chrome_bytes == sum(len(p.text.encode("utf-8")) for p in kept)

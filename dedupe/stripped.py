@@ -1,0 +1,125 @@
+"""The paragraphs a scan strips as chrome: held as numbers, read back as `StrippedParagraph`s.
+
+A scraped page strips about a hundred lines (the syndication set: 1.4M of 1.6M paragraphs over
+10k pages), and an object per stripped line with a copy of its text cost more than the rest of
+the scan's result. So the scan keeps, per stripped paragraph, where it lies in its document and
+which of a few reasons applies (`StrippedStore`); each outcome's `stripped` is a view of its
+document's rows (`StrippedParagraphs`) that makes the `StrippedParagraph`s when they are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import overload
+
+import numpy as np
+
+from .model import Document
+from .normalize import utf8
+from .segment import paragraph_text
+
+
+@dataclass(frozen=True, slots=True)
+class StrippedParagraph:
+    """A paragraph chrome detection removed from a document, and why."""
+
+    index: int
+    line: int
+    end: int
+    text: str
+    reason: str
+
+
+class StrippedStore:
+    """Every stripped paragraph of a scan, rows in document order: the paragraph's index in its
+    document, its lines, [start, stop) in the document text (`segment.split_spans`), its length in
+    characters, and its reason as a number into `reasons` (a site's chrome shares a handful)."""
+
+    def __init__(self, docs: Sequence[Document], doc: np.ndarray, columns: dict[str, np.ndarray],
+                 reason_ids: np.ndarray, reasons: Sequence[str]) -> None:
+        self.docs = docs
+        self.bounds = np.searchsorted(doc, np.arange(len(docs) + 1)).tolist()
+        stop = columns["stop"]
+        # 4 bytes a number unless a document is longer than that counts (a 2 GB record)
+        width = np.int32 if not len(stop) or int(stop.max()) < 2**31 else np.int64
+        self.doc = np.asarray(doc, dtype=width)
+        self.index, self.line, self.end, self.start, self.stop, self.chars = (
+            np.asarray(columns[name], dtype=width) for name in ("index", "line", "end", "start", "stop", "chars"))
+        self.reason_ids = np.asarray(reason_ids, dtype=np.int32)
+        self.reasons = list(reasons)
+
+    @classmethod
+    def empty(cls, docs: Sequence[Document]) -> StrippedStore:
+        none = np.zeros(0, dtype=np.int64)
+        return cls(docs, none, dict.fromkeys(("index", "line", "end", "start", "stop", "chars"), none), none, [])
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def of(self, d: int) -> StrippedParagraphs:
+        """Document d's stripped paragraphs."""
+        return StrippedParagraphs(self, d, self.bounds[d], self.bounds[d + 1])
+
+    def text(self, row: int, d: int) -> str:
+        return paragraph_text(self.docs[d].text, int(self.start[row]), int(self.stop[row]),
+                              int(self.end[row] - self.line[row]) + 1)
+
+    def utf8_bytes(self, d: int) -> int:
+        """Document d's stripped paragraphs' length in UTF-8 (their characters, in ASCII text)."""
+        lo, hi = self.bounds[d], self.bounds[d + 1]
+        if self.docs[d].text.isascii():
+            return int(self.chars[lo:hi].sum())
+        return sum(len(utf8(self.text(row, d))) for row in range(lo, hi))
+
+    def paragraph(self, row: int, d: int) -> StrippedParagraph:
+        return StrippedParagraph(int(self.index[row]), int(self.line[row]), int(self.end[row]), self.text(row, d),
+                                 self.reasons[int(self.reason_ids[row])])
+
+
+class StrippedParagraphs(Sequence[StrippedParagraph]):
+    """One document's stripped paragraphs, in order, made when read; equal to any sequence of the
+    same `StrippedParagraph`s (a tuple of them included)."""
+
+    __slots__ = ("_doc", "_hi", "_lo", "_store")
+
+    def __init__(self, store: StrippedStore, doc: int, lo: int, hi: int) -> None:
+        self._store, self._doc, self._lo, self._hi = store, doc, lo, hi
+
+    def __len__(self) -> int:
+        return self._hi - self._lo
+
+    @overload
+    def __getitem__(self, k: int) -> StrippedParagraph: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> tuple[StrippedParagraph, ...]: ...
+
+    def __getitem__(self, k: int | slice) -> StrippedParagraph | tuple[StrippedParagraph, ...]:
+        if isinstance(k, slice):
+            return tuple(self[i] for i in range(*k.indices(len(self))))
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError("stripped paragraph index out of range")
+        return self._store.paragraph(self._lo + k, self._doc)
+
+    def __iter__(self) -> Iterator[StrippedParagraph]:
+        for row in range(self._lo, self._hi):
+            yield self._store.paragraph(row, self._doc)
+
+    @property
+    def chars(self) -> int:
+        """The stripped paragraphs' length in characters, without making them."""
+        return int(self._store.chars[self._lo : self._hi].sum())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"StrippedParagraphs({list(self)!r})"
