@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Literal, get_args
+from typing import Literal, TypeVar, get_args
 
 import numpy as np
 import xxhash
@@ -41,6 +41,7 @@ from .normalize import utf8
 from .segment import paragraph_text
 from .stripped import StrippedParagraph, StrippedStore
 
+T = TypeVar("T")
 KeepPolicy = Literal["first", "longest", "earliest"]
 Progress = Callable[[str, int, int], None]
 
@@ -170,47 +171,68 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
 
     tick("chrome", 0, 1)
     learned = archive.chrome_stats() if archive is not None else None
-    (chrome_mask, stripped, chrome_stats), para_groups = _chrome_and_paragraph_groups(docs, feats, rank,
-                                                                                      settings, learned)
-    tick("chrome", 1, 1)
-    content = ~chrome_mask
 
+    def chrome_and_content() -> _Content:
+        chrome_mask, stripped, chrome_stats = _chrome_stage(docs, feats, rank, settings, learned)
+        content = ~chrome_mask
+        shingle_sets = _content_shingles(feats, content & (feats.sig_row >= 0), len(docs))
+        return _Content(content, stripped, chrome_stats, shingle_sets,
+                        _archive_rows(docs, feats, content, shingle_sets, settings))
+
+    found, para_groups = _beside_paragraph_groups(feats, rank, settings, chrome_and_content)
+    content, stripped, shingle_sets, rows = found.content, found.stripped, found.shingle_sets, found.rows
+    tick("chrome", 1, 1)
     tick("clusters", 0, 3)
-    shingle_sets = _content_shingles(feats, content & (feats.sig_row >= 0), len(docs))
-    rows = _archive_rows(docs, feats, content, shingle_sets, settings)
     feats = _without_shingles(feats)
     para_units = _paragraph_story_units(feats, para_groups, rank) if terms is not None else None
 
-    def copies(story_jobs: int) -> _Copies:
-        return _copy_stages(docs, feats, content, shingle_sets, rows, para_groups, rank, settings, archive,
-                            terms, story_jobs, tick)
+    def copies(story_jobs: int) -> tuple[_Copies, list[Cluster], list[DocumentOutcome], list[ChromeLine]]:
+        """Stages 5-6 and the story's document level, then what needs only them: the outcomes and
+        the chrome report (with two processes, while the story's paragraph level runs beside)."""
+        c = _copy_stages(docs, feats, content, shingle_sets, rows, para_groups, rank, settings, archive,
+                         terms, story_jobs, tick)
+        doc_clusters = c.doc_clusters
+        if terms is not None:
+            doc_clusters += _document_story_clusters(docs, c.previews, c.story_units, c.story_found,
+                                                     len(doc_clusters))
+        outcomes = _outcomes(docs, c.table, c.doc_groups, c.doc_clusters, c.kept, c.doc_sim, stripped)
+        return c, doc_clusters, outcomes, _chrome_report(docs, stripped, feats)
 
     para_found: list[tuple[list[int], list[float]]] = []
     if terms is None or para_units is None:
-        c = copies(settings.jobs)
+        c, doc_clusters, outcomes, chrome_lines = copies(settings.jobs)
     elif settings.jobs == 2:
         # The story stage's paragraph level needs only the paragraph groups: it runs in a forked
         # process while this one makes the copy clusters and then the story's document level. About
         # half of a level's work (counts, weights, prefix cuts) is serial, so one level per process
         # uses both cores where splitting each level's candidate blocks would leave one idle; with
         # more processes, the levels go one after the other, each spreading its blocks over all.
-        para_found, c = fork_beside(_paragraph_story, (terms, para_units, 1), 0, lambda: copies(1), 2)
+        para_found, (c, doc_clusters, outcomes, chrome_lines) = fork_beside(
+            _paragraph_story, (terms, para_units, 1), 0, lambda: copies(1), 2)
     else:
-        c = copies(settings.jobs)
+        c, doc_clusters, outcomes, chrome_lines = copies(settings.jobs)
         para_found = _paragraph_story((terms, para_units, settings.jobs), 0)
-    doc_clusters, para_clusters = c.doc_clusters, c.para_clusters
+    para_clusters = c.para_clusters
     if terms is not None and para_units is not None:
-        doc_clusters += _document_story_clusters(docs, c.previews, c.story_units, c.story_found, len(doc_clusters))
-        para_clusters += _paragraph_story_clusters(docs, feats, para_units[0], para_found,
-                                                   len(para_clusters))
+        para_clusters += _paragraph_story_clusters(docs, feats, para_units[0], para_found, len(para_clusters))
         tick("story", 1, 1)
     tick("clusters", 3, 3)
 
-    outcomes = _outcomes(docs, c.table, c.doc_groups, doc_clusters, c.kept, c.doc_sim, stripped)
-    chrome_lines = _chrome_report(docs, stripped, feats)
     stats = _stats(docs, feats, bad, doc_clusters, para_clusters, outcomes, stripped)
-    return ScanResult(settings, stats, doc_clusters, para_clusters, chrome_lines, outcomes, list(bad), chrome_stats,
-                      rows)
+    return ScanResult(settings, stats, doc_clusters, para_clusters, chrome_lines, outcomes, list(bad),
+                      found.chrome_stats, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _Content:
+    """What the chrome stage leaves for the copy stages: the content mask, the stripped paragraphs,
+    this run's chrome statistics, and the content shingles and archive rows of each document."""
+
+    content: np.ndarray
+    stripped: StrippedStore
+    chrome_stats: chrome_stage.ChromeStats | None
+    shingle_sets: tuple[np.ndarray, np.ndarray]
+    rows: ArchiveRows
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,24 +377,24 @@ def _verified_lsh_pairs(sigs: np.ndarray, threshold: float, num_perm: int) -> np
 
 # -- stages 3 and 4 side by side -------------------------------------------------------------------
 
-def _chrome_and_paragraph_groups(docs: Sequence[Document], feats: ParagraphFeatures,
-                                 rank: np.ndarray, settings: Settings, learned: chrome_stage.ChromeStats | None
-                                 ) -> tuple[tuple[np.ndarray, StrippedStore, chrome_stage.ChromeStats | None],
-                                            list[Group]]:
-    """The chrome stage (page groups, then `_strip_chrome`) and `_paragraph_groups`, which need only
-    the features. Both are mostly serial, so with `settings.jobs` > 1 the paragraph groups are worked
-    out in a forked process while this one runs the chrome stage: two cores, one stage each."""
+def _chrome_stage(docs: Sequence[Document], feats: ParagraphFeatures, rank: np.ndarray, settings: Settings,
+                  learned: chrome_stage.ChromeStats | None
+                  ) -> tuple[np.ndarray, StrippedStore, chrome_stage.ChromeStats | None]:
+    """Stage 3: page groups, then `_strip_chrome`."""
+    groups = _page_groups(docs, feats, rank, settings)
+    return _strip_chrome(docs, groups, feats, replace(settings, jobs=1), learned)
 
-    def chrome_stage_alone() -> tuple[np.ndarray, StrippedStore, chrome_stage.ChromeStats | None]:
-        groups = _page_groups(docs, feats, rank, settings)
-        return _strip_chrome(docs, groups, feats, replace(settings, jobs=1), learned)
 
+def _beside_paragraph_groups(feats: ParagraphFeatures, rank: np.ndarray, settings: Settings,
+                             work: Callable[[], T]) -> tuple[T, list[Group]]:
+    """`work` (the chrome stage and what needs only it) and `_paragraph_groups`, which needs only the
+    features. Both are mostly serial, so with `settings.jobs` > 1 the paragraph groups are worked
+    out in a forked process while this one does `work`: two cores, one stage each."""
     if settings.jobs <= 1:
-        return chrome_stage_alone(), _paragraph_groups(feats, rank, settings)
+        return work(), _paragraph_groups(feats, rank, settings)
     shared = 32 * int(np.count_nonzero(feats.sig_row >= 0)) + 4096  # two 8-byte values per member, and per group
-    flat, chrome = fork_beside(_flat_paragraph_groups, (feats, rank, settings), 0, chrome_stage_alone, settings.jobs,
-                               shared)
-    return chrome, _groups_of_flat(*flat)
+    flat, done = fork_beside(_flat_paragraph_groups, (feats, rank, settings), 0, work, settings.jobs, shared)
+    return done, _groups_of_flat(*flat)
 
 
 def _flat_paragraph_groups(context: tuple[ParagraphFeatures, np.ndarray, Settings],
