@@ -390,8 +390,9 @@ def _beside_paragraph_groups(feats: ParagraphFeatures, rank: np.ndarray, setting
     """`work` (the chrome stage and what needs only it) and `_paragraph_groups`, which needs only the
     features. Both are mostly serial, so with `settings.jobs` > 1 the paragraph groups are worked
     out in a forked process while this one does `work`: two cores, one stage each."""
-    if settings.jobs <= 1:
-        return work(), _paragraph_groups(feats, rank, settings)
+    if settings.jobs <= 1:  # the groups first: their scratch arrays are gone before `work` makes its own
+        groups = _paragraph_groups(feats, rank, settings)
+        return work(), groups
     shared = 32 * int(np.count_nonzero(feats.sig_row >= 0)) + 4096  # two 8-byte values per member, and per group
     flat, done = fork_beside(_flat_paragraph_groups, (feats, rank, settings), 0, work, settings.jobs, shared)
     return done, _groups_of_flat(*flat)
