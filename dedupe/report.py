@@ -11,6 +11,7 @@ from typing import Any
 
 from .model import Cluster, Member
 from .pipeline import DocumentOutcome, ScanResult
+from .stripped import stripped_chars
 
 SCHEMA_VERSION = 1
 
@@ -55,7 +56,7 @@ def count_site_outcome(sites: dict[str, dict[str, int]], o: DocumentOutcome) -> 
         s["removed_chars"] += o.chars
     else:
         s["chrome_paragraphs"] += len(o.stripped)
-        s["chrome_chars"] += sum(len(p.text) for p in o.stripped)
+        s["chrome_chars"] += stripped_chars(o.stripped)
 
 
 def build_report(result: ScanResult, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -83,5 +84,7 @@ def build_report(result: ScanResult, extra: Mapping[str, Any] | None = None) -> 
 
 def _order(cluster_id: str) -> int:
     """Numeric part of a cluster id, so d2 sorts before d10."""
-    digits = "".join(ch for ch in cluster_id if ch.isdigit())
+    digits = cluster_id[1:]  # the ids this package makes: a letter and a number
+    if not (digits.isascii() and digits.isdigit()):
+        digits = "".join(ch for ch in cluster_id if ch.isdigit())
     return int(digits) if digits else 0

@@ -48,6 +48,7 @@ class StrippedStore:
             np.asarray(columns[name], dtype=width) for name in ("index", "line", "end", "start", "stop", "chars"))
         self.reason_ids = np.asarray(reason_ids, dtype=np.int32)
         self.reasons = list(reasons)
+        self._chars_before: list[int] | None = None  # running total of `chars`, made when first asked
 
     @classmethod
     def empty(cls, docs: Sequence[Document]) -> StrippedStore:
@@ -65,11 +66,17 @@ class StrippedStore:
         return paragraph_text(self.docs[d].text, int(self.start[row]), int(self.stop[row]),
                               int(self.end[row] - self.line[row]) + 1)
 
+    def doc_chars(self, d: int) -> int:
+        """Document d's stripped paragraphs' length in characters."""
+        if self._chars_before is None:
+            self._chars_before = np.concatenate([[0], np.cumsum(self.chars, dtype=np.int64)]).tolist()
+        return self._chars_before[self.bounds[d + 1]] - self._chars_before[self.bounds[d]]
+
     def utf8_bytes(self, d: int) -> int:
         """Document d's stripped paragraphs' length in UTF-8 (their characters, in ASCII text)."""
         lo, hi = self.bounds[d], self.bounds[d + 1]
         if self.docs[d].text.isascii():
-            return int(self.chars[lo:hi].sum())
+            return self.doc_chars(d)
         return sum(len(utf8(self.text(row, d))) for row in range(lo, hi))
 
     def paragraph(self, row: int, d: int) -> StrippedParagraph:
@@ -111,7 +118,7 @@ class StrippedParagraphs(Sequence[StrippedParagraph]):
     @property
     def chars(self) -> int:
         """The stripped paragraphs' length in characters, without making them."""
-        return int(self._store.chars[self._lo : self._hi].sum())
+        return self._store.doc_chars(self._doc)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str):
@@ -123,3 +130,10 @@ class StrippedParagraphs(Sequence[StrippedParagraph]):
 
     def __repr__(self) -> str:
         return f"StrippedParagraphs({list(self)!r})"
+
+
+def stripped_chars(paragraphs: Sequence[StrippedParagraph]) -> int:
+    """The paragraphs' length in characters (without making them, when they are a scan's)."""
+    if isinstance(paragraphs, StrippedParagraphs):
+        return paragraphs.chars
+    return sum(len(p.text) for p in paragraphs)
