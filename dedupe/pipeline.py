@@ -965,17 +965,30 @@ def _outcomes(docs: Sequence[Document], table: _DocTable, groups: list[Group], c
 
 def _chrome_report(docs: Sequence[Document], stripped: StrippedStore, feats: ParagraphFeatures) -> list[ChromeLine]:
     """Chrome lines per site (one per line key, told apart by its hash), most widespread first;
-    each worded as first seen."""
-    found: dict[tuple[str, int], tuple[int, int, set[str]]] = {}  # first row, its document, pages
+    each worded as first seen, with the number of distinct document ids it was stripped from.
+    Grouped by sorting the stripped rows' (site, key, id) numbers, not row by row."""
+    if not len(stripped):
+        return []
+    sites: dict[str, int] = {}
+    ids: dict[str, int] = {}
+    site_of = np.fromiter((sites.setdefault(d.site, len(sites)) for d in docs), dtype=np.int64, count=len(docs))
+    id_of = np.fromiter((ids.setdefault(d.id, len(ids)) for d in docs), dtype=np.int64, count=len(docs))
     bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
-    hashes = feats.key_hashes[bounds[stripped.doc] + stripped.index].tolist()
-    for row, (d, key) in enumerate(zip(stripped.doc.tolist(), hashes, strict=True)):
-        doc = docs[d]
-        entry = found.setdefault((doc.site, key), (row, d, set()))
-        entry[2].add(doc.id)
+    doc = stripped.doc.astype(np.int64)
+    site, key, page = site_of[doc], feats.key_hashes[bounds[doc] + stripped.index.astype(np.int64)], id_of[doc]
+    order = np.lexsort((page, key, site))  # by line, then page id; equal rows stay in row order
+    site, key, page = site[order], key[order], page[order]
+    new_line = np.concatenate([[True], (site[1:] != site[:-1]) | (key[1:] != key[:-1])])
+    new_page = new_line | np.concatenate([[True], page[1:] != page[:-1]])
+    starts = np.flatnonzero(new_line)
+    pages = np.add.reduceat(new_page.astype(np.int64), starts).tolist()
+    first = np.minimum.reduceat(order, starts).tolist()  # each line's first row: as first seen
     reasons = stripped.reason_ids.tolist()
-    lines = [ChromeLine(site, stripped.text(row, d), len(pages), docs[d].id, stripped.reasons[reasons[row]])
-             for (site, _), (row, d, pages) in found.items()]
+    lines = []
+    for row, count in zip(first, pages, strict=True):
+        d = int(doc[row])
+        lines.append(ChromeLine(docs[d].site, stripped.text(row, d), count, docs[d].id,
+                                stripped.reasons[reasons[row]]))
     lines.sort(key=lambda c: (c.site, -c.pages, c.text))
     return lines
 

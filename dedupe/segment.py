@@ -66,6 +66,7 @@ def split_spans(text: str) -> Spans:
     lines = text.splitlines()
     stripped = [line.strip() for line in lines]  # each line stripped once; "" marks a blank line
     out = Spans([], [], [], [], [])
+    find, starts, stops = text.find, out.starts, out.stops
     n, i, pos = len(lines), 0, 0
     while i < n:
         if not stripped[i]:
@@ -75,24 +76,22 @@ def split_spans(text: str) -> Spans:
         while j < n and stripped[j]:
             j += 1
         wrapped = j - i > 1 and _looks_wrapped(lines[i:j])
-        for k in range(i, j):
-            line = stripped[k]
+        first = len(starts)
+        for line in stripped[i:j]:
             # Only blank space lies between the last line read and this one's first character.
-            start = text.find(line[0], pos)
+            start = find(line[0], pos)
             pos = start + len(line)
-            if not wrapped:
-                out.texts.append(line)
-                out.lines.append(k + 1)
-                out.ends.append(k + 1)
-                out.starts.append(start)
-                out.stops.append(pos)
-            elif k == i:
-                out.starts.append(start)
-        if wrapped:
+            starts.append(start)
+            stops.append(pos)
+        if wrapped:  # one paragraph from the block's first character to its last
+            del starts[first + 1 :], stops[first : j - i + first - 1]
             out.texts.append(" ".join(stripped[i:j]))
             out.lines.append(i + 1)
             out.ends.append(j)
-            out.stops.append(pos)
+        else:
+            out.texts.extend(stripped[i:j])
+            out.lines.extend(range(i + 1, j + 1))
+            out.ends.extend(range(i + 1, j + 1))
         i = j
     return out
 

@@ -66,6 +66,25 @@ class StrippedStore:
         return paragraph_text(self.docs[d].text, int(self.start[row]), int(self.stop[row]),
                               int(self.end[row] - self.line[row]) + 1)
 
+    def texts(self, d: int) -> list[str]:
+        """Document d's stripped paragraphs' texts, all at once (a page strips a hundred lines)."""
+        lo, hi = self.bounds[d], self.bounds[d + 1]
+        text = self.docs[d].text
+        starts, stops = self.start[lo:hi].tolist(), self.stop[lo:hi].tolist()
+        wrapped = np.flatnonzero(self.end[lo:hi] != self.line[lo:hi]).tolist()
+        out = [text[a:b] for a, b in zip(starts, stops, strict=True)]
+        for k in wrapped:  # hard-wrapped blocks: their lines joined
+            out[k] = paragraph_text(text, starts[k], stops[k], int(self.end[lo + k] - self.line[lo + k]) + 1)
+        return out
+
+    def paragraphs(self, d: int) -> list[StrippedParagraph]:
+        """Document d's `StrippedParagraph`s."""
+        lo, hi = self.bounds[d], self.bounds[d + 1]
+        reasons = self.reasons
+        return [StrippedParagraph(k, line, end, text, reasons[r]) for k, line, end, text, r in zip(
+            self.index[lo:hi].tolist(), self.line[lo:hi].tolist(), self.end[lo:hi].tolist(), self.texts(d),
+            self.reason_ids[lo:hi].tolist(), strict=True)]
+
     def doc_chars(self, d: int) -> int:
         """Document d's stripped paragraphs' length in characters."""
         if self._chars_before is None:
@@ -74,10 +93,9 @@ class StrippedStore:
 
     def utf8_bytes(self, d: int) -> int:
         """Document d's stripped paragraphs' length in UTF-8 (their characters, in ASCII text)."""
-        lo, hi = self.bounds[d], self.bounds[d + 1]
         if self.docs[d].text.isascii():
             return self.doc_chars(d)
-        return sum(len(utf8(self.text(row, d))) for row in range(lo, hi))
+        return sum(len(utf8(text)) for text in self.texts(d))
 
     def paragraph(self, row: int, d: int) -> StrippedParagraph:
         return StrippedParagraph(int(self.index[row]), int(self.line[row]), int(self.end[row]), self.text(row, d),
@@ -112,8 +130,7 @@ class StrippedParagraphs(Sequence[StrippedParagraph]):
         return self._store.paragraph(self._lo + k, self._doc)
 
     def __iter__(self) -> Iterator[StrippedParagraph]:
-        for row in range(self._lo, self._hi):
-            yield self._store.paragraph(row, self._doc)
+        return iter(self._store.paragraphs(self._doc)) if self._hi > self._lo else iter(())
 
     @property
     def chars(self) -> int:

@@ -233,3 +233,22 @@ def test_stripped_paragraphs_read_back_as_the_lines_the_page_held(rng: random.Ra
     kept = [p for o in result.outcomes if o.kept for p in o.stripped]
     assert result.stats.chrome_paragraphs == len(kept)
     assert result.stats.chrome_bytes == sum(len(p.text.encode("utf-8")) for p in kept)
+
+
+def test_chrome_report_counts_the_distinct_pages_a_line_was_stripped_from(rng: random.Random) -> None:
+    """Each reported chrome line: per site and line key (digits masked), worded as first seen, on
+    as many pages as distinct ids stripped it (a dump can repeat an id), the first such page its sample."""
+    from dedupe.normalize import line_key
+
+    records = site_dump(rng)
+    records[3] = {**records[3], "id": records[2]["id"]}  # the same id twice on one site
+    docs = _docs(records)
+    result = scan(docs)
+    want: dict[tuple[str, str], tuple[str, set[str], str]] = {}
+    for doc, outcome in zip(docs, result.outcomes, strict=True):
+        for p in outcome.stripped:
+            entry = want.setdefault((doc.site, line_key(p.text)), (p.text, set(), doc.id))
+            entry[1].add(doc.id)
+    got = {(c.site, line_key(c.text)): (c.text, c.pages, c.sample) for c in result.chrome}
+    assert got == {key: (text, len(ids), sample) for key, (text, ids, sample) in want.items()}
+    assert any(c.pages > 2 for c in result.chrome) and len(got) > 20
