@@ -586,6 +586,8 @@ def test_lsh_candidates_by_hashing_equal_the_sorted_runs(seed: int, n: int, band
         assert got.dtype == want.dtype and np.array_equal(got, want)
         index = np.arange(n) if mask is None else np.flatnonzero(mask)  # each pair once, (low, high), sorted
         assert np.array_equal(kernels.bucket_pairs(keys, index, lsh._MAX_ALL_PAIRS), want)
+        # the buffer sorted and deduplicated in place whenever it fills, from the first code on
+        assert np.array_equal(kernels.bucket_pairs(keys, index, lsh._MAX_ALL_PAIRS, compact_from=1), want)
 
 
 @compiled
