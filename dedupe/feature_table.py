@@ -29,6 +29,7 @@ import numpy as np
 
 from .arrays import unique_sorted
 from .features import ParagraphFeatures, concat
+from .forkpool import CAN_FORK, fork_beside
 
 # One entry per paragraph, each batch's where its region begins (the chrome cues only when asked for).
 _PER_PARAGRAPH = {"doc": np.int64, "index": np.int64, "line": np.int64, "end": np.int64, "start": np.int64,
@@ -116,33 +117,27 @@ class FeatureTable:
             self._next = (p + count, at[1] + rows, at[2] + shingles, at[3] + terms)
         return Written(count, rows, shingles, terms, at, feats.term_vocabulary)
 
-    def join(self, written: Sequence[Written]) -> ParagraphFeatures:
+    def join(self, written: Sequence[Written], jobs: int = 1) -> ParagraphFeatures:
         """The whole table, from every batch's `Written` in batch order: regions moved together,
-        batch-local numbers (documents, signature rows, offsets, term ids) made corpus-wide."""
+        batch-local numbers (documents, signature rows, offsets, term ids) made corpus-wide. In
+        shared memory with `jobs` > 1, a forked process moves about half of the arrays (by bytes)
+        while this one moves the rest: each array's moves are independent of the others'."""
         if any(w.whole is not None for w in written):
             return concat([self._batch(w) for w in written], [lo for lo, _ in self.spans])
         t = self.arrays
-        paras, rows, shingles, terms = (
-            np.concatenate([[0], np.cumsum([getattr(w, f) for w in written])]).astype(np.int64)
-            for f in ("paragraphs", "rows", "shingles", "terms"))
+        totals = {f: np.concatenate([[0], np.cumsum([getattr(w, f) for w in written])]).astype(np.int64)
+                  for f in ("paragraphs", "rows", "shingles", "terms")}
         vocabulary = unique_sorted(np.concatenate([w.vocabulary for w in written] or [np.zeros(0, np.uint64)]))
-        for k, w in enumerate(written):
-            a, b = paras[k], paras[k + 1]
-            for name in self._per_paragraph():
-                _move(t[name], w.at[0], a, w.paragraphs)
-            t["doc"][a:b] += self.spans[k][0]
-            sig_row = t["sig_row"][a:b]
-            sig_row[sig_row >= 0] += rows[k]
-            _move(t["signatures"], w.at[1], rows[k], w.rows)
-            _move(t["shingle_offsets"], w.at[1] + 1, rows[k] + 1, w.rows)
-            t["shingle_offsets"][rows[k] + 1 : rows[k + 1] + 1] += shingles[k]
-            _move(t["shingle_hashes"], w.at[2], shingles[k], w.shingles)
-            if self.terms:
-                _move(t["term_offsets"], w.at[0] + 1, a + 1, w.paragraphs)
-                t["term_offsets"][a + 1 : b + 1] += terms[k]
-                _move(t["term_ids"], w.at[3], terms[k], w.terms)
-                ids = t["term_ids"][terms[k] : terms[k + 1]]
-                ids[:] = np.searchsorted(vocabulary, w.vocabulary).astype(np.int32)[ids]
+        names = [*self._per_paragraph(), "signatures", "shingle_offsets", "shingle_hashes"]
+        names += ["term_offsets", "term_ids"] if self.terms else []
+        plan = _Join(self, list(written), totals, vocabulary)
+        if self.shared and jobs > 1 and CAN_FORK:
+            mine, theirs = _halves(names, {name: t[name].itemsize * int(np.prod(t[name].shape[1:])) * int(
+                totals[_COUNTED_BY.get(name, "paragraphs")][-1]) for name in names})
+            fork_beside(_join_arrays, plan, theirs, lambda: _join_arrays(plan, mine), jobs)
+        else:
+            _join_arrays(plan, names)
+        paras, rows, shingles, terms = (totals[f] for f in ("paragraphs", "rows", "shingles", "terms"))
         joined = {name: self._used(name, paras[-1]) for name in self._per_paragraph()}
         joined["signatures"] = self._used("signatures", rows[-1])
         t["shingle_offsets"][0] = 0
@@ -179,6 +174,64 @@ class FeatureTable:
             given.update(term_offsets=np.concatenate([[0], t["term_offsets"][p + 1 : p + w.paragraphs + 1]]),
                          term_ids=t["term_ids"][m : m + w.terms], term_vocabulary=w.vocabulary)
         return ParagraphFeatures(**given)
+
+
+@dataclass(frozen=True, slots=True)
+class _Join:
+    """What moving the batches' regions together needs: the table, each batch's `Written`, the
+    running totals of paragraphs, signature rows, shingles and terms, and the merged vocabulary."""
+
+    table: FeatureTable
+    written: list[Written]
+    totals: dict[str, np.ndarray]
+    vocabulary: np.ndarray
+
+
+_COUNTED_BY = {"signatures": "rows", "shingle_offsets": "rows", "shingle_hashes": "shingles", "term_ids": "terms"}
+
+
+def _halves(names: list[str], sizes: dict[str, int]) -> tuple[list[str], list[str]]:
+    """The arrays split in two parts of about equal bytes (largest first, each to the lighter part)."""
+    parts: tuple[list[str], list[str]] = ([], [])
+    load = [0, 0]
+    for name in sorted(names, key=lambda n: -sizes[n]):
+        lighter = 0 if load[0] <= load[1] else 1
+        parts[lighter].append(name)
+        load[lighter] += sizes[name]
+    return parts
+
+
+def _join_arrays(plan: _Join, names: Sequence[str]) -> None:
+    """Move each named array's batch regions down to where the previous batch's end, in batch
+    order, and make its batch-local numbers corpus-wide (a top-level function, so a forked process
+    can do some arrays while this one does the rest)."""
+    t, spans = plan.table.arrays, plan.table.spans
+    paras, rows, shingles, terms = (plan.totals[f] for f in ("paragraphs", "rows", "shingles", "terms"))
+    for name in names:
+        array = t[name]
+        for k, w in enumerate(plan.written):
+            a, b = paras[k], paras[k + 1]
+            if name == "signatures":
+                _move(array, w.at[1], rows[k], w.rows)
+            elif name == "shingle_offsets":
+                _move(array, w.at[1] + 1, rows[k] + 1, w.rows)
+                array[rows[k] + 1 : rows[k + 1] + 1] += shingles[k]
+            elif name == "shingle_hashes":
+                _move(array, w.at[2], shingles[k], w.shingles)
+            elif name == "term_offsets":
+                _move(array, w.at[0] + 1, a + 1, w.paragraphs)
+                array[a + 1 : b + 1] += terms[k]
+            elif name == "term_ids":
+                _move(array, w.at[3], terms[k], w.terms)
+                ids = array[terms[k] : terms[k + 1]]
+                ids[:] = np.searchsorted(plan.vocabulary, w.vocabulary).astype(np.int32)[ids]
+            else:  # one entry per paragraph
+                _move(array, w.at[0], a, w.paragraphs)
+                if name == "doc":
+                    array[a:b] += spans[k][0]
+                elif name == "sig_row":
+                    sig_row = array[a:b]
+                    sig_row[sig_row >= 0] += rows[k]
 
 
 def _allocate(layout: dict[str, tuple[tuple[int, ...], Any]], shared: bool

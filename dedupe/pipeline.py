@@ -295,7 +295,7 @@ def _sign(texts: list[str], settings: Settings, tick: Progress) -> ParagraphFeat
         parts = fork_map(_analyse_span, (texts, settings), spans, settings.jobs, progress)
         return concat(parts, [lo for lo, _ in spans])
     written = fork_map(_write_span, (texts, settings, table), list(range(len(spans))), settings.jobs, progress)
-    return table.join(written)
+    return table.join(written, settings.jobs)
 
 
 def _analyse_span(context: tuple[list[str], Settings], span: tuple[int, int]) -> ParagraphFeatures:

@@ -36,18 +36,20 @@ def _same(got: ParagraphFeatures, want: ParagraphFeatures) -> list[str]:
             or not np.array_equal(getattr(got, f.name), getattr(want, f.name))]
 
 
-@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize(("shared", "jobs"), [(False, 1), (True, 1), (True, 2)])
 @pytest.mark.parametrize("lengthened", [False, True])
 @pytest.mark.parametrize("extras", [False, True])
-def test_table_holds_what_joining_the_batches_gives(rng: random.Random, shared: bool, lengthened: bool,
+def test_table_holds_what_joining_the_batches_gives(rng: random.Random, shared: bool, jobs: int, lengthened: bool,
                                                     extras: bool) -> None:
+    """Whatever the order the batches wrote in, and with the join's moves split between two
+    processes (`jobs` 2: each array moved by one of them)."""
     texts = _texts(rng, lengthened)
     spans = [(lo, min(len(texts), lo + 7)) for lo in range(0, len(texts), 7)]
     parts = [analyse(texts[lo:hi], MinHasher(64, 3), 5, 4, key_cues=extras, terms=extras) for lo, hi in spans]
     table = FeatureTable(texts, spans, 64, key_cues=extras, terms=extras, shared=shared, slack=0)
     order = range(len(spans) - 1, -1, -1) if shared else range(len(spans))  # regions: any order will do
     written = {k: table.write(k, parts[k]) for k in order}
-    joined = table.join([written[k] for k in range(len(spans))])
+    joined = table.join([written[k] for k in range(len(spans))], jobs)
     want = concat(parts, [lo for lo, _ in spans])
     assert _same(joined, want) == []
     # In shared memory the lengthened batch did not fit its own region, and only it; one after
