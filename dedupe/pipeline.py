@@ -191,12 +191,10 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
         the chrome report (with two processes, while the story's paragraph level runs beside)."""
         c = _copy_stages(docs, feats, content, shingle_sets, rows, para_groups, rank, settings, archive,
                          terms, story_jobs, tick)
-        doc_clusters = c.doc_clusters
-        if terms is not None:
-            doc_clusters += _document_story_clusters(docs, c.previews, c.story_units, c.story_found,
-                                                     len(doc_clusters))
+        stories = (_document_story_clusters(docs, c.previews, c.story_units, c.story_found, len(c.doc_clusters))
+                   if terms is not None else [])
         outcomes = _outcomes(docs, c.table, c.doc_groups, c.doc_clusters, c.kept, c.doc_sim, stripped)
-        return c, doc_clusters, outcomes, _chrome_report(docs, stripped, feats)
+        return c, c.doc_clusters + stories, outcomes, _chrome_report(docs, stripped, feats)
 
     para_found: list[tuple[list[int], list[float]]] = []
     if terms is None or para_units is None:
@@ -214,7 +212,8 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
         para_found = _paragraph_story((terms, para_units, settings.jobs), 0)
     para_clusters = c.para_clusters
     if terms is not None and para_units is not None:
-        para_clusters += _paragraph_story_clusters(docs, feats, para_units[0], para_found, len(para_clusters))
+        para_clusters = para_clusters + _paragraph_story_clusters(docs, feats, para_units[0], para_found,
+                                                                  len(para_clusters))
         tick("story", 1, 1)
     tick("clusters", 3, 3)
 
