@@ -616,12 +616,11 @@ def _classes(
     the recurrence each line is judged by (none for the lines of a story printed again)."""
     free = [_context_free(ln, s) for ln in lines]
     cf = [_with_recurrence(c, rec, template, s) for c, rec in zip(free, recs, strict=True)]
-    classes = _revise(cf, lines, s)
     reprinted = _reprinted(free, lines, recs, template, s)
     if reprinted:
         recs = [0 if i in reprinted else rec for i, rec in enumerate(recs)]
         cf = [free[i] if i in reprinted else c for i, c in enumerate(cf)]
-        classes = _revise(cf, lines, s)
+    classes = _revise(cf, lines, s)
     if _good_chars(classes, lines) < s.min_article_chars:
         cf = [_promote(c, ln) if rec < s.min_recurrence else c for c, ln, rec in zip(cf, lines, recs, strict=True)]
         classes = _revise(cf, lines, s)

@@ -196,11 +196,10 @@ if kernels.AVAILABLE:
                 elif r >= min_rec:
                     c = _SHORT if c >= _NEARGOOD else _BAD
                 cf[i] = c
-            good = _revise(cf, classes, n, fl, ch, heading, scratch)
             own = False  # prose of the page's own; without any, a story printed again (`chrome._reprinted`)
             for i in range(n):
                 own |= free[i] >= _NEARGOOD and eff[i] < min_rec
-            start, run, restored = 0, 0, False
+            start, run = 0, 0
             for i in range(n + 1):
                 if i < n and not own and free[i] >= _NEARGOOD and min_rec <= eff[i] < tpl:
                     if run == 0:
@@ -211,10 +210,8 @@ if kernels.AVAILABLE:
                     for j in range(start, i):
                         cf[j] = free[j]
                         eff[j] = 0
-                    restored = True
                 run = 0
-            if restored:
-                good = _revise(cf, classes, n, fl, ch, heading, scratch)
+            good = _revise(cf, classes, n, fl, ch, heading, scratch)
             if good < min_article:  # no running text: relax (`chrome._promote`) where not recurring
                 for i in range(n):
                     if eff[i] >= min_rec:

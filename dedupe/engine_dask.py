@@ -535,18 +535,18 @@ class _Summary:
 def _summary(part: _Part, collect: bool) -> _Summary:
     """Per-site figures, chrome lines and removal totals of one partition (`report.site_removals`,
     `_chrome_report`, `_stats`), summed on the driver."""
-    assert part.outcomes is not None
+    assert part.outcomes is not None and part.stripped is not None
     sites: dict[str, dict[str, int]] = {}
     chrome: dict[tuple[str, str], list[Any]] = {}
     removable = removable_bytes = chrome_paragraphs = chrome_bytes = 0
-    for doc, o in zip(part.docs, part.outcomes, strict=True):
+    for d, (doc, o) in enumerate(zip(part.docs, part.outcomes, strict=True)):
         count_site_outcome(sites, o)
         if not o.kept:
             removable += 1
             removable_bytes += len(utf8(doc.text))
         else:
             chrome_paragraphs += len(o.stripped)
-            chrome_bytes += sum(len(utf8(p.text)) for p in o.stripped)
+            chrome_bytes += part.stripped.utf8_bytes(d)
         for p in o.stripped:
             entry = chrome.setdefault((doc.site, line_key(p.text)), [p.text, set(), doc.id, p.reason])
             entry[1].add(doc.id)

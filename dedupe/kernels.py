@@ -1477,7 +1477,7 @@ def warm_up() -> None:
     text_signatures(["a b c d e f"], 5, hasher)
     text_shingle_sets(["a b c d e f"], 5)
     band_keys(np.zeros((1, 4), dtype=np.uint32), 2, 2)
-    bucket_pairs(np.zeros((2, 2), dtype=np.uint64), np.arange(2), 16)
+    bucket_pairs(np.zeros((2, 2), dtype=np.uint64), np.arange(2), 16, compact_from=0)  # with its compaction
     distinct_words(["a b"])
     line_keys_with_cues(["a 1 the", "ça"])  # "ça" also loads `unicode_forms`' kernel and builds its tables
     sorted_ranks(np.array([2, 1], dtype=np.uint64))

@@ -791,7 +791,7 @@ def _preview(text: str, words: int = _PREVIEW_WORDS) -> str:
 def _paragraph_text(docs: Sequence[Document], feats: ParagraphFeatures, row: int) -> str:
     """The text of the paragraph in row `row` of the features, from its document's text."""
     return paragraph_text(docs[int(feats.doc[row])].text, int(feats.start[row]), int(feats.stop[row]),
-                          int(feats.end[row] - feats.line[row]) + 1)
+                          bool(feats.end[row] != feats.line[row]))
 
 
 def _document_clusters(table: _DocTable, groups: list[Group], previews: Callable[[int], str]) -> list[Cluster]:

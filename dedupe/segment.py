@@ -96,7 +96,8 @@ def split_spans(text: str) -> Spans:
     return out
 
 
-def paragraph_text(text: str, start: int, stop: int, lines: int) -> str:
-    """The text of the paragraph of `lines` lines at [start, stop) of `text` (`split_spans`)."""
+def paragraph_text(text: str, start: int, stop: int, wrapped: bool) -> str:
+    """The text of the paragraph at [start, stop) of `text` (`split_spans`): that slice, or for a
+    hard-wrapped block (its last line after its first) the block's lines stripped and joined."""
     piece = text[start:stop]
-    return piece if lines == 1 else " ".join(line.strip() for line in piece.splitlines())
+    return " ".join(line.strip() for line in piece.splitlines()) if wrapped else piece

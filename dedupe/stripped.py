@@ -64,7 +64,7 @@ class StrippedStore:
 
     def text(self, row: int, d: int) -> str:
         return paragraph_text(self.docs[d].text, int(self.start[row]), int(self.stop[row]),
-                              int(self.end[row] - self.line[row]) + 1)
+                              bool(self.end[row] != self.line[row]))
 
     def texts(self, d: int) -> list[str]:
         """Document d's stripped paragraphs' texts, all at once (a page strips a hundred lines)."""
@@ -74,7 +74,7 @@ class StrippedStore:
         wrapped = np.flatnonzero(self.end[lo:hi] != self.line[lo:hi]).tolist()
         out = [text[a:b] for a, b in zip(starts, stops, strict=True)]
         for k in wrapped:  # hard-wrapped blocks: their lines joined
-            out[k] = paragraph_text(text, starts[k], stops[k], int(self.end[lo + k] - self.line[lo + k]) + 1)
+            out[k] = paragraph_text(text, starts[k], stops[k], wrapped=True)
         return out
 
     def paragraphs(self, d: int) -> list[StrippedParagraph]:
