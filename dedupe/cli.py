@@ -39,7 +39,7 @@ from .writers import (
     check_folder_exists,
     check_replaceable_folder,
     ensure_not_input,
-    open_atomic,
+    write_encoded,
     write_jsonl,
     write_text_folder,
 )
@@ -146,18 +146,19 @@ def _run_scan(kw: dict[str, Any], quiet: bool = False, run: Run | None = None) -
     return docs, result
 
 
-def _json_text(report: dict[str, Any]) -> str:
-    """The report as indented JSON. orjson (the `fast` extra) writes the same text ~20x faster than
-    the standard library, whose C encoder is bypassed whenever `indent` is given."""
+def _json_bytes(report: dict[str, Any]) -> bytes:
+    """The report as indented JSON in UTF-8. orjson (the `fast` extra) writes the same text ~20x
+    faster than the standard library, whose C encoder is bypassed whenever `indent` is given, and
+    hands back bytes, so a large report is not decoded and encoded again to be written."""
     try:
         import orjson
 
-        return orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode()
+        return orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
     except ImportError:
         pass
     except TypeError:  # a lone surrogate in a text (orjson refuses it): the standard library writes it
         pass
-    return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
+    return (json.dumps(report, ensure_ascii=False, indent=2) + "\n").encode("utf-8", _REPORT_ERRORS)
 
 
 # A lone surrogate (a "\ud800" escape of the input, kept so records round-trip) has no UTF-8;
@@ -166,12 +167,17 @@ _REPORT_ERRORS = "backslashreplace"
 
 
 def _write_json_report(target: str, report: dict[str, Any]) -> None:
-    text = _json_text(report)
-    if target == "-":
-        sys.stdout.write(text)  # (`main` has set it to write a lone surrogate as its escape)
+    data = _json_bytes(report)
+    if target != "-":
+        write_encoded(target, data)
         return
-    with open_atomic(Path(target), "wt", errors=_REPORT_ERRORS) as fh:
-        fh.write(text)
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:  # stdout replaced by a text-only stream
+        sys.stdout.write(data.decode("utf-8"))
+        return
+    sys.stdout.flush()
+    out.write(data)
+    out.flush()
 
 
 def check_outputs(inputs: Sequence[str], outputs: Sequence[tuple[str, str | None]], index_path: str | None) -> None:

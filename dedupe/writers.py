@@ -194,6 +194,27 @@ def open_atomic(target: str | Path, mode: WriteMode = "wt", errors: str = "stric
         _finish(text, compressed)
 
 
+def write_encoded(target: str | Path, data: bytes) -> None:
+    """Write UTF-8 `data` as `open_atomic(target, "wt")` would write its text: compressed when the
+    target's suffix says so, appearing only once complete, a device written in place. A report
+    that orjson encodes (100 MB at 100k documents) then needs no decoding and encoding again."""
+    target = Path(target)
+    if split_suffix(target.name)[1] == ".zst":
+        require_zstandard()  # fail before the temp file exists
+    with _in_place(target) if is_special_file(target) else _replacing(target) as raw:
+        compressed = _compressor(raw, target)
+        if compressed is None:
+            raw.write(data)
+            return
+        try:
+            compressed.write(data)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the temp file is deleted; the first error matters
+                compressed.close()
+            raise
+        compressed.close()
+
+
 def _finish(text: io.TextIOWrapper, compressed: BinaryIO | None) -> None:
     """Flush the text layer and end the compressed stream, leaving the raw file open for fsync."""
     if not text.closed:

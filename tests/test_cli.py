@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import subprocess
@@ -71,6 +72,14 @@ def test_scan_json_to_stdout_is_pure_json(dump: Path) -> None:
     result = run("scan", str(dump), "--json", "-")
     assert result.exit_code == 0
     assert json.loads(result.output)["stats"]["documents"] == 20
+
+
+def test_scan_json_report_is_compressed_by_its_suffix(tmp_path: Path, dump: Path) -> None:
+    plain, packed = tmp_path / "report.json", tmp_path / "report.json.gz"
+    for target in (plain, packed):
+        assert run("scan", str(dump), "--json", str(target), "-q").exit_code == 0
+    assert packed.read_bytes()[:2] == b"\x1f\x8b"
+    assert json.loads(gzip.decompress(packed.read_bytes()))["stats"] == json.loads(plain.read_text())["stats"]
 
 
 def test_scan_reads_stdin(dump: Path) -> None:
@@ -347,6 +356,9 @@ def test_lone_surrogates_in_texts_and_ids_are_scanned_reported_and_written_back(
     assert scanned.exit_code == 0 and "p0\\ud800" in scanned.output
     report = json.loads(report_path.read_text())
     assert report["chrome"]["x.example"][0]["text"] == "Related \udc00 Articles"
+    to_stdout = run("scan", str(source), "--site-field", "site", "--json", "-")
+    on_stdout = json.loads(to_stdout.stdout_bytes)
+    assert to_stdout.exit_code == 0 and [k for k in report if on_stdout[k] != report[k]] == ["run_id", "timings"]
     assert [len(c["members"]) for c in report["document_clusters"]] == [4]
     cleaned = tmp_path / "c.jsonl"
     assert run("clean", str(source), "--site-field", "site", "-q", "-o", str(cleaned)).exit_code == 0

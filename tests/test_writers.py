@@ -25,7 +25,15 @@ from hypothesis import strategies as st
 from dedupe import readers, writers
 from dedupe.errors import DedupeError, OutputError
 from dedupe.readers import Reader, ReadOptions
-from dedupe.writers import FOLDER_MARK, atomic_path, ensure_not_input, open_atomic, write_jsonl, write_text_folder
+from dedupe.writers import (
+    FOLDER_MARK,
+    atomic_path,
+    ensure_not_input,
+    open_atomic,
+    write_encoded,
+    write_jsonl,
+    write_text_folder,
+)
 
 PACKAGE_DIR = Path(writers.__file__).resolve().parent
 
@@ -150,6 +158,21 @@ def test_open_atomic_text_is_compressed_by_suffix(tmp_path: Path, suffix: str, d
     with open_atomic(target) as out:
         out.write("héllo\nwörld\n")
     assert decompress(target.read_bytes()) == "héllo\nwörld\n".encode()
+    encoded = tmp_path / f"encoded.txt{suffix}"  # the same file from text already encoded
+    write_encoded(encoded, "héllo\nwörld\n".encode())
+    assert decompress(encoded.read_bytes()) == "héllo\nwörld\n".encode()
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_write_encoded_error_leaves_the_previous_target(tmp_path: Path, suffix: str) -> None:
+    target = tmp_path / f"report.json{suffix}"
+    write_encoded(target, b'{"previous": true}\n')
+    before = target.read_bytes()
+    with pytest.raises(TypeError):
+        write_encoded(target, "not bytes")  # type: ignore[arg-type]
+    assert target.read_bytes() == before
+    assert leftovers(tmp_path) == []
 
 
 def test_open_atomic_binary_writes_bytes_as_given(tmp_path: Path) -> None:
