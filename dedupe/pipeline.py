@@ -165,7 +165,11 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
           archive: Archive | None) -> ScanResult:
     tick = progress or (lambda stage, done, total: None)
     tick("sign", 0, len(docs))  # segment + sign start here, not when the first batch is done
-    feats = _sign([d.text for d in docs], settings, tick)
+    texts = [d.text for d in docs]
+    # Each text's length, read now: a text read while a forked stage runs costs a copy of the page
+    # that holds it (its reference count is written), and the outcomes need every text's length.
+    doc_chars = list(map(len, texts))
+    feats = _sign(texts, settings, tick)
     terms, feats = _numbered_terms(feats) if settings.story else (None, feats)
     rank = _rank([d.id for d in docs])
 
@@ -193,7 +197,7 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
                          terms, story_jobs, tick)
         stories = (_document_story_clusters(docs, c.previews, c.story_units, c.story_found, len(c.doc_clusters))
                    if terms is not None else [])
-        outcomes = _outcomes(docs, c.table, c.doc_groups, c.doc_clusters, c.kept, c.doc_sim, stripped)
+        outcomes = _outcomes(docs, c.table, c.doc_groups, c.doc_clusters, c.kept, c.doc_sim, stripped, doc_chars)
         return c, c.doc_clusters + stories, outcomes, _chrome_report(docs, stripped, feats)
 
     para_found: list[tuple[list[int], list[float]]] = []
@@ -938,7 +942,7 @@ def _story_groups(terms: story_stage.TermRows, settings: story_stage.StorySettin
 
 def _outcomes(docs: Sequence[Document], table: _DocTable, groups: list[Group], clusters: list[Cluster],
               kept: dict[int, int], similarity: Callable[[np.ndarray, np.ndarray], np.ndarray],
-              stripped: StrippedStore) -> list[DocumentOutcome]:
+              stripped: StrippedStore, doc_chars: list[int]) -> list[DocumentOutcome]:
     where: dict[int, int] = {m: k for k, g in enumerate(groups) for m in g.members.tolist()}
     # Each removed document's similarity to its kept copy, all in one call.
     removed = [(kept[k], m) for k, g in enumerate(groups) for m in g.members.tolist() if m != kept[k] and m < len(docs)]
@@ -951,14 +955,14 @@ def _outcomes(docs: Sequence[Document], table: _DocTable, groups: list[Group], c
         keeper = kept[k] if k is not None else d
         if keeper == d:
             out.append(DocumentOutcome(doc.id, doc.site, True, clusters[k].id if k is not None else None, None,
-                                       None, None, stripped.of(d), len(doc.text)))
+                                       None, None, stripped.of(d), doc_chars[d]))
             continue
         assert k is not None
         sim = sim_to_kept[d]
         archived = " (archived)" if table.is_archived(keeper) else ""
         reason = f"{clusters[k].kind} duplicate of {table.ids[keeper]}{archived}"
         out.append(DocumentOutcome(doc.id, doc.site, False, clusters[k].id, table.ids[keeper], round(sim, 4),
-                                   reason, stripped.of(d), len(doc.text)))
+                                   reason, stripped.of(d), doc_chars[d]))
     return out
 
 
