@@ -799,16 +799,26 @@ def _paragraph_text(docs: Sequence[Document], feats: ParagraphFeatures, row: int
 
 
 def _document_clusters(table: _DocTable, groups: list[Group], previews: Callable[[int], str]) -> list[Cluster]:
-    hi, lo = table.key_hi, table.key_lo
+    if not groups:
+        return []
+    # Every group's members at once, as plain lists (as `_paragraph_clusters` does).
+    sizes = np.fromiter((len(g.members) for g in groups), dtype=np.int64, count=len(groups))
+    members = np.concatenate([g.members for g in groups]).astype(np.int64, copy=False)
+    reps = np.fromiter((g.representative for g in groups), dtype=np.int64, count=len(groups))
+    rep_of = np.repeat(reps, sizes)
+    same = (table.key_hi[members] == table.key_hi[rep_of]) & (table.key_lo[members] == table.key_lo[rep_of])
+    exact = np.logical_and.reduceat(same, np.cumsum(sizes) - sizes).tolist()
+    ids = [table.ids[m] for m in members.tolist()]
+    archived = (members >= table.n_new).tolist()
+    sims = np.concatenate([g.similarity for g in groups]).astype(np.float64, copy=False).tolist()
     out = []
-    for k, g in enumerate(groups):
-        rep = g.representative
-        same = (hi[g.members] == hi[rep]) & (lo[g.members] == lo[rep])
-        kind: ClusterKind = "exact" if same.all() else "near"
-        members = tuple(Member(table.ids[m], round(float(s), 4), archived=table.is_archived(int(m)))
-                        for m, s in zip(g.members, g.similarity, strict=True))
+    at = 0
+    for k, (rep, size) in enumerate(zip(reps.tolist(), sizes.tolist(), strict=True)):
+        kind: ClusterKind = "exact" if exact[k] else "near"
+        cluster = tuple(Member(ids[m], round(sims[m], 4), archived=archived[m]) for m in range(at, at + size))
         preview = previews(rep) if rep < table.n_new else "(archived)"
-        out.append(Cluster(f"d{k + 1}", kind, "document", members[0], members, preview))
+        out.append(Cluster(f"d{k + 1}", kind, "document", cluster[0], cluster, preview))
+        at += size
     return out
 
 
@@ -820,14 +830,19 @@ def _content_previews(docs: Sequence[Document], feats: ParagraphFeatures,
     bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
 
     def preview(d: int) -> str:
-        keep = content[bounds[d]:bounds[d + 1]]
-        if not keep.any():
-            return _preview(docs[d].text)
+        lo, hi = int(bounds[d]), int(bounds[d + 1])
+        first = lo + int(content[lo:hi].argmax()) if hi > lo else lo
+        text = docs[d].text
+        if first == hi or not content[first]:
+            return _preview(text)
         words: list[str] = []
-        for row in (bounds[d] + np.flatnonzero(keep)).tolist():
+        for row in range(first, hi):  # most often the first content paragraph has the words already
             if len(words) >= _PREVIEW_WORDS:
                 break
-            words.extend(_paragraph_text(docs, feats, row).split(None, _PREVIEW_WORDS)[:_PREVIEW_WORDS])
+            if content[row]:
+                piece = paragraph_text(text, int(feats.start[row]), int(feats.stop[row]),
+                                       bool(feats.end[row] != feats.line[row]))
+                words.extend(piece.split(None, _PREVIEW_WORDS)[:_PREVIEW_WORDS])
         return " ".join(words[:_PREVIEW_WORDS])
 
     return preview
@@ -846,13 +861,17 @@ def _paragraph_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
     ids = [docs[d].id for d in feats.doc[members].tolist()]
     index = feats.index[members].tolist()
     sims = np.concatenate([g.similarity for g in groups]).tolist()
+    first = np.fromiter((g.representative for g in groups), dtype=np.int64, count=len(groups))
+    texts = [docs[d].text for d in feats.doc[first].tolist()]
+    starts, stops = feats.start[first].tolist(), feats.stop[first].tolist()
+    wrapped = (feats.end[first] != feats.line[first]).tolist()
     out = []
     at = 0
-    for k, (g, size) in enumerate(zip(groups, sizes.tolist(), strict=True)):
+    for k, size in enumerate(sizes.tolist()):
         kind: ClusterKind = "exact" if exact[k] else "near"
         cluster = tuple(Member(ids[m], round(sims[m], 4), index[m]) for m in range(at, at + size))
-        out.append(Cluster(f"p{k + 1}", kind, "paragraph", cluster[0], cluster,
-                           _preview(_paragraph_text(docs, feats, g.representative))))
+        preview = _preview(paragraph_text(texts[k], starts[k], stops[k], wrapped[k]))
+        out.append(Cluster(f"p{k + 1}", kind, "paragraph", cluster[0], cluster, preview))
         at += size
     return out
 
