@@ -14,10 +14,12 @@ from .errors import BadRecordError, DedupeError, NoInputError, RemovalRefused
 from .minhash import MinHasher
 from .model import BadRecord, Cluster, ClusterKind, ClusterLevel, Document, Member
 from .near import document_signatures, find_near_duplicate_documents
-from .pipeline import ChromeLine, DocumentOutcome, ScanResult, Settings, Stats, scan
+from .pipeline import scan
 from .readers import Reader, ReadOptions, read_documents
 from .report import SCHEMA_VERSION, build_report
+from .results import ChromeLine, DocumentOutcome, ScanResult, Stats
 from .segment import Paragraph, split_paragraphs
+from .settings import Settings
 from .shingle import shingle, shingle_hash32
 from .story import StorySettings, content_terms, story_pairs
 from .stripped import StrippedParagraph

@@ -11,8 +11,8 @@ from typing import Any
 
 from .errors import RemovalRefused
 from .model import Document
-from .pipeline import DocumentOutcome, ScanResult
 from .report import site_removals
+from .results import DocumentOutcome, ScanResult
 
 
 def cleaned_text(document: Document, outcome: DocumentOutcome) -> str:

@@ -31,10 +31,12 @@ from .errors import DedupeError
 from .gcpause import collector_paused
 from .index import is_url
 from .model import BadRecord, Document
-from .pipeline import ScanResult, Settings, scan
+from .pipeline import scan
 from .readers import Reader, ReadOptions
 from .render import render
 from .report import build_report
+from .results import ScanResult
+from .settings import Settings
 from .writers import (
     check_folder_exists,
     check_replaceable_folder,

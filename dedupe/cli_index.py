@@ -37,7 +37,8 @@ from rich.table import Table
 
 from .errors import DedupeError, NoInputError, RemovalRefused
 from .index import IndexBase, IndexBusy, RunRecord, index_exists, index_name, is_url, open_index, utc_now, writer_lock
-from .pipeline import ScanResult, Settings
+from .results import ScanResult
+from .settings import Settings
 from .writers import ensure_not_input, write_jsonl
 
 F = TypeVar("F", bound=Callable[..., Any])

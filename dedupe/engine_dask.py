@@ -2,7 +2,7 @@
 
 The stages are the local engine's pure functions, placed on Dask collections:
 
-1. read + segment + sign: one task per input partition (`pipeline._sign`); persisted there;
+1. read + segment + sign: one task per input partition (`signing.sign`); persisted there;
 2. page groups: exact page keys and page band keys are shuffled on the key (Dask dataframe
    shuffles), candidate pairs built in each bucket as `lsh.candidate_pairs` builds them, verified
    by a join with both ends' signatures, then connected components (`dask_graph.components`);
@@ -12,7 +12,7 @@ The stages are the local engine's pure functions, placed on Dask collections:
    component clustered (`cluster.cluster`, the chaining guard) in one task with its nodes' data;
 5. document clusters over content: exact content keys, document band keys and shared content
    paragraph clusters give candidates, verified with exact shared-shingle counts, components,
-   and per component the clusters, the kept copy (`_keep_choice`) and similarities to it;
+   and per component the clusters, the kept copy (`keep_choice`) and similarities to it;
 6. outcomes per partition, and `clean`'s shards written where the partitions are.
 
 Ties are broken by (id, input position) as in the local engine, with input positions numbered
@@ -21,7 +21,7 @@ worker count. The driver holds only small things: partition sizes, per-site chro
 the edge list while scipy does the components, and cluster membership for the report.
 7. story clusters: each partition picks its story units (kept documents, paragraphs that are not
    copies) with their term hashes; pairs and clusters are worked out on the driver by the local
-   engine's `_story_groups` over the units in global input order, so they are the same.
+   engine's `story_groups` over the units in global input order, so they are the same.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from . import chrome as chrome_stage
 from . import kernels
 from . import story as story_stage
 from .cluster import cluster
+from .copies import content_keys, content_shingles, copy_similarity, document_date, keep_choice, overlap_pairs
 from .dask_graph import (
     PAIRS_META,
     ComponentsMethod,
@@ -57,28 +58,13 @@ from .lsh import band_keys, lsh_params
 from .minhash import EMPTY, estimate_jaccard
 from .model import BadRecord, Cluster, ClusterKind, Document, Member
 from .normalize import line_key, utf8
-from .pipeline import (
-    ChromeLine,
-    DocumentOutcome,
-    ScanResult,
-    Settings,
-    Stats,
-    _classify_pages,
-    _content_keys,
-    _content_previews,
-    _content_shingles,
-    _copy_similarity,
-    _date,
-    _keep_choice,
-    _overlap_pairs,
-    _page_stats,
-    _paragraph_text,
-    _preview,
-    _sign,
-    _story_groups,
-)
+from .page_chrome import classify_pages, page_stats
 from .readers import ReadOptions
 from .report import count_site_outcome
+from .results import ChromeLine, DocumentOutcome, ScanResult, Stats, content_previews, first_words, row_text
+from .settings import Settings
+from .signing import sign
+from .story_levels import story_groups
 from .stripped import StrippedStore
 from .writers import write_jsonl
 
@@ -144,7 +130,7 @@ class _Part:
 
 def _load(path: str, options: ReadOptions, settings: Settings) -> _Part:
     docs, bad = read_partition(path, options)
-    feats = _sign([d.text for d in docs], replace(settings, jobs=1), lambda stage, done, total: None)
+    feats = sign([d.text for d in docs], replace(settings, jobs=1), lambda stage, done, total: None)
     return _Part(docs, feats, bad)
 
 
@@ -194,7 +180,7 @@ def _page_signatures(part: _Part) -> np.ndarray:
 
 
 def _page_keys(part: _Part) -> pd.DataFrame:
-    hi, lo = _content_keys(part.feats, np.ones(len(part.feats.doc), dtype=bool), len(part.docs))
+    hi, lo = content_keys(part.feats, np.ones(len(part.feats.doc), dtype=bool), len(part.docs))
     return pd.DataFrame({"hi": hi, "lo": lo, "node": part.doc0 + np.arange(len(part.docs), dtype=np.int64)})
 
 
@@ -230,7 +216,7 @@ def _para_data(part: _Part) -> pd.DataFrame:
         "node": part.para0 + rows, "sig": _sigs_column(feats.signatures[feats.sig_row[rows]]),
         "g": part.doc0 + docs, "id": pd.Series([part.docs[d].id for d in docs], dtype=object), "k": index,
         "hi": feats.key_hi[rows], "lo": feats.key_lo[rows], "content": part.content[rows],
-        "preview": pd.Series([_preview(_paragraph_text(part.docs, feats, r)) for r in rows.tolist()], dtype=object)})
+        "preview": pd.Series([first_words(row_text(part.docs, feats, r)) for r in rows.tolist()], dtype=object)})
 
 
 def _doc_signatures(part: _Part) -> np.ndarray:
@@ -242,7 +228,7 @@ def _doc_signatures(part: _Part) -> np.ndarray:
 
 def _doc_keys(part: _Part) -> pd.DataFrame:
     assert part.content is not None
-    hi, lo = _content_keys(part.feats, part.content, len(part.docs))
+    hi, lo = content_keys(part.feats, part.content, len(part.docs))
     return pd.DataFrame({"hi": hi, "lo": lo, "node": part.doc0 + np.arange(len(part.docs), dtype=np.int64)})
 
 
@@ -256,16 +242,16 @@ def _doc_data(part: _Part, settings: Settings) -> pd.DataFrame:
     feats, n = part.feats, len(part.docs)
     assert part.content is not None
     content = part.content
-    hi, lo = _content_keys(feats, content, n)
-    shingles, offsets = _content_shingles(feats, content & (feats.sig_row >= 0), n)
+    hi, lo = content_keys(feats, content, n)
+    shingles, offsets = content_shingles(feats, content & (feats.sig_row >= 0), n)
     chars = np.bincount(feats.doc[content], weights=feats.chars[content], minlength=n).astype(np.float64)
-    preview = _content_previews(part.docs, feats, content)
+    preview = content_previews(part.docs, feats, content)
     previews = [preview(d) for d in range(n)]
     return pd.DataFrame({
         "node": part.doc0 + np.arange(n, dtype=np.int64), "id": pd.Series([d.id for d in part.docs], dtype=object),
         "hi": hi, "lo": lo, "size": np.diff(offsets),
         "shingles": pd.Series([shingles[offsets[d]:offsets[d + 1]].tobytes() for d in range(n)], dtype=object),
-        "chars": chars, "date": pd.Series([_date(d, settings.date_field) for d in part.docs], dtype=object),
+        "chars": chars, "date": pd.Series([document_date(d, settings.date_field) for d in part.docs], dtype=object),
         "preview": pd.Series(previews, dtype=object)})
 
 
@@ -276,7 +262,7 @@ def _stack(column: pd.Series, dtype: type) -> np.ndarray:
 
 
 def _check_estimate(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Pairs whose signatures' estimated Jaccard reaches the threshold (`_verified_lsh_pairs`)."""
+    """Pairs whose signatures' estimated Jaccard reaches the threshold (`verified_lsh_pairs`)."""
     if frame.empty:
         return PAIRS_META.copy()
     sigs = np.concatenate([_stack(frame["a_sig"], np.uint32), _stack(frame["b_sig"], np.uint32)])
@@ -286,7 +272,7 @@ def _check_estimate(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
 
 
 def _shared(a: bytes, b: bytes) -> int:
-    """Shared shingles of two sorted distinct sets (as `pipeline._overlap_pairs` counts them)."""
+    """Shared shingles of two sorted distinct sets (as `copies.overlap_pairs` counts them)."""
     return int(np.intersect1d(np.frombuffer(a, np.uint32), np.frombuffer(b, np.uint32), assume_unique=True).size)
 
 
@@ -301,7 +287,7 @@ def _check_documents(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     jac = shared / np.maximum(size_a + size_b - shared, 1.0)
     same = ((frame["a_hi"].to_numpy() == frame["b_hi"].to_numpy())
             & (frame["a_lo"].to_numpy() == frame["b_lo"].to_numpy()))
-    sim = _copy_similarity(jac, shared, size_a, size_b, same, settings)  # type: ignore[arg-type]
+    sim = copy_similarity(jac, shared, size_a, size_b, same, settings)  # type: ignore[arg-type]
     passing = min(settings.threshold, settings.containment)
     return frame.loc[sim >= passing, ["a", "b"]].reset_index(drop=True)
 
@@ -349,7 +335,7 @@ _PARA_ROWS = ["rep_id", "rep_g", "rep_k", "pos", "id", "k", "sim", "kind", "prev
 
 def _paragraph_groups_local(nodes: pd.DataFrame, edges: pd.DataFrame,
                             threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Paragraph clusters of the components in one partition (`_paragraph_groups`), and the document
+    """Paragraph clusters of the components in one partition (`paragraph_groups`), and the document
     pairs sharing a content paragraph cluster, as stars to its first document (`_shared_paragraph_pairs`)."""
     rows: list[tuple[Any, ...]] = []
     stars: list[np.ndarray] = []
@@ -382,8 +368,8 @@ _DOC_ROWS = ["rep_id", "rep_g", "pos", "g", "id", "sim", "kind", "keeper_g", "ke
 
 
 def _document_groups_local(nodes: pd.DataFrame, edges: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """Document clusters of the components in one partition (`_document_groups`), each with its kept
-    copy (`_choose_kept`) and every member's similarity to it (`_outcomes`)."""
+    """Document clusters of the components in one partition (`document_groups`), each with its kept
+    copy (`choose_kept`) and every member's similarity to it (`document_outcomes`)."""
     rows: list[tuple[Any, ...]] = []
     if len(nodes) == 0:
         return pd.DataFrame(rows, columns=_DOC_ROWS)
@@ -399,15 +385,15 @@ def _document_groups_local(nodes: pd.DataFrame, edges: pd.DataFrame, settings: S
     rank = _local_rank([(ids[i], int(gs[i])) for i in range(len(nodes))])
 
     def similarity(rep: int, others: np.ndarray) -> np.ndarray:
-        shared = _overlap_pairs(shingles, offsets, np.full(len(others), rep), others).astype(np.float64)
+        shared = overlap_pairs(shingles, offsets, np.full(len(others), rep), others).astype(np.float64)
         union = np.maximum(sizes[rep] + sizes[others] - shared, 1.0)
         same = (hi[others] == hi[rep]) & (lo[others] == lo[rep])
-        return _copy_similarity(shared / union, shared, sizes[rep], sizes[others], same, settings)
+        return copy_similarity(shared / union, shared, sizes[rep], sizes[others], same, settings)
 
     for grp in cluster(len(nodes), pairs, rank, similarity, passing):
         rep = grp.representative
         members = [int(m) for m in grp.members]
-        keeper = _keep_choice(members, settings.keep, rank, chars, dates.__getitem__)
+        keeper = keep_choice(members, settings.keep, rank, chars, dates.__getitem__)
         to_keeper = similarity(keeper, np.array(members, dtype=np.int64))
         same = (hi[grp.members] == hi[rep]) & (lo[grp.members] == lo[rep])
         kind = "exact" if same.all() else "near"
@@ -421,7 +407,7 @@ def _document_groups_local(nodes: pd.DataFrame, edges: pd.DataFrame, settings: S
 
 def _learn(part: _Part, leaders: dict[int, str]) -> chrome_stage.ChromeStats:
     """This partition's share of the per-site recurrence statistics, pages counted by page group."""
-    return _page_stats(part.docs, [leaders.get(part.doc0 + i, d.id) for i, d in enumerate(part.docs)], part.feats)
+    return page_stats(part.docs, [leaders.get(part.doc0 + i, d.id) for i, d in enumerate(part.docs)], part.feats)
 
 
 def _merge(a: chrome_stage.ChromeStats, b: chrome_stage.ChromeStats) -> chrome_stage.ChromeStats:
@@ -431,12 +417,12 @@ def _merge(a: chrome_stage.ChromeStats, b: chrome_stage.ChromeStats) -> chrome_s
 def _classify(part: _Part, known: chrome_stage.ChromeStats | None) -> _Part:
     if known is None:
         return replace(part, content=np.ones(len(part.feats.doc), dtype=bool), stripped=StrippedStore.empty(part.docs))
-    mask, stripped = _classify_pages(part.docs, part.feats, known)
+    mask, stripped = classify_pages(part.docs, part.feats, known)
     return replace(part, content=~mask, stripped=stripped)
 
 
 def _finalize(part: _Part, info: pd.DataFrame, clusters: dict[int, tuple[str, str]]) -> _Part:
-    """Every document's outcome: kept, or removed in favour of its cluster's kept copy (`_outcomes`)."""
+    """Every document's outcome: kept, or removed in favour of its cluster's kept copy (`document_outcomes`)."""
     assert part.stripped is not None
     rows = {int(g): (int(rep), int(keeper), str(keeper_id), float(sim)) for g, rep, keeper, keeper_id, sim in zip(
         info["g"], info["rep_g"], info["keeper_g"], info["keeper_id"], info["keeper_sim"], strict=True)}
@@ -471,14 +457,14 @@ class _StoryUnit:
 
 
 def _story_units(part: _Part, copies: set[tuple[int, int]]) -> tuple[list[_StoryUnit], list[_StoryUnit]]:
-    """This partition's story units as `pipeline._document_story_units` and `_paragraph_story_units`
+    """This partition's story units as `story_levels.document_story_units` and `paragraph_story_units`
     choose them: every kept document (its content paragraphs' terms, or all its paragraphs' when
     chrome left none) and every signed paragraph that is not a copy in a paragraph cluster
     (`copies`: (document, paragraph) pairs)."""
     assert part.outcomes is not None and part.content is not None
     feats, content = part.feats, part.content
     bounds = np.searchsorted(feats.doc, np.arange(len(part.docs) + 1))
-    previews = _content_previews(part.docs, feats, content)
+    previews = content_previews(part.docs, feats, content)
     empty = np.zeros(0, dtype=np.uint64)
     docs = []
     for d, (doc, outcome) in enumerate(zip(part.docs, part.outcomes, strict=True)):
@@ -493,12 +479,12 @@ def _story_units(part: _Part, copies: set[tuple[int, int]]) -> tuple[list[_Story
         d, k = int(feats.doc[r]), int(feats.index[r])
         if (part.doc0 + d, k) not in copies:
             paragraphs.append(_StoryUnit(part.docs[d].id, part.doc0 + d, k, feats.terms(int(r)),
-                                         _preview(_paragraph_text(part.docs, feats, int(r)))))
+                                         first_words(row_text(part.docs, feats, int(r)))))
     return docs, paragraphs
 
 
 def _story_clusters(units: list[_StoryUnit], level: str, base: int) -> list[Cluster]:
-    """Story clusters over all partitions' units, on the driver: the local engine's `_story_groups`
+    """Story clusters over all partitions' units, on the driver: the local engine's `story_groups`
     over the same units in the same order (global input order), so the same pairs and clusters."""
     if not units:
         return []
@@ -507,7 +493,7 @@ def _story_clusters(units: list[_StoryUnit], level: str, base: int) -> list[Clus
     rank[order] = np.arange(len(units))
     terms = story_stage.TermRows.of_arrays([u.terms for u in units])
     out = []
-    for n, (members, sims) in enumerate(_story_groups(terms, story_stage.StorySettings(), rank, 1)):
+    for n, (members, sims) in enumerate(story_groups(terms, story_stage.StorySettings(), rank, 1)):
         mem = tuple(Member(units[m].id, round(s, 4), None if level == "document" else units[m].k)
                     for m, s in zip(members, sims, strict=True))
         prefix = "d" if level == "document" else "p"
@@ -534,7 +520,7 @@ class _Summary:
 
 def _summary(part: _Part, collect: bool) -> _Summary:
     """Per-site figures, chrome lines and removal totals of one partition (`report.site_removals`,
-    `_chrome_report`, `_stats`), summed on the driver."""
+    `chrome_report`, `scan_stats`), summed on the driver."""
     assert part.outcomes is not None and part.stripped is not None
     sites: dict[str, dict[str, int]] = {}
     chrome: dict[tuple[str, str], list[Any]] = {}
@@ -632,7 +618,7 @@ def _scan_dask(paths: Sequence[str], settings: Settings, read_options: ReadOptio
     drows = pd.DataFrame(columns=_DOC_ROWS)
     if total:
         # 2. page groups
-        leaders = _page_groups(frame, settings, options, shuffles, runs)
+        leaders = page_groups(frame, settings, options, shuffles, runs)
         leader_maps = [dict(zip(s["node"].astype(int), s["leader"], strict=True)) for s in slices(leaders, "node")]
         clock("page groups")
         # 3. chrome
@@ -677,9 +663,9 @@ def _scan_dask(paths: Sequence[str], settings: Settings, read_options: ReadOptio
     return DaskScan(result, sites, timings, runs, parts)
 
 
-def _page_groups(frame: Any, settings: Settings, options: DaskOptions, shuffles: int,
+def page_groups(frame: Any, settings: Settings, options: DaskOptions, shuffles: int,
                  runs: dict[str, ComponentsRun]) -> pd.DataFrame:
-    """(node, leader id) of every document in a page group of two or more (`_page_groups`)."""
+    """(node, leader id) of every document in a page group of two or more (`page_groups`)."""
     import dask.dataframe as dd
 
     exact = frame(_page_keys, _KEYS_META).shuffle(on="hi", npartitions=shuffles).map_partitions(

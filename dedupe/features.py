@@ -10,7 +10,7 @@ and the results be concatenated.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 import numpy as np
@@ -268,3 +268,11 @@ def _offsets(parts: list[np.ndarray]) -> np.ndarray:
 
 def _cat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
     return np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
+
+
+def without_shingles(feats: ParagraphFeatures) -> ParagraphFeatures:
+    """The features without the paragraphs' signatures and shingle sets, which nothing reads once
+    the documents' rows and content shingles are made: the story stage, the run's peak of memory,
+    comes after."""
+    return replace(feats, signatures=feats.signatures[:0].copy(), shingle_hashes=np.zeros(0, dtype=np.uint32),
+                   shingle_offsets=np.zeros(1, dtype=np.int64))

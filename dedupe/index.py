@@ -63,7 +63,7 @@ from .index_base import (  # noqa: F401  (re-exported: the names this module has
     to_signed,
     utc_now,
 )
-from .pipeline import Settings
+from .settings import Settings
 
 if TYPE_CHECKING:
     from .index_pg import PostgresLock

@@ -35,7 +35,7 @@ from .chrome import ChromeStats
 from .errors import EXIT_IOERR, EXIT_TEMPFAIL, DedupeError
 from .lsh import band_keys, lsh_params
 from .minhash import EMPTY
-from .pipeline import Settings
+from .settings import Settings
 from .shingle import HASH_VERSION
 
 SCHEMA_VERSION = 1

@@ -37,7 +37,7 @@ import numpy as np
 from .archive import ArchiveRows
 from .errors import EXIT_TEMPFAIL, EXIT_USAGE, DedupeError
 from .index_base import CHUNK, RUN_COLUMNS, Check, IndexBase, IndexBusy, IndexWriteError, RunRecord, to_signed, utc_now
-from .pipeline import Settings
+from .settings import Settings
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_SCHEMA = "dedupe"

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .model import Cluster, Member
-from .pipeline import DocumentOutcome, ScanResult
+from .results import DocumentOutcome, ScanResult
 from .stripped import stripped_chars
 
 SCHEMA_VERSION = 1

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedupe import Document, Settings, StorySettings, pipeline, scan
+from dedupe import Document, Settings, StorySettings, page_chrome, results, scan
+from dedupe import story as story_stage
 
 from .conftest import SEEDS, site_dump
 
@@ -151,8 +152,8 @@ def test_worker_processes_give_the_same_result(rng: random.Random, monkeypatch: 
     docs = _docs(site_dump(rng)) + [Document(p.name, p.read_text()) for p in sorted(SEEDS.iterdir())]
     # Small work units, so that signing, chrome verdicts and story blocks are all split among workers
     # (with two, the story levels run side by side instead; with three, each level's blocks are split).
-    monkeypatch.setattr(pipeline, "_CHROME_SPAN", 3)
-    monkeypatch.setattr(pipeline.story_stage, "StorySettings", functools.partial(StorySettings, block_rows=4))
+    monkeypatch.setattr(page_chrome, "_CHROME_SPAN", 3)
+    monkeypatch.setattr(story_stage, "StorySettings", functools.partial(StorySettings, block_rows=4))
 
     def summary(settings: Settings) -> tuple:
         res = scan(docs, settings)
@@ -182,7 +183,7 @@ def test_a_preview_is_the_first_words_of_the_text(seed: int) -> None:
     for _ in range(2000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
         words = rng.randint(0, 15)
-        assert pipeline._preview(text, words) == " ".join(text.split()[:words])
+        assert results.first_words(text, words) == " ".join(text.split()[:words])
 
 
 def test_chrome_lines_count_the_distinct_pages_each_line_was_stripped_on(rng: random.Random) -> None:

@@ -1,0 +1,279 @@
+"""What a scan returns (`ScanResult`: clusters, chrome lines, per-document outcomes, stats) and
+how it is assembled from the stages' arrays: one Python object per cluster member, outcome and
+chrome line, made once the stages are done."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import chrome as chrome_stage
+from .archive import ArchiveRows
+from .cluster import Group
+from .copies import (
+    DocTable,
+)
+from .features import ParagraphFeatures
+from .model import BadRecord, Cluster, ClusterKind, Document, Member
+from .normalize import utf8
+from .segment import paragraph_text
+from .settings import Settings
+from .stripped import StrippedParagraph, StrippedStore
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentOutcome:
+    """What `clean` does with one input document. (`stripped` reads its paragraphs from the
+    document's text when iterated, so an outcome keeps its document's text alive.)"""
+
+    id: str
+    site: str
+    kept: bool
+    cluster: str | None
+    duplicate_of: str | None
+    similarity: float | None
+    reason: str | None
+    stripped: Sequence[StrippedParagraph]  # made when read (`stripped.StrippedParagraphs`)
+    chars: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChromeLine:
+    """A chrome line found on a site: its text (first seen), pages it was stripped on, a sample page."""
+
+    site: str
+    text: str
+    pages: int
+    sample: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    documents: int
+    paragraphs: int
+    bad_records: int
+    document_clusters: dict[str, int]
+    paragraph_clusters: dict[str, int]
+    removable_documents: int
+    removable_bytes: int
+    chrome_paragraphs: int
+    chrome_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    settings: Settings
+    stats: Stats
+    document_clusters: list[Cluster]
+    paragraph_clusters: list[Cluster]
+    chrome: list[ChromeLine]
+    outcomes: list[DocumentOutcome]
+    bad: list[BadRecord] = field(default_factory=list)
+    chrome_stats: chrome_stage.ChromeStats | None = None
+    archive_rows: ArchiveRows | None = None
+
+    def kept_rows(self) -> ArchiveRows | None:
+        """Archive rows of the documents this run keeps: what an index adds after `clean`."""
+        if self.archive_rows is None:
+            return None
+        return self.archive_rows.take(np.array([k for k, o in enumerate(self.outcomes) if o.kept], dtype=np.int64))
+
+
+_PREVIEW_WORDS = 12
+
+
+def first_words(text: str, words: int = _PREVIEW_WORDS) -> str:
+    """The first `words` words of `text` (split no further than needed: texts can be whole pages)."""
+    return " ".join(text.split(None, words)[:words])
+
+
+def row_text(docs: Sequence[Document], feats: ParagraphFeatures, row: int) -> str:
+    """The text of the paragraph in row `row` of the features, from its document's text."""
+    return paragraph_text(docs[int(feats.doc[row])].text, int(feats.start[row]), int(feats.stop[row]),
+                          bool(feats.end[row] != feats.line[row]))
+
+
+def document_clusters(table: DocTable, groups: list[Group], previews: Callable[[int], str]) -> list[Cluster]:
+    if not groups:
+        return []
+    # Every group's members at once, as plain lists (as `paragraph_clusters` does).
+    sizes = np.fromiter((len(g.members) for g in groups), dtype=np.int64, count=len(groups))
+    members = np.concatenate([g.members for g in groups]).astype(np.int64, copy=False)
+    reps = np.fromiter((g.representative for g in groups), dtype=np.int64, count=len(groups))
+    rep_of = np.repeat(reps, sizes)
+    same = (table.key_hi[members] == table.key_hi[rep_of]) & (table.key_lo[members] == table.key_lo[rep_of])
+    exact = np.logical_and.reduceat(same, np.cumsum(sizes) - sizes).tolist()
+    ids = [table.ids[m] for m in members.tolist()]
+    archived = (members >= table.n_new).tolist()
+    sims = np.concatenate([g.similarity for g in groups]).astype(np.float64, copy=False).tolist()
+    out = []
+    at = 0
+    for k, (rep, size) in enumerate(zip(reps.tolist(), sizes.tolist(), strict=True)):
+        kind: ClusterKind = "exact" if exact[k] else "near"
+        cluster = tuple(Member(ids[m], round(sims[m], 4), archived=archived[m]) for m in range(at, at + size))
+        preview = previews(rep) if rep < table.n_new else "(archived)"
+        out.append(Cluster(f"d{k + 1}", kind, "document", cluster[0], cluster, preview))
+        at += size
+    return out
+
+
+def content_previews(docs: Sequence[Document], feats: ParagraphFeatures,
+                      content: np.ndarray) -> Callable[[int], str]:
+    """The preview of a document's text with chrome paragraphs left out (of its whole text if
+    nothing is left), made when asked: only clusters' representatives need one, and a copy of
+    every document's content text would cost about as much memory as the dump."""
+    bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
+
+    def preview(d: int) -> str:
+        lo, hi = int(bounds[d]), int(bounds[d + 1])
+        first = lo + int(content[lo:hi].argmax()) if hi > lo else lo
+        text = docs[d].text
+        if first == hi or not content[first]:
+            return first_words(text)
+        words: list[str] = []
+        for row in range(first, hi):  # most often the first content paragraph has the words already
+            if len(words) >= _PREVIEW_WORDS:
+                break
+            if content[row]:
+                piece = paragraph_text(text, int(feats.start[row]), int(feats.stop[row]),
+                                       bool(feats.end[row] != feats.line[row]))
+                words.extend(piece.split(None, _PREVIEW_WORDS)[:_PREVIEW_WORDS])
+        return " ".join(words[:_PREVIEW_WORDS])
+
+    return preview
+
+
+def paragraph_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
+                        groups: list[Group]) -> list[Cluster]:
+    if not groups:
+        return []
+    # Every group's members at once, as plain lists: a Python object per member is the cost here.
+    sizes = np.fromiter((len(g.members) for g in groups), dtype=np.int64, count=len(groups))
+    members = np.concatenate([g.members for g in groups])
+    reps = np.repeat(np.fromiter((g.representative for g in groups), dtype=np.int64, count=len(groups)), sizes)
+    same = (feats.key_hi[members] == feats.key_hi[reps]) & (feats.key_lo[members] == feats.key_lo[reps])
+    exact = np.logical_and.reduceat(same, np.cumsum(sizes) - sizes).tolist()
+    ids = [docs[d].id for d in feats.doc[members].tolist()]
+    index = feats.index[members].tolist()
+    sims = np.concatenate([g.similarity for g in groups]).tolist()
+    first = np.fromiter((g.representative for g in groups), dtype=np.int64, count=len(groups))
+    texts = [docs[d].text for d in feats.doc[first].tolist()]
+    starts, stops = feats.start[first].tolist(), feats.stop[first].tolist()
+    wrapped = (feats.end[first] != feats.line[first]).tolist()
+    out = []
+    at = 0
+    for k, size in enumerate(sizes.tolist()):
+        kind: ClusterKind = "exact" if exact[k] else "near"
+        cluster = tuple(Member(ids[m], round(sims[m], 4), index[m]) for m in range(at, at + size))
+        preview = first_words(paragraph_text(texts[k], starts[k], stops[k], wrapped[k]))
+        out.append(Cluster(f"p{k + 1}", kind, "paragraph", cluster[0], cluster, preview))
+        at += size
+    return out
+
+
+def document_story_clusters(docs: Sequence[Document], previews: Callable[[int], str], units: np.ndarray,
+                             found: list[tuple[list[int], list[float]]], base: int) -> list[Cluster]:
+    out = []
+    for k, (members, sims) in enumerate(found):
+        mem = tuple(Member(docs[units[m]].id, round(s, 4)) for m, s in zip(members, sims, strict=True))
+        out.append(Cluster(f"d{base + k + 1}", "story", "document", mem[0], mem, previews(int(units[members[0]]))))
+    return out
+
+
+def paragraph_story_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
+                              units: np.ndarray, found: list[tuple[list[int], list[float]]],
+                              base: int) -> list[Cluster]:
+    out = []
+    for k, (members, sims) in enumerate(found):
+        mem = tuple(Member(docs[int(feats.doc[units[m]])].id, round(s, 4), int(feats.index[units[m]]))
+                    for m, s in zip(members, sims, strict=True))
+        first = units[members[0]]
+        out.append(Cluster(f"p{base + k + 1}", "story", "paragraph", mem[0], mem,
+                           first_words(row_text(docs, feats, int(first)))))
+    return out
+
+
+def document_outcomes(docs: Sequence[Document], table: DocTable, groups: list[Group], clusters: list[Cluster],
+              kept: dict[int, int], similarity: Callable[[np.ndarray, np.ndarray], np.ndarray],
+              stripped: StrippedStore, doc_chars: list[int]) -> list[DocumentOutcome]:
+    where: dict[int, int] = {m: k for k, g in enumerate(groups) for m in g.members.tolist()}
+    # Each removed document's similarity to its kept copy, all in one call.
+    removed = [(kept[k], m) for k, g in enumerate(groups) for m in g.members.tolist() if m != kept[k] and m < len(docs)]
+    pairs = np.array(removed, dtype=np.int64).reshape(-1, 2)
+    sims = similarity(pairs[:, 0], pairs[:, 1]).tolist() if len(pairs) else []
+    sim_to_kept = dict(zip(pairs[:, 1].tolist(), sims, strict=True))
+    out = []
+    for d, doc in enumerate(docs):
+        k = where.get(d)
+        keeper = kept[k] if k is not None else d
+        if keeper == d:
+            out.append(DocumentOutcome(doc.id, doc.site, True, clusters[k].id if k is not None else None, None,
+                                       None, None, stripped.of(d), doc_chars[d]))
+            continue
+        assert k is not None
+        sim = sim_to_kept[d]
+        archived = " (archived)" if table.is_archived(keeper) else ""
+        reason = f"{clusters[k].kind} duplicate of {table.ids[keeper]}{archived}"
+        out.append(DocumentOutcome(doc.id, doc.site, False, clusters[k].id, table.ids[keeper], round(sim, 4),
+                                   reason, stripped.of(d), doc_chars[d]))
+    return out
+
+
+def chrome_report(docs: Sequence[Document], stripped: StrippedStore, feats: ParagraphFeatures) -> list[ChromeLine]:
+    """Chrome lines per site (one per line key, told apart by its hash), most widespread first;
+    each worded as first seen, with the number of distinct document ids it was stripped from.
+    Grouped by sorting the stripped rows' (site, key, id) numbers, not row by row."""
+    if not len(stripped):
+        return []
+    sites: dict[str, int] = {}
+    ids: dict[str, int] = {}
+    site_of = np.fromiter((sites.setdefault(d.site, len(sites)) for d in docs), dtype=np.int64, count=len(docs))
+    id_of = np.fromiter((ids.setdefault(d.id, len(ids)) for d in docs), dtype=np.int64, count=len(docs))
+    bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
+    doc = stripped.doc.astype(np.int64)
+    site, key, page = site_of[doc], feats.key_hashes[bounds[doc] + stripped.index.astype(np.int64)], id_of[doc]
+    order = np.lexsort((page, key, site))  # by line, then page id; equal rows stay in row order
+    site, key, page = site[order], key[order], page[order]
+    new_line = np.concatenate([[True], (site[1:] != site[:-1]) | (key[1:] != key[:-1])])
+    new_page = new_line | np.concatenate([[True], page[1:] != page[:-1]])
+    starts = np.flatnonzero(new_line)
+    pages = np.add.reduceat(new_page.astype(np.int64), starts).tolist()
+    first = np.minimum.reduceat(order, starts).tolist()  # each line's first row: as first seen
+    reasons = stripped.reason_ids.tolist()
+    lines = []
+    for row, count in zip(first, pages, strict=True):
+        d = int(doc[row])
+        lines.append(ChromeLine(docs[d].site, stripped.text(row, d), count, docs[d].id,
+                                stripped.reasons[reasons[row]]))
+    lines.sort(key=lambda c: (c.site, -c.pages, c.text))
+    return lines
+
+
+def scan_stats(docs: Sequence[Document], feats: ParagraphFeatures, bad: Sequence[BadRecord],
+               doc_clusters: list[Cluster], para_clusters: list[Cluster], outcomes: list[DocumentOutcome],
+               stripped: StrippedStore) -> Stats:
+    def by_kind(clusters: list[Cluster]) -> dict[str, int]:
+        counts = {"exact": 0, "near": 0, "story": 0}
+        for c in clusters:
+            counts[c.kind] += 1
+        return counts
+
+    removed = [o for o in outcomes if not o.kept]
+    removed_ids = {id(o) for o in removed}
+    removable_bytes = sum(len(utf8(d.text)) for d, o in zip(docs, outcomes, strict=True)
+                          if id(o) in removed_ids)
+    kept = [d for d, o in enumerate(outcomes) if o.kept]
+    return Stats(
+        documents=len(docs),
+        paragraphs=len(feats.doc),
+        bad_records=len(bad),
+        document_clusters=by_kind(doc_clusters),
+        paragraph_clusters=by_kind(para_clusters),
+        removable_documents=len(removed),
+        removable_bytes=removable_bytes,
+        chrome_paragraphs=sum(len(outcomes[d].stripped) for d in kept),
+        chrome_bytes=sum(stripped.utf8_bytes(d) for d in kept),
+    )
