@@ -1129,10 +1129,23 @@ def row_counts(ids: np.ndarray, offsets: np.ndarray, starts: np.ndarray | None =
         starts, lengths, offsets = offsets[:-1], np.diff(offsets), np.arange(len(offsets), dtype=np.int64)
     starts = np.ascontiguousarray(starts, dtype=np.int64)
     lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+    longest, total = _longest_row(lengths, offsets)
+    distinct, counts = np.empty(total, dtype=ids.dtype), np.empty(total, dtype=np.float64)
     if ids.dtype == np.int32:  # ids are never negative, so as uint32 they sort the same: radix sort
-        indptr, distinct, counts = _row_counts_u32(ids.view(np.uint32), starts, lengths, offsets)
-        return indptr, distinct.view(np.int32), counts
-    return _row_counts(ids, starts, lengths, offsets)
+        indptr, n = _row_counts_u32(ids.view(np.uint32), starts, lengths, offsets, longest,
+                                    distinct.view(np.uint32), counts)
+    else:
+        indptr, n = _row_counts(ids, starts, lengths, offsets, longest, distinct, counts)
+    return indptr, shrunk(distinct, n), shrunk(counts, n)
+
+
+def shrunk(array: np.ndarray, size: int) -> np.ndarray:
+    """`array[:size]`, made in place when `array` owns its memory: it is reallocated smaller, which
+    gives a large array's pages past `size` back (a view would hold them while it lives)."""
+    if array.flags.owndata and array.base is None and array.ndim == 1 and size <= array.size:
+        array.resize(size, refcheck=False)  # (no view of it is left: the caller hands it over)
+        return array
+    return array[:size]
 
 
 if AVAILABLE:
@@ -1176,41 +1189,38 @@ if AVAILABLE:
         return longest, total
 
     @_jit
-    def _row_counts(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
-                    offsets: np.ndarray) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
+    def _row_counts(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, offsets: np.ndarray,
+                    longest: int, distinct: np.ndarray,
+                    counts: np.ndarray) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
+        """Fills `distinct` and `counts` (room for every id); returns indptr and the entries written."""
         n_rows = len(offsets) - 1
-        longest, total = _longest_row(lengths, offsets)
         row = np.empty(longest, dtype=values.dtype)
         indptr = np.zeros(n_rows + 1, dtype=np.int64)
-        distinct = np.empty(total, dtype=values.dtype)
-        counts = np.empty(total, dtype=np.float64)
         n = 0
         for r in range(n_rows):
             size = _gathered_row(values, starts, lengths, offsets[r], offsets[r + 1], row)
             n = _append_runs(np.sort(row[:size]), size, distinct, counts, n)
             indptr[r + 1] = n
-        return indptr, distinct[:n], counts[:n]  # views: see _prefix_cut
+        return indptr, n
 
     @_jit
-    def _row_counts_u32(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
-                        offsets: np.ndarray) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
+    def _row_counts_u32(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, offsets: np.ndarray,
+                        longest: int, distinct: np.ndarray,
+                        counts: np.ndarray) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
         """`_row_counts` of uint32 values, each row sorted in a scratch buffer by `_sort_u32` (insertion
         sort for short rows, radix sort for long ones; `np.sort` allocated a new array per row)."""
         n_rows = len(offsets) - 1
-        longest, total = _longest_row(lengths, offsets)
         row = np.empty(longest, dtype=np.uint32)
         tmp = np.empty(longest, dtype=np.uint32)
         count = np.zeros((4, 256), dtype=np.int64)
         indptr = np.zeros(n_rows + 1, dtype=np.int64)
-        distinct = np.empty(total, dtype=np.uint32)
-        counts = np.empty(total, dtype=np.float64)
         n = 0
         for r in range(n_rows):
             size = _gathered_row(values, starts, lengths, offsets[r], offsets[r + 1], row)
             _sort_u32(row, size, tmp, count)
             n = _append_runs(row, size, distinct, counts, n)
             indptr[r + 1] = n
-        return indptr, distinct[:n], counts[:n]  # views: see _prefix_cut
+        return indptr, n
 
 
 def merged_signatures(signatures: np.ndarray, rows: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
@@ -1385,16 +1395,24 @@ def tfidf_rows(indptr: np.ndarray, indices: np.ndarray, counts: np.ndarray, idf:
     Two passes over the rows (count what is kept and each term's texts, then fill), so the output
     is allocated once at its size; numpy's form holds about five arrays as long as the matrix at
     once, the story stage's peak of memory. `log_tf` is 1 + ln(c) for each count c, worked out by
-    numpy so that both forms use the same logarithms. Each row's entries stay in term order."""
+    numpy so that both forms use the same logarithms. Each row's entries stay in term order.
+
+    The weights are written over `indices` and `counts` (each entry at or before where it was read),
+    which come back shrunk to the entries kept (`shrunk`): the counts are used up, and the matrix is
+    not held twice (about half of a dump's entries are kept). Counts that are not float64 are
+    copied first, and so are left as they were."""
     if not AVAILABLE:
         raise RuntimeError("numba is not available")
-    return _tfidf_rows(indptr, indices, counts, idf, log_tf, min_terms)
+    counts = np.ascontiguousarray(counts, dtype=np.float64)
+    out_ptr = _tfidf_rows(indptr, indices, counts, idf, log_tf, min_terms)
+    kept = int(out_ptr[-1])
+    return out_ptr, shrunk(indices, kept), shrunk(counts, kept)
 
 
 if AVAILABLE:
     @_jit
     def _tfidf_rows(indptr: np.ndarray, indices: np.ndarray, counts: np.ndarray, idf: np.ndarray, log_tf: np.ndarray,
-                    min_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+                    min_terms: int) -> np.ndarray:  # pragma: no cover - compiled
         n = len(indptr) - 1
         out_ptr = np.zeros(n + 1, dtype=np.int64)
         df = np.zeros(len(idf), dtype=np.int64)
@@ -1408,8 +1426,7 @@ if AVAILABLE:
             out_ptr[i + 1] = out_ptr[i] + kept
         rank = np.empty(len(idf), dtype=indices.dtype)
         rank[np.argsort(df, kind="mergesort")] = np.arange(len(idf))  # stable: ties by term
-        out_idx = np.empty(out_ptr[n], dtype=indices.dtype)
-        out_data = np.empty(out_ptr[n])
+        out_idx, out_data = indices, counts  # in place: entry m is written once entries up to m are read
         for i in range(n):
             first, m = out_ptr[i], out_ptr[i]
             if first == out_ptr[i + 1]:
@@ -1424,7 +1441,7 @@ if AVAILABLE:
             norm = np.sqrt(out_data[first] * out_data[first] + _pairwise_squares(out_data, first + 1, m - first - 1))
             for q in range(first, m):
                 out_data[q] /= norm
-        return out_ptr, out_idx, out_data
+        return out_ptr
 
 
 def pair_dots(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, columns: int, rows: np.ndarray,

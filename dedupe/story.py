@@ -49,7 +49,7 @@ import snowballstemmer
 import xxhash
 
 from dedupe import kernels
-from dedupe.arrays import unique_sorted
+from dedupe.arrays import unique_sorted, value_counts
 from dedupe.forkpool import fork_map
 from dedupe.normalize import tokenize, words
 from dedupe.stopwords import ENGLISH_STOPWORDS
@@ -310,7 +310,7 @@ def story_pair_arrays(terms: TermRows, settings: StorySettings = StorySettings()
                       jobs: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`story_pairs` as three arrays (rows i, columns j, cosines), sorted by (i, j)."""
     none = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    weights = _tfidf(_count_matrix(terms), settings)  # the counts go once weighted: as many entries again
+    weights = _tfidf(_count_matrix(terms), settings)  # the counts are used up as they are weighted
     if weights.nnz == 0:
         return none
     tau = settings.min_similarity
@@ -345,11 +345,12 @@ def _tfidf(counts: sp.csr_matrix, settings: StorySettings) -> sp.csr_matrix:
     Columns are numbered by global rank, rarest first (`_ranks`), which the prefix cut needs; cosines
     do not depend on how columns are numbered.
 
-    Built from new arrays (no copy of `counts`, no squared copy of the matrix for the norms, no
-    renumbered copy for the prefix cut): on a dump's paragraphs these matrices hold tens of
-    millions of entries."""
+    Built without a copy of `counts`, a squared copy of the matrix for the norms or a renumbered
+    copy for the prefix cut: on a dump's paragraphs these matrices hold tens of millions of
+    entries. With the kernels the weights are written over the counts' arrays, so `counts` is used
+    up (the numpy form leaves it as it was)."""
     n = counts.shape[0]
-    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    df = value_counts(counts.indices, minlength=counts.shape[1])
     idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
     idf[df > max(settings.max_df * n, settings.max_df_floor)] = 0.0
     if kernels.AVAILABLE:  # ranked by the kernel as it fills the rows
@@ -423,7 +424,7 @@ def _prefixes(ranked: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
     and are left out of the tail norms, which keeps the candidate search linear in the corpus size.
     """
     n, v = ranked.shape
-    sorted_df = np.bincount(ranked.indices, minlength=v)  # by rank: never decreasing
+    sorted_df = value_counts(ranked.indices, minlength=v)  # by rank: never decreasing
     cuts = np.append(2 ** np.arange(int(np.log2(max(2, sorted_df[-1] if v else 2))) + 1), max_df)
     checkpoints = np.unique(np.append(np.searchsorted(sorted_df, cuts, side="right"), 0))
     if kernels.AVAILABLE:  # one pass per row, no array per entry (the stage's peak of memory)
@@ -482,8 +483,7 @@ def _row_blocks(prefix: sp.csr_matrix, rows: int, entries: int) -> list[tuple[in
     """Consecutive row spans of at most `rows` rows and, beyond their first row, about `entries`
     product entries: row i's share of P·Pᵀ is at most the sum of its prefix terms' frequencies."""
     n = prefix.shape[0]
-    df = np.bincount(prefix.indices, minlength=prefix.shape[1]).astype(np.float64)
-    cost = np.asarray(prefix.astype(bool).astype(np.float64) @ df).ravel()
+    cost = _row_sums(prefix, value_counts(prefix.indices, minlength=prefix.shape[1])).astype(np.float64)
     total = np.concatenate(([0.0], np.cumsum(cost)))
     spans, a = [], 0
     while a < n:
@@ -492,6 +492,24 @@ def _row_blocks(prefix: sp.csr_matrix, rows: int, entries: int) -> list[tuple[in
         spans.append((a, b))
         a = b
     return spans
+
+
+def _row_sums(matrix: sp.csr_matrix, per_column: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """Each row's sum of `per_column` (integers) over its entries' columns, about `chunk` entries at
+    a time: the stage's peak of memory comes here, so no array as long as the matrix is made."""
+    n, indptr = matrix.shape[0], matrix.indptr
+    sums = np.zeros(n, dtype=np.int64)
+    row = 0
+    while row < n:
+        last = max(row + 1, int(np.searchsorted(indptr, indptr[row] + chunk, side="right")) - 1)
+        last = min(last, n)
+        values = per_column[matrix.indices[indptr[row] : indptr[last]]]
+        ends = np.cumsum(values)  # running sums; each row's sum is the difference at its bounds
+        bounds = (indptr[row : last + 1] - indptr[row]).astype(np.int64)
+        before = np.where(bounds > 0, ends[np.maximum(bounds - 1, 0)] if ends.size else 0, 0)
+        sums[row:last] = before[1:] - before[:-1]
+        row = last
+    return sums
 
 
 def _candidates(pre: _Prefixes, tau: float, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:

@@ -605,8 +605,13 @@ def test_tfidf_rows_equal_numpys_to_the_last_bit() -> None:
     idf = rng.uniform(1.0, 9.0, size=vocabulary)
     idf[rng.choice(vocabulary, size=500, replace=False)] = 0.0  # corpus stop words
     log_tf = np.concatenate([[0.0], 1.0 + np.log(np.arange(1.0, 40.0))])
-    got = kernels.tfidf_rows(indptr, indices, counts, idf, log_tf, 8)
+    used_up = indices.copy(), counts.copy()  # the kernel writes the weights over the counts
+    got = kernels.tfidf_rows(indptr, *used_up, idf, log_tf, 8)
     indptr, terms, data = story._tfidf_rows(matrix, idf, 8)
     ranked = story._ranks(np.bincount(terms, minlength=vocabulary))[terms]  # the kernel renumbers as it fills
     assert all(np.array_equal(g, w) for g, w in zip(got, (indptr, ranked, data), strict=True))
+    assert got[1] is used_up[0] and got[2] is used_up[1]  # the same memory, shrunk to the entries kept
+    as_ints = counts.astype(np.int64)  # counts of another type are copied, not written over
+    again = kernels.tfidf_rows(matrix.indptr, indices.copy(), as_ints, idf, log_tf, 8)
+    assert np.array_equal(again[2], data) and np.array_equal(as_ints, counts.astype(np.int64))
     assert got[0][-1] > 3000 and np.diff(got[0])[:4].tolist() == [0, 0, 0, 0]  # short rows dropped

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -268,3 +269,16 @@ def test_term_rows_join_and_take_texts_in_the_order_asked() -> None:
     for picked in (joined, rows.take(np.array([3, 0, 4]))):
         got, want = story._count_matrix(picked), story._count_matrix(picked.flat())
         assert (got != want).nnz == 0 and got.shape == want.shape
+
+
+def test_row_sums_equal_a_sparse_product_for_any_chunk() -> None:
+    """`_row_blocks` costs rows by their columns' frequencies a slice of rows at a time; rows longer
+    than the slice, empty rows and an empty matrix give what multiplying the pattern gives."""
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        n, v = int(rng.integers(1, 60)), int(rng.integers(1, 30))
+        m = sp.random(n, v, density=rng.uniform(0, 1), format="csr", random_state=int(rng.integers(1 << 30)))
+        per_column = rng.integers(0, 100, size=v)
+        want = np.asarray(m.astype(bool).astype(np.float64) @ per_column.astype(np.float64)).ravel()
+        for chunk in (1, 2, 3, 7, 1 << 22):
+            assert np.array_equal(story._row_sums(m, per_column, chunk), want.astype(np.int64))
