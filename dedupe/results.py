@@ -241,13 +241,16 @@ def chrome_report(docs: Sequence[Document], stripped: StrippedStore, feats: Para
     new_page = new_line | np.concatenate([[True], page[1:] != page[:-1]])
     starts = np.flatnonzero(new_line)
     pages = np.add.reduceat(new_page.astype(np.int64), starts).tolist()
-    first = np.minimum.reduceat(order, starts).tolist()  # each line's first row: as first seen
-    reasons = stripped.reason_ids.tolist()
+    first = np.minimum.reduceat(order, starts)  # each line's first row: as first seen
+    # Where each line lies, read for all lines at once: a dump's chrome report has 100k lines or more.
+    where = zip(doc[first].tolist(), stripped.start[first].tolist(), stripped.stop[first].tolist(),
+                (stripped.end[first] != stripped.line[first]).tolist(), stripped.reason_ids[first].tolist(),
+                pages, strict=True)
     lines = []
-    for row, count in zip(first, pages, strict=True):
-        d = int(doc[row])
-        lines.append(ChromeLine(docs[d].site, stripped.text(row, d), count, docs[d].id,
-                                stripped.reasons[reasons[row]]))
+    for d, start, stop, wrapped, reason, count in where:
+        doc_d = docs[d]
+        lines.append(ChromeLine(doc_d.site, paragraph_text(doc_d.text, start, stop, wrapped), count, doc_d.id,
+                                stripped.reasons[reason]))
     lines.sort(key=lambda c: (c.site, -c.pages, c.text))
     return lines
 
