@@ -186,13 +186,25 @@ def document_story_clusters(docs: Sequence[Document], previews: Callable[[int], 
 def paragraph_story_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
                               units: np.ndarray, found: list[tuple[list[int], list[float]]],
                               base: int) -> list[Cluster]:
+    if not found:
+        return []
+    # Every cluster's members at once, as plain lists (as `paragraph_clusters` does).
+    sizes = [len(members) for members, _ in found]
+    rows = units[np.concatenate([np.asarray(members, dtype=np.int64) for members, _ in found])]
+    ids = [docs[d].id for d in feats.doc[rows].tolist()]
+    index = feats.index[rows].tolist()
+    firsts = np.cumsum([0, *sizes[:-1]])
+    reps = rows[firsts]
+    texts = [docs[d].text for d in feats.doc[reps].tolist()]
+    starts, stops = feats.start[reps].tolist(), feats.stop[reps].tolist()
+    wrapped = (feats.end[reps] != feats.line[reps]).tolist()
     out = []
-    for k, (members, sims) in enumerate(found):
-        mem = tuple(Member(docs[int(feats.doc[units[m]])].id, round(s, 4), int(feats.index[units[m]]))
-                    for m, s in zip(members, sims, strict=True))
-        first = units[members[0]]
-        out.append(Cluster(f"p{base + k + 1}", "story", "paragraph", mem[0], mem,
-                           first_words(row_text(docs, feats, int(first)))))
+    at = 0
+    for k, (size, (_, sims)) in enumerate(zip(sizes, found, strict=True)):
+        mem = tuple(Member(ids[at + m], round(s, 4), index[at + m]) for m, s in enumerate(sims))
+        preview = first_words(paragraph_text(texts[k], starts[k], stops[k], wrapped[k]))
+        out.append(Cluster(f"p{base + k + 1}", "story", "paragraph", mem[0], mem, preview))
+        at += size
     return out
 
 
