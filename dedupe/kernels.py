@@ -1392,15 +1392,13 @@ def tfidf_rows(indptr: np.ndarray, indices: np.ndarray, counts: np.ndarray, idf:
     gives the same values): entry weight `log_tf[count] * idf[term]`, rows of fewer than `min_terms`
     distinct terms and terms of idf 0 left out, and columns renumbered by `story._ranks` of the
     kept entries' document frequencies (rarest first, ties by term), which the prefix cut needs.
-    Two passes over the rows (count what is kept and each term's texts, then fill), so the output
-    is allocated once at its size; numpy's form holds about five arrays as long as the matrix at
-    once, the story stage's peak of memory. `log_tf` is 1 + ln(c) for each count c, worked out by
-    numpy so that both forms use the same logarithms. Each row's entries stay in term order.
-
-    The weights are written over `indices` and `counts` (each entry at or before where it was read),
-    which come back shrunk to the entries kept (`shrunk`): the counts are used up, and the matrix is
-    not held twice (about half of a dump's entries are kept). Counts that are not float64 are
-    copied first, and so are left as they were."""
+    Two passes over the rows: count what is kept and each term's texts, then fill. The weights are
+    written over `indices` and `counts` (each entry at or before where it was read), which come
+    back shrunk to the entries kept (`shrunk`; about half of a dump's are): the counts are used up,
+    and the matrix is never held twice, where numpy's form holds about five arrays as long as it at
+    once, the story stage's peak of memory. Counts that are not float64 are copied first, and so are
+    left as they were. `log_tf` is 1 + ln(c) for each count c, worked out by numpy so that both forms
+    use the same logarithms. Each row's entries stay in term order."""
     if not AVAILABLE:
         raise RuntimeError("numba is not available")
     counts = np.ascontiguousarray(counts, dtype=np.float64)
