@@ -56,7 +56,7 @@ def pieces(values: np.ndarray, cuts: np.ndarray) -> list[np.ndarray]:
     return [values[a:b] for a, b in pairwise(bounds)]
 
 
-_COUNT_CHUNK = 1 << 22
+_COUNT_CHUNK = 1 << 20
 
 
 def value_counts(values: np.ndarray, minlength: int = 0) -> np.ndarray:

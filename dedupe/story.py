@@ -458,10 +458,10 @@ def _prefixes(ranked: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
 
 
 def _postings(prefix: sp.csr_matrix) -> sp.csc_matrix:
-    """The prefix matrix by column, its weights as float32: only the compiled search reads it."""
-    by_column = prefix.tocsc()
-    by_column.data = by_column.data.astype(np.float32)
-    return by_column
+    """The prefix matrix by column, its weights as float32: only the compiled search reads it.
+    Made float32 before it is transposed, so no float64 copy of the matrix is made on the way."""
+    narrow = sp.csr_matrix((prefix.data.astype(np.float32), prefix.indices, prefix.indptr), shape=prefix.shape)
+    return narrow.tocsc()
 
 
 @dataclass(frozen=True, slots=True)
