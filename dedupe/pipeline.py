@@ -80,38 +80,46 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
                         copies.archive_rows(docs, feats, content, shingle_sets, settings))
 
     found, para_groups = _beside_paragraph_groups(feats, rank, settings, chrome_and_content)
-    content, stripped, shingle_sets, rows = found.content, found.stripped, found.shingle_sets, found.rows
+    content, stripped, rows, chrome_stats = found.content, found.stripped, found.rows, found.chrome_stats
+    shingle_sets: tuple[np.ndarray, np.ndarray] | None = found.shingle_sets
+    del found
     tick("chrome", 1, 1)
     tick("clusters", 0, 3)
     feats = without_shingles(feats)
     para_units = story_levels.paragraph_story_units(feats, para_groups, rank) if terms is not None else None
 
-    def copies_and_outcomes(story_jobs: int) -> tuple[_Copies, list[Cluster], list[DocumentOutcome], list[ChromeLine]]:
+    def copies_and_outcomes(story_jobs: int) -> tuple[list[Cluster], list[Cluster], list[DocumentOutcome],
+                                                      list[ChromeLine]]:
         """Stages 5-6 and the story's document level, then what needs only them: the outcomes and
-        the chrome report (with two processes, while the story's paragraph level runs beside)."""
+        the chrome report (with two processes, while the story's paragraph level runs beside).
+        Returns the paragraph and document clusters, the outcomes and the chrome lines; the
+        documents' shingle sets and the copy stages' tables go (with one process the story's
+        paragraph level, the run's peak of memory, comes next)."""
+        nonlocal shingle_sets
+        assert shingle_sets is not None, "the copy stages run once"
         c = _copy_stages(docs, feats, content, shingle_sets, rows, para_groups, rank, settings, archive,
                          terms, story_jobs, tick)
+        shingle_sets = None
         stories = (results.document_story_clusters(docs, c.previews, c.story_units, c.story_found, len(c.doc_clusters))
                    if terms is not None else [])
         outcomes = results.document_outcomes(docs, c.table, c.doc_groups, c.doc_clusters, c.kept, c.doc_sim,
                                              stripped, doc_chars)
-        return c, c.doc_clusters + stories, outcomes, results.chrome_report(docs, stripped, feats)
+        return c.para_clusters, c.doc_clusters + stories, outcomes, results.chrome_report(docs, stripped, feats)
 
     para_found: list[tuple[list[int], list[float]]] = []
     if terms is None or para_units is None:
-        c, doc_clusters, outcomes, chrome_lines = copies_and_outcomes(settings.jobs)
+        para_clusters, doc_clusters, outcomes, chrome_lines = copies_and_outcomes(settings.jobs)
     elif settings.jobs == 2:
         # The story stage's paragraph level needs only the paragraph groups: it runs in a forked
         # process while this one makes the copy clusters and then the story's document level. About
         # half of a level's work (counts, weights, prefix cuts) is serial, so one level per process
         # uses both cores where splitting each level's candidate blocks would leave one idle; with
         # more processes, the levels go one after the other, each spreading its blocks over all.
-        para_found, (c, doc_clusters, outcomes, chrome_lines) = fork_beside(
+        para_found, (para_clusters, doc_clusters, outcomes, chrome_lines) = fork_beside(
             story_levels.paragraph_story, (terms, para_units, 1), 0, lambda: copies_and_outcomes(1), 2)
     else:
-        c, doc_clusters, outcomes, chrome_lines = copies_and_outcomes(settings.jobs)
+        para_clusters, doc_clusters, outcomes, chrome_lines = copies_and_outcomes(settings.jobs)
         para_found = story_levels.paragraph_story((terms, para_units, settings.jobs), 0)
-    para_clusters = c.para_clusters
     if terms is not None and para_units is not None:
         para_clusters = para_clusters + results.paragraph_story_clusters(docs, feats, para_units[0], para_found,
                                                                   len(para_clusters))
@@ -120,7 +128,7 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
 
     stats = results.scan_stats(docs, feats, bad, doc_clusters, para_clusters, outcomes, stripped)
     return ScanResult(settings, stats, doc_clusters, para_clusters, chrome_lines, outcomes, list(bad),
-                      found.chrome_stats, rows)
+                      chrome_stats, rows)
 
 
 @dataclass(frozen=True, slots=True)
