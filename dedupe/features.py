@@ -272,7 +272,7 @@ def _cat(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
 
 def without_shingles(feats: ParagraphFeatures) -> ParagraphFeatures:
     """The features without the paragraphs' signatures and shingle sets, which nothing reads once
-    the documents' rows and content shingles are made: the story stage, the run's peak of memory,
+    the documents' rows and content shingles are made: the story stage, which needs the room,
     comes after."""
     return replace(feats, signatures=feats.signatures[:0].copy(), shingle_hashes=np.zeros(0, dtype=np.uint32),
                    shingle_offsets=np.zeros(1, dtype=np.int64))

@@ -94,7 +94,7 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
         the chrome report (with two processes, while the story's paragraph level runs beside).
         Returns the paragraph and document clusters, the outcomes and the chrome lines; the
         documents' shingle sets and the copy stages' tables go (with one process the story's
-        paragraph level, the run's peak of memory, comes next)."""
+        paragraph level comes next, and needs the room: 120 MB at 100k documents)."""
         nonlocal shingle_sets
         assert shingle_sets is not None, "the copy stages run once"
         c = _copy_stages(docs, feats, content, shingle_sets, rows, para_groups, rank, settings, archive,
