@@ -282,3 +282,17 @@ def test_row_sums_equal_a_sparse_product_for_any_chunk() -> None:
         want = np.asarray(m.astype(bool).astype(np.float64) @ per_column.astype(np.float64)).ravel()
         for chunk in (1, 2, 3, 7, 1 << 22):
             assert np.array_equal(story._row_sums(m, per_column, chunk), want.astype(np.int64))
+
+
+def test_value_counts_a_slice_at_a_time_equal_bincount(monkeypatch) -> None:
+    """The story stage counts its column numbers a slice at a time (bincount copies them to intp
+    first); with slices of a few values, the counts equal one bincount, whatever `minlength`."""
+    from dedupe import arrays
+
+    monkeypatch.setattr(arrays, "_COUNT_CHUNK", 7)
+    rng = np.random.default_rng(3)
+    for size in (0, 1, 7, 8, 50, 333):
+        values = rng.integers(0, 40, size=size).astype(np.int32)
+        for minlength in (0, 5, 41, 100):
+            got = arrays.value_counts(values, minlength=minlength)
+            assert np.array_equal(got, np.bincount(values, minlength=minlength)), (size, minlength)
