@@ -83,7 +83,7 @@ def content_keys(feats: ParagraphFeatures, content: np.ndarray, n: int) -> tuple
 
 
 def archive_rows(docs: Sequence[Document], feats: ParagraphFeatures, content: np.ndarray,
-                  shingle_sets: tuple[np.ndarray, np.ndarray], settings: Settings) -> ArchiveRows:
+                 shingle_sets: tuple[np.ndarray, np.ndarray], settings: Settings) -> ArchiveRows:
     """Per-document content key, signature, size, band keys and long-paragraph keys."""
     n = len(docs)
     signed = content & (feats.sig_row >= 0)
@@ -163,8 +163,8 @@ def _same_documents_again(rows: ArchiveRows, old: ArchivedDocs, threshold: float
 
 
 def document_groups(table: DocTable, feats: ParagraphFeatures, content: np.ndarray,
-                     shingle_sets: tuple[np.ndarray, np.ndarray], para_groups: list[Group], settings: Settings
-                     ) -> tuple[list[Group], Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+                    shingle_sets: tuple[np.ndarray, np.ndarray], para_groups: list[Group], settings: Settings
+                    ) -> tuple[list[Group], Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     """Exact and near document clusters over content, and the similarity of pairs they were verified with."""
     sigs, sizes, hi, lo = table.signatures, table.sizes.astype(np.float64), table.key_hi, table.key_lo
     shingles, offsets = shingle_sets
@@ -199,7 +199,7 @@ def document_groups(table: DocTable, feats: ParagraphFeatures, content: np.ndarr
 
 
 def copy_similarity(jac: np.ndarray, shared: np.ndarray, size: float, sizes: np.ndarray, same_key: np.ndarray,
-                     settings: Settings) -> np.ndarray:
+                    settings: Settings) -> np.ndarray:
     """Document similarity of one document (`size` shingles) to others, from Jaccard and shared shingles.
 
     A pair passes on Jaccard, or failing that on containment; the value reported is the measure it
@@ -280,7 +280,7 @@ def _shared_paragraph_pairs(feats: ParagraphFeatures, content: np.ndarray, para_
 
 
 def choose_kept(docs: Sequence[Document], table: DocTable, groups: list[Group], feats: ParagraphFeatures,
-                 content: np.ndarray, settings: Settings) -> dict[int, int]:
+                content: np.ndarray, settings: Settings) -> dict[int, int]:
     """For each group (by position), the member kept: an archived copy if there is one (it is
     already archived), else the keep policy's choice among this run's documents; deterministic."""
     content_chars = np.bincount(feats.doc[content], weights=feats.chars[content], minlength=len(docs))
@@ -293,13 +293,13 @@ def choose_kept(docs: Sequence[Document], table: DocTable, groups: list[Group], 
             choice = min(archived, key=lambda m: rank[m])
         else:
             choice = keep_choice(members, settings.keep, rank, content_chars,
-                                  lambda m: document_date(docs[m], settings.date_field))
+                                 lambda m: document_date(docs[m], settings.date_field))
         kept[k] = choice
     return kept
 
 
 def keep_choice(members: Sequence[int], keep: KeepPolicy, rank: np.ndarray, content_chars: np.ndarray,
-                 date_of: Callable[[int], str]) -> int:
+                date_of: Callable[[int], str]) -> int:
     """The member the keep policy keeps; `members` are input positions (the `first` order), ties by rank."""
     if keep == "first":
         return min(members)

@@ -24,7 +24,7 @@ from .stripped import StrippedStore
 
 
 def page_groups(docs: Sequence[Document], feats: ParagraphFeatures, rank: np.ndarray,
-                 settings: Settings) -> list[str]:
+                settings: Settings) -> list[str]:
     """Group id per document: whole pages that are exact or near copies share one, the id of the
     group's first document by rank, so ids stay meaningful across runs (chrome statistics persist).
     A page's exact key is the key of all its normalised paragraphs in order."""
@@ -41,16 +41,16 @@ def page_groups(docs: Sequence[Document], feats: ParagraphFeatures, rank: np.nda
 
 
 def find_chrome(docs: Sequence[Document], feats: ParagraphFeatures, rank: np.ndarray, settings: Settings,
-                  learned: chrome_stage.ChromeStats | None
-                  ) -> tuple[np.ndarray, StrippedStore, chrome_stage.ChromeStats | None]:
+                learned: chrome_stage.ChromeStats | None
+                ) -> tuple[np.ndarray, StrippedStore, chrome_stage.ChromeStats | None]:
     """Stage 3: page groups, then `strip_chrome`."""
     groups = page_groups(docs, feats, rank, settings)
     return strip_chrome(docs, groups, feats, replace(settings, jobs=1), learned)
 
 
 def strip_chrome(docs: Sequence[Document], groups: list[str],
-                  feats: ParagraphFeatures, settings: Settings, learned: chrome_stage.ChromeStats | None
-                  ) -> tuple[np.ndarray, StrippedStore, chrome_stage.ChromeStats | None]:
+                 feats: ParagraphFeatures, settings: Settings, learned: chrome_stage.ChromeStats | None
+                 ) -> tuple[np.ndarray, StrippedStore, chrome_stage.ChromeStats | None]:
     """Chrome flag per paragraph (in feature order), the stripped paragraphs, and this run's own
     statistics (classification also uses what earlier runs `learned`)."""
     if not settings.chrome:
@@ -71,7 +71,7 @@ def page_stats(docs: Sequence[Document], groups: Sequence[str], feats: Paragraph
 
 
 def classify_pages(docs: Sequence[Document], feats: ParagraphFeatures,
-                    known: chrome_stage.ChromeStats) -> tuple[np.ndarray, StrippedStore]:
+                   known: chrome_stage.ChromeStats) -> tuple[np.ndarray, StrippedStore]:
     """Chrome flag per paragraph and the stripped paragraphs, given the site statistics: per
     document only, so any engine can run it wherever the documents are. The verdicts come from the
     features' cues, compiled, a span of documents at a time; no text is read (the stripped
@@ -115,7 +115,8 @@ def _classify_span(docs: Sequence[Document], feats: ParagraphFeatures, bounds: n
                 recs[tracked[a:b]] = known.recurrences_of_hashes(sites[run], hashes[a:b])
             run = p
     codes = chrome_compiled.classify_pages(feats.line_flags[lo:hi], feats.chars[lo:hi], feats.key_words[lo:hi],
-                           feats.key_stops[lo:hi], recs, page_bounds, np.array(groups, dtype=np.int64))
+                                           feats.key_stops[lo:hi], recs, page_bounds,
+                                           np.array(groups, dtype=np.int64))
     found = np.flatnonzero(codes >= chrome_stage.CHROME_RECURRING)
     ids = [worded.setdefault((code, rec, sites[page]), len(worded))
            for code, rec, page in zip(codes[found].tolist(), recs[found].tolist(),

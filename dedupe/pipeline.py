@@ -121,8 +121,8 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
         para_clusters, doc_clusters, outcomes, chrome_lines = copies_and_outcomes(settings.jobs)
         para_found = story_levels.paragraph_story((terms, para_units, settings.jobs), 0)
     if terms is not None and para_units is not None:
-        para_clusters = para_clusters + results.paragraph_story_clusters(docs, feats, para_units[0], para_found,
-                                                                  len(para_clusters))
+        para_clusters = para_clusters + results.paragraph_story_clusters(
+            docs, feats, para_units[0], para_found, len(para_clusters))
         tick("story", 1, 1)
     tick("clusters", 3, 3)
 

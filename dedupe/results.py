@@ -52,6 +52,8 @@ class ChromeLine:
 
 @dataclass(frozen=True, slots=True)
 class Stats:
+    """The run in numbers: what the terminal report's summary and the JSON report's `stats` show."""
+
     documents: int
     paragraphs: int
     bad_records: int
@@ -65,6 +67,9 @@ class Stats:
 
 @dataclass(frozen=True, slots=True)
 class ScanResult:
+    """Everything a scan found: clusters at both levels, chrome lines, what `clean` does with each
+    document, and, for an index, this run's chrome statistics and the documents' archive rows."""
+
     settings: Settings
     stats: Stats
     document_clusters: list[Cluster]
@@ -97,6 +102,8 @@ def row_text(docs: Sequence[Document], feats: ParagraphFeatures, row: int) -> st
 
 
 def document_clusters(table: DocTable, groups: list[Group], previews: Callable[[int], str]) -> list[Cluster]:
+    """Copy groups of documents as `Cluster`s (d1, d2, ...): `exact` when every member has the
+    representative's content key, else `near`; archived members are marked and not previewed."""
     if not groups:
         return []
     # Every group's members at once, as plain lists (as `paragraph_clusters` does).
@@ -121,7 +128,7 @@ def document_clusters(table: DocTable, groups: list[Group], previews: Callable[[
 
 
 def content_previews(docs: Sequence[Document], feats: ParagraphFeatures,
-                      content: np.ndarray) -> Callable[[int], str]:
+                     content: np.ndarray) -> Callable[[int], str]:
     """The preview of a document's text with chrome paragraphs left out (of its whole text if
     nothing is left), made when asked: only clusters' representatives need one, and a copy of
     every document's content text would cost about as much memory as the dump."""
@@ -147,7 +154,9 @@ def content_previews(docs: Sequence[Document], feats: ParagraphFeatures,
 
 
 def paragraph_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
-                        groups: list[Group]) -> list[Cluster]:
+                       groups: list[Group]) -> list[Cluster]:
+    """Copy groups of paragraphs as `Cluster`s (p1, p2, ...), each member a document and the
+    paragraph's index in it: `exact` when every member has the representative's exact key."""
     if not groups:
         return []
     # Every group's members at once, as plain lists: a Python object per member is the cost here.
@@ -175,7 +184,9 @@ def paragraph_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
 
 
 def document_story_clusters(docs: Sequence[Document], previews: Callable[[int], str], units: np.ndarray,
-                             found: list[tuple[list[int], list[float]]], base: int) -> list[Cluster]:
+                            found: list[tuple[list[int], list[float]]], base: int) -> list[Cluster]:
+    """The story stage's groups of documents (positions in `units`) as `story` clusters, numbered
+    on from the copy clusters (`base`)."""
     out = []
     for k, (members, sims) in enumerate(found):
         mem = tuple(Member(docs[units[m]].id, round(s, 4)) for m, s in zip(members, sims, strict=True))
@@ -184,8 +195,10 @@ def document_story_clusters(docs: Sequence[Document], previews: Callable[[int], 
 
 
 def paragraph_story_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
-                              units: np.ndarray, found: list[tuple[list[int], list[float]]],
-                              base: int) -> list[Cluster]:
+                             units: np.ndarray, found: list[tuple[list[int], list[float]]],
+                             base: int) -> list[Cluster]:
+    """The story stage's groups of paragraphs (positions in `units`, rows of the features) as
+    `story` clusters, numbered on from the paragraph copy clusters (`base`)."""
     if not found:
         return []
     # Every cluster's members at once, as plain lists (as `paragraph_clusters` does).
@@ -209,8 +222,10 @@ def paragraph_story_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
 
 
 def document_outcomes(docs: Sequence[Document], table: DocTable, groups: list[Group], clusters: list[Cluster],
-              kept: dict[int, int], similarity: Callable[[np.ndarray, np.ndarray], np.ndarray],
-              stripped: StrippedStore, doc_chars: list[int]) -> list[DocumentOutcome]:
+                      kept: dict[int, int], similarity: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                      stripped: StrippedStore, doc_chars: list[int]) -> list[DocumentOutcome]:
+    """What `clean` does with each document: kept, or removed as a copy of its group's kept copy
+    (with the reason and its similarity to it), and the chrome stripped from it."""
     where: dict[int, int] = {m: k for k, g in enumerate(groups) for m in g.members.tolist()}
     # Each removed document's similarity to its kept copy, all in one call.
     removed = [(kept[k], m) for k, g in enumerate(groups) for m in g.members.tolist() if m != kept[k] and m < len(docs)]
@@ -270,6 +285,8 @@ def chrome_report(docs: Sequence[Document], stripped: StrippedStore, feats: Para
 def scan_stats(docs: Sequence[Document], feats: ParagraphFeatures, bad: Sequence[BadRecord],
                doc_clusters: list[Cluster], para_clusters: list[Cluster], outcomes: list[DocumentOutcome],
                stripped: StrippedStore) -> Stats:
+    """The run in numbers (`Stats`), from the clusters, the outcomes and the stripped chrome."""
+
     def by_kind(clusters: list[Cluster]) -> dict[str, int]:
         counts = {"exact": 0, "near": 0, "story": 0}
         for c in clusters:

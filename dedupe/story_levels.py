@@ -14,8 +14,8 @@ from .model import Document
 
 
 def document_story_units(docs: Sequence[Document], feats: ParagraphFeatures, terms: story_stage.TermRows,
-                          content: np.ndarray, doc_groups: list[Group], kept: dict[int, int],
-                          rank: np.ndarray) -> tuple[np.ndarray, story_stage.TermRows, np.ndarray]:
+                         content: np.ndarray, doc_groups: list[Group], kept: dict[int, int],
+                         rank: np.ndarray) -> tuple[np.ndarray, story_stage.TermRows, np.ndarray]:
     """The story stage's documents: one unit per copy group, the kept copy standing for it
     (archived documents are not units), with the terms of its content paragraphs, or of all of
     them when it has none (`terms` are the paragraphs', numbered once for both levels); and
@@ -31,7 +31,7 @@ def document_story_units(docs: Sequence[Document], feats: ParagraphFeatures, ter
 
 
 def paragraph_story_units(feats: ParagraphFeatures, para_groups: list[Group],
-                           rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                          rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The story stage's paragraphs: every signed paragraph (a related-article teaser retelling a
     story counts), one per paragraph copy group; and their ranks among themselves."""
     unit = feats.sig_row >= 0
@@ -42,14 +42,14 @@ def paragraph_story_units(feats: ParagraphFeatures, para_groups: list[Group],
 
 
 def paragraph_story(context: tuple[story_stage.TermRows, tuple[np.ndarray, np.ndarray], int],
-                     _: int) -> list[tuple[list[int], list[float]]]:
+                    _: int) -> list[tuple[list[int], list[float]]]:
     """The story stage's paragraph level (a top-level function, so a forked process can run it)."""
     terms, (units, ranks), jobs = context
     return story_groups(terms.take(units), story_stage.StorySettings(), ranks, jobs)
 
 
 def story_groups(terms: story_stage.TermRows, settings: story_stage.StorySettings,
-                  rank: np.ndarray, jobs: int) -> list[tuple[list[int], list[float]]]:
+                 rank: np.ndarray, jobs: int) -> list[tuple[list[int], list[float]]]:
     """Story clusters over texts' terms: pairs from the story stage, clustered with the chaining guard."""
     first, second, sims = story_stage.story_pair_arrays(terms, settings, jobs)
     if not len(first):
