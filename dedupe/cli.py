@@ -169,17 +169,7 @@ _REPORT_ERRORS = "backslashreplace"
 
 
 def _write_json_report(target: str, report: dict[str, Any]) -> None:
-    data = _json_bytes(report)
-    if target != "-":
-        write_encoded(target, data)
-        return
-    out = getattr(sys.stdout, "buffer", None)
-    if out is None:  # stdout replaced by a text-only stream
-        sys.stdout.write(data.decode("utf-8"))
-        return
-    sys.stdout.flush()
-    out.write(data)
-    out.flush()
+    write_encoded(target, _json_bytes(report))
 
 
 def check_outputs(inputs: Sequence[str], outputs: Sequence[tuple[str, str | None]], index_path: str | None) -> None:

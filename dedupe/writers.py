@@ -175,39 +175,52 @@ def open_atomic(target: str | Path, mode: WriteMode = "wt", errors: str = "stric
     if mode not in ("wt", "wb"):
         raise ValueError(f"mode must be 'wt' or 'wb', not {mode!r}")
     target = Path(target)
-    if mode == "wt" and split_suffix(target.name)[1] == ".zst":
-        require_zstandard()  # fail before the temp file exists
-    with _in_place(target) if is_special_file(target) else _replacing(target) as raw:
-        if mode == "wb":
+    if mode == "wb":
+        with _in_place(target) if is_special_file(target) else _replacing(target) as raw:
             yield raw
-            return
-        compressed = _compressor(raw, target)
-        text = io.TextIOWrapper(
-            compressed if compressed is not None else raw, encoding="utf-8", errors=errors, newline="\n"
-        )
+        return
+    with _encoded_stream(target) as encoded:
+        text = io.TextIOWrapper(encoded, encoding="utf-8", errors=errors, newline="\n")
         try:
             yield text
         except BaseException:
             with contextlib.suppress(Exception):  # the temp file is deleted; the first error matters
-                _finish(text, compressed)
+                _detach(text)
             raise
-        _finish(text, compressed)
+        _detach(text)
 
 
 def write_encoded(target: str | Path, data: bytes) -> None:
-    """Write UTF-8 `data` as `open_atomic(target, "wt")` would write its text: compressed when the
-    target's suffix says so, appearing only once complete, a device written in place. A report
-    that orjson encodes (100 MB at 100k documents) then needs no decoding and encoding again."""
-    target = Path(target)
+    """Write UTF-8 `data` as `open_atomic(target, "wt")` would write its text (or to stdout for "-",
+    as `write_jsonl` does). A report that orjson encodes (100 MB at 100k documents) then needs no
+    decoding and encoding again."""
+    if str(target) == "-":
+        out = _stdout_bytes()
+        if out is None:  # stdout replaced by a text-only stream
+            sys.stdout.write(data.decode("utf-8"))
+            sys.stdout.flush()
+            return
+        out.write(data)
+        out.flush()
+        return
+    with _encoded_stream(Path(target)) as encoded:
+        encoded.write(data)
+
+
+@contextlib.contextmanager
+def _encoded_stream(target: Path) -> Iterator[BinaryIO]:
+    """The stream that text for `target` is encoded into: compressed when the target's suffix says
+    so (the compressed stream ended on success, leaving the file open for fsync), in a file that
+    appears only once complete, or a device written in place."""
     if split_suffix(target.name)[1] == ".zst":
         require_zstandard()  # fail before the temp file exists
     with _in_place(target) if is_special_file(target) else _replacing(target) as raw:
         compressed = _compressor(raw, target)
         if compressed is None:
-            raw.write(data)
+            yield raw
             return
         try:
-            compressed.write(data)
+            yield compressed
         except BaseException:
             with contextlib.suppress(Exception):  # the temp file is deleted; the first error matters
                 compressed.close()
@@ -215,12 +228,19 @@ def write_encoded(target: str | Path, data: bytes) -> None:
         compressed.close()
 
 
-def _finish(text: io.TextIOWrapper, compressed: BinaryIO | None) -> None:
-    """Flush the text layer and end the compressed stream, leaving the raw file open for fsync."""
+def _detach(text: io.TextIOWrapper) -> None:
+    """Flush the text layer, leaving the stream under it open (close() would close it too)."""
     if not text.closed:
-        text.detach()  # flushes; unlike close() it leaves the file under it open
-    if compressed is not None:
-        compressed.close()
+        text.detach()
+
+
+def _stdout_bytes() -> BinaryIO | None:
+    """stdout's byte stream, with any text written before flushed into it (None when stdout was
+    replaced by a stream of text only): the outputs are UTF-8 whatever the terminal's encoding."""
+    out = getattr(sys.stdout, "buffer", None)
+    if out is not None:
+        sys.stdout.flush()
+    return out
 
 
 # --- JSON Lines ---------------------------------------------------------------------------------
@@ -249,10 +269,9 @@ def write_jsonl(target: str | Path, records: Iterable[Mapping[str, Any]]) -> int
 
 def _write_jsonl_stdout(records: Iterable[Mapping[str, Any]]) -> int:
     """Write UTF-8 to stdout whatever the terminal's encoding, as the file outputs do."""
-    out = getattr(sys.stdout, "buffer", None)
+    out = _stdout_bytes()
     if out is None:  # stdout replaced by a text-only stream
         return _write_jsonl_text(sys.stdout, records)
-    sys.stdout.flush()
     count = 0
     for record in records:
         out.write(_json_line(record).encode("utf-8", _JSON_ERRORS))
