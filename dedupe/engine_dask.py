@@ -61,7 +61,16 @@ from .normalize import line_key, utf8
 from .page_chrome import classify_pages, page_stats
 from .readers import ReadOptions
 from .report import count_site_outcome
-from .results import ChromeLine, DocumentOutcome, ScanResult, Stats, content_previews, first_words, row_text
+from .results import (
+    ChromeLine,
+    DocumentOutcome,
+    ScanResult,
+    Stats,
+    content_previews,
+    first_words,
+    row_text,
+    row_texts,
+)
 from .settings import Settings
 from .signing import sign
 from .story_levels import story_groups
@@ -216,7 +225,7 @@ def _para_data(part: _Part) -> pd.DataFrame:
         "node": part.para0 + rows, "sig": _sigs_column(feats.signatures[feats.sig_row[rows]]),
         "g": part.doc0 + docs, "id": pd.Series([part.docs[d].id for d in docs], dtype=object), "k": index,
         "hi": feats.key_hi[rows], "lo": feats.key_lo[rows], "content": part.content[rows],
-        "preview": pd.Series([first_words(row_text(part.docs, feats, r)) for r in rows.tolist()], dtype=object)})
+        "preview": pd.Series([first_words(text) for text in row_texts(part.docs, feats, rows)], dtype=object)})
 
 
 def _doc_signatures(part: _Part) -> np.ndarray:

@@ -101,24 +101,39 @@ def row_text(docs: Sequence[Document], feats: ParagraphFeatures, row: int) -> st
                           bool(feats.end[row] != feats.line[row]))
 
 
+def row_texts(docs: Sequence[Document], feats: ParagraphFeatures, rows: np.ndarray) -> list[str]:
+    """`row_text` of many rows, where they lie read for all at once (a cluster list's previews)."""
+    where = zip(feats.doc[rows].tolist(), feats.start[rows].tolist(), feats.stop[rows].tolist(),
+                (feats.end[rows] != feats.line[rows]).tolist(), strict=True)
+    return [paragraph_text(docs[d].text, start, stop, wrapped) for d, start, stop, wrapped in where]
+
+
+def _flattened(groups: list[Group], key_hi: np.ndarray, key_lo: np.ndarray
+               ) -> tuple[list[int], np.ndarray, np.ndarray, list[bool], list[float]]:
+    """Every group's members at once (a Python object per member is the cost of a cluster list):
+    each group's size, all members in one array, each representative, whether all of a group's
+    members have its representative's key (an `exact` group), and every member's similarity."""
+    sizes = np.fromiter((len(g.members) for g in groups), dtype=np.int64, count=len(groups))
+    members = np.concatenate([g.members for g in groups]).astype(np.int64, copy=False)
+    reps = np.fromiter((g.representative for g in groups), dtype=np.int64, count=len(groups))
+    rep_of = np.repeat(reps, sizes)
+    same = (key_hi[members] == key_hi[rep_of]) & (key_lo[members] == key_lo[rep_of])
+    exact = np.logical_and.reduceat(same, np.cumsum(sizes) - sizes).tolist()
+    sims = np.concatenate([g.similarity for g in groups]).astype(np.float64, copy=False).tolist()
+    return sizes.tolist(), members, reps, exact, sims
+
+
 def document_clusters(table: DocTable, groups: list[Group], previews: Callable[[int], str]) -> list[Cluster]:
     """Copy groups of documents as `Cluster`s (d1, d2, ...): `exact` when every member has the
     representative's content key, else `near`; archived members are marked and not previewed."""
     if not groups:
         return []
-    # Every group's members at once, as plain lists (as `paragraph_clusters` does).
-    sizes = np.fromiter((len(g.members) for g in groups), dtype=np.int64, count=len(groups))
-    members = np.concatenate([g.members for g in groups]).astype(np.int64, copy=False)
-    reps = np.fromiter((g.representative for g in groups), dtype=np.int64, count=len(groups))
-    rep_of = np.repeat(reps, sizes)
-    same = (table.key_hi[members] == table.key_hi[rep_of]) & (table.key_lo[members] == table.key_lo[rep_of])
-    exact = np.logical_and.reduceat(same, np.cumsum(sizes) - sizes).tolist()
+    sizes, members, reps, exact, sims = _flattened(groups, table.key_hi, table.key_lo)
     ids = [table.ids[m] for m in members.tolist()]
     archived = (members >= table.n_new).tolist()
-    sims = np.concatenate([g.similarity for g in groups]).astype(np.float64, copy=False).tolist()
     out = []
     at = 0
-    for k, (rep, size) in enumerate(zip(reps.tolist(), sizes.tolist(), strict=True)):
+    for k, (rep, size) in enumerate(zip(reps.tolist(), sizes, strict=True)):
         kind: ClusterKind = "exact" if exact[k] else "near"
         cluster = tuple(Member(ids[m], round(sims[m], 4), archived=archived[m]) for m in range(at, at + size))
         preview = previews(rep) if rep < table.n_new else "(archived)"
@@ -145,9 +160,7 @@ def content_previews(docs: Sequence[Document], feats: ParagraphFeatures,
             if len(words) >= _PREVIEW_WORDS:
                 break
             if content[row]:
-                piece = paragraph_text(text, int(feats.start[row]), int(feats.stop[row]),
-                                       bool(feats.end[row] != feats.line[row]))
-                words.extend(piece.split(None, _PREVIEW_WORDS)[:_PREVIEW_WORDS])
+                words.extend(row_text(docs, feats, row).split(None, _PREVIEW_WORDS)[:_PREVIEW_WORDS])
         return " ".join(words[:_PREVIEW_WORDS])
 
     return preview
@@ -159,26 +172,15 @@ def paragraph_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
     paragraph's index in it: `exact` when every member has the representative's exact key."""
     if not groups:
         return []
-    # Every group's members at once, as plain lists: a Python object per member is the cost here.
-    sizes = np.fromiter((len(g.members) for g in groups), dtype=np.int64, count=len(groups))
-    members = np.concatenate([g.members for g in groups])
-    reps = np.repeat(np.fromiter((g.representative for g in groups), dtype=np.int64, count=len(groups)), sizes)
-    same = (feats.key_hi[members] == feats.key_hi[reps]) & (feats.key_lo[members] == feats.key_lo[reps])
-    exact = np.logical_and.reduceat(same, np.cumsum(sizes) - sizes).tolist()
+    sizes, members, reps, exact, sims = _flattened(groups, feats.key_hi, feats.key_lo)
     ids = [docs[d].id for d in feats.doc[members].tolist()]
     index = feats.index[members].tolist()
-    sims = np.concatenate([g.similarity for g in groups]).tolist()
-    first = np.fromiter((g.representative for g in groups), dtype=np.int64, count=len(groups))
-    texts = [docs[d].text for d in feats.doc[first].tolist()]
-    starts, stops = feats.start[first].tolist(), feats.stop[first].tolist()
-    wrapped = (feats.end[first] != feats.line[first]).tolist()
     out = []
     at = 0
-    for k, size in enumerate(sizes.tolist()):
+    for k, (size, text) in enumerate(zip(sizes, row_texts(docs, feats, reps), strict=True)):
         kind: ClusterKind = "exact" if exact[k] else "near"
         cluster = tuple(Member(ids[m], round(sims[m], 4), index[m]) for m in range(at, at + size))
-        preview = first_words(paragraph_text(texts[k], starts[k], stops[k], wrapped[k]))
-        out.append(Cluster(f"p{k + 1}", kind, "paragraph", cluster[0], cluster, preview))
+        out.append(Cluster(f"p{k + 1}", kind, "paragraph", cluster[0], cluster, first_words(text)))
         at += size
     return out
 
@@ -206,17 +208,12 @@ def paragraph_story_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
     rows = units[np.concatenate([np.asarray(members, dtype=np.int64) for members, _ in found])]
     ids = [docs[d].id for d in feats.doc[rows].tolist()]
     index = feats.index[rows].tolist()
-    firsts = np.cumsum([0, *sizes[:-1]])
-    reps = rows[firsts]
-    texts = [docs[d].text for d in feats.doc[reps].tolist()]
-    starts, stops = feats.start[reps].tolist(), feats.stop[reps].tolist()
-    wrapped = (feats.end[reps] != feats.line[reps]).tolist()
+    previews = row_texts(docs, feats, rows[np.cumsum([0, *sizes[:-1]])])
     out = []
     at = 0
-    for k, (size, (_, sims)) in enumerate(zip(sizes, found, strict=True)):
+    for k, (size, (_, sims), text) in enumerate(zip(sizes, found, previews, strict=True)):
         mem = tuple(Member(ids[at + m], round(s, 4), index[at + m]) for m, s in enumerate(sims))
-        preview = first_words(paragraph_text(texts[k], starts[k], stops[k], wrapped[k]))
-        out.append(Cluster(f"p{base + k + 1}", "story", "paragraph", mem[0], mem, preview))
+        out.append(Cluster(f"p{base + k + 1}", "story", "paragraph", mem[0], mem, first_words(text)))
         at += size
     return out
 
@@ -269,15 +266,13 @@ def chrome_report(docs: Sequence[Document], stripped: StrippedStore, feats: Para
     starts = np.flatnonzero(new_line)
     pages = np.add.reduceat(new_page.astype(np.int64), starts).tolist()
     first = np.minimum.reduceat(order, starts)  # each line's first row: as first seen
-    # Where each line lies, read for all lines at once: a dump's chrome report has 100k lines or more.
-    where = zip(doc[first].tolist(), stripped.start[first].tolist(), stripped.stop[first].tolist(),
-                (stripped.end[first] != stripped.line[first]).tolist(), stripped.reason_ids[first].tolist(),
-                pages, strict=True)
+    # Read for all lines at once: a dump's chrome report has 100k lines or more.
+    where = zip(doc[first].tolist(), stripped.texts_at(first), stripped.reason_ids[first].tolist(), pages,
+                strict=True)
     lines = []
-    for d, start, stop, wrapped, reason, count in where:
+    for d, text, reason, count in where:
         doc_d = docs[d]
-        lines.append(ChromeLine(doc_d.site, paragraph_text(doc_d.text, start, stop, wrapped), count, doc_d.id,
-                                stripped.reasons[reason]))
+        lines.append(ChromeLine(doc_d.site, text, count, doc_d.id, stripped.reasons[reason]))
     lines.sort(key=lambda c: (c.site, -c.pages, c.text))
     return lines
 

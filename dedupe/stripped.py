@@ -66,6 +66,12 @@ class StrippedStore:
         return paragraph_text(self.docs[d].text, int(self.start[row]), int(self.stop[row]),
                               bool(self.end[row] != self.line[row]))
 
+    def texts_at(self, rows: np.ndarray) -> list[str]:
+        """The texts of rows `rows` (of any documents), where they lie read for all at once."""
+        where = zip(self.doc[rows].tolist(), self.start[rows].tolist(), self.stop[rows].tolist(),
+                    (self.end[rows] != self.line[rows]).tolist(), strict=True)
+        return [paragraph_text(self.docs[d].text, start, stop, wrapped) for d, start, stop, wrapped in where]
+
     def texts(self, d: int) -> list[str]:
         """Document d's stripped paragraphs' texts, all at once (a page strips a hundred lines)."""
         lo, hi = self.bounds[d], self.bounds[d + 1]
