@@ -496,18 +496,16 @@ def _row_blocks(prefix: sp.csr_matrix, rows: int, entries: int) -> list[tuple[in
 
 def _row_sums(matrix: sp.csr_matrix, per_column: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
     """Each row's sum of `per_column` (integers) over its entries' columns, about `chunk` entries at
-    a time: the stage's peak of memory comes here, so no array as long as the matrix is made."""
+    a time: the story stage holds its most memory here, so no array as long as the matrix is made."""
     n, indptr = matrix.shape[0], matrix.indptr
     sums = np.zeros(n, dtype=np.int64)
     row = 0
     while row < n:
-        last = max(row + 1, int(np.searchsorted(indptr, indptr[row] + chunk, side="right")) - 1)
-        last = min(last, n)
+        last = min(n, max(row + 1, int(np.searchsorted(indptr, indptr[row] + chunk, side="right")) - 1))
         values = per_column[matrix.indices[indptr[row] : indptr[last]]]
-        ends = np.cumsum(values)  # running sums; each row's sum is the difference at its bounds
-        bounds = (indptr[row : last + 1] - indptr[row]).astype(np.int64)
-        before = np.where(bounds > 0, ends[np.maximum(bounds - 1, 0)] if ends.size else 0, 0)
-        sums[row:last] = before[1:] - before[:-1]
+        running = np.zeros(len(values) + 1, dtype=np.int64)  # sums from 0: a row's is the rise over it
+        np.cumsum(values, out=running[1:])
+        sums[row:last] = np.diff(running[indptr[row : last + 1] - indptr[row]])
         row = last
     return sums
 
