@@ -29,7 +29,9 @@ class ArchiveRows:
     """Per-document data an archive stores, as arrays aligned with the scan's documents.
 
     `bands` holds each document's LSH band keys (documents x bands); `paragraph_keys` the 64-bit
-    exact keys of its long content paragraphs, flattened with `paragraph_offsets`.
+    exact keys of its long content paragraphs, flattened with `paragraph_offsets`. `page_groups`
+    names the page group each document's chrome recurrence was counted in
+    (`page_chrome.page_groups`), so a later run's copy of the page is counted in the same one.
     """
 
     ids: list[str]
@@ -41,13 +43,14 @@ class ArchiveRows:
     bands: np.ndarray
     paragraph_keys: np.ndarray
     paragraph_offsets: np.ndarray
+    page_groups: list[str]
 
     def take(self, rows: np.ndarray) -> ArchiveRows:
         """The same data for a subset of documents (e.g. the kept ones)."""
         flat, offsets = gather_rows(self.paragraph_keys, self.paragraph_offsets, rows)
         return ArchiveRows([self.ids[r] for r in rows], [self.sites[r] for r in rows], self.key_hi[rows],
                            self.key_lo[rows], self.sizes[rows], self.signatures[rows], self.bands[rows],
-                           flat.astype(np.uint64), offsets)
+                           flat.astype(np.uint64), offsets, [self.page_groups[r] for r in rows])
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,16 +65,17 @@ class ArchivedDocs:
     signatures: np.ndarray
     paragraph_keys: np.ndarray
     paragraph_offsets: np.ndarray
+    page_groups: list[str]  # (a document archived before page groups were stored: its own id)
 
     @classmethod
     def empty(cls, num_perm: int) -> ArchivedDocs:
         return cls([], [], np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.int64),
-                   np.zeros((0, num_perm), np.uint32), np.zeros(0, np.uint64), np.zeros(1, np.int64))
+                   np.zeros((0, num_perm), np.uint32), np.zeros(0, np.uint64), np.zeros(1, np.int64), [])
 
     @classmethod
     def from_rows(cls, rows: ArchiveRows) -> ArchivedDocs:
         return cls(rows.ids, rows.sites, rows.key_hi, rows.key_lo, rows.sizes, rows.signatures,
-                   rows.paragraph_keys, rows.paragraph_offsets)
+                   rows.paragraph_keys, rows.paragraph_offsets, rows.page_groups)
 
 
 class Archive(Protocol):
@@ -133,4 +137,5 @@ def _concat_rows(parts: list[ArchiveRows]) -> ArchiveRows:
                        np.concatenate([r.key_hi for r in parts]), np.concatenate([r.key_lo for r in parts]),
                        np.concatenate([r.sizes for r in parts]), np.concatenate([r.signatures for r in parts]),
                        np.concatenate([r.bands for r in parts]),
-                       np.concatenate([r.paragraph_keys for r in parts]), np.concatenate(offsets))
+                       np.concatenate([r.paragraph_keys for r in parts]), np.concatenate(offsets),
+                       [g for r in parts for g in r.page_groups])

@@ -83,8 +83,9 @@ def content_keys(feats: ParagraphFeatures, content: np.ndarray, n: int) -> tuple
 
 
 def archive_rows(docs: Sequence[Document], feats: ParagraphFeatures, content: np.ndarray,
-                 shingle_sets: tuple[np.ndarray, np.ndarray], settings: Settings) -> ArchiveRows:
-    """Per-document content key, signature, size, band keys and long-paragraph keys."""
+                 shingle_sets: tuple[np.ndarray, np.ndarray], page_groups: list[str],
+                 settings: Settings) -> ArchiveRows:
+    """Per-document content key, signature, size, band keys, long-paragraph keys and page group."""
     n = len(docs)
     signed = content & (feats.sig_row >= 0)
     sigs = kernels.merged_signatures(feats.signatures, feats.sig_row[signed], feats.doc[signed], n)
@@ -94,7 +95,7 @@ def archive_rows(docs: Sequence[Document], feats: ParagraphFeatures, content: np
     np.cumsum(np.bincount(feats.doc[signed], minlength=n), out=offsets[1:])
     shingle_offsets = shingle_sets[1]
     return ArchiveRows([d.id for d in docs], [d.site for d in docs], hi, lo, np.diff(shingle_offsets), sigs,
-                       band_keys(sigs, bands, rows), feats.key_hi[signed], offsets)
+                       band_keys(sigs, bands, rows), feats.key_hi[signed], offsets, page_groups)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,9 @@ Layout (`SCHEMA_VERSION`):
   a probe detects a changed band-key function (`rebuild_bands` then recomputes them).
 - `documents`: one row per archived document; 64-bit keys are stored as signed INTEGERs (the
   uint64 bit pattern viewed as int64), the signature as uint32 little-endian, and the keys of its
-  long content paragraphs as uint64 little-endian (what verification needs, without a second lookup).
+  long content paragraphs as uint64 little-endian (what verification needs, without a second lookup),
+  and the page group its chrome recurrence was counted in (since schema version 2: a later night's
+  copy of the page is counted in the same group, so the lines they share are not taken for chrome).
 - `content_keys`: unique index on (key_hi, key_lo, id) for exact-content lookups; the same document
   id with the same content is stored once, so re-running a batch adds nothing.
 - `bands` (band, key, doc_id) and `paragraph_keys` (key, doc_id): WITHOUT ROWID tables, so a lookup
@@ -84,7 +86,8 @@ CREATE TABLE documents (
     signature BLOB NOT NULL,
     paragraphs BLOB NOT NULL,
     run_id TEXT NOT NULL,
-    added_at TEXT NOT NULL
+    added_at TEXT NOT NULL,
+    page_group TEXT
 );
 CREATE UNIQUE INDEX content_keys ON documents (key_hi, key_lo, id);
 CREATE TABLE bands (
@@ -121,7 +124,7 @@ WITH hits (doc_id) AS (
     UNION SELECT d.doc_id FROM want_content w CROSS JOIN documents d ON d.key_hi = w.hi AND d.key_lo = w.lo
     UNION SELECT p.doc_id FROM want_para w CROSS JOIN paragraph_keys p ON p.key = w.key
 )
-SELECT d.id, d.site, d.key_hi, d.key_lo, d.size, d.signature, d.paragraphs
+SELECT d.id, d.site, d.key_hi, d.key_lo, d.size, d.signature, d.paragraphs, {page_group}
 FROM hits h CROSS JOIN documents d ON d.doc_id = h.doc_id ORDER BY d.doc_id
 """
 
@@ -231,7 +234,7 @@ class SQLiteIndex(IndexBase):
                              zip(bands[0].tolist(), bands[1].tolist(), strict=True))
             conn.executemany("INSERT OR IGNORE INTO want_content VALUES (?, ?)", zip(hi, lo, strict=True))
             conn.executemany("INSERT OR IGNORE INTO want_para VALUES (?)", ((k,) for k in paragraphs))
-            return conn.execute(_CANDIDATES).fetchall()
+            return conn.execute(_CANDIDATES.format(page_group=self._page_group)).fetchall()
 
     def _site_rows(self, sites: Sequence[str]) -> list[tuple[int, str, bytes]]:
         conn = self._db()
@@ -296,11 +299,14 @@ class SQLiteIndex(IndexBase):
     def _next_doc_id(self) -> int:
         return int(self._db().execute("SELECT coalesce(max(doc_id), 0) + 1 FROM documents").fetchone()[0])
 
+    def _upgrade(self) -> None:
+        self._db().execute("ALTER TABLE documents ADD COLUMN page_group TEXT")
+
     def _insert_documents(self, documents: Iterator[tuple[Any, ...]], count: int, check: Check) -> None:
         conn = self._db()
         for _ in range(0, count, _CHUNK):
             check("insert")
-            conn.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            conn.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              itertools.islice(documents, _CHUNK))
 
     def _insert_bands(self, columns: tuple[np.ndarray, np.ndarray, np.ndarray], check: Check) -> None:

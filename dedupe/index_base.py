@@ -8,7 +8,8 @@ PostgreSQL index built from the same runs hold the same rows and answer the same
   signatures, long-paragraph keys, chrome statistics merged per (site, line key), a run record);
 - the chrome statistics merge (`_merge_rows`) and their lazy, batch-restricted loading
   (`_LazyChrome`);
-- ids and site names stored as text both databases take (`stored_text`), given back unchanged;
+- ids, site names and page groups stored as text both databases take (`stored_text`), given back
+  unchanged;
 - the export record and the statistics report.
 
 A backend subclasses `IndexBase` and implements the storage hooks (the `_`-methods raising
@@ -38,7 +39,10 @@ from .minhash import EMPTY
 from .settings import Settings
 from .shingle import HASH_VERSION
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added `documents.page_group`; a version-1 index is upgraded in place when opened for writing,
+and read as it is (its documents' page groups are their ids)."""
+UPGRADABLE_VERSIONS = ("1",)
 MATCHED_SETTINGS = ("num_perm", "seed", "ngram", "threshold", "min_words")
 CHUNK = 20_000  # rows per insert batch: the point between batches where a stop request is honoured
 
@@ -199,23 +203,27 @@ def document_rows(rows: ArchiveRows, fresh: np.ndarray, doc_ids: np.ndarray, run
     hi, lo = to_signed(rows.key_hi[fresh]), to_signed(rows.key_lo[fresh])
     for k, p in enumerate(fresh.tolist()):
         yield (int(doc_ids[k]), rows.ids[p], rows.sites[p], hi[k], lo[k], int(rows.sizes[p]), sigs[k].tobytes(),
-               paragraphs[offsets[p]:offsets[p + 1]].tobytes(), run_id, now)
+               paragraphs[offsets[p]:offsets[p + 1]].tobytes(), run_id, now, rows.page_groups[p])
 
 
 def export_record(row: Sequence[Any]) -> dict[str, Any]:
-    """A `documents` row as the JSON-able record of `dedupe index export`."""
-    doc_id, id_, site, hi, lo, size, sig, paras, run_id, added = row
+    """A `documents` row as the JSON-able record of `dedupe index export` (a version-1 index's rows
+    have no page group: the document's id stands for it)."""
+    doc_id, id_, site, hi, lo, size, sig, paras, run_id, added = row[:10]
+    group = row[10] if len(row) > 10 and row[10] is not None else id_
     return {"doc": doc_id, "id": text_from_store(id_), "site": text_from_store(site),
             "key": f"{hi & 0xFFFFFFFFFFFFFFFF:016x}{lo & 0xFFFFFFFFFFFFFFFF:016x}", "size": size,
             "run_id": run_id, "added_at": added, "signature": base64.b64encode(bytes(sig)).decode("ascii"),
-            "paragraph_keys": [f"{v:016x}" for v in np.frombuffer(bytes(paras), dtype="<u8").tolist()]}
+            "paragraph_keys": [f"{v:016x}" for v in np.frombuffer(bytes(paras), dtype="<u8").tolist()],
+            "page_group": text_from_store(group)}
 
 
 def archived_docs(found: Sequence[Sequence[Any]], num_perm: int) -> ArchivedDocs:
-    """Rows (id, site, key_hi, key_lo, size, signature, paragraphs) as the arrays a scan verifies with."""
+    """Rows (id, site, key_hi, key_lo, size, signature, paragraphs, page group or None) as the arrays a
+    scan verifies with."""
     if not found:
         return ArchivedDocs.empty(num_perm)
-    ids, sites, hi, lo, sizes, sigs, paras = zip(*found, strict=True)
+    ids, sites, hi, lo, sizes, sigs, paras, groups = zip(*found, strict=True)
     lengths = np.array([len(p) // 8 for p in paras], dtype=np.int64)
     offsets = np.zeros(len(found) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -223,7 +231,8 @@ def archived_docs(found: Sequence[Sequence[Any]], num_perm: int) -> ArchivedDocs
                         from_signed(lo), np.array(sizes, dtype=np.int64),
                         np.frombuffer(b"".join(map(bytes, sigs)), dtype="<u4").astype(np.uint32)
                         .reshape(len(found), num_perm),
-                        np.frombuffer(b"".join(map(bytes, paras)), dtype="<u8").astype(np.uint64), offsets)
+                        np.frombuffer(b"".join(map(bytes, paras)), dtype="<u8").astype(np.uint64), offsets,
+                        [text_from_store(i if g is None else g) for i, g in zip(ids, groups, strict=True)])
 
 
 # --- the shared index -------------------------------------------------------------------------------
@@ -270,8 +279,9 @@ class IndexBase:
 
     def _lookup(self, bands: tuple[np.ndarray, np.ndarray], hi: list[int], lo: list[int],
                 paragraphs: list[int]) -> list[tuple[Any, ...]]:
-        """(id, site, key_hi, key_lo, size, signature, paragraphs) of the documents sharing a band
-        (band number, key), a content key (hi, lo) or a paragraph key: one batched query."""
+        """(id, site, key_hi, key_lo, size, signature, paragraphs, page group) of the documents sharing a
+        band (band number, key), a content key (hi, lo) or a paragraph key: one batched query (the
+        page group None in an index not yet upgraded from version 1)."""
         raise NotImplementedError
 
     def _known(self, rows: ArchiveRows) -> set[int]:
@@ -356,17 +366,34 @@ class IndexBase:
                 **{name: getattr(settings, name) for name in MATCHED_SETTINGS}}
 
     def _adopt_meta(self, meta: dict[str, str], settings: Settings | None, check_banding: bool) -> None:
-        """Take the stored meta, refusing what this dedupe cannot use."""
+        """Take the stored meta, refusing what this dedupe cannot use; an index of an earlier schema
+        opened for writing is upgraded (`_upgrade`)."""
         self._meta = meta
         self._check(settings)
         self._bands, self._rows = int(self._meta["bands"]), int(self._meta["rows"])
         if check_banding:
             self._check_banding()
+        if not self.readonly and self._meta.get("schema_version") in UPGRADABLE_VERSIONS:
+            with self._transaction():
+                self._upgrade()
+                self._set_meta({"schema_version": SCHEMA_VERSION})
+            self._meta["schema_version"] = str(SCHEMA_VERSION)
+
+    def _upgrade(self) -> None:
+        """Version 1 to 2, inside a transaction: add `documents.page_group` (NULL for the documents
+        already archived, which are then read with their ids as their page groups)."""
+        raise NotImplementedError
+
+    @property
+    def _page_group(self) -> str:
+        """The SQL a lookup selects as a document's page group: the column, or NULL in an index
+        read before its upgrade (opened read-only)."""
+        return "d.page_group" if self._meta.get("schema_version") == str(SCHEMA_VERSION) else "NULL"
 
     def _check(self, settings: Settings | None) -> None:
         """Refuse an index of another schema version, or built with settings that change signatures."""
         version = self._meta.get("schema_version")
-        if version != str(SCHEMA_VERSION):
+        if version != str(SCHEMA_VERSION) and version not in UPGRADABLE_VERSIONS:
             raise DedupeError(f"index {self.name}: schema version {version}, this dedupe reads version "
                               f"{SCHEMA_VERSION}; export it with the dedupe that wrote it, or start a new index")
         hashing = self._meta.get("hash_version")
@@ -470,7 +497,8 @@ class IndexBase:
         check = check or (lambda stage: None)
         now = utc_now()
         rows = dataclasses.replace(rows, ids=[stored_text(i) for i in rows.ids],
-                                   sites=[stored_text(s) for s in rows.sites])
+                                   sites=[stored_text(s) for s in rows.sites],
+                                   page_groups=[stored_text(g) for g in rows.page_groups])
         with self._transaction():
             fresh = fresh_positions(rows, self._known(rows))
             base = self._next_doc_id()

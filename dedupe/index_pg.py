@@ -56,7 +56,8 @@ CREATE TABLE documents (
     signature bytea NOT NULL,
     paragraphs bytea NOT NULL,
     run_id text NOT NULL,
-    added_at text NOT NULL
+    added_at text NOT NULL,
+    page_group text
 );
 CREATE UNIQUE INDEX content_keys ON documents (key_hi, key_lo, id);
 CREATE TABLE bands (band smallint NOT NULL, key bigint NOT NULL, doc_id bigint NOT NULL,
@@ -82,13 +83,13 @@ WITH hits (doc_id) AS (
         JOIN documents d ON d.key_hi = w.hi AND d.key_lo = w.lo
     UNION SELECT p.doc_id FROM unnest(%b::int8[]) AS w (key) JOIN paragraph_keys p ON p.key = w.key
 )
-SELECT d.id, d.site, d.key_hi, d.key_lo, d.size, d.signature, d.paragraphs
+SELECT d.id, d.site, d.key_hi, d.key_lo, d.size, d.signature, d.paragraphs, {page_group}
 FROM hits h JOIN documents d ON d.doc_id = h.doc_id ORDER BY d.doc_id
 """
 
 _PROBE_OFF = ("enable_hashjoin", "enable_mergejoin", "jit")  # see PostgresIndex._probing
-_DOCUMENT_COLUMNS = "doc_id, id, site, key_hi, key_lo, size, signature, paragraphs, run_id, added_at"
-_DOCUMENT_TYPES = ["int8", "text", "text", "int8", "int8", "int8", "bytea", "bytea", "text", "text"]
+_DOCUMENT_COLUMNS = "doc_id, id, site, key_hi, key_lo, size, signature, paragraphs, run_id, added_at, page_group"
+_DOCUMENT_TYPES = ["int8", "text", "text", "int8", "int8", "int8", "bytea", "bytea", "text", "text", "text"]
 
 
 class MissingDriver(DedupeError):
@@ -300,8 +301,8 @@ class PostgresIndex(IndexBase):
             band_no, keys = band_no[keep], keys[keep]
         paras = np.unique(np.array(paragraphs, dtype=np.int64)).tolist()
         with self._probing() as conn:
-            return list(conn.cursor(binary=True).execute(_CANDIDATES, (band_no.tolist(), keys.tolist(), hi, lo,
-                                                                       paras)).fetchall())
+            return list(conn.cursor(binary=True).execute(_CANDIDATES.format(page_group=self._page_group),
+                                                         (band_no.tolist(), keys.tolist(), hi, lo, paras)).fetchall())
 
     def _site_rows(self, sites: Sequence[str]) -> list[tuple[int, str, bytes]]:
         return list(self._db().execute("SELECT site_id, site, groups FROM chrome WHERE site = ANY(%b::text[])",
@@ -364,6 +365,9 @@ class PostgresIndex(IndexBase):
                 "JOIN documents d ON d.key_hi = w.hi AND d.key_lo = w.lo AND d.id = w.id",
                 (list(range(len(rows.ids))), rows.ids, to_signed(rows.key_hi), to_signed(rows.key_lo))).fetchall()
         return {pos for (pos,) in found}
+
+    def _upgrade(self) -> None:
+        self._db().execute("ALTER TABLE documents ADD COLUMN IF NOT EXISTS page_group text")
 
     def _next_doc_id(self) -> int:
         return int(self._db().execute("SELECT coalesce(max(doc_id), 0) + 1 FROM documents").fetchone()[0])
@@ -475,7 +479,8 @@ class PostgresIndex(IndexBase):
         conn = self._db()
         with conn.transaction(), conn.cursor(name="dedupe_export", binary=True) as cur:
             cur.itersize = 2_000
-            cur.execute(f"SELECT {_DOCUMENT_COLUMNS} FROM documents ORDER BY doc_id")
+            columns = _DOCUMENT_COLUMNS.replace("page_group", self._page_group)  # NULL before the upgrade
+            cur.execute(f"SELECT {columns} FROM documents d ORDER BY doc_id")
             yield from cur
 
 

@@ -70,14 +70,13 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
     rank = signing.document_rank([d.id for d in docs])
 
     tick("chrome", 0, 1)
-    learned = archive.chrome_stats() if archive is not None else None
 
     def chrome_and_content() -> _Content:
-        chrome_mask, stripped, chrome_stats = page_chrome.find_chrome(docs, feats, rank, settings, learned)
+        chrome_mask, stripped, chrome_stats, groups = page_chrome.find_chrome(docs, feats, rank, settings, archive)
         content = ~chrome_mask
         shingle_sets = copies.content_shingles(feats, content & (feats.sig_row >= 0), len(docs))
         return _Content(content, stripped, chrome_stats, shingle_sets,
-                        copies.archive_rows(docs, feats, content, shingle_sets, settings))
+                        copies.archive_rows(docs, feats, content, shingle_sets, groups, settings))
 
     found, para_groups = _beside_paragraph_groups(feats, rank, settings, chrome_and_content)
     content, stripped, rows, chrome_stats = found.content, found.stripped, found.rows, found.chrome_stats

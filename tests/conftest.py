@@ -51,6 +51,18 @@ def random_text(rng: random.Random, n_words: int) -> str:
     return " ".join(sentences)
 
 
+def foreign_text(rng: random.Random, n_words: int) -> str:
+    """Sentences with no English stop word: prose of a language the stop-word list does not cover,
+    so page cues cannot tell it from chrome and only recurrence can."""
+    words = [rng.choice(_WORDS) for _ in range(n_words)]
+    sentences, k = [], 0
+    while k < len(words):
+        step = rng.randint(8, 16)
+        sentences.append(" ".join(words[k : k + step]).capitalize() + ".")
+        k += step
+    return " ".join(sentences)
+
+
 def edit_words(rng: random.Random, text: str, rate: float) -> str:
     """Replace a share of the words, as light copy edits do."""
     words = text.split()
