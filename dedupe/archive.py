@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from .chrome import ChromeStats
-from .kernels import gather_rows
+from .kernels_rows import gather_rows
 
 
 @dataclass(frozen=True, slots=True)

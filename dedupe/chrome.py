@@ -373,7 +373,7 @@ def _is_comment_meta(lower: str) -> bool:
 
 KeyCue = tuple[int, int, int, int]
 """What chrome needs of a paragraph's line key, worked out by the features stage: its words, stop
-words, XXH64 and length in characters (`kernels.LineKeys`)."""
+words, XXH64 and length in characters (`kernels_lines.LineKeys`)."""
 
 # What a line's text says, as bits of one small int (`text_flags`), so the features stage can work
 # them out where the text is and classification needs no text.
@@ -709,7 +709,7 @@ def classify_page(
     """One verdict per paragraph of a page of `site`, in order. Linear in the page's length.
 
     `keys` are the paragraphs' `line_key`s when the caller already has them; `cues` stand in for
-    them: what the features stage worked out of each key (`KeyCue`, `kernels.line_keys_with_cues`)."""
+    them: what the features stage worked out of each key (`KeyCue`, `kernels_lines.line_keys_with_cues`)."""
     s = settings
     if cues is not None:
         lines = [_line(p, s, None, c) for p, c in zip(paragraphs, cues, strict=True)]

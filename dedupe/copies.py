@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import xxhash
 
-from . import kernels
+from . import kernels, kernels_rows
 from .archive import Archive, ArchivedDocs, ArchiveRows
 from .arrays import range_indices, unique_pairs, unique_sorted
 from .cluster import Group, cluster
@@ -88,7 +88,7 @@ def archive_rows(docs: Sequence[Document], feats: ParagraphFeatures, content: np
     """Per-document content key, signature, size, band keys, long-paragraph keys and page group."""
     n = len(docs)
     signed = content & (feats.sig_row >= 0)
-    sigs = kernels.merged_signatures(feats.signatures, feats.sig_row[signed], feats.doc[signed], n)
+    sigs = kernels_rows.merged_signatures(feats.signatures, feats.sig_row[signed], feats.doc[signed], n)
     hi, lo = content_keys(feats, content, n)
     bands, rows = lsh_params(settings.threshold, settings.num_perm)
     offsets = np.zeros(n + 1, dtype=np.int64)
@@ -237,7 +237,7 @@ def content_shingles(feats: ParagraphFeatures, signed: np.ndarray, n: int) -> tu
     if kernels.AVAILABLE:  # paragraphs come in document order: each document's are consecutive ranges
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(docs, minlength=n), out=offsets[1:])
-        return kernels.distinct_of_ranges(feats.shingle_hashes, starts, lengths, offsets)
+        return kernels_rows.distinct_of_ranges(feats.shingle_hashes, starts, lengths, offsets)
     idx = range_indices(starts, lengths)
     owner = np.repeat(docs.astype(np.uint64), lengths)
     combined = unique_sorted((owner << np.uint64(32)) | feats.shingle_hashes[idx].astype(np.uint64))
@@ -249,8 +249,8 @@ def content_shingles(feats: ParagraphFeatures, signed: np.ndarray, n: int) -> tu
 def overlap_pairs(shingles: np.ndarray, offsets: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Exact number of shingles each pair (first[k], second[k]) shares (sorted distinct sets)."""
     if kernels.AVAILABLE:
-        return kernels.shared_counts(shingles, offsets, np.asarray(first, dtype=np.int64),
-                                     np.asarray(second, dtype=np.int64))
+        return kernels_rows.shared_counts(shingles, offsets, np.asarray(first, dtype=np.int64),
+                                          np.asarray(second, dtype=np.int64))
     out = np.zeros(len(first), dtype=np.int64)
     for k, (a, b) in enumerate(zip(first.tolist(), second.tolist(), strict=True)):
         mine, theirs = shingles[offsets[a] : offsets[a + 1]], shingles[offsets[b] : offsets[b + 1]]

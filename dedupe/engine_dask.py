@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from . import chrome as chrome_stage
-from . import kernels
+from . import kernels_rows
 from . import story as story_stage
 from .cluster import cluster
 from .copies import content_keys, content_shingles, copy_similarity, document_date, keep_choice, overlap_pairs
@@ -185,7 +185,7 @@ def _sigs_column(sigs: np.ndarray) -> pd.Series:
 def _page_signatures(part: _Part) -> np.ndarray:
     feats = part.feats
     signed = feats.sig_row >= 0
-    return kernels.merged_signatures(feats.signatures, feats.sig_row[signed], feats.doc[signed], len(part.docs))
+    return kernels_rows.merged_signatures(feats.signatures, feats.sig_row[signed], feats.doc[signed], len(part.docs))
 
 
 def _page_keys(part: _Part) -> pd.DataFrame:
@@ -232,7 +232,7 @@ def _doc_signatures(part: _Part) -> np.ndarray:
     feats = part.feats
     assert part.content is not None
     signed = part.content & (feats.sig_row >= 0)
-    return kernels.merged_signatures(feats.signatures, feats.sig_row[signed], feats.doc[signed], len(part.docs))
+    return kernels_rows.merged_signatures(feats.signatures, feats.sig_row[signed], feats.doc[signed], len(part.docs))
 
 
 def _doc_keys(part: _Part) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import kernels
+from . import kernels, kernels_rows
 from .arrays import range_indices, unique_sorted
 from .forkpool import fork_map, spans
 from .kernels import text_shingle_sets
@@ -55,7 +55,7 @@ class ShingleSets:
         size_a = self.offsets[a + 1] - self.offsets[a]
         size_b = self.offsets[b + 1] - self.offsets[b]
         if kernels.AVAILABLE:
-            shared = kernels.shared_counts(self.hashes, self.offsets, a, b)
+            shared = kernels_rows.shared_counts(self.hashes, self.offsets, a, b)
         else:
             shared = self._shared_chunked(a, b, size_a + size_b)
         union = size_a + size_b - shared

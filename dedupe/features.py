@@ -16,10 +16,11 @@ from itertools import pairwise
 import numpy as np
 import xxhash
 
-from . import kernels
+from . import kernels, kernels_rows
 from .arrays import unique_sorted
 from .chrome import ChromeSettings, text_flags_of
-from .kernels import Packed, line_keys_with_cues, pack_paragraphs, sign_paragraphs
+from .kernels import Packed, pack_paragraphs, sign_paragraphs
+from .kernels_lines import line_keys_with_cues
 from .minhash import MinHasher
 from .normalize import normalize, utf8
 from .segment import split_spans
@@ -51,7 +52,7 @@ class ParagraphFeatures:
     shingle_hashes: np.ndarray  # uint32
     shingle_offsets: np.ndarray  # int64, per signed paragraph
     # Chrome's cues when asked for, per paragraph: its line key's length in characters, words, stop
-    # words and hash (`kernels.LineKeys`; worked out here once, the keys themselves not kept).
+    # words and hash (`kernels_lines.LineKeys`; worked out here once, the keys themselves not kept).
     key_chars: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     key_words: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     key_stops: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
@@ -209,10 +210,11 @@ def _for_each_paragraph(per_text: dict[str, np.ndarray], of: np.ndarray) -> dict
     rows = rows[signed]
     out["sig_row"] = np.where(signed, np.cumsum(signed) - 1, -1).astype(np.int64)
     out["signatures"] = per_text["signatures"][rows]
-    out["shingle_hashes"], out["shingle_offsets"] = kernels.gather_rows(per_text["shingle_hashes"],
-                                                                        per_text["shingle_offsets"], rows)
+    out["shingle_hashes"], out["shingle_offsets"] = kernels_rows.gather_rows(per_text["shingle_hashes"],
+                                                                             per_text["shingle_offsets"], rows)
     if len(per_text["term_offsets"]) > 1:
-        out["term_ids"], out["term_offsets"] = kernels.gather_rows(per_text["term_ids"], per_text["term_offsets"], of)
+        out["term_ids"], out["term_offsets"] = kernels_rows.gather_rows(per_text["term_ids"],
+                                                                        per_text["term_offsets"], of)
     return out
 
 

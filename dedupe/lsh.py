@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 from datasketch.lsh import _optimal_param
 
-from . import kernels
+from . import kernels, kernels_lsh
 from .arrays import unique_pairs
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -43,7 +43,7 @@ def lsh_params(threshold: float, num_perm: int,
 def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """A (texts x bands) uint64 matrix: each band's `rows` slots folded into one key."""
     if kernels.AVAILABLE and signatures.dtype == np.uint32:
-        return kernels.band_keys(signatures, bands, rows)
+        return kernels_lsh.band_keys(signatures, bands, rows)
     n = signatures.shape[0]
     keys = np.zeros((n, bands), dtype=np.uint64)
     sig = signatures.astype(np.uint64)
@@ -82,7 +82,7 @@ def candidate_pairs(keys: np.ndarray, active: np.ndarray | None = None) -> np.nd
     n = keys.shape[0]
     index = np.arange(n) if active is None else np.flatnonzero(active)
     if kernels.AVAILABLE:  # the same runs, found by hashing instead of a sort per band, each pair once
-        return kernels.bucket_pairs(keys, index, _MAX_ALL_PAIRS)
+        return kernels_lsh.bucket_pairs(keys, index, _MAX_ALL_PAIRS)
     parts: list[np.ndarray] = []
     for band in range(keys.shape[1]):
         k = keys[index, band]

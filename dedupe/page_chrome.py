@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from . import chrome as chrome_stage
-from . import chrome_compiled, kernels
+from . import chrome_compiled, kernels_rows
 from .archive import Archive, ArchiveRows
 from .chrome import ChromeSettings
 from .cluster import components
@@ -41,7 +41,7 @@ def page_groups(docs: Sequence[Document], feats: ParagraphFeatures, rank: np.nda
     page_hi, page_lo = content_keys(feats, np.ones(len(feats.doc), dtype=bool), n)
     pairs = [equal_key_pairs(page_hi, page_lo)]
     signed = feats.sig_row >= 0
-    sigs = kernels.merged_signatures(feats.signatures, feats.sig_row[signed], feats.doc[signed], n)
+    sigs = kernels_rows.merged_signatures(feats.signatures, feats.sig_row[signed], feats.doc[signed], n)
     pairs.append(verified_lsh_pairs(sigs, settings.threshold, settings.num_perm))
     labels = components(n, normalise_pairs(np.concatenate(pairs)))
     leader: dict[int, int] = {}
@@ -77,7 +77,7 @@ def reprinted_groups(docs: Sequence[Document], feats: ParagraphFeatures, groups:
     signed = feats.sig_row >= 0
     own = signed & ~_recurring(docs, feats, groups, learned)
     owner, long_keys = feats.doc[signed], feats.key_hi[signed]
-    sigs = kernels.merged_signatures(feats.signatures, feats.sig_row[own], feats.doc[own], n)
+    sigs = kernels_rows.merged_signatures(feats.signatures, feats.sig_row[own], feats.doc[own], n)
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(owner, minlength=n), out=offsets[1:])
     bands, rows = lsh_params(settings.threshold, settings.num_perm)

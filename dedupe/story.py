@@ -48,7 +48,7 @@ import scipy.sparse as sp
 import snowballstemmer
 import xxhash
 
-from dedupe import kernels
+from dedupe import kernels, kernels_rows, kernels_story
 from dedupe.arrays import unique_sorted, value_counts
 from dedupe.forkpool import fork_map
 from dedupe.normalize import tokenize, words
@@ -157,7 +157,7 @@ def term_ids_of_words(found: kernels.DistinctWords) -> tuple[np.ndarray, np.ndar
     per_word = _WORD_FATES.of(found)
     vocabulary, word_term = np.unique(per_word, return_inverse=True)  # 0 (a dropped word) sorts first
     dropped = int(vocabulary.size > 0 and vocabulary[0] == 0)
-    terms, offsets = kernels.mapped_kept(word_term.astype(np.int32) - np.int32(dropped), found.ids, found.offsets)
+    terms, offsets = kernels_rows.mapped_kept(word_term.astype(np.int32) - np.int32(dropped), found.ids, found.offsets)
     return terms, vocabulary[dropped:], offsets
 
 
@@ -224,7 +224,7 @@ class TermRows:
         """Number flat term hashes (text k's are `hashes[offsets[k]:offsets[k + 1]]`)."""
         hashes = np.asarray(hashes, dtype=np.uint64)
         if kernels.AVAILABLE:
-            ids, count = kernels.sorted_ranks(hashes)
+            ids, count = kernels_story.sorted_ranks(hashes)
         else:
             vocabulary = unique_sorted(hashes)
             ids, count = np.searchsorted(vocabulary, hashes), len(vocabulary)
@@ -259,7 +259,7 @@ class TermRows:
             return self
         ends = np.zeros(len(self.lengths) + 1, dtype=np.int64)
         np.cumsum(self.lengths, out=ends[1:])
-        return TermRows(kernels.gather_ranges(self.ids, self.starts, self.lengths), ends[self.offsets],
+        return TermRows(kernels_rows.gather_ranges(self.ids, self.starts, self.lengths), ends[self.offsets],
                         self.vocabulary)
 
 
@@ -329,7 +329,7 @@ def _count_matrix(terms: TermRows) -> sp.csr_matrix:
     """Term counts, one row per text, columns numbered by sorted term hash (sorted in every row)."""
     shape = (len(terms), terms.vocabulary)
     if kernels.AVAILABLE:
-        indptr, columns, counts = kernels.row_counts(terms.ids, terms.offsets, terms.starts, terms.lengths)
+        indptr, columns, counts = kernels_story.row_counts(terms.ids, terms.offsets, terms.starts, terms.lengths)
         m = sp.csr_matrix((counts, columns, indptr), shape=shape)
         m.has_sorted_indices = True
         return m
@@ -355,8 +355,8 @@ def _tfidf(counts: sp.csr_matrix, settings: StorySettings) -> sp.csr_matrix:
     idf[df > max(settings.max_df * n, settings.max_df_floor)] = 0.0
     if kernels.AVAILABLE:  # ranked by the kernel as it fills the rows
         log_tf = np.concatenate([[0.0], 1.0 + np.log(np.arange(1.0, counts.data.max(initial=0.0) + 1.0))])
-        indptr, ranked, data = kernels.tfidf_rows(counts.indptr, counts.indices, counts.data, idf, log_tf,
-                                                  settings.min_terms)
+        indptr, ranked, data = kernels_story.tfidf_rows(counts.indptr, counts.indices, counts.data, idf, log_tf,
+                                                        settings.min_terms)
     else:
         indptr, indices, data = _tfidf_rows(counts, idf, settings.min_terms)
         ranked = _ranks(np.bincount(indices, minlength=counts.shape[1])).astype(indices.dtype)[indices]
@@ -366,7 +366,7 @@ def _tfidf(counts: sp.csr_matrix, settings: StorySettings) -> sp.csr_matrix:
 
 
 def _tfidf_rows(counts: sp.csr_matrix, idf: np.ndarray, min_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`kernels.tfidf_rows` in numpy: the weighted rows as indptr, indices and data."""
+    """`kernels_story.tfidf_rows` in numpy: the weighted rows as indptr, indices and data."""
     n = counts.shape[0]
     distinct = np.diff(counts.indptr)
     data = (1.0 + np.log(counts.data)) * idf[counts.indices]
@@ -399,7 +399,7 @@ class _Prefixes:
     matrix: the prefix entries that can be shared (df ≥ 2), with their weights; columns are
         numbered by global rank (rarest first), not by term.
     by_column: the same matrix by column (each term's rows, ascending), the inverted index the
-        compiled candidate search walks; its weights are float32 (see `kernels.prefix_candidates`).
+        compiled candidate search walks; its weights are float32 (see `kernels_story.prefix_candidates`).
     start: global rank of each row's first tail term (the vocabulary size when it has no tail).
     tail: ‖x_s‖, the norm of each row's tail over its terms of df ≤ candidate_df.
     level: for each row, the index of the last checkpoint rank at or before its tail's start.
@@ -428,7 +428,7 @@ def _prefixes(ranked: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
     cuts = np.append(2 ** np.arange(int(np.log2(max(2, sorted_df[-1] if v else 2))) + 1), max_df)
     checkpoints = np.unique(np.append(np.searchsorted(sorted_df, cuts, side="right"), 0))
     if kernels.AVAILABLE:  # one pass per row, no array per entry (the stage's peak of memory)
-        indptr, indices, data, start, tail, level, above = kernels.prefix_cut(
+        indptr, indices, data, start, tail, level, above = kernels_story.prefix_cut(
             ranked.indptr, ranked.indices, ranked.data, sorted_df, checkpoints, limit, max_df)
         matrix = sp.csr_matrix((data, indices, indptr), shape=(n, v))
         matrix.has_sorted_indices = True
@@ -521,8 +521,8 @@ def _candidates(pre: _Prefixes, tau: float, a: int, b: int) -> tuple[np.ndarray,
     """
     if kernels.AVAILABLE:  # the same pairs, without materialising the block's product
         m = pre.matrix
-        return kernels.prefix_candidates(m.indptr, m.indices, m.data, pre.by_column, a, b, pre.start, pre.tail,
-                                         pre.level, pre.above, tau)
+        return kernels_story.prefix_candidates(m.indptr, m.indices, m.data, pre.by_column, a, b, pre.start,
+                                               pre.tail, pre.level, pre.above, tau)
     prod = (pre.matrix[a:b] @ pre.matrix[a:].T).tocoo()
     i, j = prod.row.astype(np.int64) + a, prod.col.astype(np.int64) + a
     upper = j > i
@@ -540,7 +540,7 @@ def _pair_cosines(weights: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) ->
     if rows.size == 0:
         return np.empty(0, dtype=np.float64)
     if kernels.AVAILABLE:
-        return kernels.pair_dots(weights.indptr, weights.indices, weights.data, weights.shape[1], rows, cols)
+        return kernels_story.pair_dots(weights.indptr, weights.indices, weights.data, weights.shape[1], rows, cols)
     return np.concatenate([
         np.asarray(weights[rows[k : k + _VERIFY_CHUNK]].multiply(weights[cols[k : k + _VERIFY_CHUNK]]).sum(axis=1))
         .ravel() for k in range(0, rows.size, _VERIFY_CHUNK)])

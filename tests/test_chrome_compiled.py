@@ -21,7 +21,7 @@ from dedupe.chrome import (
     text_flags,
 )
 from dedupe.chrome_compiled import classify_pages
-from dedupe.kernels import line_keys_with_cues
+from dedupe.kernels_lines import line_keys_with_cues
 from dedupe.normalize import line_key, normalize
 
 

@@ -21,7 +21,7 @@ from datasketch import MinHash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedupe import MinHasher, kernels, shingle, shingle_hash32
+from dedupe import MinHasher, kernels, kernels_lines, kernels_lsh, kernels_rows, kernels_story, shingle, shingle_hash32
 from dedupe.features import ParagraphFeatures, analyse, concat
 from dedupe.near import document_signatures, find_near_duplicate_documents
 from dedupe.normalize import line_key, normalize, tokenize
@@ -416,7 +416,7 @@ def test_line_keys_of_a_batch_equal_the_python_function(texts: list[str]) -> Non
 
     normalised = [normalize(t) for t in texts] + ["Page 1,000 of 12 -- 5 hours ago", "a\x1fb\x00c", ""]
     normalised.append("\t".join(normalised[-3:]))  # raw whitespace too: the same keys as `str.split` makes
-    assert kernels.line_keys(normalised) == [line_key_of_normalised(n) for n in normalised]
+    assert kernels_lines.line_keys(normalised) == [line_key_of_normalised(n) for n in normalised]
 
 
 @compiled
@@ -428,7 +428,7 @@ def test_line_key_cues_equal_splitting_looking_up_stop_words_and_hashing(texts: 
     from dedupe.stopwords import ENGLISH_STOPWORDS
 
     normalised = [normalize(t) for t in texts] + ["", "the the", "a b c", "ça the 12"]
-    got = kernels.line_keys_with_cues(normalised)
+    got = kernels_lines.line_keys_with_cues(normalised)
     keys = [line_key_of_normalised(n) for n in normalised]
     assert got.chars.tolist() == [len(k) for k in keys]
     assert got.words.tolist() == [len(k.split()) for k in keys]
@@ -441,7 +441,7 @@ def test_line_key_cues_equal_splitting_looking_up_stop_words_and_hashing(texts: 
 @given(st.lists(st.integers(0, 2**64 - 1) | st.integers(0, 40), max_size=3000))
 def test_sorted_ranks_equal_searchsorted_of_the_sorted_distinct_values(values: list[int]) -> None:
     array = np.array(values, dtype=np.uint64)
-    ranks, count = kernels.sorted_ranks(array)
+    ranks, count = kernels_story.sorted_ranks(array)
     distinct = np.unique(array)
     assert count == len(distinct)
     assert np.array_equal(ranks, np.searchsorted(distinct, array))
@@ -457,7 +457,7 @@ def test_row_counts_equal_scipys_summed_duplicates(rows: list[list[int]], dtype:
 
     offsets = np.concatenate(([0], np.cumsum([len(r) for r in rows]))).astype(np.int64)
     ids = np.array([i for r in rows for i in r], dtype=dtype)
-    indptr, columns, counts = kernels.row_counts(ids, offsets)
+    indptr, columns, counts = kernels_story.row_counts(ids, offsets)
     assert columns.dtype == dtype
     expected = sp.csr_matrix((np.ones(len(ids)), ids.astype(np.int64), offsets), shape=(len(rows), 2**31))
     expected.sum_duplicates()
@@ -468,10 +468,10 @@ def test_row_counts_equal_scipys_summed_duplicates(rows: list[list[int]], dtype:
     order = np.arange(len(rows))[::-1].copy()
     starts, lengths = offsets[order], np.diff(offsets)[order]
     grouped = np.append(np.arange(0, len(rows), 2), len(rows)).astype(np.int64)
-    copy = kernels.gather_ranges(ids, starts, lengths)
+    copy = kernels_rows.gather_ranges(ids, starts, lengths)
     copy_offsets = np.concatenate(([0], np.cumsum(lengths)))[grouped]
-    for got, want in zip(kernels.row_counts(ids, grouped, starts, lengths), kernels.row_counts(copy, copy_offsets),
-                         strict=True):
+    for got, want in zip(kernels_story.row_counts(ids, grouped, starts, lengths),
+                         kernels_story.row_counts(copy, copy_offsets), strict=True):
         assert np.array_equal(got, want)
 
 
@@ -484,7 +484,7 @@ def test_merged_signatures_equal_merging_a_copy_of_the_rows(n_rows: int, n_group
                            for _ in range(40)], dtype=np.uint32)
     rows = np.array(sorted(rnd.sample(range(40), n_rows)), dtype=np.int64)
     groups = np.array(sorted(rnd.randrange(n_groups) for _ in range(n_rows)), dtype=np.int64)
-    got = kernels.merged_signatures(signatures, rows, groups, n_groups)
+    got = kernels_rows.merged_signatures(signatures, rows, groups, n_groups)
     assert got.dtype == np.uint32
     assert np.array_equal(got, merge_signatures(signatures[rows], groups, n_groups))  # empty groups: EMPTY rows
 
@@ -497,7 +497,7 @@ def test_mapped_kept_maps_rows_and_drops_negative_values(mapping: list[int], row
     table = np.array(mapping, dtype=np.int32)
     ids = np.array([w % len(mapping) for row in rows for w in row], dtype=np.int32)
     offsets = np.concatenate(([0], np.cumsum([len(r) for r in rows]))).astype(np.int64)
-    kept, new_offsets = kernels.mapped_kept(table, ids, offsets)
+    kept, new_offsets = kernels_rows.mapped_kept(table, ids, offsets)
     expected = [[mapping[w % len(mapping)] for w in row if mapping[w % len(mapping)] >= 0] for row in rows]
     assert kept.dtype == np.int32 and new_offsets.dtype == np.int64
     assert [kept[a:b].tolist() for a, b in pairwise(new_offsets.tolist())] == expected
@@ -512,7 +512,7 @@ def test_gather_ranges_equals_indexing_by_range_indices(ranges: list[tuple[int, 
     values = np.arange(100, 141).astype(dtype)
     starts = np.array([s for s, _ in ranges], dtype=np.int64)
     lengths = np.array([n for _, n in ranges], dtype=np.int64)
-    got = kernels.gather_ranges(values, starts, lengths)
+    got = kernels_rows.gather_ranges(values, starts, lengths)
     assert got.dtype == values.dtype and got.tolist() == [v for s, n in ranges for v in range(100 + s, 100 + s + n)]
     assert np.array_equal(got, values[range_indices(starts, lengths)])
 
@@ -532,8 +532,8 @@ def test_distinct_of_ranges_gives_each_rows_sorted_set(rows: list[list[list[int]
         starts[k] = len(flat)
         flat.extend(chunks[k])
     offsets = np.concatenate(([0], np.cumsum([len(r) for r in rows]))).astype(np.int64)
-    distinct, new_offsets = kernels.distinct_of_ranges(np.array(flat, dtype=np.uint32), np.array(starts),
-                                                       np.array([len(c) for c in chunks]), offsets)
+    distinct, new_offsets = kernels_rows.distinct_of_ranges(np.array(flat, dtype=np.uint32), np.array(starts),
+                                                            np.array([len(c) for c in chunks]), offsets)
     assert distinct.dtype == np.uint32
     assert [distinct[new_offsets[k] : new_offsets[k + 1]].tolist() for k in range(len(rows))] == \
         [sorted({v for c in r for v in c}) for r in rows]
@@ -571,7 +571,7 @@ def test_band_keys_kernel_equals_the_numpy_fold(monkeypatch) -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 10_000), st.integers(1, 300), st.integers(1, 6), st.integers(1, 40))
 def test_lsh_candidates_by_hashing_equal_the_sorted_runs(seed: int, n: int, bands: int, distinct: int) -> None:
-    """`candidate_pairs` gives the same pairs from `kernels.bucket_pairs` as from its per-band
+    """`candidate_pairs` gives the same pairs from `kernels_lsh.bucket_pairs` as from its per-band
     sorts: keys drawn from few values make runs of every size, past the all-pairs limit too."""
     from dedupe import lsh
 
@@ -585,9 +585,9 @@ def test_lsh_candidates_by_hashing_equal_the_sorted_runs(seed: int, n: int, band
             want = lsh.candidate_pairs(keys, mask)
         assert got.dtype == want.dtype and np.array_equal(got, want)
         index = np.arange(n) if mask is None else np.flatnonzero(mask)  # each pair once, (low, high), sorted
-        assert np.array_equal(kernels.bucket_pairs(keys, index, lsh._MAX_ALL_PAIRS), want)
+        assert np.array_equal(kernels_lsh.bucket_pairs(keys, index, lsh._MAX_ALL_PAIRS), want)
         # the buffer sorted and deduplicated in place whenever it fills, from the first code on
-        assert np.array_equal(kernels.bucket_pairs(keys, index, lsh._MAX_ALL_PAIRS, compact_from=1), want)
+        assert np.array_equal(kernels_lsh.bucket_pairs(keys, index, lsh._MAX_ALL_PAIRS, compact_from=1), want)
 
 
 @compiled
@@ -606,12 +606,12 @@ def test_tfidf_rows_equal_numpys_to_the_last_bit() -> None:
     idf[rng.choice(vocabulary, size=500, replace=False)] = 0.0  # corpus stop words
     log_tf = np.concatenate([[0.0], 1.0 + np.log(np.arange(1.0, 40.0))])
     used_up = indices.copy(), counts.copy()  # the kernel writes the weights over the counts
-    got = kernels.tfidf_rows(indptr, *used_up, idf, log_tf, 8)
+    got = kernels_story.tfidf_rows(indptr, *used_up, idf, log_tf, 8)
     indptr, terms, data = story._tfidf_rows(matrix, idf, 8)
     ranked = story._ranks(np.bincount(terms, minlength=vocabulary))[terms]  # the kernel renumbers as it fills
     assert all(np.array_equal(g, w) for g, w in zip(got, (indptr, ranked, data), strict=True))
     assert got[1] is used_up[0] and got[2] is used_up[1]  # the same memory, shrunk to the entries kept
     as_ints = counts.astype(np.int64)  # counts of another type are copied, not written over
-    again = kernels.tfidf_rows(matrix.indptr, indices.copy(), as_ints, idf, log_tf, 8)
+    again = kernels_story.tfidf_rows(matrix.indptr, indices.copy(), as_ints, idf, log_tf, 8)
     assert np.array_equal(again[2], data) and np.array_equal(as_ints, counts.astype(np.int64))
     assert got[0][-1] > 3000 and np.diff(got[0])[:4].tolist() == [0, 0, 0, 0]  # short rows dropped

@@ -1,0 +1,191 @@
+"""Chrome's line keys of a batch of normalised paragraphs, compiled (numba, the optional `fast` extra).
+
+Chrome counts how often a line recurs on a site under its line key (`line_key_of_normalised`: digit
+runs as one "0", punctuation as spaces) and weighs the line by the key's words and stop words. Done
+in Python, that is a new string, a split and a lookup per word for every paragraph. Here
+`line_keys` makes the keys of a batch's ASCII texts in one compiled pass over its packed bytes
+(`kernels.Packed`), and `line_keys_with_cues` their lengths, words, stop words and XXH64 without
+making a string; other texts' keys come from `unicode_forms`, made as the batch was packed. Without
+numba (`kernels.AVAILABLE` false) both run the Python functions themselves, with the same results.
+Built on `kernels` (its packing, `_jit` and `_xxh64`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+import xxhash
+
+from . import kernels
+from .kernels import _RAW_ASCII, Packed, _packed
+from .normalize import line_key_of_normalised
+from .stopwords import ENGLISH_STOPWORDS
+
+if kernels.AVAILABLE:
+    from .kernels import _U64, _jit, _xxh64
+
+
+def line_keys(normalised: Sequence[str]) -> list[str]:
+    """`line_key_of_normalised` of every text: ASCII texts in one compiled pass over the batch, others
+    (and all of them without numba) by the Python function."""
+    if not kernels.AVAILABLE:
+        return [line_key_of_normalised(norm) for norm in normalised]
+    p = _packed(normalised)
+    buf, offsets = _ascii_line_keys(p.buf, p.offsets, p.modes, _PUNCT_TABLE)
+    bounds = offsets.tolist()
+    keys = [buf[a:b].tobytes() for a, b in pairwise(bounds)]
+    if p.forms is not None:  # the other texts' keys were made as they were packed
+        ends = p.forms.key_offsets.tolist()
+        for k, (a, b) in zip(p.unicode.tolist(), pairwise(ends), strict=True):
+            keys[k] = p.forms.keys[a:b].tobytes()
+    return [key.decode("utf-8") for key in keys]
+
+
+@dataclass(frozen=True, slots=True)
+class LineKeys:
+    """What chrome needs of each paragraph's line key, without the key itself: its length in
+    characters (`ChromeStats` tracks keys up to a length), its words and stop words
+    (`ENGLISH_STOPWORDS`; words are its space-separated tokens) and its XXH64 (the key
+    `chrome.ChromeStats` counts recurrence under). Keys are as long as their paragraphs, so
+    holding these four numbers instead of the strings saves about a text's worth of memory."""
+
+    chars: np.ndarray  # int32
+    words: np.ndarray  # int32
+    stops: np.ndarray  # int32
+    hashes: np.ndarray  # uint64
+
+
+def line_keys_with_cues(normalised: Sequence[str] | Packed) -> LineKeys:
+    """The `LineKeys` of every text, counted in one compiled pass over the ASCII keys' bytes (each
+    short token looked up in a small hash table of the stop words' bytes); no string is made
+    for an ASCII key."""
+    if not kernels.AVAILABLE:
+        assert not isinstance(normalised, Packed), "texts are packed only for the compiled kernels"
+        keys = [line_key_of_normalised(norm) for norm in normalised]
+        split = [key.split() for key in keys]
+        return LineKeys(np.fromiter(map(len, keys), dtype=np.int32, count=len(keys)),
+                        np.fromiter(map(len, split), dtype=np.int32, count=len(keys)),
+                        np.fromiter((sum(map(ENGLISH_STOPWORDS.__contains__, t)) for t in split), dtype=np.int32,
+                                    count=len(keys)),
+                        np.fromiter((xxhash.xxh64_intdigest(key.encode("utf-8")) for key in keys), dtype=np.uint64,
+                                    count=len(keys)))
+    p = _packed(normalised)
+    buf, offsets = _ascii_line_keys(p.buf, p.offsets, p.modes, _PUNCT_TABLE)
+    chars = np.diff(offsets).astype(np.int32)  # ASCII: one byte per character
+    words, stops, hashes = _key_cues(buf, offsets, *_STOP_TABLE)
+    if p.forms is not None:  # the other texts' keys were made as they were packed
+        f = p.forms
+        chars[p.unicode] = f.key_chars
+        words[p.unicode], stops[p.unicode], hashes[p.unicode] = _key_cues(f.keys, f.key_offsets, *_STOP_TABLE)
+    return LineKeys(chars, words, stops, hashes)
+
+
+def _fnv1a(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def _stop_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The stop words' bytes and an open-addressing table of them by FNV-1a hash (a quarter full)."""
+    spelt = sorted(w.encode("utf-8") for w in ENGLISH_STOPWORDS)
+    starts = np.zeros(len(spelt) + 1, dtype=np.int64)
+    np.cumsum([len(w) for w in spelt], out=starts[1:])
+    slots = 1 << max(4, (4 * len(spelt) - 1).bit_length())
+    table = np.full(slots, -1, dtype=np.int64)
+    for k, w in enumerate(spelt):
+        slot = _fnv1a(w) & (slots - 1)
+        while table[slot] != -1:
+            slot = (slot + 1) & (slots - 1)
+        table[slot] = k
+    return np.frombuffer(b"".join(spelt), dtype=np.uint8), starts, table, max(map(len, spelt))
+
+
+_STOP_TABLE = _stop_table()
+
+if kernels.AVAILABLE:
+    @_jit
+    def _key_cues(buf: np.ndarray, offsets: np.ndarray, spelt: np.ndarray, starts: np.ndarray,
+                  table: np.ndarray, longest: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+        n_keys = len(offsets) - 1
+        words = np.zeros(n_keys, dtype=np.int32)
+        stops = np.zeros(n_keys, dtype=np.int32)
+        hashes = np.empty(n_keys, dtype=np.uint64)
+        mask = len(table) - 1
+        for k in range(n_keys):
+            i, end = offsets[k], offsets[k + 1]
+            hashes[k] = _xxh64(buf, i, end)
+            while i < end:
+                while i < end and buf[i] == 32:
+                    i += 1
+                if i == end:
+                    break
+                j = i
+                h = _U64(0xCBF29CE484222325)
+                while j < end and buf[j] != 32:
+                    h = (h ^ _U64(buf[j])) * _U64(0x100000001B3)
+                    j += 1
+                words[k] += 1
+                if j - i > longest:
+                    i = j
+                    continue
+                slot = h & _U64(mask)
+                while table[slot] != -1:
+                    w = table[slot]
+                    if starts[w + 1] - starts[w] == j - i:
+                        same = True
+                        for q in range(j - i):
+                            if spelt[starts[w] + q] != buf[i + q]:
+                                same = False
+                                break
+                        if same:
+                            stops[k] += 1
+                            break
+                    slot = (slot + _U64(1)) & _U64(mask)
+                i = j
+        return words, stops, hashes
+
+
+_PUNCT_TABLE = np.zeros(256, dtype=np.uint8)  # 1 for what `line_key` turns into spaces: ASCII punctuation...
+_PUNCT_TABLE[np.frombuffer(b"!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~", dtype=np.uint8)] = 1
+_PUNCT_TABLE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = 1  # ...and the ASCII whitespace `str.split` splits on
+
+if kernels.AVAILABLE:
+    @_jit
+    def _ascii_line_keys(buf: np.ndarray, offsets: np.ndarray, modes: np.ndarray,
+                         punct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+        """Per raw ASCII text: each run of digits becomes one "0", punctuation a space, spaces
+        collapsed and trimmed (the ASCII branch of `line_key_of_normalised`, whose whitespace is
+        single spaces). Other texts get an empty range."""
+        out = np.empty(len(buf), dtype=np.uint8)
+        out_offsets = np.zeros(len(offsets), dtype=np.int64)
+        n = 0
+        for t in range(len(offsets) - 1):
+            begin = n
+            if modes[t] != _RAW_ASCII:
+                out_offsets[t + 1] = n
+                continue
+            pending_space = False
+            in_digits = False
+            for i in range(offsets[t], offsets[t + 1]):
+                c = buf[i]
+                if punct[c]:  # punctuation, or whitespace as `str.split` sees it
+                    pending_space = True
+                    in_digits = False
+                    continue
+                is_digit = bool(np.uint8(c - np.uint8(48)) < np.uint8(10))
+                if is_digit and in_digits:
+                    continue
+                if pending_space and n > begin:
+                    out[n] = 32
+                    n += 1
+                pending_space = False
+                out[n] = np.uint8(48) if is_digit else c
+                n += 1
+                in_digits = is_digit
+            out_offsets[t + 1] = n
+        return out[:n].copy(), out_offsets
