@@ -1,0 +1,145 @@
+"""The full pipeline on a dump too big for one run: nightly batches cleaned against one index.
+
+    python benchmarks/batched.py --docs 1m --batch 100k [--out-dir benchmarks/out] [--keep-files]
+
+`scan` and `clean` hold a run's documents and their per-paragraph features in memory (about 21 KB
+per news-length document at the peak), so a dump of millions of pages is cleaned as batches, each
+`dedupe clean BATCH --index INDEX` against the archive the earlier ones built (README, "Scheduled
+runs"). This measures that on the seeded synthetic corpus (`corpus.py`), in the corpus's order, as
+nights would arrive:
+
+- each batch is a separate `python -m dedupe clean` process: wall time and peak RSS from the kernel
+  (wait4), the index's size after it;
+- the clusters of every night's report (archived members included: that is how a copy joins an
+  earlier night's document) are merged and scored against the planted pairs as `bench.py` scores
+  its rows (recall of planted pairs, precision of predicted pairs).
+
+Each batch file is written just before its run and deleted after it, and so are the cleaned outputs
+(`--keep-files` keeps them), so the disk holds the corpus, the index and the reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench import Truth, ids_to_indices, parse_docs, score
+from corpus import synthetic
+
+MB = 1024 * 1024
+
+
+def run_clean(args: list[str]) -> dict[str, Any]:
+    """`python -m dedupe clean ARGS`: wall seconds and peak RSS (MB) of the process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "dedupe", "clean", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"dedupe clean {' '.join(args)} failed ({code}):\n{err.decode()}")
+    return {"seconds": round(time.perf_counter() - started, 2), "max_rss_mb": round(usage.ru_maxrss * 1024 / MB)}
+
+
+def write_batch(corpus: Path, start: int, count: int, path: Path) -> int:
+    """Lines [start, start + count) of the corpus into `path`; returns how many were written."""
+    written = 0
+    with corpus.open(encoding="utf-8") as src, path.open("w", encoding="utf-8") as out:
+        for k, line in enumerate(src):
+            if k >= start + count:
+                break
+            if k >= start:
+                out.write(line)
+                written += 1
+    return written
+
+
+def merged_clusters(reports: Sequence[Path]) -> list[list[str]]:
+    """Exact and near document clusters of every report, overlapping ones merged (an archived
+    document is a member of the clusters its copies join on later nights)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for path in reports:
+        for cluster in json.loads(path.read_text(encoding="utf-8"))["document_clusters"]:
+            if cluster["kind"] in ("exact", "near"):
+                ids = [m["id"] for m in cluster["members"]]
+                for other in ids[1:]:
+                    parent[find(other)] = find(ids[0])
+    groups: dict[str, list[str]] = {}
+    for x in list(parent):
+        groups.setdefault(find(x), []).append(x)
+    return [sorted(g) for g in groups.values() if len(g) > 1]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", default="1m", help="corpus size (10k, 100k, 1m, ...)")
+    parser.add_argument("--batch", default="100k", help="documents per nightly batch")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "out")
+    parser.add_argument("--jobs", type=int, default=1, help="--jobs of each clean")
+    parser.add_argument("--keep-files", action="store_true", help="keep the batch files and cleaned outputs")
+    args = parser.parse_args(argv)
+    [docs] = parse_docs(args.docs)
+    [batch] = parse_docs(args.batch)
+    corpus = synthetic(docs, args.seed, args.out_dir)
+    work = args.out_dir / f"batched-{corpus.name}-b{batch}"
+    work.mkdir(parents=True, exist_ok=True)
+    index = work / "index.db"
+    if index.exists():
+        raise SystemExit(f"{index} exists: remove it (or the folder) to measure from an empty archive")
+
+    nights: list[dict[str, Any]] = []
+    reports: list[Path] = []
+    for k, start in enumerate(range(0, docs, batch)):
+        night = work / f"night{k:03d}.jsonl"
+        count = write_batch(corpus.path, start, batch, night)
+        output, report = work / f"clean{k:03d}.jsonl", work / f"report{k:03d}.json"
+        run = run_clean([str(night), "-o", str(output), "--json", str(report), "--index", str(index), "-q",
+                         "--jobs", str(args.jobs)])
+        stats = json.loads(report.read_text(encoding="utf-8"))["stats"]
+        run.update(night=k, docs=count, index_mb=round(index.stat().st_size / MB, 1),
+                   removed=stats["removable_documents"])
+        nights.append(run)
+        reports.append(report)
+        print(json.dumps(run), file=sys.stderr, flush=True)
+        if not args.keep_files:
+            night.unlink()
+            output.unlink()
+
+    clusters = ids_to_indices(corpus.path, merged_clusters(reports))
+    quality = score(clusters, docs, Truth.load(corpus.truth_path), corpus.path, 0.8)
+    peak = max(n["max_rss_mb"] for n in nights)
+    result = {"corpus": corpus.name, "docs": docs, "batch": batch, "jobs": args.jobs, "nights": nights,
+              "peak_rss_mb": peak, "seconds": round(sum(n["seconds"] for n in nights), 1),
+              "index_mb": nights[-1]["index_mb"], "quality": quality}
+    (work / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    print("| night | docs | seconds | peak RSS MB | removed | index MB |\n|---:|---:|---:|---:|---:|---:|")
+    for n in nights:
+        print(f"| {n['night']} | {n['docs']:,} | {n['seconds']:.1f} | {n['max_rss_mb']:,} | {n['removed']} | "
+              f"{n['index_mb']:,} |")
+    print(f"\n{docs:,} documents in {len(nights)} batches of {batch:,}: {result['seconds']:.0f} s, "
+          f"peak RSS {peak:,} MB (the largest night's), index {result['index_mb']:,} MB; planted-pair recall "
+          f"{quality['recall']:.3f}, precision {quality['precision']:.3f} ({quality['predicted_pairs']:,} pairs)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
