@@ -160,7 +160,7 @@ def add_filler(index_spec: str, count: int, seed: int) -> float:
             rows = ArchiveRows(ids, sites, rng.integers(0, 2**64 - 1, n, dtype=np.uint64),
                                rng.integers(0, 2**64 - 1, n, dtype=np.uint64), rng.integers(100, 1500, n),
                                sigs, band_keys(sigs, bands, rows_per_band),
-                               rng.integers(0, 2**64 - 1, int(offsets[-1]), dtype=np.uint64), offsets)
+                               rng.integers(0, 2**64 - 1, int(offsets[-1]), dtype=np.uint64), offsets, ids)
             stats = ChromeStats()
             for doc_id, site in zip(ids, sites, strict=True):
                 stats.add_page(site, doc_id, (f"{doc_id} line {j}" for j in range(int(rng.poisson(lines_mean)))))
