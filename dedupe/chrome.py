@@ -233,6 +233,12 @@ class ChromeStats:
         """`tracks_length` of each of many key lengths, as a mask."""
         return (chars > 0) & (chars <= self.max_key_chars)
 
+    def narrowed(self, keys: Mapping[str, Iterable[int]]) -> ChromeStats:
+        """Statistics that answer as these do about the given sites and their given line key
+        hashes (a scan's own), held in memory. These are: itself. An index's statistics, loaded
+        lazily, fetch just those rows, in one batched query (`index_base._LazyChrome`)."""
+        return self
+
     def merge(self, other: ChromeStats) -> ChromeStats:
         """A new ChromeStats holding both; associative, commutative and idempotent."""
         if (self.k, self.max_key_chars) != (other.k, other.max_key_chars):

@@ -24,7 +24,7 @@ import dataclasses
 import datetime as dt
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -668,6 +668,11 @@ class _LazyChrome(ChromeStats):
         self._fast_sites = set(self._fast.sites()) if self._fast is not None else set()
         super().__init__(min(k, extra.k) if extra else k, max(max_key_chars, extra.max_key_chars) if extra else
                          max_key_chars)
+
+    def narrowed(self, keys: Mapping[str, Iterable[int]]) -> ChromeStats:
+        wanted = {site: {"keys": [f"{h:016x}" for h in hashes]} for site, hashes in keys.items()}
+        fetched = self._index.chrome_for(wanted)
+        return fetched.merge(self._extra) if self._extra is not None else fetched
 
     def merge(self, other: ChromeStats) -> ChromeStats:
         if isinstance(other, _LazyChrome):

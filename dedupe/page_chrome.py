@@ -109,25 +109,36 @@ def reprinted_groups(docs: Sequence[Document], feats: ParagraphFeatures, groups:
 def _recurring(docs: Sequence[Document], feats: ParagraphFeatures, groups: Sequence[str],
                learned: chrome_stage.ChromeStats | None) -> np.ndarray:
     """Per paragraph: a long one whose line recurs on two of this run's page `groups` of its site,
-    or on two archived groups (`learned`, asked about only these lines: merged with their counts in
-    this run, whose part is taken off again)."""
+    or on two archived groups (`learned`)."""
     out = np.zeros(len(feats.doc), dtype=bool)
     if not len(feats.key_chars):
         return out
     run = chrome_stage.ChromeStats()
     rows = np.flatnonzero((feats.sig_row >= 0) & run.tracked_lengths(feats.key_chars))
     run.add_hashed_pages([d.site for d in docs], groups, feats.doc[rows], feats.key_hashes[rows])
-    both = learned.merge(run) if learned is not None else None
+    least = ChromeSettings().min_recurrence
+    for site, site_rows in _rows_by_site(docs, feats, rows).items():
+        hashes = feats.key_hashes[site_rows].tolist()
+        here = np.array(run.recurrences_of_hashes(site, hashes))
+        archived = np.array(learned.recurrences_of_hashes(site, hashes)) if learned is not None else 0
+        out[site_rows] = (here >= least) | (archived >= least)
+    return out
+
+
+def _rows_by_site(docs: Sequence[Document], feats: ParagraphFeatures, rows: np.ndarray) -> dict[str, list[int]]:
+    """The given paragraph rows of each site."""
     by_site: dict[str, list[int]] = {}
     for row, d in zip(rows.tolist(), feats.doc[rows].tolist(), strict=True):
         by_site.setdefault(docs[d].site, []).append(row)
-    least = ChromeSettings().min_recurrence
-    for site, site_rows in by_site.items():
-        hashes = feats.key_hashes[site_rows].tolist()
-        here = np.array(run.recurrences_of_hashes(site, hashes))
-        archived = np.array(both.recurrences_of_hashes(site, hashes)) - here if both is not None else 0
-        out[site_rows] = (here >= least) | (archived >= least)
-    return out
+    return by_site
+
+
+def _keys_by_site(docs: Sequence[Document], feats: ParagraphFeatures,
+                  stats: chrome_stage.ChromeStats) -> dict[str, list[int]]:
+    """The distinct counted line key hashes of each site's paragraphs in this run."""
+    rows = np.flatnonzero(stats.tracked_lengths(feats.key_chars))
+    return {site: np.unique(feats.key_hashes[site_rows]).tolist()
+            for site, site_rows in _rows_by_site(docs, feats, rows).items()}
 
 
 _MAX_KEY_PAIRS = 256  # a paragraph on more pages than this pairs them by their signatures' bands only
@@ -163,6 +174,8 @@ def find_chrome(docs: Sequence[Document], feats: ParagraphFeatures, rank: np.nda
     """Stage 3: page groups, then `strip_chrome` (with what earlier runs learned of chrome, when
     there is an archive). Also returns each document's page group, which an archive stores."""
     learned = archive.chrome_stats() if archive is not None else None
+    if learned is not None and settings.chrome:  # only this run's sites and lines are asked about
+        learned = learned.narrowed(_keys_by_site(docs, feats, learned))
     groups = page_groups(docs, feats, rank, settings, archive, learned)
     return (*strip_chrome(docs, groups, feats, replace(settings, jobs=1), learned), groups)
 
