@@ -31,6 +31,7 @@ from dedupe.chrome import ChromeStats
 from dedupe.cli import main
 from dedupe.errors import DedupeError
 from dedupe.index import IndexBase, IndexWriteError, SQLiteIndex, from_signed, to_signed
+from dedupe.normalize import line_key
 
 from .conftest import REPO, IndexBackend, edit_words, foreign_text, make_backend, page, site_dump
 
@@ -188,6 +189,27 @@ def test_stored_chrome_equals_merging_every_runs_statistics(backend: IndexBacken
         assert archived is not None
         assert archived == merged
         assert ChromeStats().merge(archived) == merged  # either side of a merge
+
+
+def test_narrowed_statistics_answer_as_the_whole_archive_does_about_a_runs_lines(backend: IndexBackend,
+                                                                                 rng: random.Random) -> None:
+    """A scan fetches the archive's statistics of its own sites and lines once (`narrowed`) and
+    merges them with its own: every count it asks about equals the whole archive's."""
+    records = site_dump(rng)
+    with backend.open() as index:
+        _run(index, _docs(records[:12]), Settings())
+        learned = index.chrome_stats()
+        assert learned is not None
+        new = ChromeStats()
+        for r in records[12:]:
+            new.add_page(r["site"], r["id"], [line_key(line) for line in r["text"].split("\n")])
+        asked = {site: [int(h, 16) for h in entry["keys"]] for site, entry in new.to_dict()["sites"].items()}
+        narrowed, whole = learned.narrowed(asked).merge(new), learned.merge(new).merge(ChromeStats())
+        assert type(narrowed) is ChromeStats  # held in memory: no query after the fetch
+        for site, hashes in asked.items():
+            assert narrowed.site_groups(site) == whole.site_groups(site) > 0
+            assert narrowed.recurrences_of_hashes(site, hashes) == whole.recurrences_of_hashes(site, hashes)
+            assert max(whole.recurrences_of_hashes(site, hashes)) >= 2  # the archive's pages count
 
 
 def test_ids_and_sites_no_database_takes_as_text_are_stored_and_given_back_unchanged(backend: IndexBackend,
