@@ -441,10 +441,12 @@ class IndexBase:
         """Archived documents sharing a band key, a content key or a long-paragraph key with `rows`.
 
         Band keys are computed from `rows.signatures` with the index's banding (`rows.bands` follow
-        the running dedupe's, which may differ from the one the archive was stored with)."""
+        the running dedupe's, which may differ from the one the archive was stored with). An index
+        holding no documents yet (a first night) answers without the batched query, whose temp
+        rows cost seconds for a large batch."""
         started = time.perf_counter()
         num_perm = rows.signatures.shape[1]
-        if not self._is_open() or not rows.ids:
+        if not self._is_open() or not rows.ids or not self._query("SELECT 1 FROM documents LIMIT 1"):
             return ArchivedDocs.empty(num_perm)
         found = self._lookup(wanted_bands(rows.signatures, self._bands, self._rows), to_signed(rows.key_hi),
                              to_signed(rows.key_lo), to_signed(rows.paragraph_keys))
