@@ -21,6 +21,7 @@ Each batch file is written just before its run and deleted after it, and so are 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -28,7 +29,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -52,16 +53,13 @@ def run_clean(args: list[str]) -> dict[str, Any]:
     return {"seconds": round(time.perf_counter() - started, 2), "max_rss_mb": round(usage.ru_maxrss * 1024 / MB)}
 
 
-def write_batch(corpus: Path, start: int, count: int, path: Path) -> int:
-    """Lines [start, start + count) of the corpus into `path`; returns how many were written."""
+def write_batch(src: TextIO, count: int, path: Path) -> int:
+    """The corpus's next `count` lines (read from `src`) into `path`; returns how many were written."""
     written = 0
-    with corpus.open(encoding="utf-8") as src, path.open("w", encoding="utf-8") as out:
-        for k, line in enumerate(src):
-            if k >= start + count:
-                break
-            if k >= start:
-                out.write(line)
-                written += 1
+    with path.open("w", encoding="utf-8") as out:
+        for line in itertools.islice(src, count):
+            out.write(line)
+            written += 1
     return written
 
 
@@ -108,9 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     nights: list[dict[str, Any]] = []
     reports: list[Path] = []
-    for k, start in enumerate(range(0, docs, batch)):
+    src = corpus.path.open(encoding="utf-8")
+    for k in range((docs + batch - 1) // batch):
         night = work / f"night{k:03d}.jsonl"
-        count = write_batch(corpus.path, start, batch, night)
+        count = write_batch(src, batch, night)
         output, report = work / f"clean{k:03d}.jsonl", work / f"report{k:03d}.json"
         run = run_clean([str(night), "-o", str(output), "--json", str(report), "--index", str(index), "-q",
                          "--jobs", str(args.jobs)])
@@ -123,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.keep_files:
             night.unlink()
             output.unlink()
+    src.close()
 
     clusters = ids_to_indices(corpus.path, merged_clusters(reports))
     quality = score(clusters, docs, Truth.load(corpus.truth_path), corpus.path, 0.8)
