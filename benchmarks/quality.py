@@ -1,6 +1,6 @@
 """Quality of the default settings on the development sets, measured through the real CLI.
 
-    python benchmarks/quality.py [--eval-dir ../shared/eval] [--only chrome,syndication,story] [--nights N]
+    python benchmarks/quality.py [--eval-dir ../shared/eval] [--only chrome,syndication,story,updates] [--nights N]
 
 - chrome: `dedupe clean devset.jsonl.gz --annotate` (every page kept, chrome stripped), scored by
   `chrome_score.py` (bag-of-words P/R/F1 against the human gold text, macro over pages);
@@ -8,7 +8,11 @@
   with default settings, its `exact`/`near` document clusters (the ones clean acts on) scored by
   `cluster_score.py` (pair P/R/F1, ARI);
 - story: `dedupe scan mmds_dev_en.jsonl`, its document clusters of every kind (a story's copies and
-  retellings together) scored by `cluster_score.py` against the news-event labels.
+  retellings together) scored by `cluster_score.py` against the news-event labels;
+- updates: a scheduled run's next night: the dev set cleaned into an index, then 150 of its pages
+  again, each with a paragraph added after its article, cleaned against it (`updates`); chrome F1
+  of those pages and how many are removed as copies of their archived originals. Always two
+  nights, whatever `--nights`.
 
 `--nights N` runs chrome and syndication as a scheduled job would: the set's records shuffled (a
 fixed seed) and dealt into N batches, each cleaned with `--index` against the archive the earlier
@@ -140,15 +144,56 @@ def story(eval_dir: Path, work: Path, nights: int) -> str:
             f"({len(docs)} articles, {seconds:.1f} s)")
 
 
+def updates(eval_dir: Path, work: Path, nights: int) -> str:
+    """Pages printed again the next night with a paragraph added (a story updated on its site).
+
+    Night 1 is the dev set, cleaned into an index; night 2 is 150 of its pages (seed 11; those
+    whose gold text has three long lines) again under a new id, each with one long line of another
+    site's gold text added after its article's last line, cleaned against that index with
+    `--annotate`. Scored: chrome F1 of night 2's pages against their gold text plus the added line,
+    and how many are removed as a copy of their archived original."""
+    with gzip.open(eval_dir / "devset.jsonl.gz", "rt", encoding="utf-8") as f:
+        pages = [json.loads(line) for line in f]
+    night1, night2 = work / "updates-night1.jsonl", work / "updates-night2.jsonl"
+    night1.write_text("".join(json.dumps({k: p[k] for k in ("id", "site", "text")}) + "\n" for p in pages),
+                      encoding="utf-8")
+    rng = random.Random(11)
+    truth: dict[str, tuple[str, str]] = {}
+    with night2.open("w", encoding="utf-8") as out:
+        for p in rng.sample(pages, 150):
+            gold = {line.strip() for line in p["gold"].splitlines() if len(line.split()) >= 8}
+            lines = p["text"].splitlines()
+            last = max((i for i, line in enumerate(lines) if line.strip() in gold), default=None)
+            other = rng.choice([q for q in pages if q["site"] != p["site"]])
+            added = [line for line in other["gold"].splitlines() if len(line.split()) >= 15]
+            if len(gold) < 3 or last is None or not added:
+                continue
+            update = f"UPDATE: {added[0]}"
+            record = {"id": f"{p['id']}?updated", "site": p["site"],
+                      "text": "\n".join([*lines[: last + 1], update, *lines[last + 1 :]])}
+            out.write(json.dumps(record) + "\n")
+            truth[record["id"]] = (p["id"], f"{p['gold']}\n{update}")
+    index = str(work / "updates-index.db")
+    seconds = _dedupe("clean", str(night1), "-o", str(work / "updates-clean1.jsonl"), "--index", index)
+    cleaned = work / "updates-clean2.jsonl"
+    seconds += _dedupe("clean", str(night2), "-o", str(cleaned), "--annotate", "--index", index)
+    scorer = _load(eval_dir / "chrome_score.py")
+    records = scorer.read_jsonl(str(cleaned))
+    f1 = sum(scorer.prf(r["text"], truth[r["id"]][1])[2] for r in records) / len(records)
+    copies = sum(r["dedupe"].get("duplicate_of") == truth[r["id"]][0] for r in records)
+    return (f"updates      chrome F1 {f1:.3f} of {len(records)} pages printed again the next night with a paragraph "
+            f"added; {copies} removed as copies of their archived originals  ({seconds:.1f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL)
-    parser.add_argument("--only", default="chrome,syndication,story")
+    parser.add_argument("--only", default="chrome,syndication,story,updates")
     parser.add_argument("--nights", type=int, default=1, help="run as N nightly batches against an index")
     args = parser.parse_args()
     if not (args.eval_dir / "devset.jsonl.gz").exists():
         sys.exit(f"quality: no development sets at {args.eval_dir} (pass --eval-dir)")
-    runs = {"chrome": chrome, "syndication": syndication, "story": story}
+    runs = {"chrome": chrome, "syndication": syndication, "story": story, "updates": updates}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only.split(","):
             print(runs[name](args.eval_dir, Path(tmp), args.nights), flush=True)
