@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench import Truth, ids_to_indices, parse_docs, score
 from corpus import synthetic
+from quality import merged_clusters
 
 MB = 1024 * 1024
 
@@ -61,29 +62,6 @@ def write_batch(src: TextIO, count: int, path: Path) -> int:
             out.write(line)
             written += 1
     return written
-
-
-def merged_clusters(reports: Sequence[Path]) -> list[list[str]]:
-    """Exact and near document clusters of every report, overlapping ones merged (an archived
-    document is a member of the clusters its copies join on later nights)."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for path in reports:
-        for cluster in json.loads(path.read_text(encoding="utf-8"))["document_clusters"]:
-            if cluster["kind"] in ("exact", "near"):
-                ids = [m["id"] for m in cluster["members"]]
-                for other in ids[1:]:
-                    parent[find(other)] = find(ids[0])
-    groups: dict[str, list[str]] = {}
-    for x in list(parent):
-        groups.setdefault(find(x), []).append(x)
-    return [sorted(g) for g in groups.values() if len(g) > 1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             output.unlink()
     src.close()
 
-    clusters = ids_to_indices(corpus.path, merged_clusters(reports))
+    nights_reports = (json.loads(path.read_text(encoding="utf-8")) for path in reports)
+    clusters = ids_to_indices(corpus.path, merged_clusters(nights_reports, {"exact", "near"}))
     quality = score(clusters, docs, Truth.load(corpus.truth_path), corpus.path, 0.8)
     peak = max(n["max_rss_mb"] for n in nights)
     result = {"corpus": corpus.name, "docs": docs, "batch": batch, "jobs": args.jobs, "nights": nights,

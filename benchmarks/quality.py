@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
@@ -54,9 +55,10 @@ def _dedupe(*args: str) -> float:
     return time.perf_counter() - start
 
 
-def _merged_clusters(reports: list[dict], kinds: set[str]) -> list[list[str]]:
+def merged_clusters(reports: Iterable[dict], kinds: set[str]) -> list[list[str]]:
     """Document clusters of the given kinds, overlapping ones merged (a kept copy can sit in a near
-    cluster and a story cluster at once, an archived copy in clusters of several nights)."""
+    cluster and a story cluster at once, an archived copy in clusters of several nights). Reports
+    are read one at a time, so they may come from a generator (`batched.py`'s are ~100 MB each)."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -124,7 +126,7 @@ def syndication(eval_dir: Path, work: Path, nights: int) -> str:
     _, reports, seconds = _clean_nightly(_batches(synd, nights, work), work, "synd")
     scorer = _load(eval_dir / "cluster_score.py")
     docs = scorer.read_jsonl(str(synd))
-    clusters = _merged_clusters([json.loads(r.read_text()) for r in reports], {"exact", "near"})
+    clusters = merged_clusters([json.loads(r.read_text()) for r in reports], {"exact", "near"})
     p, r, f, a = scorer.score(docs, "story", clusters)
     return (f"syndication  pair precision {p:.3f} recall {r:.3f} F1 {f:.3f} ARI {a:.3f}  "
             f"({len(docs)} documents, {_how(nights)}{seconds:.1f} s)")
@@ -139,7 +141,7 @@ def story(eval_dir: Path, work: Path, nights: int) -> str:
     report = json.loads(report_path.read_text())
     scorer = _load(eval_dir / "cluster_score.py")
     docs = scorer.read_jsonl(str(data))
-    p, r, f, a = scorer.score(docs, "story", _merged_clusters([report], {"exact", "near", "story"}))
+    p, r, f, a = scorer.score(docs, "story", merged_clusters([report], {"exact", "near", "story"}))
     return (f"story        pair precision {p:.3f} recall {r:.3f} F1 {f:.3f} ARI {a:.3f}  "
             f"({len(docs)} articles, {seconds:.1f} s)")
 
