@@ -42,7 +42,11 @@ _WORDS = _vocabulary()
 
 def random_text(rng: random.Random, n_words: int) -> str:
     """Prose-like text: sentences mixing stop words and content words, as running text does."""
-    words = [rng.choice(_STOP) if rng.random() < 0.45 else rng.choice(_WORDS) for _ in range(n_words)]
+    return _sentences(rng, [rng.choice(_STOP) if rng.random() < 0.45 else rng.choice(_WORDS) for _ in range(n_words)])
+
+
+def _sentences(rng: random.Random, words: list[str]) -> str:
+    """The words cut into sentences of 8 to 16, each capitalised and closed by a full stop."""
     sentences, k = [], 0
     while k < len(words):
         step = rng.randint(8, 16)
@@ -54,13 +58,7 @@ def random_text(rng: random.Random, n_words: int) -> str:
 def foreign_text(rng: random.Random, n_words: int) -> str:
     """Sentences with no English stop word: prose of a language the stop-word list does not cover,
     so page cues cannot tell it from chrome and only recurrence can."""
-    words = [rng.choice(_WORDS) for _ in range(n_words)]
-    sentences, k = [], 0
-    while k < len(words):
-        step = rng.randint(8, 16)
-        sentences.append(" ".join(words[k : k + step]).capitalize() + ".")
-        k += step
-    return " ".join(sentences)
+    return _sentences(rng, [rng.choice(_WORDS) for _ in range(n_words)])
 
 
 def edit_words(rng: random.Random, text: str, rate: float) -> str:
