@@ -47,9 +47,9 @@ def page_groups(docs: Sequence[Document], feats: ParagraphFeatures, rank: np.nda
     for d in np.argsort(rank):
         leader.setdefault(int(labels[d]), int(d))
     names = {label: docs[d].id for label, d in leader.items()}
-    if archive is None or not settings.chrome:
-        return [names[int(label)] for label in labels]
     groups = [names[int(label)] for label in labels]
+    if archive is None or not settings.chrome:
+        return groups
     archived: dict[int, str] = {}
     for d, group in reprinted_groups(docs, feats, groups, archive, learned, settings).items():
         label = int(labels[d])
