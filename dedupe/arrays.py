@@ -38,6 +38,16 @@ def unique_pairs(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return pairs_of_codes(unique_sorted(first * width + second), width)
 
 
+def distinct_rows(keys: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (key, owner) rows, sorted by key then owner, as two arrays: for keys that cannot be
+    coded with their owner in one int64, as `unique_pairs` codes them (64-bit hashes)."""
+    order = np.lexsort((owners, keys))
+    keys, owners = keys[order], owners[order]
+    keep = np.ones(len(keys), dtype=bool)
+    keep[1:] = (keys[1:] != keys[:-1]) | (owners[1:] != owners[:-1])
+    return keys[keep], owners[keep]
+
+
 def pairs_of_codes(codes: np.ndarray, width: int) -> np.ndarray:
     """The (first, second) rows, int64, of pairs coded as first * width + second."""
     return np.stack([(codes // width).astype(np.int64), (codes % width).astype(np.int64)], axis=1)

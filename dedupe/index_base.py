@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .archive import ArchivedDocs, ArchiveRows
-from .arrays import range_indices
+from .arrays import distinct_rows, range_indices
 from .chrome import ChromeStats
 from .errors import EXIT_IOERR, EXIT_TEMPFAIL, DedupeError
 from .lsh import band_keys, lsh_params
@@ -183,15 +183,8 @@ def paragraph_rows(rows: ArchiveRows, fresh: np.ndarray, doc_ids: np.ndarray) ->
     lengths = np.diff(rows.paragraph_offsets)[fresh]
     starts = rows.paragraph_offsets[fresh]
     index = range_indices(starts, lengths)
-    pkeys = rows.paragraph_keys[index].astype(np.uint64).view(np.int64)
-    powner = np.repeat(doc_ids, lengths)
-    order = np.lexsort((powner, pkeys))
-    pkeys, powner = pkeys[order], powner[order]
-    if len(pkeys):  # a document repeating a paragraph has its key once
-        keep = np.ones(len(pkeys), dtype=bool)
-        keep[1:] = (pkeys[1:] != pkeys[:-1]) | (powner[1:] != powner[:-1])
-        pkeys, powner = pkeys[keep], powner[keep]
-    return pkeys, powner
+    # (a document repeating a paragraph has its key once)
+    return distinct_rows(rows.paragraph_keys[index].astype(np.uint64).view(np.int64), np.repeat(doc_ids, lengths))
 
 
 def document_rows(rows: ArchiveRows, fresh: np.ndarray, doc_ids: np.ndarray, run_id: str, now: str

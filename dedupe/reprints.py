@@ -16,6 +16,7 @@ import numpy as np
 from . import chrome as chrome_stage
 from . import kernels_rows
 from .archive import Archive, ArchiveRows
+from .arrays import distinct_rows
 from .chrome import ChromeSettings
 from .features import ParagraphFeatures
 from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
@@ -105,8 +106,8 @@ def _shared_paragraph_pairs(new_keys: np.ndarray, new_owner: np.ndarray, old_key
                             old_owner: np.ndarray) -> np.ndarray:
     """Every pair of a new and an archived page holding the same long paragraph (by exact key),
     except through paragraphs so widespread that they would pair more than `_MAX_KEY_PAIRS`."""
-    new, new_pages = _by_key(new_keys, new_owner)
-    old, old_pages = _by_key(old_keys, old_owner)
+    new, new_pages = distinct_rows(new_keys, new_owner.astype(np.int64))
+    old, old_pages = distinct_rows(old_keys, old_owner.astype(np.int64))
     shared = np.intersect1d(new, old)
     new_lo, new_hi = np.searchsorted(new, shared), np.searchsorted(new, shared, side="right")
     old_lo, old_hi = np.searchsorted(old, shared), np.searchsorted(old, shared, side="right")
@@ -114,12 +115,3 @@ def _shared_paragraph_pairs(new_keys: np.ndarray, new_owner: np.ndarray, old_key
            for a, b, c, d in zip(new_lo.tolist(), new_hi.tolist(), old_lo.tolist(), old_hi.tolist(), strict=True)
            if (b - a) * (d - c) <= _MAX_KEY_PAIRS]
     return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
-
-
-def _by_key(keys: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (key, page) rows sorted by key, then page, as two arrays."""
-    order = np.lexsort((owner, keys))
-    keys, owner = keys[order], owner[order].astype(np.int64)
-    keep = np.ones(len(keys), dtype=bool)
-    keep[1:] = (keys[1:] != keys[:-1]) | (owner[1:] != owner[:-1])
-    return keys[keep], owner[keep]
