@@ -9,7 +9,8 @@ Contract:
   needs (signature, content key, distinct shingle count).
 - `chrome_stats` returns the per-site chrome statistics learned in earlier runs, merged by the scan
   with this run's, so a site's chrome is known from the first page of a new run.
-- `add` archives the kept documents of a run (rows from `ScanResult.archive_rows`) and the run's
+- `add` archives the documents of a run (rows from `ScanResult.rows_to_archive`: the kept ones, and
+  the near copies removed, each marked with the archived document it is a copy of) and the run's
   chrome statistics; an index does this in one transaction after the outputs are in place.
 """
 
@@ -32,6 +33,8 @@ class ArchiveRows:
     exact keys of its long content paragraphs, flattened with `paragraph_offsets`. `page_groups`
     names the page group each document's chrome recurrence was counted in
     (`page_chrome.page_groups`), so a later run's copy of the page is counted in the same one.
+    `copy_of` names, for a document archived as a removed copy, the kept document it was removed
+    for (None for a kept one; no list at all when none is a copy).
     """
 
     ids: list[str]
@@ -44,13 +47,20 @@ class ArchiveRows:
     paragraph_keys: np.ndarray
     paragraph_offsets: np.ndarray
     page_groups: list[str]
+    copy_of: list[str | None] | None = None
 
-    def take(self, rows: np.ndarray) -> ArchiveRows:
-        """The same data for a subset of documents (e.g. the kept ones)."""
+    def copies_of(self) -> list[str | None]:
+        """`copy_of` for every document (None: kept)."""
+        return self.copy_of if self.copy_of is not None else [None] * len(self.ids)
+
+    def take(self, rows: np.ndarray, copy_of: list[str | None] | None = None) -> ArchiveRows:
+        """The same data for a subset of documents (e.g. the kept ones), marked with `copy_of` if given."""
         flat, offsets = gather_rows(self.paragraph_keys, self.paragraph_offsets, rows)
+        if copy_of is None and self.copy_of is not None:
+            copy_of = [self.copy_of[r] for r in rows]
         return ArchiveRows([self.ids[r] for r in rows], [self.sites[r] for r in rows], self.key_hi[rows],
                            self.key_lo[rows], self.sizes[rows], self.signatures[rows], self.bands[rows],
-                           flat.astype(np.uint64), offsets, [self.page_groups[r] for r in rows])
+                           flat.astype(np.uint64), offsets, [self.page_groups[r] for r in rows], copy_of)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +76,17 @@ class ArchivedDocs:
     paragraph_keys: np.ndarray
     paragraph_offsets: np.ndarray
     page_groups: list[str]  # (a document archived before page groups were stored: its own id)
+    copy_of: list[str | None]  # per document: the kept document a removed copy was archived for, or None
 
     @classmethod
     def empty(cls, num_perm: int) -> ArchivedDocs:
         return cls([], [], np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.int64),
-                   np.zeros((0, num_perm), np.uint32), np.zeros(0, np.uint64), np.zeros(1, np.int64), [])
+                   np.zeros((0, num_perm), np.uint32), np.zeros(0, np.uint64), np.zeros(1, np.int64), [], [])
 
     @classmethod
     def from_rows(cls, rows: ArchiveRows) -> ArchivedDocs:
         return cls(rows.ids, rows.sites, rows.key_hi, rows.key_lo, rows.sizes, rows.signatures,
-                   rows.paragraph_keys, rows.paragraph_offsets, rows.page_groups)
+                   rows.paragraph_keys, rows.paragraph_offsets, rows.page_groups, rows.copies_of())
 
 
 class Archive(Protocol):
@@ -138,4 +149,4 @@ def _concat_rows(parts: list[ArchiveRows]) -> ArchiveRows:
                        np.concatenate([r.sizes for r in parts]), np.concatenate([r.signatures for r in parts]),
                        np.concatenate([r.bands for r in parts]),
                        np.concatenate([r.paragraph_keys for r in parts]), np.concatenate(offsets),
-                       [g for r in parts for g in r.page_groups])
+                       [g for r in parts for g in r.page_groups], [c for r in parts for c in r.copies_of()])

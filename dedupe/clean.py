@@ -74,13 +74,15 @@ def output_files(documents: Sequence[Document], result: ScanResult) -> Iterator[
 
 
 def removed_records(docs: Sequence[Document], result: ScanResult) -> Iterator[dict[str, Any]]:
-    """One record per removed document: its id, the copy kept, similarity and why, and where it
+    """One record per removed document: its id, the copy kept, similarity and why (with an index,
+    `through`: the archived removed copy it matched, which stands for the kept one), and where it
     was read (file, and line of a JSONL file): an id alone may be repeated or made up."""
     for doc, o in zip(docs, result.outcomes, strict=True):
         if not o.kept:
             where = {"source": doc.source, "line": doc.line} if doc.line else {"source": doc.source}
+            through = {"through": o.through} if o.through else {}  # the archived copy it matched
             yield {"id": o.id, "kept": o.duplicate_of, "similarity": o.similarity, "reason": o.reason,
-                   "cluster": o.cluster, "site": o.site, **where}
+                   "cluster": o.cluster, "site": o.site, **through, **where}
 
 
 def stripped_records(result: ScanResult) -> Iterator[dict[str, Any]]:

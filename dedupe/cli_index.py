@@ -238,7 +238,7 @@ class Run:
     def commit(self, result: ScanResult) -> None:
         """After the outputs are in place: archive the kept documents and chrome, record the run."""
         self.result = result
-        rows = result.kept_rows() if self.index is not None and self.writer else None
+        rows = result.rows_to_archive() if self.index is not None and self.writer else None
         if rows is None or self.index is None:
             self.phase = "committed"  # nothing left to do: the run is complete
             self.timer.enter(None)
@@ -425,7 +425,8 @@ def stats_command(path: str, as_json: bool) -> None:
         return
     console = Console()
     per_doc = f" ({stats['bytes_per_document']:,} bytes per document)" if stats.get("bytes_per_document") else ""
-    console.print(f"[bold]{escape(index_name(path))}[/]: {stats['documents']:,} documents from "
+    copies = f" ({stats['copies']:,} of them removed copies, kept for matching)" if stats.get("copies") else ""
+    console.print(f"[bold]{escape(index_name(path))}[/]: {stats['documents']:,} documents{copies} from "
                   f"{stats['sites']:,} sites, {stats['size_bytes'] / 1e6:,.1f} MB{per_doc}", highlight=False)
     console.print(f"added {stats['first_added']} .. {stats['last_added']}; chrome: {stats['chrome_lines']:,} "
                   f"lines of {stats['chrome_sites']:,} sites; settings: "

@@ -101,10 +101,12 @@ def archive_rows(docs: Sequence[Document], feats: ParagraphFeatures, content: np
 @dataclass(frozen=True, slots=True)
 class DocTable:
     """The documents compared at document level: this run's (first `n_new` rows) and the archived
-    candidates found for them. Archived documents rank before new ones, so they stay kept."""
+    candidates found for them. Archived documents rank before new ones, so they stay kept.
+    `copy_of` is, per row, the kept document an archived removed copy stands for (else None)."""
 
     ids: list[str]
     n_new: int
+    copy_of: list[str | None]
     key_hi: np.ndarray
     key_lo: np.ndarray
     sizes: np.ndarray
@@ -126,9 +128,12 @@ class DocTable:
         remap[sel] = np.arange(m) + n
         old_ids = [old.ids[k] for k in sel]
         old_rank = np.argsort(np.argsort(np.array(old_ids, dtype=object), kind="stable"), kind="stable")
+        copy_of: list[str | None] = [None] * n
+        copy_of += [old.copy_of[k] for k in sel]
         return cls(
             ids=list(rows.ids) + old_ids,
             n_new=n,
+            copy_of=copy_of,
             key_hi=np.concatenate([rows.key_hi, old.key_hi[sel]]),
             key_lo=np.concatenate([rows.key_lo, old.key_lo[sel]]),
             sizes=np.concatenate([rows.sizes, old.sizes[sel]]),
@@ -141,6 +146,10 @@ class DocTable:
 
     def is_archived(self, k: int) -> bool:
         return k >= self.n_new
+
+    def kept_id(self, k: int) -> str:
+        """The id of the document row `k` stands for: an archived removed copy's kept document."""
+        return self.copy_of[k] or self.ids[k]
 
 
 def _same_documents_again(rows: ArchiveRows, old: ArchivedDocs, threshold: float) -> np.ndarray:
@@ -283,7 +292,8 @@ def _shared_paragraph_pairs(feats: ParagraphFeatures, content: np.ndarray, para_
 def choose_kept(docs: Sequence[Document], table: DocTable, groups: list[Group], feats: ParagraphFeatures,
                 content: np.ndarray, settings: Settings) -> dict[int, int]:
     """For each group (by position), the member kept: an archived copy if there is one (it is
-    already archived), else the keep policy's choice among this run's documents; deterministic."""
+    already archived; a kept one before a removed copy archived for its kept document), else the
+    keep policy's choice among this run's documents; deterministic."""
     content_chars = np.bincount(feats.doc[content], weights=feats.chars[content], minlength=len(docs))
     rank = table.rank
     kept: dict[int, int] = {}
@@ -291,7 +301,7 @@ def choose_kept(docs: Sequence[Document], table: DocTable, groups: list[Group], 
         members = [int(m) for m in g.members]
         archived = [m for m in members if table.is_archived(m)]
         if archived:
-            choice = min(archived, key=lambda m: rank[m])
+            choice = min(archived, key=lambda m: (table.copy_of[m] is not None, rank[m]))
         else:
             choice = keep_choice(members, settings.keep, rank, content_chars,
                                  lambda m: document_date(docs[m], settings.date_field))

@@ -1,4 +1,5 @@
-"""The persistent archive: an embedded SQLite index of every document kept by earlier runs.
+"""The persistent archive: an embedded SQLite index of every document kept by earlier runs (and of
+the near copies they removed, each standing for its kept document).
 
 Why SQLite: one file beside the dumps and no server to run; a transaction survives a crash (WAL
 journal), and readers (`dedupe scan --index`) never wait for the writer. One writer at a time is
@@ -14,7 +15,9 @@ Layout (`SCHEMA_VERSION`):
   uint64 bit pattern viewed as int64), the signature as uint32 little-endian, and the keys of its
   long content paragraphs as uint64 little-endian (what verification needs, without a second lookup),
   and the page group its chrome recurrence was counted in (since schema version 2: a later night's
-  copy of the page is counted in the same group, so the lines they share are not taken for chrome).
+  copy of the page is counted in the same group, so the lines they share are not taken for chrome),
+  and, for a near copy a run removed, `copy_of`: the kept document it was removed for (since schema
+  version 3: a later copy of the copy is found through it; NULL for a kept document).
 - `content_keys`: unique index on (key_hi, key_lo, id) for exact-content lookups; the same document
   id with the same content is stored once, so re-running a batch adds nothing.
 - `bands` (band, key, doc_id) and `paragraph_keys` (key, doc_id): WITHOUT ROWID tables, so a lookup
@@ -87,7 +90,8 @@ CREATE TABLE documents (
     paragraphs BLOB NOT NULL,
     run_id TEXT NOT NULL,
     added_at TEXT NOT NULL,
-    page_group TEXT
+    page_group TEXT,
+    copy_of TEXT
 );
 CREATE UNIQUE INDEX content_keys ON documents (key_hi, key_lo, id);
 CREATE TABLE bands (
@@ -124,7 +128,7 @@ WITH hits (doc_id) AS (
     UNION SELECT d.doc_id FROM want_content w CROSS JOIN documents d ON d.key_hi = w.hi AND d.key_lo = w.lo
     UNION SELECT p.doc_id FROM want_para w CROSS JOIN paragraph_keys p ON p.key = w.key
 )
-SELECT d.id, d.site, d.key_hi, d.key_lo, d.size, d.signature, d.paragraphs, {page_group}
+SELECT d.id, d.site, d.key_hi, d.key_lo, d.size, d.signature, d.paragraphs, {page_group}, {copy_of}
 FROM hits h CROSS JOIN documents d ON d.doc_id = h.doc_id ORDER BY d.doc_id
 """
 
@@ -234,7 +238,7 @@ class SQLiteIndex(IndexBase):
                              zip(bands[0].tolist(), bands[1].tolist(), strict=True))
             conn.executemany("INSERT OR IGNORE INTO want_content VALUES (?, ?)", zip(hi, lo, strict=True))
             conn.executemany("INSERT OR IGNORE INTO want_para VALUES (?)", ((k,) for k in paragraphs))
-            return conn.execute(_CANDIDATES.format(page_group=self._page_group)).fetchall()
+            return conn.execute(_CANDIDATES.format(page_group=self._page_group, copy_of=self._copy_of)).fetchall()
 
     def _site_rows(self, sites: Sequence[str]) -> list[tuple[int, str, bytes]]:
         conn = self._db()
@@ -300,13 +304,14 @@ class SQLiteIndex(IndexBase):
         return int(self._db().execute("SELECT coalesce(max(doc_id), 0) + 1 FROM documents").fetchone()[0])
 
     def _upgrade(self) -> None:
-        self._db().execute("ALTER TABLE documents ADD COLUMN page_group TEXT")
+        for column, kind in self._added_columns():
+            self._db().execute(f"ALTER TABLE documents ADD COLUMN {column} {kind}")
 
     def _insert_documents(self, documents: Iterator[tuple[Any, ...]], count: int, check: Check) -> None:
         conn = self._db()
         for _ in range(0, count, _CHUNK):
             check("insert")
-            conn.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            conn.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              itertools.islice(documents, _CHUNK))
 
     def _insert_bands(self, columns: tuple[np.ndarray, np.ndarray, np.ndarray], check: Check) -> None:

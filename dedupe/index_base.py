@@ -39,10 +39,11 @@ from .minhash import EMPTY
 from .settings import Settings
 from .shingle import HASH_VERSION
 
-SCHEMA_VERSION = 2
-"""2 added `documents.page_group`; a version-1 index is upgraded in place when opened for writing,
-and read as it is (its documents' page groups are their ids)."""
-UPGRADABLE_VERSIONS = ("1",)
+SCHEMA_VERSION = 3
+"""2 added `documents.page_group`, 3 `documents.copy_of`; an index of an earlier version is upgraded
+in place when opened for writing, and read as it is (its documents' page groups are their ids, and
+none is a copy)."""
+UPGRADABLE_VERSIONS = ("1", "2")
 MATCHED_SETTINGS = ("num_perm", "seed", "ngram", "threshold", "min_words")
 CHUNK = 20_000  # rows per insert batch: the point between batches where a stop request is honoured
 
@@ -194,29 +195,31 @@ def document_rows(rows: ArchiveRows, fresh: np.ndarray, doc_ids: np.ndarray, run
     paragraphs = np.ascontiguousarray(rows.paragraph_keys, dtype="<u8")
     offsets = rows.paragraph_offsets
     hi, lo = to_signed(rows.key_hi[fresh]), to_signed(rows.key_lo[fresh])
+    copy_of = rows.copies_of()
     for k, p in enumerate(fresh.tolist()):
         yield (int(doc_ids[k]), rows.ids[p], rows.sites[p], hi[k], lo[k], int(rows.sizes[p]), sigs[k].tobytes(),
-               paragraphs[offsets[p]:offsets[p + 1]].tobytes(), run_id, now, rows.page_groups[p])
+               paragraphs[offsets[p]:offsets[p + 1]].tobytes(), run_id, now, rows.page_groups[p], copy_of[p])
 
 
 def export_record(row: Sequence[Any]) -> dict[str, Any]:
     """A `documents` row as the JSON-able record of `dedupe index export` (a version-1 index's rows
-    have no page group: the document's id stands for it)."""
+    have no page group: the document's id stands for it; `copy_of` is null for a kept document)."""
     doc_id, id_, site, hi, lo, size, sig, paras, run_id, added = row[:10]
     group = row[10] if len(row) > 10 and row[10] is not None else id_
+    copy_of = row[11] if len(row) > 11 else None
     return {"doc": doc_id, "id": text_from_store(id_), "site": text_from_store(site),
             "key": f"{hi & 0xFFFFFFFFFFFFFFFF:016x}{lo & 0xFFFFFFFFFFFFFFFF:016x}", "size": size,
             "run_id": run_id, "added_at": added, "signature": base64.b64encode(bytes(sig)).decode("ascii"),
             "paragraph_keys": [f"{v:016x}" for v in np.frombuffer(bytes(paras), dtype="<u8").tolist()],
-            "page_group": text_from_store(group)}
+            "page_group": text_from_store(group), "copy_of": None if copy_of is None else text_from_store(copy_of)}
 
 
 def archived_docs(found: Sequence[Sequence[Any]], num_perm: int) -> ArchivedDocs:
-    """Rows (id, site, key_hi, key_lo, size, signature, paragraphs, page group or None) as the arrays a
-    scan verifies with."""
+    """Rows (id, site, key_hi, key_lo, size, signature, paragraphs, page group or None, copy_of or
+    None) as the arrays a scan verifies with."""
     if not found:
         return ArchivedDocs.empty(num_perm)
-    ids, sites, hi, lo, sizes, sigs, paras, groups = zip(*found, strict=True)
+    ids, sites, hi, lo, sizes, sigs, paras, groups, copy_of = zip(*found, strict=True)
     lengths = np.array([len(p) // 8 for p in paras], dtype=np.int64)
     offsets = np.zeros(len(found) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -225,7 +228,8 @@ def archived_docs(found: Sequence[Sequence[Any]], num_perm: int) -> ArchivedDocs
                         np.frombuffer(b"".join(map(bytes, sigs)), dtype="<u4").astype(np.uint32)
                         .reshape(len(found), num_perm),
                         np.frombuffer(b"".join(map(bytes, paras)), dtype="<u8").astype(np.uint64), offsets,
-                        [text_from_store(i if g is None else g) for i, g in zip(ids, groups, strict=True)])
+                        [text_from_store(i if g is None else g) for i, g in zip(ids, groups, strict=True)],
+                        [None if c is None else text_from_store(c) for c in copy_of])
 
 
 # --- the shared index -------------------------------------------------------------------------------
@@ -373,15 +377,27 @@ class IndexBase:
             self._meta["schema_version"] = str(SCHEMA_VERSION)
 
     def _upgrade(self) -> None:
-        """Version 1 to 2, inside a transaction: add `documents.page_group` (NULL for the documents
-        already archived, which are then read with their ids as their page groups)."""
+        """To the current version, inside a transaction: add the columns of the versions since the
+        stored one (`_added_columns`), NULL for the documents already archived: they are then read
+        with their ids as their page groups, and as kept documents."""
         raise NotImplementedError
+
+    def _added_columns(self) -> list[tuple[str, str]]:
+        """(column, SQL type name) of `documents` that versions after the stored one added."""
+        version = int(self._meta["schema_version"])
+        return [column for since, column in ((2, ("page_group", "TEXT")), (3, ("copy_of", "TEXT"))) if since > version]
 
     @property
     def _page_group(self) -> str:
         """The SQL a lookup selects as a document's page group: the column, or NULL in an index
         read before its upgrade (opened read-only)."""
-        return "d.page_group" if self._meta.get("schema_version") == str(SCHEMA_VERSION) else "NULL"
+        return "d.page_group" if int(self._meta["schema_version"]) >= 2 else "NULL"
+
+    @property
+    def _copy_of(self) -> str:
+        """The SQL a lookup selects as the kept document a removed copy was archived for (NULL
+        before the upgrade: no copies were archived)."""
+        return "d.copy_of" if int(self._meta["schema_version"]) >= 3 else "NULL"
 
     def _check(self, settings: Settings | None) -> None:
         """Refuse an index of another schema version, or built with settings that change signatures."""
@@ -483,7 +499,8 @@ class IndexBase:
 
     def add(self, rows: ArchiveRows, stats: ChromeStats | None, run_id: str, *, record: RunRecord | None = None,
             check: Check | None = None) -> int:
-        """Archive a run's kept documents and chrome statistics, and record the run, in one transaction.
+        """Archive a run's documents (`ScanResult.rows_to_archive`: the kept ones and the removed near
+        copies) and chrome statistics, and record the run, in one transaction.
 
         A document already archived with the same id and content is skipped, so re-running a batch
         adds nothing twice. `check(stage)` is called between chunks and just before the commit; an
@@ -493,7 +510,8 @@ class IndexBase:
         now = utc_now()
         rows = dataclasses.replace(rows, ids=[stored_text(i) for i in rows.ids],
                                    sites=[stored_text(s) for s in rows.sites],
-                                   page_groups=[stored_text(g) for g in rows.page_groups])
+                                   page_groups=[stored_text(g) for g in rows.page_groups],
+                                   copy_of=[None if c is None else stored_text(c) for c in rows.copies_of()])
         with self._transaction():
             fresh = fresh_positions(rows, self._known(rows))
             base = self._next_doc_id()
@@ -563,16 +581,20 @@ class IndexBase:
 
     # -- inspection -------------------------------------------------------------------------------
 
-    def count(self) -> int:
-        """Archived documents."""
+    def count(self, copies: bool = False) -> int:
+        """Archived documents, the removed copies among them (with `copies`: only those, archived
+        for matching the kept document they stand for)."""
         if not self._is_open():
             return 0
+        if copies:
+            return int(self._query("SELECT count(*) FROM documents d WHERE "
+                                   f"{self._copy_of} IS NOT NULL")[0][0])
         return int(self._query("SELECT count(*) FROM documents")[0][0])
 
     def stats(self, recent: int = 5) -> dict[str, Any]:
         """What is in the index: sizes, dates, settings, the last runs."""
         out: dict[str, Any] = {"path": self.name, "exists": self._is_open(), "documents": self.count(),
-                               "size_bytes": self.size_bytes()}
+                               "copies": self.count(copies=True), "size_bytes": self.size_bytes()}
         if not self._is_open():
             return out
 

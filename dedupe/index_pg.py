@@ -57,7 +57,8 @@ CREATE TABLE documents (
     paragraphs bytea NOT NULL,
     run_id text NOT NULL,
     added_at text NOT NULL,
-    page_group text
+    page_group text,
+    copy_of text
 );
 CREATE UNIQUE INDEX content_keys ON documents (key_hi, key_lo, id);
 CREATE TABLE bands (band smallint NOT NULL, key bigint NOT NULL, doc_id bigint NOT NULL,
@@ -83,13 +84,14 @@ WITH hits (doc_id) AS (
         JOIN documents d ON d.key_hi = w.hi AND d.key_lo = w.lo
     UNION SELECT p.doc_id FROM unnest(%b::int8[]) AS w (key) JOIN paragraph_keys p ON p.key = w.key
 )
-SELECT d.id, d.site, d.key_hi, d.key_lo, d.size, d.signature, d.paragraphs, {page_group}
+SELECT d.id, d.site, d.key_hi, d.key_lo, d.size, d.signature, d.paragraphs, {page_group}, {copy_of}
 FROM hits h JOIN documents d ON d.doc_id = h.doc_id ORDER BY d.doc_id
 """
 
 _PROBE_OFF = ("enable_hashjoin", "enable_mergejoin", "jit")  # see PostgresIndex._probing
-_DOCUMENT_COLUMNS = "doc_id, id, site, key_hi, key_lo, size, signature, paragraphs, run_id, added_at, page_group"
-_DOCUMENT_TYPES = ["int8", "text", "text", "int8", "int8", "int8", "bytea", "bytea", "text", "text", "text"]
+_DOCUMENT_COLUMNS = ("doc_id, id, site, key_hi, key_lo, size, signature, paragraphs, run_id, added_at, page_group, "
+                     "copy_of")
+_DOCUMENT_TYPES = ["int8", "text", "text", "int8", "int8", "int8", "bytea", "bytea", "text", "text", "text", "text"]
 
 
 class MissingDriver(DedupeError):
@@ -301,8 +303,9 @@ class PostgresIndex(IndexBase):
             band_no, keys = band_no[keep], keys[keep]
         paras = np.unique(np.array(paragraphs, dtype=np.int64)).tolist()
         with self._probing() as conn:
-            return list(conn.cursor(binary=True).execute(_CANDIDATES.format(page_group=self._page_group),
-                                                         (band_no.tolist(), keys.tolist(), hi, lo, paras)).fetchall())
+            sql = _CANDIDATES.format(page_group=self._page_group, copy_of=self._copy_of)
+            return list(conn.cursor(binary=True).execute(sql, (band_no.tolist(), keys.tolist(), hi, lo,
+                                                               paras)).fetchall())
 
     def _site_rows(self, sites: Sequence[str]) -> list[tuple[int, str, bytes]]:
         return list(self._db().execute("SELECT site_id, site, groups FROM chrome WHERE site = ANY(%b::text[])",
@@ -367,7 +370,8 @@ class PostgresIndex(IndexBase):
         return {pos for (pos,) in found}
 
     def _upgrade(self) -> None:
-        self._db().execute("ALTER TABLE documents ADD COLUMN IF NOT EXISTS page_group text")
+        for column, kind in self._added_columns():
+            self._db().execute(f"ALTER TABLE documents ADD COLUMN IF NOT EXISTS {column} {kind.lower()}")
 
     def _next_doc_id(self) -> int:
         return int(self._db().execute("SELECT coalesce(max(doc_id), 0) + 1 FROM documents").fetchone()[0])
@@ -479,7 +483,8 @@ class PostgresIndex(IndexBase):
         conn = self._db()
         with conn.transaction(), conn.cursor(name="dedupe_export", binary=True) as cur:
             cur.itersize = 2_000
-            columns = _DOCUMENT_COLUMNS.replace("page_group", self._page_group)  # NULL before the upgrade
+            columns = (_DOCUMENT_COLUMNS.replace("page_group", self._page_group)  # NULL before the upgrade
+                       .replace("copy_of", self._copy_of))
             cur.execute(f"SELECT {columns} FROM documents d ORDER BY doc_id")
             yield from cur
 

@@ -37,6 +37,7 @@ class DocumentOutcome:
     reason: str | None
     stripped: Sequence[StrippedParagraph]  # made when read (`stripped.StrippedParagraphs`)
     chars: int
+    through: str | None = None  # the archived removed copy it matched, standing for `duplicate_of`
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +82,32 @@ class ScanResult:
     archive_rows: ArchiveRows | None = None
 
     def kept_rows(self) -> ArchiveRows | None:
-        """Archive rows of the documents this run keeps: what an index adds after `clean`."""
+        """Archive rows of the documents this run keeps."""
         if self.archive_rows is None:
             return None
         return self.archive_rows.take(np.array([k for k, o in enumerate(self.outcomes) if o.kept], dtype=np.int64))
+
+    def rows_to_archive(self) -> ArchiveRows | None:
+        """What an index adds after `clean`: the kept documents' rows, and those of the documents
+        removed as near copies, each marked with the kept document it was removed for (`copy_of`).
+
+        A later run's copy of a removed copy is then found through it: the two may match where the
+        later copy and the kept document do not (their edits add up), as one run over both would
+        have clustered the three around the middle one. A copy removed from an exact cluster, or
+        with a kept document's content, is left out: it would match nothing new. So is one removed
+        through an archived copy: a chain of copies across nights stays one hop from a kept
+        document, as a cluster in one run is a star around its representative."""
+        if self.archive_rows is None:
+            return None
+        rows, outcomes = self.archive_rows, self.outcomes
+        exact = {c.id for c in self.document_clusters if c.kind == "exact"}
+        keys = list(zip(rows.key_hi.tolist(), rows.key_lo.tolist(), strict=True))
+        kept_keys = {keys[k] for k, o in enumerate(outcomes) if o.kept}
+        chosen = [k for k, o in enumerate(outcomes)
+                  if o.kept or (o.duplicate_of is not None and o.through is None and o.cluster not in exact
+                                and keys[k] not in kept_keys)]
+        copy_of = [None if outcomes[k].kept else outcomes[k].duplicate_of for k in chosen]
+        return rows.take(np.array(chosen, dtype=np.int64), copy_of)
 
 
 _PREVIEW_WORDS = 12
@@ -239,10 +262,13 @@ def document_outcomes(docs: Sequence[Document], table: DocTable, groups: list[Gr
             continue
         assert k is not None
         sim = sim_to_kept[d]
-        archived = " (archived)" if table.is_archived(keeper) else ""
-        reason = f"{clusters[k].kind} duplicate of {table.ids[keeper]}{archived}"
-        out.append(DocumentOutcome(doc.id, doc.site, False, clusters[k].id, table.ids[keeper], round(sim, 4),
-                                   reason, stripped.of(d), doc_chars[d]))
+        kept_id = table.kept_id(keeper)
+        through = table.ids[keeper] if kept_id != table.ids[keeper] else None
+        reason = f"{clusters[k].kind} duplicate of {kept_id}"
+        if table.is_archived(keeper):
+            reason += f" (archived; matched through {through}, archived as its copy)" if through else " (archived)"
+        out.append(DocumentOutcome(doc.id, doc.site, False, clusters[k].id, kept_id, round(sim, 4),
+                                   reason, stripped.of(d), doc_chars[d], through))
     return out
 
 

@@ -210,8 +210,10 @@ class IndexBackend:
             cur = conn.execute(statement)
             return cur.fetchall() if cur.description else []
 
-    def count(self, name: str = "idx") -> int:
-        return int(self.sql("SELECT count(*) FROM documents", name)[0][0])
+    def count(self, name: str = "idx", kept_only: bool = False) -> int:
+        """Archived rows (`kept_only`: not those of removed copies)."""
+        where = " WHERE copy_of IS NULL" if kept_only else ""
+        return int(self.sql(f"SELECT count(*) FROM documents{where}", name)[0][0])
 
     def exists(self, name: str = "idx") -> bool:
         from dedupe.index import index_exists

@@ -371,4 +371,7 @@ def test_lone_surrogates_in_texts_and_ids_are_scanned_reported_and_written_back(
     assert read_jsonl(tmp_path / "n2.jsonl") == read_jsonl(tmp_path / "n1.jsonl") == [kept]
     exported = run("index", "export", index)
     assert exported.exit_code == 0
-    assert [(r["id"], r["site"]) for r in map(json.loads, exported.output.splitlines())] == [("p0\ud800", "x.example")]
+    rows = [json.loads(line) for line in exported.output.splitlines()]
+    assert [(r["id"], r["site"]) for r in rows if r["copy_of"] is None] == [("p0\ud800", "x.example")]
+    assert sorted((r["id"], r["copy_of"]) for r in rows if r["copy_of"]) == [(f"p{k}\ud800", "p0\ud800")
+                                                                           for k in (1, 2, 3)]
