@@ -29,8 +29,9 @@ from .kernels_rows import gather_rows
 class ArchiveRows:
     """Per-document data an archive stores, as arrays aligned with the scan's documents.
 
-    `bands` holds each document's LSH band keys (documents x bands); `paragraph_keys` the 64-bit
-    exact keys of its long content paragraphs, flattened with `paragraph_offsets`. `page_groups`
+    `bands` holds each document's LSH band keys (documents x bands); `paragraph_keys` 64-bit keys
+    of its long content paragraphs, flattened with `paragraph_offsets`: each one's exact key and its
+    sketch keys (`copies.paragraph_keys`), so an edited copy of a paragraph is found too. `page_groups`
     names the page group each document's chrome recurrence was counted in
     (`page_chrome.page_groups`), so a later run's copy of the page is counted in the same one.
     `copy_of` names, for a document archived as a removed copy, the kept document it was removed

@@ -48,6 +48,26 @@ def distinct_rows(keys: np.ndarray, owners: np.ndarray) -> tuple[np.ndarray, np.
     return keys[keep], owners[keep]
 
 
+def shared_key_pairs(new_keys: np.ndarray, new_owners: np.ndarray, old_keys: np.ndarray, old_owners: np.ndarray,
+                     most: int, hub: bool) -> np.ndarray:
+    """(new owner, old owner) rows of every pair holding the same key, once per key. A key that
+    would pair more than `most` is left out, or with `hub` pairs only its first new owner with its
+    old owners (a key shared that widely stands for a recurring text, not for one copy)."""
+    new, new_at = distinct_rows(new_keys, new_owners.astype(np.int64))
+    old, old_at = distinct_rows(old_keys, old_owners.astype(np.int64))
+    shared = np.intersect1d(new, old)
+    a, b = np.searchsorted(new, shared), np.searchsorted(new, shared, side="right")
+    c, d = np.searchsorted(old, shared), np.searchsorted(old, shared, side="right")
+    out = []
+    for lo, hi, first, last in zip(a.tolist(), b.tolist(), c.tolist(), d.tolist(), strict=True):
+        if (hi - lo) * (last - first) > most:
+            if not hub:
+                continue
+            hi = lo + 1
+        out.append(np.stack(np.meshgrid(new_at[lo:hi], old_at[first:last], indexing="ij"), axis=-1).reshape(-1, 2))
+    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
+
+
 def pairs_of_codes(codes: np.ndarray, width: int) -> np.ndarray:
     """The (first, second) rows, int64, of pairs coded as first * width + second."""
     return np.stack([(codes // width).astype(np.int64), (codes % width).astype(np.int64)], axis=1)

@@ -11,7 +11,7 @@ import xxhash
 
 from . import kernels, kernels_rows
 from .archive import Archive, ArchivedDocs, ArchiveRows
-from .arrays import range_indices, unique_pairs, unique_sorted
+from .arrays import range_indices, shared_key_pairs, unique_pairs, unique_sorted
 from .cluster import Group, cluster
 from .features import ParagraphFeatures
 from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
@@ -82,6 +82,25 @@ def content_keys(feats: ParagraphFeatures, content: np.ndarray, n: int) -> tuple
     return hi, lo
 
 
+_MAX_KEY_PAIRS = 256  # new x archived documents a paragraph key pairs; beyond, one new document stands for them
+
+SKETCH_KEYS = 2
+"""Sketch keys per long paragraph (`paragraph_keys`): each one of its MinHash values, mixed with
+its permutation's number into 64 bits. Two paragraphs share each with probability equal to their
+Jaccard similarity (the MinHash property), so a lightly edited copy of a paragraph (one edited word
+in 50 changes 5 of ~46 shingles: J ≈ 0.82) shares at least one of two with probability
+1 - (1 - J)^2 ≈ 0.97, where its exact key is lost. Within a run paragraph LSH finds such copies;
+against an archive these keys do, for copies cut too short for the document bands (J < 0.8)."""
+
+
+def paragraph_keys(feats: ParagraphFeatures, rows: np.ndarray) -> np.ndarray:
+    """The archive's keys of the signed paragraphs `rows`: each one's exact key, then its
+    `SKETCH_KEYS` sketch keys, row by row (a flat array of 1 + SKETCH_KEYS keys per row)."""
+    first = np.ascontiguousarray(feats.signatures[feats.sig_row[rows], :SKETCH_KEYS])
+    sketch = band_keys(first, SKETCH_KEYS, 1)
+    return np.concatenate([feats.key_hi[rows][:, None], sketch], axis=1).ravel()
+
+
 def archive_rows(docs: Sequence[Document], feats: ParagraphFeatures, content: np.ndarray,
                  shingle_sets: tuple[np.ndarray, np.ndarray], page_groups: list[str],
                  settings: Settings) -> ArchiveRows:
@@ -92,10 +111,11 @@ def archive_rows(docs: Sequence[Document], feats: ParagraphFeatures, content: np
     hi, lo = content_keys(feats, content, n)
     bands, rows = lsh_params(settings.threshold, settings.num_perm)
     offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(feats.doc[signed], minlength=n), out=offsets[1:])
+    np.cumsum(np.bincount(feats.doc[signed], minlength=n) * (1 + SKETCH_KEYS), out=offsets[1:])
     shingle_offsets = shingle_sets[1]
     return ArchiveRows([d.id for d in docs], [d.site for d in docs], hi, lo, np.diff(shingle_offsets), sigs,
-                       band_keys(sigs, bands, rows), feats.key_hi[signed], offsets, page_groups)
+                       band_keys(sigs, bands, rows), paragraph_keys(feats, np.flatnonzero(signed)), offsets,
+                       page_groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +220,9 @@ def document_groups(table: DocTable, feats: ParagraphFeatures, content: np.ndarr
     cands.append(candidate_pairs(band_keys(sigs, bands, rows), sigs[:, 0] != EMPTY))
     cands.append(_shared_paragraph_pairs(feats, content, para_groups))
     if table.n_new < len(table.ids):
-        cands.append(_shared_key_pairs(table.paragraph_keys, table.paragraph_owner, table.n_new))
+        keys, owner = table.paragraph_keys, table.paragraph_owner
+        new = owner < table.n_new
+        cands.append(shared_key_pairs(keys[new], owner[new], keys[~new], owner[~new], _MAX_KEY_PAIRS, hub=True))
     pairs = normalise_pairs(np.concatenate(cands))
     passing = min(settings.threshold, settings.containment)
     if len(pairs):
@@ -221,20 +243,6 @@ def copy_similarity(jac: np.ndarray, shared: np.ndarray, size: float, sizes: np.
     sim = np.where(jac >= settings.threshold, jac,
                    np.where(contained >= settings.containment, contained, 0.0))
     return np.where(same_key, 1.0, sim)
-
-
-def _shared_key_pairs(keys: np.ndarray, owner: np.ndarray, n_new: int) -> np.ndarray:
-    """Pairs of a new and an archived document sharing a long-paragraph key."""
-    order = np.lexsort((owner, keys))
-    k, o = keys[order], owner[order]
-    starts = np.flatnonzero(np.concatenate([[True], k[1:] != k[:-1]]))
-    run = np.repeat(np.arange(len(starts)), np.diff(np.concatenate([starts, [len(k)]])))
-    # One new document per key stands for the others (they are linked to it by paragraph clusters).
-    hub = np.full(len(starts), -1, dtype=np.int64)
-    is_new = o < n_new
-    np.maximum.at(hub, run[is_new], o[is_new])
-    pick = (~is_new) & (hub[run] >= 0)
-    return np.stack([hub[run][pick], o[pick]], axis=1)
 
 
 def content_shingles(feats: ParagraphFeatures, signed: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,9 @@ Layout (`SCHEMA_VERSION`):
   a probe detects a changed band-key function (`rebuild_bands` then recomputes them).
 - `documents`: one row per archived document; 64-bit keys are stored as signed INTEGERs (the
   uint64 bit pattern viewed as int64), the signature as uint32 little-endian, and the keys of its
-  long content paragraphs as uint64 little-endian (what verification needs, without a second lookup),
+  long content paragraphs as uint64 little-endian (what verification needs, without a second lookup;
+  since schema version 3 each paragraph's exact key and its MinHash sketch keys, which lightly
+  edited copies of the paragraph share: `copies.paragraph_keys`),
   and the page group its chrome recurrence was counted in (since schema version 2: a later night's
   copy of the page is counted in the same group, so the lines they share are not taken for chrome),
   and, for a near copy a run removed, `copy_of`: the kept document it was removed for (since schema

@@ -16,7 +16,7 @@ import numpy as np
 from . import chrome as chrome_stage
 from . import kernels_rows
 from .archive import Archive, ArchiveRows
-from .arrays import distinct_rows
+from .arrays import shared_key_pairs
 from .chrome import ChromeSettings
 from .features import ParagraphFeatures
 from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
@@ -56,8 +56,9 @@ def reprinted_groups(docs: Sequence[Document], feats: ParagraphFeatures, groups:
     active = np.concatenate([sigs[:, 0], found.signatures[:, 0]]) != EMPTY if len(sigs) else None
     pairs = np.concatenate([
         candidate_pairs(np.concatenate([keys, band_keys(found.signatures, bands, rows)]), active),
-        _shared_paragraph_pairs(long_keys, owner, found.paragraph_keys,
-                                n + np.repeat(np.arange(len(found.ids)), np.diff(found.paragraph_offsets)))])
+        shared_key_pairs(long_keys, owner, found.paragraph_keys,
+                         n + np.repeat(np.arange(len(found.ids)), np.diff(found.paragraph_offsets)), _MAX_KEY_PAIRS,
+                         hub=False)])
     pairs = normalise_pairs(pairs)
     pairs = pairs[(pairs[:, 0] < n) & (pairs[:, 1] >= n)]
     page, old = pairs[:, 0], pairs[:, 1] - n
@@ -100,18 +101,3 @@ def rows_by_site(docs: Sequence[Document], feats: ParagraphFeatures, rows: np.nd
 
 
 _MAX_KEY_PAIRS = 256  # a paragraph on more pages than this pairs them by their signatures' bands only
-
-
-def _shared_paragraph_pairs(new_keys: np.ndarray, new_owner: np.ndarray, old_keys: np.ndarray,
-                            old_owner: np.ndarray) -> np.ndarray:
-    """Every pair of a new and an archived page holding the same long paragraph (by exact key),
-    except through paragraphs so widespread that they would pair more than `_MAX_KEY_PAIRS`."""
-    new, new_pages = distinct_rows(new_keys, new_owner.astype(np.int64))
-    old, old_pages = distinct_rows(old_keys, old_owner.astype(np.int64))
-    shared = np.intersect1d(new, old)
-    new_lo, new_hi = np.searchsorted(new, shared), np.searchsorted(new, shared, side="right")
-    old_lo, old_hi = np.searchsorted(old, shared), np.searchsorted(old, shared, side="right")
-    out = [np.stack(np.meshgrid(new_pages[a:b], old_pages[c:d], indexing="ij"), axis=-1).reshape(-1, 2)
-           for a, b, c, d in zip(new_lo.tolist(), new_hi.tolist(), old_lo.tolist(), old_hi.tolist(), strict=True)
-           if (b - a) * (d - c) <= _MAX_KEY_PAIRS]
-    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)

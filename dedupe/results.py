@@ -245,10 +245,16 @@ def document_outcomes(docs: Sequence[Document], table: DocTable, groups: list[Gr
                       kept: dict[int, int], similarity: Callable[[np.ndarray, np.ndarray], np.ndarray],
                       stripped: StrippedStore, doc_chars: list[int]) -> list[DocumentOutcome]:
     """What `clean` does with each document: kept, or removed as a copy of its group's kept copy
-    (with the reason and its similarity to it), and the chrome stripped from it."""
+    (with the reason and its similarity to it), and the chrome stripped from it.
+
+    With an archive, a group kept for an archived removed copy (its kept document stands for it),
+    or built around one, was matched through that copy: the outcome names it (`through`), and the
+    similarity is to it."""
     where: dict[int, int] = {m: k for k, g in enumerate(groups) for m in g.members.tolist()}
-    # Each removed document's similarity to its kept copy, all in one call.
-    removed = [(kept[k], m) for k, g in enumerate(groups) for m in g.members.tolist() if m != kept[k] and m < len(docs)]
+    via = {k: _archived_copy_matched(table, kept[k], g.representative) for k, g in enumerate(groups)}
+    # Each removed document's similarity to the document it was matched with, all in one call.
+    removed = [(kept[k] if via[k] is None else via[k], m) for k, g in enumerate(groups) for m in g.members.tolist()
+               if m != kept[k] and m < len(docs)]
     pairs = np.array(removed, dtype=np.int64).reshape(-1, 2)
     sims = similarity(pairs[:, 0], pairs[:, 1]).tolist() if len(pairs) else []
     sim_to_kept = dict(zip(pairs[:, 1].tolist(), sims, strict=True))
@@ -263,13 +269,23 @@ def document_outcomes(docs: Sequence[Document], table: DocTable, groups: list[Gr
         assert k is not None
         sim = sim_to_kept[d]
         kept_id = table.kept_id(keeper)
-        through = table.ids[keeper] if kept_id != table.ids[keeper] else None
+        matched = via[k]
+        through = table.ids[matched] if matched is not None else None
         reason = f"{clusters[k].kind} duplicate of {kept_id}"
         if table.is_archived(keeper):
             reason += f" (archived; matched through {through}, archived as its copy)" if through else " (archived)"
         out.append(DocumentOutcome(doc.id, doc.site, False, clusters[k].id, kept_id, round(sim, 4),
                                    reason, stripped.of(d), doc_chars[d], through))
     return out
+
+
+def _archived_copy_matched(table: DocTable, keeper: int, representative: int) -> int | None:
+    """The archived removed copy a group was matched through: the one kept for it, else the
+    representative it was built around, if either is one."""
+    for row in (keeper, representative):
+        if table.copy_of[row] is not None:
+            return row
+    return None
 
 
 def chrome_report(docs: Sequence[Document], stripped: StrippedStore, feats: ParagraphFeatures) -> list[ChromeLine]:

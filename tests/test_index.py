@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dedupe import Document, Settings, scan, writers
+from dedupe import Document, Settings, copies, scan, writers
 from dedupe.archive import MemoryArchive
 from dedupe.chrome import ChromeStats
 from dedupe.cli import main
@@ -131,6 +131,33 @@ def test_a_copy_of_a_removed_copy_is_removed_in_a_later_night_as_in_one_run(back
     [outcome] = second.outcomes
     assert not outcome.kept and outcome.duplicate_of == a.id and outcome.through == b.id
     assert outcome.reason == f"near duplicate of {a.id} (archived; matched through {b.id}, archived as its copy)"
+
+
+def test_a_cut_and_edited_copy_of_an_archived_story_is_found_through_its_paragraphs_sketch_keys(
+        backend: IndexBackend, rng: random.Random, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later night's copy keeps half of an archived story, with a word edited in every paragraph:
+    too little of the story for the document bands, and no paragraph's exact key is left. One run
+    clusters the two through paragraph LSH; against an index, the paragraphs' sketch keys find it."""
+    story = article(rng, 8)
+
+    def one_edit(paragraph: str) -> str:
+        words = paragraph.split()
+        words[len(words) // 2] = "changed"
+        return " ".join(words)
+
+    wire = Document("wire.example/story", "\n\n".join(story), "wire.example")
+    cut = Document("daily.example/story", "\n\n".join(one_edit(p) for p in story[:4]), "daily.example")
+    assert [o.kept for o in scan([wire, cut], Settings()).outcomes] == [True, False]
+    first = scan([wire], Settings())
+    with monkeypatch.context() as patch:  # the archive's paragraph keys as they were: exact keys only
+        patch.setattr(copies, "SKETCH_KEYS", 0)
+        exact_only = MemoryArchive()
+        exact_only.add(scan([wire], Settings()).rows_to_archive(), None)  # type: ignore[arg-type]
+        assert scan([cut], Settings(), archive=exact_only).outcomes[0].kept
+    with backend.open() as index:
+        index.add(first.rows_to_archive(), first.chrome_stats, "night1")  # type: ignore[arg-type]
+        [outcome] = scan([cut], Settings(), archive=index).outcomes
+    assert not outcome.kept and outcome.duplicate_of == wire.id and outcome.through is None
 
 
 def test_rerunning_an_archived_batch_gives_the_same_output_and_adds_nothing(backend: IndexBackend,
