@@ -135,6 +135,20 @@ FROM hits h CROSS JOIN documents d ON d.doc_id = h.doc_id ORDER BY d.doc_id
 """
 
 
+# Forgetting documents forgets the removed copies that stood for them (no kept document of that id
+# remains): a later copy matching one would otherwise be removed in favour of a forgotten document.
+_ORPHANED_COPIES = (
+    "DROP TABLE IF EXISTS temp.gone_kept",
+    "CREATE TEMP TABLE gone_kept AS SELECT DISTINCT id FROM documents "
+    "WHERE copy_of IS NULL AND doc_id IN (SELECT doc_id FROM temp.gone)",
+    "DELETE FROM temp.gone_kept WHERE id IN (SELECT id FROM documents "
+    "WHERE copy_of IS NULL AND doc_id NOT IN (SELECT doc_id FROM temp.gone))",
+    "INSERT INTO temp.gone SELECT doc_id FROM documents "
+    "WHERE copy_of IN (SELECT id FROM temp.gone_kept) AND doc_id NOT IN (SELECT doc_id FROM temp.gone)",
+    "DROP TABLE temp.gone_kept",
+)
+
+
 # --- the index ------------------------------------------------------------------------------------
 
 
@@ -373,6 +387,8 @@ class SQLiteIndex(IndexBase):
             conn.execute("CREATE TEMP TABLE gone AS SELECT doc_id FROM documents WHERE run_id = ?", (run,))
         else:
             conn.execute("CREATE TEMP TABLE gone AS SELECT doc_id FROM documents WHERE added_at < ?", (cutoff,))
+        for statement in _ORPHANED_COPIES:
+            conn.execute(statement)
         gone = conn.execute("SELECT count(*) FROM temp.gone").fetchone()[0]
         for table in ("bands", "paragraph_keys", "documents"):
             conn.execute(f"DELETE FROM {table} WHERE doc_id IN (SELECT doc_id FROM temp.gone)")

@@ -450,6 +450,13 @@ class PostgresIndex(IndexBase):
         conn = self._db()
         where, value = ("run_id = %s", run) if run is not None else ("added_at < %s", cutoff)
         conn.execute(f"CREATE TEMP TABLE gone ON COMMIT DROP AS SELECT doc_id FROM documents WHERE {where}", (value,))
+        # the removed copies that stood for them go too (as in the SQLite index: `index._ORPHANED_COPIES`)
+        conn.execute("CREATE TEMP TABLE gone_kept ON COMMIT DROP AS SELECT DISTINCT d.id FROM documents d "
+                     "JOIN gone g ON g.doc_id = d.doc_id WHERE d.copy_of IS NULL")
+        conn.execute("DELETE FROM gone_kept k USING documents d WHERE d.id = k.id AND d.copy_of IS NULL "
+                     "AND NOT EXISTS (SELECT 1 FROM gone g WHERE g.doc_id = d.doc_id)")
+        conn.execute("INSERT INTO gone SELECT d.doc_id FROM documents d JOIN gone_kept k ON k.id = d.copy_of "
+                     "WHERE NOT EXISTS (SELECT 1 FROM gone g WHERE g.doc_id = d.doc_id)")
         for table in ("bands", "paragraph_keys"):
             conn.execute(f"DELETE FROM {table} t USING gone g WHERE t.doc_id = g.doc_id")
         return int(conn.execute("DELETE FROM documents t USING gone g WHERE t.doc_id = g.doc_id").rowcount)

@@ -133,6 +133,20 @@ def test_a_copy_of_a_removed_copy_is_removed_in_a_later_night_as_in_one_run(back
     assert outcome.reason == f"near duplicate of {a.id} (archived; matched through {b.id}, archived as its copy)"
 
 
+def test_forgetting_a_document_forgets_the_removed_copies_that_stood_for_it(backend: IndexBackend,
+                                                                          rng: random.Random) -> None:
+    """A is archived on night 1, B removed as its copy on night 2 (archived standing for A). Forget
+    night 1 and B goes too: C, a copy of B, is then kept, not removed in favour of a forgotten A."""
+    a, b, c = _copy_chain(rng)
+    settings = Settings(keep="first")
+    with backend.open(settings=settings) as index:
+        _run(index, [a], settings, "night1")
+        assert _run(index, [b], settings, "night2") == set() and index.count(copies=True) == 1
+        assert index.forget(run="night1") == 2 and index.count() == 0
+        [outcome] = scan([c], settings, archive=index).outcomes
+    assert outcome.kept
+
+
 def test_a_cut_and_edited_copy_of_an_archived_story_is_found_through_its_paragraphs_sketch_keys(
         backend: IndexBackend, rng: random.Random, monkeypatch: pytest.MonkeyPatch) -> None:
     """A later night's copy keeps half of an archived story, with a word edited in every paragraph:
