@@ -30,6 +30,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 import click
+from rich import box
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
@@ -431,10 +432,17 @@ def stats_command(path: str, as_json: bool) -> None:
     console.print(f"added {stats['first_added']} .. {stats['last_added']}; chrome: {stats['chrome_lines']:,} "
                   f"lines of {stats['chrome_sites']:,} sites; settings: "
                   + ", ".join(f"{k}={v}" for k, v in stats["settings"].items()), highlight=False)
-    table = Table("run", "started", "status", "exit", "in", "kept", "removed", "added", title="recent runs")
-    table.columns[0].no_wrap = table.columns[1].no_wrap = True
+    # fits 80 columns (cron mail, a pipe): a run id may fold, times and counts stay whole
+    table = Table("run", "started (UTC)", "status", "exit", "in", "kept", "removed", "added", title="recent runs",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.columns[0].overflow, table.columns[0].min_width = "fold", 12
+    for column in table.columns[1:]:
+        column.no_wrap = True
+    for column in table.columns[3:]:
+        column.justify = "right"
     for r in stats["recent_runs"]:
-        table.add_row(r["run_id"], r["started_at"], r["status"], str(r["exit_code"]), f"{r['documents_in']:,}",
+        started = str(r["started_at"]).replace("T", " ")[:16]  # to the minute
+        table.add_row(r["run_id"], started, r["status"], str(r["exit_code"]), f"{r['documents_in']:,}",
                       f"{r['kept']:,}", f"{r['removed']:,}", f"{r['added']:,}")
     console.print(table)
 
@@ -500,4 +508,8 @@ def export_command(path: str, output: str) -> None:
     if output != "-" and not is_url(path):
         ensure_not_input(Path(output), [path, f"{path}-wal", f"{path}-shm", f"{path}.lock"])
     with _existing(path, readonly=True) as index:
-        write_jsonl(output, index.export())
+        records = index.export()
+        try:
+            write_jsonl(output, records)
+        finally:
+            records.close()  # its cursor, before the index closes (a reader may stop early: `| head`)

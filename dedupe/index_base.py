@@ -24,7 +24,7 @@ import dataclasses
 import datetime as dt
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -617,7 +617,7 @@ class IndexBase:
         })
         return out
 
-    def export(self) -> Iterator[dict[str, Any]]:
+    def export(self) -> Generator[dict[str, Any], None, None]:
         """Every archived document as a JSON-able record, in archive order (for backups and audits)."""
         if not self._is_open():
             return

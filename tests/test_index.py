@@ -613,6 +613,20 @@ def test_export_onto_the_index_itself_is_refused(tmp_path: Path, batches: list[P
     assert code == 0 and json.loads(output)["documents"] == BATCH
 
 
+def test_export_read_in_part_through_a_pipe_ends_quietly(tmp_path: Path, batches: list[Path]) -> None:
+    """`dedupe index export PATH | head -1`: the reader goes away, and the export stops without a
+    word on stderr (its database cursor is closed before the index)."""
+    index = tmp_path / "idx.db"
+    assert cli("clean", batches[0], "-o", tmp_path / "o.jsonl", "--index", index, "-q")[0] == 0
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    export = subprocess.Popen([sys.executable, "-m", "dedupe", "index", "export", str(index)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert export.stdout is not None and export.stderr is not None
+    assert json.loads(export.stdout.readline())["id"]
+    export.stdout.close()  # as `head -1` does
+    assert export.wait(timeout=60) in (0, 1) and export.stderr.read() == b""
+
+
 def test_index_subcommands(tmp_path: Path, batches: list[Path], backend: IndexBackend) -> None:
     index = backend.spec()
     for k, batch in enumerate(batches):
@@ -621,6 +635,11 @@ def test_index_subcommands(tmp_path: Path, batches: list[Path], backend: IndexBa
     stats = json.loads(out)
     assert code == 0 and stats["documents"] == 20 and stats["copies"] == 2 and stats["runs"] == 3
     assert stats["bytes_per_document"] > 0
+    code, out = cli("index", "stats", index)  # the terminal view, 80 columns wide as in cron mail
+    header = next(line for line in out.splitlines() if "started" in line)
+    assert code == 0 and "20 documents (2 of them removed copies" in " ".join(out.split())
+    assert header.split() == ["run", "started", "(UTC)", "status", "exit", "in", "kept", "removed", "added"]
+    assert all(len(line) <= 80 for line in out.splitlines())
     code, out = cli("index", "export", index)
     assert code == 0 and len(out.splitlines()) == 20
     first_run = stats["recent_runs"][-1]["run_id"]
