@@ -52,20 +52,23 @@ def shared_key_pairs(new_keys: np.ndarray, new_owners: np.ndarray, old_keys: np.
                      most: int, hub: bool) -> np.ndarray:
     """(new owner, old owner) rows of every pair holding the same key, once per key. A key that
     would pair more than `most` is left out, or with `hub` pairs only its first new owner with its
-    old owners (a key shared that widely stands for a recurring text, not for one copy)."""
+    old owners (a key shared that widely stands for a recurring text, not for one copy). Built for
+    all keys at once: an archive lookup can share hundreds of thousands of keys with a night."""
     new, new_at = distinct_rows(new_keys, new_owners.astype(np.int64))
     old, old_at = distinct_rows(old_keys, old_owners.astype(np.int64))
-    shared = np.intersect1d(new, old)
+    keys = new[np.concatenate([[True], new[1:] != new[:-1]])] if len(new) else new  # sorted: distinct by a pass
+    at = np.searchsorted(old, keys)
+    shared = keys[old[np.minimum(at, len(old) - 1)] == keys] if len(old) else keys[:0]
     a, b = np.searchsorted(new, shared), np.searchsorted(new, shared, side="right")
     c, d = np.searchsorted(old, shared), np.searchsorted(old, shared, side="right")
-    out = []
-    for lo, hi, first, last in zip(a.tolist(), b.tolist(), c.tolist(), d.tolist(), strict=True):
-        if (hi - lo) * (last - first) > most:
-            if not hub:
-                continue
-            hi = lo + 1
-        out.append(np.stack(np.meshgrid(new_at[lo:hi], old_at[first:last], indexing="ij"), axis=-1).reshape(-1, 2))
-    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
+    per_new, per_old = b - a, d - c
+    wide = per_new * per_old > most
+    per_new = np.where(wide, 1 if hub else 0, per_new)
+    count = per_new * per_old  # pairs of each key: its (first) new owners x its old owners
+    first = np.cumsum(count) - count
+    key = np.repeat(np.arange(len(shared)), count)
+    j = np.arange(int(count.sum()), dtype=np.int64) - first[key]  # each pair's place within its key
+    return np.stack([new_at[a[key] + j // per_old[key]], old_at[c[key] + j % per_old[key]]], axis=1)
 
 
 def pairs_of_codes(codes: np.ndarray, width: int) -> np.ndarray:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .archive import ArchivedDocs, ArchiveRows
-from .arrays import distinct_rows, range_indices
+from .arrays import distinct_rows, range_indices, unique_sorted
 from .chrome import ChromeStats
 from .errors import EXIT_IOERR, EXIT_TEMPFAIL, DedupeError
 from .lsh import band_keys, lsh_params
@@ -458,7 +458,7 @@ class IndexBase:
         if not self._is_open() or not rows.ids or not self._query("SELECT 1 FROM documents LIMIT 1"):
             return ArchivedDocs.empty(num_perm)
         found = self._lookup(wanted_bands(rows.signatures, self._bands, self._rows), to_signed(rows.key_hi),
-                             to_signed(rows.key_lo), to_signed(rows.paragraph_keys))
+                             to_signed(rows.key_lo), to_signed(unique_sorted(rows.paragraph_keys)))
         self.timings["lookup"] = self.timings.get("lookup", 0.0) + time.perf_counter() - started
         return archived_docs(found, num_perm)
 

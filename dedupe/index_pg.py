@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import numpy as np
 
 from .archive import ArchiveRows
+from .arrays import unique_sorted
 from .errors import EXIT_TEMPFAIL, EXIT_USAGE, DedupeError
 from .index_base import CHUNK, RUN_COLUMNS, Check, IndexBase, IndexBusy, IndexWriteError, RunRecord, to_signed, utc_now
 from .settings import Settings
@@ -301,7 +302,7 @@ class PostgresIndex(IndexBase):
             keep = np.ones(len(keys), dtype=bool)
             keep[1:] = (keys[1:] != keys[:-1]) | (band_no[1:] != band_no[:-1])
             band_no, keys = band_no[keep], keys[keep]
-        paras = np.unique(np.array(paragraphs, dtype=np.int64)).tolist()
+        paras = unique_sorted(np.array(paragraphs, dtype=np.int64)).tolist()
         with self._probing() as conn:
             sql = _CANDIDATES.format(page_group=self._page_group, copy_of=self._copy_of)
             return list(conn.cursor(binary=True).execute(sql, (band_no.tolist(), keys.tolist(), hi, lo,

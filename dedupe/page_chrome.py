@@ -11,6 +11,7 @@ import numpy as np
 from . import chrome as chrome_stage
 from . import chrome_compiled, kernels_rows
 from .archive import Archive
+from .arrays import unique_sorted
 from .cluster import components
 from .copies import (
     content_keys,
@@ -62,7 +63,7 @@ def _keys_by_site(docs: Sequence[Document], feats: ParagraphFeatures,
                   stats: chrome_stage.ChromeStats) -> dict[str, list[int]]:
     """The distinct counted line key hashes of each site's paragraphs in this run."""
     rows = np.flatnonzero(stats.tracked_lengths(feats.key_chars))
-    return {site: np.unique(feats.key_hashes[site_rows]).tolist()
+    return {site: unique_sorted(feats.key_hashes[site_rows]).tolist()
             for site, site_rows in rows_by_site(docs, feats, rows).items()}
 
 

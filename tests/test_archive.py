@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+import pytest
+
 from dedupe import Document, Settings, scan
 from dedupe.archive import MemoryArchive
+from dedupe.arrays import shared_key_pairs
 
 from .conftest import site_dump
 
@@ -16,7 +20,7 @@ def _docs(records: list[dict]) -> list[Document]:
 
 def _run(archive: MemoryArchive, docs: list[Document], settings: Settings) -> set[str]:
     result = scan(docs, settings, archive=archive)
-    rows = result.kept_rows()
+    rows = result.rows_to_archive()
     assert rows is not None
     archive.add(rows, result.chrome_stats)
     return {o.id for o in result.outcomes if o.kept}
@@ -77,3 +81,20 @@ def test_rescanning_an_older_batch_after_later_ones_does_not_remove_it(rng: rand
     _run(archive, _docs(daily[2:]), Settings())  # more pages of the site: more chrome known
     again = scan(first, Settings(), archive=archive)
     assert all(o.kept for o in again.outcomes)
+
+
+@pytest.mark.parametrize(("most", "hub", "expected"), [
+    (256, True, {(0, 10), (1, 10), (0, 11), (2, 12), (2, 13), (3, 12), (3, 13)}),
+    (3, True, {(0, 10), (1, 10), (0, 11), (2, 12), (2, 13)}),  # key 12's four pairs: its first new owner only
+    (3, False, {(0, 10), (1, 10), (0, 11)}),  # key 12 left out
+])
+def test_new_and_archived_owners_are_paired_on_every_shared_key(most: int, hub: bool,
+                                                                 expected: set[tuple[int, int]]) -> None:
+    """Keys 7 (new 0, 1; old 10), 9 (new 0; old 11) and 12 (new 2, 3; old 12, 13) are shared; 8 and
+    99 are on one side only; a key twice on one owner counts once."""
+    new_keys = np.array([7, 7, 9, 12, 12, 8, 7], dtype=np.uint64)
+    new_owners = np.array([0, 1, 0, 2, 3, 4, 0])
+    old_keys = np.array([7, 9, 12, 12, 99, 9], dtype=np.uint64)
+    old_owners = np.array([10, 11, 12, 13, 14, 11])
+    pairs = shared_key_pairs(new_keys, new_owners, old_keys, old_owners, most, hub)
+    assert len(pairs) == len(expected) and set(map(tuple, pairs.tolist())) == expected
