@@ -164,7 +164,7 @@ def test_a_cut_and_edited_copy_of_an_archived_story_is_found_through_its_paragra
     assert [o.kept for o in scan([wire, cut], Settings()).outcomes] == [True, False]
     first = scan([wire], Settings())
     with monkeypatch.context() as patch:  # the archive's paragraph keys as they were: exact keys only
-        patch.setattr(copies, "SKETCH_KEYS", 0)
+        patch.setattr(copies, "SKETCH_BANDS", 0)
         exact_only = MemoryArchive()
         exact_only.add(scan([wire], Settings()).rows_to_archive(), None)  # type: ignore[arg-type]
         assert scan([cut], Settings(), archive=exact_only).outcomes[0].kept
