@@ -47,13 +47,15 @@ class BadRecord:
 class Member:
     """One member of a cluster: a document, or one paragraph of it (`paragraph` is its index).
 
-    `archived` marks a document found in the persistent index rather than in this run's input.
+    `archived` marks a document found in the persistent index rather than in this run's input;
+    `copy_of`, an archived document that an earlier run removed as a copy of that kept document.
     """
 
     id: str
     similarity: float
     paragraph: int | None = None
     archived: bool = False
+    copy_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,8 @@ def summary(report: Mapping[str, Any]) -> Table:
 
 def clusters_block(clusters: list[Mapping[str, Any]], title: str, top: int, member_limit: int = 8) -> Text:
     """Each cluster as a heading line (id, kind, size, representative's opening words) and one line
-    per member with its similarity to the representative; reads well in a narrow terminal too."""
+    per member with its similarity to the representative, marked when found in the index (and when
+    archived there as a removed copy, of which kept document); reads well in a narrow terminal too."""
     out = Text()
     out.append(f"{title}\n", style="bold underline")
     for c in clusters[:top]:
@@ -69,7 +70,10 @@ def clusters_block(clusters: list[Mapping[str, Any]], title: str, top: int, memb
         for k, m in enumerate(c["members"][:member_limit]):
             where = f" #{m['paragraph']}" if "paragraph" in m else ""
             out.append(f"      {m['similarity']:.2f}  {shown(m['id'])}{where}")
-            out.append("  (representative)\n" if k == 0 else "\n", style="dim")
+            notes = ["representative"] if k == 0 else []
+            if m.get("archived"):
+                notes.append(f"archived copy of {shown(m['copy_of'])}" if m.get("copy_of") else "archived")
+            out.append(f"  ({'; '.join(notes)})\n" if notes else "\n", style="dim")
         if len(c["members"]) > member_limit:
             out.append(f"      \u2026 {len(c['members']) - member_limit} more\n", style="dim")
     if len(clusters) > top:

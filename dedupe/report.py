@@ -22,6 +22,8 @@ def _member(m: Member) -> dict[str, Any]:
         out["paragraph"] = m.paragraph
     if m.archived:
         out["archived"] = True
+    if m.copy_of is not None:
+        out["copy_of"] = m.copy_of
     return out
 
 

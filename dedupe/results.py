@@ -154,11 +154,13 @@ def document_clusters(table: DocTable, groups: list[Group], previews: Callable[[
     sizes, members, reps, exact, sims = _flattened(groups, table.key_hi, table.key_lo)
     ids = [table.ids[m] for m in members.tolist()]
     archived = (members >= table.n_new).tolist()
+    copy_of = [table.copy_of[m] for m in members.tolist()]
     out = []
     at = 0
     for k, (rep, size) in enumerate(zip(reps.tolist(), sizes, strict=True)):
         kind: ClusterKind = "exact" if exact[k] else "near"
-        cluster = tuple(Member(ids[m], round(sims[m], 4), archived=archived[m]) for m in range(at, at + size))
+        cluster = tuple(Member(ids[m], round(sims[m], 4), archived=archived[m], copy_of=copy_of[m])
+                        for m in range(at, at + size))
         preview = previews(rep) if rep < table.n_new else "(archived)"
         out.append(Cluster(f"d{k + 1}", kind, "document", cluster[0], cluster, preview))
         at += size

@@ -492,6 +492,13 @@ def test_cli_removed_record_names_the_archived_copy_a_later_copy_matched(tmp_pat
     assert not (tmp_path / "o1.jsonl").read_text()
     code, out = cli("index", "stats", backend.spec(), "--json")
     assert code == 0 and (json.loads(out)["documents"], json.loads(out)["copies"]) == (2, 1)
+    # a read-only scan shows the archived copy for what it is, in the JSON report and the terminal
+    code, out = cli("scan", nights[1], "--index", backend.spec(), "--site-field", "site", "--json", "-", "-q")
+    [cluster] = json.loads(out)["document_clusters"]
+    assert code == 0 and {(m["id"], m.get("copy_of")) for m in cluster["members"] if m.get("archived")} >= {
+        (b.id, a.id)}
+    code, out = cli("scan", nights[1], "--index", backend.spec(), "--site-field", "site")
+    assert code == 0 and f"{b.id} (representative; archived copy of {a.id})" in " ".join(out.split())
 
 
 def test_cli_nightly_batches_keep_what_one_shot_clean_keeps(tmp_path: Path, batches: list[Path],
