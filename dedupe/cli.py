@@ -291,8 +291,8 @@ def clean_command(output: str, removed: str | None, stripped: str | None, annota
         docs, result = _run_scan(kw, quiet, run)
         if max_removed is not None and not annotate:
             check_removal_guard(result, max_removed)
-        folder_out = not output.endswith(_JSONL_OUTPUT) and bool(docs) and all(
-            "path" in d.fields and not d.line for d in docs)
+        folder_out = output != "-" and not output.endswith(_JSONL_OUTPUT) and bool(docs) and all(
+            "path" in d.fields and not d.line for d in docs)  # (a text folder to stdout goes as JSONL)
         run.writing()
         if folder_out and not annotate:
             write_text_folder(target, run.watch_records(output_files(docs, result)))

@@ -249,6 +249,16 @@ def test_clean_folder_in_folder_out(tmp_path: Path) -> None:
     assert run("clean", str(src), "-o", str(out), "--quiet").exit_code == 0  # its own earlier output: replaced
 
 
+def test_clean_folder_to_stdout_writes_jsonl_not_a_folder_named_dash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                    ) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("clean", str(SEEDS), "-o", "-", "--quiet")
+    records = [json.loads(line) for line in result.stdout_bytes.decode().splitlines()]
+    assert result.exit_code == 0 and not (tmp_path / "-").exists()
+    assert len(records) == 2 and {Path(r["path"]).name for r in records} == {p.name for p in SEEDS.glob("*.txt")}
+    assert all("Try Our AI Features" not in r["text"] for r in records)
+
+
 @pytest.mark.parametrize("command", [["scan", "--json"], ["clean", "-o"], ["clean", "-o", "{tmp}/o.jsonl", "--index"]])
 def test_an_output_in_a_missing_folder_fails_before_the_scan(tmp_path: Path, dump: Path, command: list[str],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
