@@ -1,6 +1,7 @@
 """The full pipeline on a dump too big for one run: nightly batches cleaned against one index.
 
     python benchmarks/batched.py --docs 1m --batch 100k [--out-dir benchmarks/out] [--keep-files]
+    python benchmarks/batched.py --docs 1m --batch 100k --one-command
 
 `scan` and `clean` hold a run's documents and their per-paragraph features in memory (about 21 KB
 per news-length document at the peak), so a dump of millions of pages is cleaned as batches, each
@@ -16,6 +17,10 @@ nights would arrive:
 
 Each batch file is written just before its run and deleted after it, and so are the cleaned outputs
 (`--keep-files` keeps them), so the disk holds the corpus, the index and the reports.
+
+`--one-command` measures the same dump cleaned by one command instead, `dedupe clean CORPUS
+--in-batches BATCH` (one process reading the corpus a batch at a time, each batch checked against
+the earlier ones in a temporary index), and scores its one report the same way.
 """
 
 from __future__ import annotations
@@ -72,10 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "out")
     parser.add_argument("--jobs", type=int, default=1, help="--jobs of each clean")
     parser.add_argument("--keep-files", action="store_true", help="keep the batch files and cleaned outputs")
+    parser.add_argument("--one-command", action="store_true",
+                        help="one `dedupe clean CORPUS --in-batches BATCH` instead of a process per night")
     args = parser.parse_args(argv)
     [docs] = parse_docs(args.docs)
     [batch] = parse_docs(args.batch)
     corpus = synthetic(docs, args.seed, args.out_dir)
+    if args.one_command:
+        return one_command(corpus, docs, batch, args)
     work = args.out_dir / f"batched-{corpus.name}-b{batch}"
     work.mkdir(parents=True, exist_ok=True)
     index = work / "index.db"
@@ -117,6 +126,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n{docs:,} documents in {len(nights)} batches of {batch:,}: {result['seconds']:.0f} s, "
           f"peak RSS {peak:,} MB (the largest night's), index {result['index_mb']:,} MB; planted-pair recall "
           f"{quality['recall']:.3f}, precision {quality['precision']:.3f} ({quality['predicted_pairs']:,} pairs)")
+    return 0
+
+
+def one_command(corpus: Any, docs: int, batch: int, args: argparse.Namespace) -> int:
+    """`dedupe clean CORPUS --in-batches BATCH` as one process: its time, peak RSS and quality."""
+    work = args.out_dir / f"in-batches-{corpus.name}-b{batch}"
+    work.mkdir(parents=True, exist_ok=True)
+    output, report = work / "clean.jsonl", work / "report.json"
+    run = run_clean([str(corpus.path), "-o", str(output), "--json", str(report), "--in-batches", str(batch), "-q",
+                     "--jobs", str(args.jobs)])
+    if not args.keep_files:
+        output.unlink()
+    found = json.loads(report.read_text(encoding="utf-8"))
+    clusters = ids_to_indices(corpus.path, merged_clusters([found], {"exact", "near"}))
+    quality = score(clusters, docs, Truth.load(corpus.truth_path), corpus.path, 0.8)
+    result = {"corpus": corpus.name, "docs": docs, "batch": batch, "jobs": args.jobs, **run,
+              "removed": found["stats"]["removable_documents"], "report_mb": round(report.stat().st_size / MB, 1),
+              "quality": quality}
+    (work / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    print(f"{docs:,} documents, one `dedupe clean --in-batches {batch:,}`: {run['seconds']:.0f} s, peak RSS "
+          f"{run['max_rss_mb']:,} MB, {result['removed']:,} removed; planted-pair recall {quality['recall']:.3f}, "
+          f"precision {quality['precision']:.3f} ({quality['predicted_pairs']:,} pairs)")
     return 0
 
 

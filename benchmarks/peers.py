@@ -316,8 +316,8 @@ def run_dedupe_full(corpus: Path, params: Params, stage: _Stages, out: Outcome) 
     timed."""
     try:
         from dedupe import Settings, build_report, read_documents, scan
-        from dedupe.cli import _json_bytes  # the report encoded exactly as the CLI encodes it
         from dedupe.gcpause import collector_paused
+        from dedupe.report import report_json  # the report encoded exactly as the CLI encodes it
     except Exception as exc:
         raise Unavailable(f"dedupe's scan API failed to import: {exc!r}") from exc
 
@@ -328,7 +328,7 @@ def run_dedupe_full(corpus: Path, params: Params, stage: _Stages, out: Outcome) 
             result = scan(docs, Settings(jobs=params.jobs), bad=bad)
         with stage("report"):
             report = build_report(result, {})
-            (Path(tmp) / "report.json").write_bytes(_json_bytes(report))  # (the CLI also fsyncs)
+            (Path(tmp) / "report.json").write_bytes(report_json(report))  # (the CLI also fsyncs)
     out.cluster_ids = _document_clusters(report)
     out.docs = len(docs)
     out.text_bytes = sum(len(d.text.encode("utf-8")) for d in docs)

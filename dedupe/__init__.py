@@ -8,6 +8,8 @@ thin layer over it.
     >>> result.document_clusters
 """
 
+from .batch_report import BatchReport
+from .batches import Batch, earlier_batches, scan_in_batches
 from .chrome import ChromeSettings, ChromeStats, classify_page, learn_chrome
 from .clean import check_removal_guard, cleaned_text, output_records, removed_records
 from .errors import BadRecordError, DedupeError, NoInputError, RemovalRefused
@@ -30,6 +32,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "BadRecord",
     "BadRecordError",
+    "Batch",
+    "BatchReport",
     "ChromeLine",
     "ChromeSettings",
     "ChromeStats",
@@ -57,12 +61,14 @@ __all__ = [
     "cleaned_text",
     "content_terms",
     "document_signatures",
+    "earlier_batches",
     "find_near_duplicate_documents",
     "learn_chrome",
     "output_records",
     "read_documents",
     "removed_records",
     "scan",
+    "scan_in_batches",
     "shingle",
     "shingle_hash32",
     "split_paragraphs",

@@ -91,6 +91,15 @@ class ArchivedDocs:
 
 
 class Archive(Protocol):
+    """Documents and chrome statistics of earlier runs (an index, or `MemoryArchive`).
+
+    `reruns`: whether the archive may hold this run's own documents from an earlier run of the same
+    input; an archived document with a new document's id and content is then that document itself,
+    not a copy of it. False for an archive of this run's earlier batches (`batches`), where the
+    same id and text again is a duplicate record, as in one pass over the dump."""
+
+    reruns: bool
+
     def candidates(self, rows: ArchiveRows) -> ArchivedDocs:
         """Archived documents sharing a band key, a content key or a long-paragraph key with `rows`."""
         ...
@@ -106,6 +115,7 @@ class MemoryArchive:
 
     rows: list[ArchiveRows] = field(default_factory=list)
     stats: ChromeStats | None = None
+    reruns: bool = True
 
     def candidates(self, rows: ArchiveRows) -> ArchivedDocs:
         num_perm = rows.signatures.shape[1]

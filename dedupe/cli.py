@@ -6,7 +6,6 @@ documented exit code; progress bars appear only when stderr is a terminal.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from . import __version__, cli_dask
+from . import __version__, cli_batches, cli_dask
 from .clean import (
     check_removal_guard,
     output_files,
@@ -34,7 +33,7 @@ from .model import BadRecord, Document
 from .pipeline import scan
 from .readers import Reader, ReadOptions
 from .render import render
-from .report import build_report
+from .report import REPORT_ERRORS, build_report, report_json
 from .results import ScanResult
 from .settings import Settings
 from .writers import (
@@ -85,6 +84,9 @@ def reading_options(func: F) -> F:
                      help="Field read by --keep earliest."),
         click.option("--jobs", "-j", type=click.IntRange(1, 256), default=1, show_default=True,
                      help="Worker processes for the per-batch stages."),
+        click.option("--in-batches", "in_batches", type=click.IntRange(1), default=None, metavar="N",
+                     help="Read and scan N documents at a time, each batch checked against the earlier ones in a "
+                          "temporary index (under $TMPDIR): memory bounded by N, not by the dump's size."),
         click.option("--engine", type=click.Choice(["local", "dask"]), default=None,
                      help="Run on this machine (default), or on Dask (pip install 'dedupe[dask]')."),
         click.option("--scheduler", default=None, metavar="SPEC",
@@ -148,28 +150,8 @@ def _run_scan(kw: dict[str, Any], quiet: bool = False, run: Run | None = None) -
     return docs, result
 
 
-def _json_bytes(report: dict[str, Any]) -> bytes:
-    """The report as indented JSON in UTF-8. orjson (the `fast` extra) writes the same text ~20x
-    faster than the standard library, whose C encoder is bypassed whenever `indent` is given, and
-    hands back bytes, so a large report is not decoded and encoded again to be written."""
-    try:
-        import orjson
-
-        return orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-    except ImportError:
-        pass
-    except TypeError:  # a lone surrogate in a text (orjson refuses it): the standard library writes it
-        pass
-    return (json.dumps(report, ensure_ascii=False, indent=2) + "\n").encode("utf-8", _REPORT_ERRORS)
-
-
-# A lone surrogate (a "\ud800" escape of the input, kept so records round-trip) has no UTF-8;
-# backslashreplace writes it back as that very JSON escape, as the JSONL writers do.
-_REPORT_ERRORS = "backslashreplace"
-
-
 def _write_json_report(target: str, report: dict[str, Any]) -> None:
-    write_encoded(target, _json_bytes(report))
+    write_encoded(target, report_json(report))
 
 
 def check_outputs(inputs: Sequence[str], outputs: Sequence[tuple[str, str | None]], index_path: str | None) -> None:
@@ -226,7 +208,7 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):  # a lone surrogate shows as its escape, as in the files written
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
-            reconfigure(errors=_REPORT_ERRORS)
+            reconfigure(errors=REPORT_ERRORS)
 
 
 @main.command("scan", cls=_Command)
@@ -244,8 +226,12 @@ def scan_command(json_path: str | None, top: int, quiet: bool, index_path: str |
     """
     check_outputs(kw["inputs"], [("--json", json_path)], index_path)
     cli_dask.check_engine_options(kw, index_path)
+    cli_batches.check_options(kw, index_path)
     if kw["engine"] == "dask":
         cli_dask.scan_command(kw, json_path, top, quiet, log_format)
+        return
+    if kw["in_batches"]:
+        cli_batches.scan_command(kw, json_path, top, quiet, log_format)
         return
     with unattended_run("scan", index_path, _settings(kw), log_format=log_format, quiet=quiet, writer=False) as run:
         _, result = _run_scan(kw, quiet, run)
@@ -281,8 +267,13 @@ def clean_command(output: str, removed: str | None, stripped: str | None, annota
     check_outputs(kw["inputs"], [("-o", output), ("--removed", removed), ("--stripped", stripped),
                                  ("--json", json_path)], index_path)
     cli_dask.check_engine_options(kw, index_path)
+    cli_batches.check_options(kw, index_path, output, max_removed)
     if kw["engine"] == "dask":
         cli_dask.clean_command(kw, output, removed, stripped, annotate, max_removed, json_path, top, quiet, log_format)
+        return
+    if kw["in_batches"]:
+        cli_batches.clean_command(kw, output, removed, stripped, annotate, max_removed, json_path, top, quiet,
+                                  log_format, lambda docs: _folder_output(output, docs))
         return
     target = Path(output)
     # The run holds the index's writer lock throughout; the index is updated only after the outputs are in place.
@@ -291,10 +282,8 @@ def clean_command(output: str, removed: str | None, stripped: str | None, annota
         docs, result = _run_scan(kw, quiet, run)
         if max_removed is not None and not annotate:
             check_removal_guard(result, max_removed)
-        folder_out = output != "-" and not output.endswith(_JSONL_OUTPUT) and bool(docs) and all(
-            "path" in d.fields and not d.line for d in docs)  # (a text folder to stdout goes as JSONL)
         run.writing()
-        if folder_out and not annotate:
+        if _folder_output(output, docs) and not annotate:
             write_text_folder(target, run.watch_records(output_files(docs, result)))
         else:
             write_jsonl(target, run.watch_records(output_records(docs, result, kw["text_field"], annotate=annotate)))
@@ -308,6 +297,13 @@ def clean_command(output: str, removed: str | None, stripped: str | None, annota
             _write_json_report(json_path, report)
     if not quiet and json_path != "-" and output != "-":
         render(report, Console(), top=top)
+
+
+def _folder_output(output: str, docs: Sequence[Document]) -> bool:
+    """Whether `clean` writes a text folder: its documents are all text files (not JSONL records)
+    and the output is not named as JSONL nor stdout (a text folder to stdout goes as JSONL)."""
+    return output != "-" and not output.endswith(_JSONL_OUTPUT) and bool(docs) and all(
+        "path" in d.fields and not d.line for d in docs)
 
 
 main.add_command(index_group)  # dedupe index stats|forget|vacuum|rebuild|export (cli_index.py)

@@ -176,6 +176,7 @@ class Run:
     # Not in repr: restoring the signal handlers makes `signal` format the old handler, this run's
     # bound method, and a whole ScanResult's repr took most of a second at 10k documents.
     result: ScanResult | None = field(default=None, repr=False)
+    totals: tuple[int, int, int] | None = None  # documents, kept, bad records: a run in batches has no one result
     added: int = 0
     started_at: str = field(default_factory=utc_now)
     clock: float = field(default_factory=time.perf_counter)
@@ -263,9 +264,10 @@ class Run:
         return RunRecord(self.run_id, self.started_at, utc_now(), status, exit_code, len(outcomes),
                          len(result.bad) if result is not None else 0, kept, len(outcomes) - kept)
 
-    def report_extra(self, result: ScanResult) -> dict[str, Any]:
+    def report_extra(self, result: ScanResult | None) -> dict[str, Any]:
         """`run_id`, `timings` and `index` for the JSON report."""
-        self.result = result
+        if result is not None:
+            self.result = result
         self.timer.enter(None)
         timings = {stage: round(s, 3) for stage, s in self.timer.spent.items()}
         if self.index is not None:
@@ -366,12 +368,12 @@ def _log_done(run: Run) -> None:
     fields: dict[str, Any] = {"run_id": run.run_id, "event": "end", "status": "ok", "exit_code": 0,
                               "seconds": round(time.perf_counter() - run.clock, 3)}
     text = f"run {run.run_id}: {run.command} done in {fields['seconds']:.1f}s"
-    if result is not None:
-        kept = sum(o.kept for o in result.outcomes)
-        fields.update(documents=len(result.outcomes), kept=kept, removed=len(result.outcomes) - kept,
-                      bad_records=len(result.bad))
-        text += f": {len(result.outcomes):,} documents, {kept:,} kept, {fields['removed']:,} removed"
-        if result.bad:
+    if result is not None or run.totals is not None:
+        documents, kept, bad = (len(result.outcomes), sum(o.kept for o in result.outcomes), len(result.bad)
+                                ) if result is not None else run.totals  # type: ignore[misc]
+        fields.update(documents=documents, kept=kept, removed=documents - kept, bad_records=bad)
+        text += f": {documents:,} documents, {kept:,} kept, {fields['removed']:,} removed"
+        if result is not None and result.bad:
             _log(logging.WARNING, f"run {run.run_id}: skipped {len(result.bad):,} bad records, first "
                  f"{result.bad[0].source}:{result.bad[0].line} ({result.bad[0].reason})", run_id=run.run_id,
                  event="bad-records", bad_records=len(result.bad))

@@ -143,7 +143,8 @@ class DocTable:
     def build(cls, rows: ArchiveRows, archive: Archive | None, rank: np.ndarray, threshold: float) -> DocTable:
         n = len(rows.ids)
         old = archive.candidates(rows) if archive is not None else ArchivedDocs.empty(rows.signatures.shape[1])
-        keep = ~_same_documents_again(rows, old, threshold)
+        keep = (~_same_documents_again(rows, old, threshold) if archive is None or archive.reruns
+                else np.ones(len(old.ids), dtype=bool))
         sel = np.flatnonzero(keep)
         m = len(sel)
         old_owner = np.repeat(np.arange(len(old.ids)), np.diff(old.paragraph_offsets))

@@ -243,6 +243,7 @@ class IndexBase:
 
     name: str
     readonly: bool
+    reruns = True  # a batch cleaned again finds its own documents here (`Archive.reruns`)
 
     def __init__(self, name: str, readonly: bool) -> None:
         self.name = name

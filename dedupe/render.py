@@ -56,10 +56,12 @@ def summary(report: Mapping[str, Any]) -> Table:
     return table
 
 
-def clusters_block(clusters: list[Mapping[str, Any]], title: str, top: int, member_limit: int = 8) -> Text:
+def clusters_block(clusters: list[Mapping[str, Any]], title: str, top: int, member_limit: int = 8,
+                   total: int | None = None) -> Text:
     """Each cluster as a heading line (id, kind, size, representative's opening words) and one line
     per member with its similarity to the representative, marked when found in the index (and when
-    archived there as a removed copy, of which kept document); reads well in a narrow terminal too."""
+    archived there as a removed copy, of which kept document); reads well in a narrow terminal too.
+    `total`: how many clusters there are, when `clusters` holds only the largest (a run in batches)."""
     out = Text()
     out.append(f"{title}\n", style="bold underline")
     for c in clusters[:top]:
@@ -76,8 +78,9 @@ def clusters_block(clusters: list[Mapping[str, Any]], title: str, top: int, memb
             out.append(f"  ({'; '.join(notes)})\n" if notes else "\n", style="dim")
         if len(c["members"]) > member_limit:
             out.append(f"      \u2026 {len(c['members']) - member_limit} more\n", style="dim")
-    if len(clusters) > top:
-        out.append(f"\u2026 {len(clusters) - top} more clusters (--top, or --json for all)\n", style="dim")
+    total = max(len(clusters), total or 0)
+    if total > top:
+        out.append(f"\u2026 {total - top} more clusters (--top, or --json for all)\n", style="dim")
     return out
 
 
@@ -115,10 +118,10 @@ def sites_table(sites: Mapping[str, Mapping[str, int]], top: int = 15) -> Table:
 def render(report: Mapping[str, Any], console: Console, top: int = 10) -> None:
     """Print the whole human report."""
     parts: list[Any] = [summary(report)]
-    if report["document_clusters"]:
-        parts.append(clusters_block(report["document_clusters"], "largest document clusters", top))
-    if report["paragraph_clusters"]:
-        parts.append(clusters_block(report["paragraph_clusters"], "largest paragraph clusters", top))
+    for level in ("document", "paragraph"):
+        if report[f"{level}_clusters"]:
+            total = sum(report["stats"][f"{level}_clusters"].values())
+            parts.append(clusters_block(report[f"{level}_clusters"], f"largest {level} clusters", top, total=total))
     if report.get("chrome"):
         parts.append(chrome_block(report["chrome"]))
     if report.get("sites") and (report["stats"]["removable_documents"] or report["stats"]["chrome_paragraphs"]):

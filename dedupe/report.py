@@ -5,7 +5,8 @@ The terminal report (`dedupe.render`) is drawn from the same dictionary, so both
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -90,3 +91,64 @@ def _order(cluster_id: str) -> int:
     if not (digits.isascii() and digits.isdigit()):
         digits = "".join(ch for ch in cluster_id if ch.isdigit())
     return int(digits) if digits else 0
+
+
+def report_json(report: Mapping[str, Any]) -> bytes:
+    """The report as indented JSON in UTF-8 (two spaces per level, a newline at the end).
+
+    orjson (the `fast` extra) writes the same text ~20x faster than the standard library, whose C
+    encoder is bypassed whenever `indent` is given, and hands back bytes, so a large report is not
+    decoded and encoded again to be written."""
+    return indented_json(report) + b"\n"
+
+
+def indented_json(value: Any, depth: int = 0) -> bytes:
+    """`value` as `report_json` writes it when it lies `depth` levels down: every line after the
+    first indented by two spaces per level. A report can so be written a part at a time and come
+    out byte for byte as if encoded whole (`report_parts`)."""
+    try:
+        import orjson
+
+        data = orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    except (ImportError, TypeError):  # TypeError: a lone surrogate (orjson refuses it); the standard library writes it
+        data = json.dumps(value, ensure_ascii=False, indent=2).encode("utf-8", REPORT_ERRORS)
+    return data.replace(b"\n", b"\n" + b"  " * depth) if depth else data
+
+
+# A lone surrogate (a "\ud800" escape of the input, kept so records round-trip) has no UTF-8;
+# backslashreplace writes it back as that very JSON escape, as the JSONL writers do.
+REPORT_ERRORS = "backslashreplace"
+
+
+def report_parts(fields: Iterator[tuple[str, Any]]) -> Iterator[bytes]:
+    """`report_json` of the report whose (key, value) fields come one by one, as bytes to write in
+    turn. A value may be a `ListParts`: a list whose items (already `indented_json` at depth 2)
+    are produced as they are written, so the whole list is never held."""
+    yield b"{"
+    first = True
+    for key, value in fields:
+        yield (b"\n  " if first else b",\n  ") + indented_json(key) + b": "
+        first = False
+        if isinstance(value, ListParts):
+            items = iter(value)
+            head = next(items, None)
+            if head is None:
+                yield b"[]"
+                continue
+            yield b"[\n    " + head
+            for item in items:
+                yield b",\n    " + item
+            yield b"\n  ]"
+        else:
+            yield indented_json(value, 1)
+    yield b"\n}\n" if not first else b"}\n"
+
+
+class ListParts:
+    """A report list produced item by item for `report_parts` (each item `indented_json` at depth 2)."""
+
+    def __init__(self, items: Iterator[bytes]) -> None:
+        self._items = items
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._items

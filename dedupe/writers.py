@@ -24,7 +24,7 @@ import re
 import secrets
 import shutil
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Literal
 
@@ -207,6 +207,23 @@ def write_encoded(target: str | Path, data: bytes) -> None:
         encoded.write(data)
 
 
+def write_encoded_parts(target: str | Path, parts: Iterable[bytes]) -> None:
+    """`write_encoded` of the bytes `parts` make up, never all held at once (a report streamed from
+    a spool); the file appears only once the last part is written."""
+    if str(target) == "-":
+        out = _stdout_bytes()
+        for part in parts:
+            if out is None:  # stdout replaced by a text-only stream
+                sys.stdout.write(part.decode("utf-8"))
+            else:
+                out.write(part)
+        (out or sys.stdout).flush()
+        return
+    with _encoded_stream(Path(target)) as encoded:
+        for part in parts:
+            encoded.write(part)
+
+
 @contextlib.contextmanager
 def _encoded_stream(target: Path) -> Iterator[BinaryIO]:
     """The stream that text for `target` is encoded into: compressed when the target's suffix says
@@ -257,14 +274,31 @@ _JSON_ERRORS = "backslashreplace"
 
 def write_jsonl(target: str | Path, records: Iterable[Mapping[str, Any]]) -> int:
     """Write one JSON object per line (atomically, unless `target` is "-" for stdout); returns the count."""
+    with jsonl_writer(target) as write:
+        return write(records)
+
+
+RecordsWriter = Callable[[Iterable[Mapping[str, Any]]], int]
+
+
+@contextlib.contextmanager
+def jsonl_writer(target: str | Path) -> Iterator[RecordsWriter]:
+    """`write_jsonl` for records that come in several lots (a run in batches): each call writes a
+    lot and returns its count; the file appears, whole, when the block ends without an error.
+    Standard output ("-") gets each lot as it comes: what is written there cannot be taken back."""
     if str(target) == "-":
-        return _write_jsonl_stdout(records)
-    count = 0
+        yield _write_jsonl_stdout
+        return
     with open_atomic(target, "wt", errors=_JSON_ERRORS) as out:
-        for record in records:
-            out.write(_json_line(record))
-            count += 1
-    return count
+
+        def write(records: Iterable[Mapping[str, Any]]) -> int:
+            count = 0
+            for record in records:
+                out.write(_json_line(record))
+                count += 1
+            return count
+
+        yield write
 
 
 def _write_jsonl_stdout(records: Iterable[Mapping[str, Any]]) -> int:
@@ -380,8 +414,16 @@ def replacing_folder(target: Path) -> Iterator[Path]:
 
 def write_text_folder(target: Path, files: Iterable[tuple[str, str]]) -> int:
     """Write (relative path, text) pairs as a folder that replaces `target` only once complete."""
+    with text_folder_writer(target) as write:
+        return write(files)
+
+
+@contextlib.contextmanager
+def text_folder_writer(target: Path) -> Iterator[Callable[[Iterable[tuple[str, str]]], int]]:
+    """`write_text_folder` for files that come in several lots: the folder replaces `target`,
+    whole, when the block ends without an error."""
     with replacing_folder(target) as temp:
-        return _fill_folder(temp, files)
+        yield lambda files: _fill_folder(temp, files)
 
 
 # --- safety -------------------------------------------------------------------------------------

@@ -1,0 +1,195 @@
+"""Runs in batches (`--in-batches N`): bounded memory, one set of outputs and one report."""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dedupe import Settings, scan
+from dedupe.batches import earlier_batches, renumbered, scan_in_batches
+from dedupe.cli import main
+from dedupe.model import BadRecord, Document
+
+from .conftest import SEEDS, site_dump
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture
+def temp_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The system's temporary folder for this test: what a run leaves there can be seen."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@pytest.fixture
+def dump(tmp_path: Path, rng: random.Random) -> Path:
+    """Six sites' pages with their chrome, then the wire story's two syndicated copies last."""
+    records = [{k: v for k, v in r.items() if k != "body"} for r in site_dump(rng)]
+    return write_jsonl(tmp_path / "dump.jsonl", records)
+
+
+def _report_without_run(path: Path) -> dict:
+    report = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("run_id", "timings", "batches", "output"):
+        report.pop(key, None)
+    return report
+
+
+def test_one_batch_gives_what_one_pass_gives(tmp_path: Path, dump: Path, temp_folder: Path) -> None:
+    """A batch holding the whole dump: the same outputs byte for byte, and the same report, which
+    here is streamed from the cluster spool instead of encoded whole."""
+    outs = {}
+    for name, extra in (("one", []), ("batched", ["--in-batches", "1000"])):
+        folder = tmp_path / name
+        folder.mkdir()
+        result = run("clean", str(dump), "-o", str(folder / "out.jsonl"), "--removed", str(folder / "removed.jsonl"),
+                     "--stripped", str(folder / "stripped.jsonl"), "--json", str(folder / "report.json"), *extra)
+        assert result.exit_code == 0
+        outs[name] = folder, result.output
+    one, batched = outs["one"][0], outs["batched"][0]
+    for name in ("out.jsonl", "removed.jsonl", "stripped.jsonl"):
+        assert (one / name).read_bytes() == (batched / name).read_bytes()
+    assert _report_without_run(one / "report.json") == _report_without_run(batched / "report.json")
+    report = json.loads((batched / "report.json").read_text())
+    assert report["batches"] == {"size": 1000, "count": 1}
+    assert outs["one"][1] == outs["batched"][1]  # the terminal report too
+    assert list(temp_folder.iterdir()) == []  # the temporary index and the spool are gone
+
+
+def test_copies_in_later_batches_are_removed_for_the_earlier_document(tmp_path: Path, dump: Path,
+                                                                       temp_folder: Path) -> None:
+    """The wire story's copies come in the last batch: they are found in the earlier batches'
+    temporary index and removed in favour of the wire article, as one pass removes them."""
+    one_removed, removed = tmp_path / "one-removed.jsonl", tmp_path / "removed.jsonl"
+    assert run("clean", str(dump), "-o", str(tmp_path / "one.jsonl"), "--removed", str(one_removed),
+               "-q").exit_code == 0
+    result = run("clean", str(dump), "-o", str(tmp_path / "out.jsonl"), "--removed", str(removed),
+                 "--json", str(tmp_path / "report.json"), "--in-batches", "5", "-q")
+    assert result.exit_code == 0
+    by_id = {r["id"]: r for r in read_jsonl(removed)}
+    assert {i: (r["kept"], r["cluster"]) for i, r in by_id.items()} == {
+        i: (r["kept"], by_id[i]["cluster"]) for i, r in ((r["id"], r) for r in read_jsonl(one_removed))}
+    assert {"daily.example/copy", "herald.example/copy"} <= set(by_id)
+    assert "(archived)" in by_id["daily.example/copy"]["reason"]  # found in an earlier batch
+    report = json.loads((tmp_path / "report.json").read_text())
+    records = read_jsonl(dump)
+    assert report["stats"]["documents"] == len(records)
+    assert report["batches"] == {"size": 5, "count": (len(records) + 4) // 5}
+    assert len(read_jsonl(tmp_path / "out.jsonl")) == len(records) - len(by_id)
+    ids = [c["id"] for level in ("document_clusters", "paragraph_clusters") for c in report[level]]
+    assert len(ids) == len(set(ids))  # cluster ids run on across batches
+    [wire] = [c for c in report["document_clusters"] if by_id["daily.example/copy"]["cluster"] == c["id"]]
+    assert wire["representative"]["archived"] is True  # the wire article, read in an earlier batch
+    assert {m["id"] for m in wire["members"]} >= {"daily.example/copy", by_id["daily.example/copy"]["kept"]}
+    assert sum(report["stats"]["document_clusters"].values()) == len(report["document_clusters"])
+    assert list(temp_folder.iterdir()) == []
+
+
+def test_a_record_read_again_in_a_later_batch_is_a_duplicate(tmp_path: Path, dump: Path) -> None:
+    """The same id and text twice in a dump is a duplicate record in one pass; in batches it must
+    not pass as a re-run of the earlier batch (which an `--index` run would take it for)."""
+    records = read_jsonl(dump)
+    write_jsonl(dump, [*records, records[0]])
+    for extra in ([], ["--in-batches", "4"]):
+        removed = tmp_path / "removed.jsonl"
+        assert run("clean", str(dump), "-o", str(tmp_path / "out.jsonl"), "--removed", str(removed), "-q",
+                   *extra).exit_code == 0
+        again = [r for r in read_jsonl(removed) if r["id"] == records[0]["id"]]
+        assert len(again) == 1 and again[0]["reason"].startswith("exact duplicate of")
+
+
+def test_max_removed_is_checked_on_the_totals_and_nothing_is_written(tmp_path: Path, dump: Path,
+                                                                    temp_folder: Path) -> None:
+    out, removed = tmp_path / "out.jsonl", tmp_path / "removed.jsonl"
+    result = run("clean", str(dump), "-o", str(out), "--removed", str(removed), "--in-batches", "5",
+                 "--max-removed", "0.01", "-q")
+    assert result.exit_code == 3
+    assert not out.exists() and not removed.exists()
+    assert list(tmp_path.iterdir()) == [dump, temp_folder] and list(temp_folder.iterdir()) == []
+
+
+def test_standard_output_gets_every_batch(tmp_path: Path, dump: Path) -> None:
+    one = run("clean", str(dump), "-o", "-", "--keep", "first")
+    batched = run("clean", str(dump), "-o", "-", "--keep", "first", "--in-batches", "3")
+    assert one.exit_code == batched.exit_code == 0
+    kept = [json.loads(line)["id"] for line in batched.output.splitlines()]
+    assert kept == [json.loads(line)["id"] for line in one.output.splitlines()]
+
+
+def test_bad_records_are_counted_in_every_batch(tmp_path: Path) -> None:
+    lines = []
+    for k in range(8):
+        lines.append(json.dumps({"id": f"d{k}", "text": f"Document number {k} says something of its own here."}))
+        if k % 3 == 1:
+            lines.append("{not json")
+    lines.append('{"id": "no text"}')  # after the last document
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report_path = tmp_path / "report.json"
+    assert run("scan", str(dump), "--in-batches", "2", "--json", str(report_path), "-q").exit_code == 0
+    report = json.loads(report_path.read_text())
+    assert [b["line"] for b in report["bad_records"]] == [3, 7, 11, 12]
+    assert report["stats"]["bad_records"] == 4 and report["stats"]["documents"] == 8
+    assert report["batches"]["count"] == 5  # four of documents, and one for the bad records after them
+
+
+def test_text_folder_in_batches(tmp_path: Path) -> None:
+    """A folder of text files in batches of one page: a folder out, as one pass writes it."""
+    outs = {}
+    for name, extra in (("one", []), ("batched", ["--in-batches", "1"])):
+        out = tmp_path / name
+        assert run("clean", str(SEEDS), "-o", str(out), "-q", *extra).exit_code == 0
+        outs[name] = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert outs["one"] == outs["batched"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--index", "x.idx"], "cannot be used with --index"),
+    (["--max-removed", "0.5", "-o", "-"], "cannot write to standard output"),
+    (["--in-batches", "0"], "0 is not in the range"),
+])
+def test_usage_errors(tmp_path: Path, dump: Path, args: list[str], message: str) -> None:
+    base = ["clean", str(dump), "--in-batches", "4"] + ([] if "-o" in args else ["-o", str(tmp_path / "o.jsonl")])
+    result = CliRunner().invoke(main, base + args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_renumbered_moves_cluster_ids_in_clusters_and_outcomes(dump: Path) -> None:
+    docs = [Document(r["id"], r["text"], site=r["site"]) for r in read_jsonl(dump)]
+    result = scan(docs)
+    moved = renumbered(result, 10, 100)
+    assert [c.id for c in moved.document_clusters] == [f"d{int(c.id[1:]) + 10}" for c in result.document_clusters]
+    assert [c.id for c in moved.paragraph_clusters] == [f"p{int(c.id[1:]) + 100}" for c in result.paragraph_clusters]
+    assert [o.cluster for o in moved.outcomes] == [
+        None if o.cluster is None else f"{o.cluster[0]}{int(o.cluster[1:]) + (10 if o.cluster[0] == 'd' else 100)}"
+        for o in result.outcomes]
+    assert any(o.cluster for o in result.outcomes)
+
+
+def test_scan_in_batches_of_nothing_gives_one_empty_batch(tmp_path: Path) -> None:
+    bad = [BadRecord("x.jsonl", 1, "empty file")]
+    with earlier_batches(Settings(), tmp_path) as archive:
+        [batch] = list(scan_in_batches([], lambda: bad, Settings(), 10, archive))
+    assert batch.documents == [] and batch.result.bad == bad and batch.result.stats.documents == 0
+    assert list(tmp_path.iterdir()) == []
