@@ -91,11 +91,14 @@ def scan_in_batches(documents: Iterable[Document], skipped: Callable[[], Sequenc
     """
     if size < 1:
         raise ValueError(f"batch size must be at least 1, not {size}")
+    tick = progress or (lambda stage, done, total: None)
     stream = iter(documents)
     clusters = (0, 0)  # document and paragraph clusters of the batches so far
-    seen_bad = 0
+    seen_bad = read = 0
     for number in itertools.count():
+        tick("read", read, read)  # (the documents read so far: how many there will be is not known)
         docs = list(itertools.islice(stream, size))
+        read += len(docs)
         bad = list(skipped()[seen_bad:])
         seen_bad += len(bad)
         if not docs and number and not bad:
@@ -106,6 +109,7 @@ def scan_in_batches(documents: Iterable[Document], skipped: Callable[[], Sequenc
         if not docs:  # the input ended with records that were skipped, or held nothing at all
             return
         del docs  # not held while the next batch is read and scanned
+        tick("archive", number, number + 1)
         archive.add(result, f"batch-{number + 1}")
         del result
 

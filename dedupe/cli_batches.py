@@ -63,6 +63,7 @@ def scan_command(kw: dict[str, Any], json_path: str | None, top: int, quiet: boo
             reader = Reader(kw["inputs"], _read_options(kw))
             batches = scan_in_batches(reader, lambda: reader.bad, settings, kw["in_batches"], archive, run.watch(tick))
             for batch in batches:
+                run.timer.enter("report")
                 report.add(batch.result)
                 del batch  # not held while the next batch is scanned
         run.totals = _totals(report)
@@ -121,6 +122,7 @@ def clean_command(kw: dict[str, Any], output: str, removed: str | None, stripped
                 elif outputs.folder and not folder_output(batch.documents):
                     raise DedupeError("--in-batches: the inputs mix text files and JSONL records, so the output "
                                       "cannot be a text folder; name a .jsonl output")
+                run.timer.enter("write")
                 outputs.write(batch.documents, batch.result, kw["text_field"], annotate)
                 report.add(batch.result)
                 del batch  # not held while the next batch is scanned
