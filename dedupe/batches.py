@@ -86,27 +86,27 @@ def scan_in_batches(documents: Iterable[Document], skipped: Callable[[], Sequenc
     for a `Reader`): each batch's result holds those skipped while its documents were read. A
     batch is archived when the next one is asked for, after the caller has written its outputs;
     the caller should drop each batch before asking for the next, or two batches are held at once.
-    An input with no documents gives one empty batch (with its bad records), as `scan` of nothing
-    gives an empty result.
+    The last batch is not archived (nothing comes after it). An input with no documents gives one
+    empty batch (with its bad records), as `scan` of nothing gives an empty result.
     """
     if size < 1:
         raise ValueError(f"batch size must be at least 1, not {size}")
     tick = progress or (lambda stage, done, total: None)
     stream = iter(documents)
+    ahead = next(stream, None)  # the next batch's first document; None once the input has ended
     clusters = (0, 0)  # document and paragraph clusters of the batches so far
     seen_bad = read = 0
     for number in itertools.count():
         tick("read", read, read)  # (the documents read so far: how many there will be is not known)
-        docs = list(itertools.islice(stream, size))
+        docs = [] if ahead is None else [ahead, *itertools.islice(stream, size - 1)]
+        ahead = next(stream, None)  # read one ahead: the last batch is not archived for nothing
         read += len(docs)
         bad = list(skipped()[seen_bad:])
         seen_bad += len(bad)
-        if not docs and number and not bad:
-            return
         result = renumbered(scan(docs, settings, bad=bad, progress=progress, archive=archive), *clusters)
         clusters = (clusters[0] + len(result.document_clusters), clusters[1] + len(result.paragraph_clusters))
         yield Batch(number, docs, result)
-        if not docs:  # the input ended with records that were skipped, or held nothing at all
+        if ahead is None:  # that was the last batch
             return
         del docs  # not held while the next batch is read and scanned
         tick("archive", number, number + 1)
