@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -193,3 +197,34 @@ def test_scan_in_batches_of_nothing_gives_one_empty_batch(tmp_path: Path) -> Non
         [batch] = list(scan_in_batches([], lambda: bad, Settings(), 10, archive))
     assert batch.documents == [] and batch.result.bad == bad and batch.result.stats.documents == 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_stopped_between_batches_leaves_the_previous_outputs_and_no_temporary_files(
+        tmp_path: Path, dump: Path) -> None:
+    """SIGTERM while the first batch is being written: exit 143, the previous output as it was,
+    no new one, and neither the temporary index nor the report spool left behind."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    out = tmp_path / "out.jsonl"
+    out.write_text("previous output\n")
+    env = {**os.environ, "DEDUPE_TEST_PAUSE_AT": "writing-output", "DEDUPE_TEST_PAUSE_SECONDS": "30",
+           "TMPDIR": str(temp), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "dedupe", "clean", str(dump), "-o", str(out), "--removed",
+                             str(tmp_path / "removed.jsonl"), "--in-batches", "5", "-q"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        assert "paused at writing-output" in proc.stderr.readline()
+        assert any(temp.iterdir())  # the temporary index is there while the run lasts
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+        assert "stopped by SIGTERM" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert out.read_text() == "previous output\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dump.jsonl", "out.jsonl", "tmp"]
+    assert list(temp.iterdir()) == []
