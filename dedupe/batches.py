@@ -61,12 +61,12 @@ class EarlierBatches:
     def chrome_stats(self) -> ChromeStats | None:
         return self.index.chrome_stats()
 
-    def add(self, result: ScanResult, batch: str) -> None:
-        """Archive what `clean --index` would archive of one batch: kept documents, near copies and
-        the batch's chrome statistics."""
+    def add(self, result: ScanResult, run_id: str) -> None:
+        """Archive what `clean --index` would archive of one batch (kept documents, near copies and
+        the batch's chrome statistics), recorded in the index's run log as `run_id`."""
         rows = result.rows_to_archive()
         if rows is not None:
-            self.index.add(rows, result.chrome_stats, batch)
+            self.index.add(rows, result.chrome_stats, run_id)
 
 
 @contextlib.contextmanager

@@ -264,6 +264,13 @@ class Run:
         return RunRecord(self.run_id, self.started_at, utc_now(), status, exit_code, len(outcomes),
                          len(result.bad) if result is not None else 0, kept, len(outcomes) - kept)
 
+    def counts(self) -> tuple[int, int, int] | None:
+        """Documents, kept documents and bad records of the run, once known."""
+        if self.result is not None:
+            outcomes = self.result.outcomes
+            return len(outcomes), sum(o.kept for o in outcomes), len(self.result.bad)
+        return self.totals
+
     def report_extra(self, result: ScanResult | None) -> dict[str, Any]:
         """`run_id`, `timings` and `index` for the JSON report."""
         if result is not None:
@@ -368,9 +375,9 @@ def _log_done(run: Run) -> None:
     fields: dict[str, Any] = {"run_id": run.run_id, "event": "end", "status": "ok", "exit_code": 0,
                               "seconds": round(time.perf_counter() - run.clock, 3)}
     text = f"run {run.run_id}: {run.command} done in {fields['seconds']:.1f}s"
-    if result is not None or run.totals is not None:
-        documents, kept, bad = (len(result.outcomes), sum(o.kept for o in result.outcomes), len(result.bad)
-                                ) if result is not None else run.totals  # type: ignore[misc]
+    counts = run.counts()
+    if counts is not None:
+        documents, kept, bad = counts
         fields.update(documents=documents, kept=kept, removed=documents - kept, bad_records=bad)
         text += f": {documents:,} documents, {kept:,} kept, {fields['removed']:,} removed"
         if result is not None and result.bad:
