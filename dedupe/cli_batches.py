@@ -24,6 +24,7 @@ from .errors import DedupeError
 from .model import Document
 from .readers import Reader
 from .render import render
+from .results import ScanResult
 from .writers import jsonl_writer, text_folder_writer, write_encoded_parts
 
 
@@ -89,7 +90,7 @@ class _Outputs:
         self.removed = stack.enter_context(jsonl_writer(removed)) if removed else None
         self.stripped = stack.enter_context(jsonl_writer(stripped)) if stripped else None
 
-    def write(self, docs: list[Document], result: Any, text_field: str, annotate: bool) -> None:
+    def write(self, docs: list[Document], result: ScanResult, text_field: str, annotate: bool) -> None:
         if self.folder and not annotate:
             self.main(self.run.watch_records(output_files(docs, result)))
         else:

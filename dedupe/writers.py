@@ -194,17 +194,7 @@ def write_encoded(target: str | Path, data: bytes) -> None:
     """Write UTF-8 `data` as `open_atomic(target, "wt")` would write its text (or to stdout for "-",
     as `write_jsonl` does). A report that orjson encodes (100 MB at 100k documents) then needs no
     decoding and encoding again."""
-    if str(target) == "-":
-        out = _stdout_bytes()
-        if out is None:  # stdout replaced by a text-only stream
-            sys.stdout.write(data.decode("utf-8"))
-            sys.stdout.flush()
-            return
-        out.write(data)
-        out.flush()
-        return
-    with _encoded_stream(Path(target)) as encoded:
-        encoded.write(data)
+    write_encoded_parts(target, (data,))
 
 
 def write_encoded_parts(target: str | Path, parts: Iterable[bytes]) -> None:
@@ -290,15 +280,7 @@ def jsonl_writer(target: str | Path) -> Iterator[RecordsWriter]:
         yield _write_jsonl_stdout
         return
     with open_atomic(target, "wt", errors=_JSON_ERRORS) as out:
-
-        def write(records: Iterable[Mapping[str, Any]]) -> int:
-            count = 0
-            for record in records:
-                out.write(_json_line(record))
-                count += 1
-            return count
-
-        yield write
+        yield lambda records: _write_jsonl_text(out, records)
 
 
 def _write_jsonl_stdout(records: Iterable[Mapping[str, Any]]) -> int:
