@@ -78,6 +78,9 @@ class ArchivedDocs:
     paragraph_offsets: np.ndarray
     page_groups: list[str]  # (a document archived before page groups were stored: its own id)
     copy_of: list[str | None]  # per document: the kept document a removed copy was archived for, or None
+    # Per document: archived by this very run, from an earlier batch (`IndexBase.one_transaction`), so
+    # the same id and content again is a duplicate record, not a re-run; None when none is.
+    this_run: np.ndarray | None = None
 
     @classmethod
     def empty(cls, num_perm: int) -> ArchivedDocs:

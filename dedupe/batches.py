@@ -4,7 +4,10 @@
 news-length text at its peak), so its memory grows with the dump. `scan_in_batches` reads `size`
 documents at a time and scans each batch against the batches before it, archived in a temporary
 index on disk (`earlier_batches`), as a nightly run is checked against its `--index`. Memory is
-then bounded by the batch; the temporary index takes about 1.8 KB of disk per document.
+then bounded by the batch; the temporary index takes about 1.8 KB of disk per document. A
+nightly run in batches (`clean --in-batches --index`) uses its own index instead (`IndexBatches`):
+each batch is checked against the archive and the earlier batches, and added to the index in one
+transaction that commits after the outputs are in place.
 
 What differs from one pass over the whole dump (README, "Dumps larger than memory"):
 - a copy in a later batch is found through the index's keys (document bands, content keys and
@@ -25,8 +28,9 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from .archive import ArchivedDocs, ArchiveRows
+from .archive import Archive, ArchivedDocs, ArchiveRows
 from .chrome import ChromeStats
 from .index import IndexBase, open_index
 from .model import BadRecord, Document
@@ -38,22 +42,33 @@ from .settings import Progress, Settings
 @dataclass(frozen=True, slots=True)
 class Batch:
     """One batch of a run in batches: its number (from 0), documents and scan result (with cluster
-    ids that run on from the batches before it)."""
+    ids that run on from the batches before it), and whether it is the last (not archived)."""
 
     number: int
     documents: list[Document]
     result: ScanResult
+    last: bool = False
+
+
+class BatchArchive(Archive, Protocol):
+    """The `Archive` a batch is checked against, which then takes the batch in."""
+
+    def add(self, result: ScanResult) -> None:
+        """Archive what `clean --index` would archive of one batch: its kept documents, near
+        copies and chrome statistics."""
+        ...
 
 
 class EarlierBatches:
-    """The `Archive` a batch is checked against: the documents and chrome statistics of the run's
-    earlier batches, in an index of their own. The same id and content again is a duplicate
-    record here, as in one pass, not a re-run of the same batch (`Archive.reruns`)."""
+    """The documents and chrome statistics of the run's earlier batches, in a temporary index of
+    their own. The same id and content again is a duplicate record here, as in one pass, not a
+    re-run of the same batch (`Archive.reruns`)."""
 
     reruns = False
 
     def __init__(self, index: IndexBase) -> None:
         self.index = index
+        self.batches = 0
 
     def candidates(self, rows: ArchiveRows) -> ArchivedDocs:
         return self.index.candidates(rows)
@@ -61,12 +76,42 @@ class EarlierBatches:
     def chrome_stats(self) -> ChromeStats | None:
         return self.index.chrome_stats()
 
-    def add(self, result: ScanResult, run_id: str) -> None:
-        """Archive what `clean --index` would archive of one batch (kept documents, near copies and
-        the batch's chrome statistics), recorded in the index's run log as `run_id`."""
+    def add(self, result: ScanResult) -> None:
+        """Archive one batch, recorded in the index's run log as `batch-N`."""
+        self.batches += 1
         rows = result.rows_to_archive()
         if rows is not None:
-            self.index.add(rows, result.chrome_stats, run_id)
+            self.index.add(rows, result.chrome_stats, f"batch-{self.batches}")
+
+
+class IndexBatches:
+    """A user's index that a run in batches is checked against and archived into
+    (`clean --in-batches --index`): each batch is added inside the index's `one_transaction`, which
+    the caller holds open and ends after the outputs are in place, so later batches are checked
+    against earlier ones as against the archive, and a stopped run leaves the index as it was. A
+    document archived before this run, with a new document's id and content, is that document
+    itself (a re-run); one archived by an earlier batch is a duplicate record (`ArchivedDocs.this_run`).
+
+    `check(stage)` is passed to each `IndexBase.add` (a stop request between chunks)."""
+
+    reruns = True
+
+    def __init__(self, index: IndexBase, run_id: str, check: Callable[[str], None] | None = None) -> None:
+        if not index.in_transaction:
+            raise ValueError("IndexBatches needs the index's one_transaction open")
+        self.index, self.run_id, self.check = index, run_id, check
+        self.added = 0  # documents the batches so far added to the index
+
+    def candidates(self, rows: ArchiveRows) -> ArchivedDocs:
+        return self.index.candidates(rows)
+
+    def chrome_stats(self) -> ChromeStats | None:
+        return self.index.chrome_stats()
+
+    def add(self, result: ScanResult) -> None:
+        rows = result.rows_to_archive()
+        if rows is not None:
+            self.added += self.index.add(rows, result.chrome_stats, self.run_id, check=self.check)
 
 
 @contextlib.contextmanager
@@ -79,14 +124,16 @@ def earlier_batches(settings: Settings, folder: str | Path | None = None) -> Ite
 
 
 def scan_in_batches(documents: Iterable[Document], skipped: Callable[[], Sequence[BadRecord]], settings: Settings,
-                    size: int, archive: EarlierBatches, progress: Progress | None = None) -> Iterator[Batch]:
-    """Scan `documents` `size` at a time, each batch against `archive` (the ones before it).
+                    size: int, archive: BatchArchive, progress: Progress | None = None) -> Iterator[Batch]:
+    """Scan `documents` `size` at a time, each batch against `archive` (`EarlierBatches`, or
+    `IndexBatches`: the archive with the ones before it).
 
     `skipped()` gives the records the reader of `documents` has skipped so far (`lambda: reader.bad`
     for a `Reader`): each batch's result holds those skipped while its documents were read. A
     batch is archived when the next one is asked for, after the caller has written its outputs;
     the caller should drop each batch before asking for the next, or two batches are held at once.
-    The last batch is not archived (nothing comes after it). An input with no documents gives one
+    The last batch is not archived (nothing comes after it: into an `IndexBatches`, the caller
+    adds it once its outputs are in place). An input with no documents gives one
     empty batch (with its bad records), as `scan` of nothing gives an empty result.
     """
     if size < 1:
@@ -105,12 +152,12 @@ def scan_in_batches(documents: Iterable[Document], skipped: Callable[[], Sequenc
         seen_bad += len(bad)
         result = renumbered(scan(docs, settings, bad=bad, progress=progress, archive=archive), *clusters)
         clusters = (clusters[0] + len(result.document_clusters), clusters[1] + len(result.paragraph_clusters))
-        yield Batch(number, docs, result)
+        yield Batch(number, docs, result, last=ahead is None)
         if ahead is None:  # that was the last batch
             return
         del docs  # not held while the next batch is read and scanned
         tick("archive", number, number + 1)
-        archive.add(result, f"batch-{number + 1}")
+        archive.add(result)
         del result
 
 

@@ -273,7 +273,7 @@ def clean_command(output: str, removed: str | None, stripped: str | None, annota
         return
     if kw["in_batches"]:
         cli_batches.clean_command(kw, output, removed, stripped, annotate, max_removed, json_path, top, quiet,
-                                  log_format, lambda docs: _folder_output(output, docs))
+                                  index_path, log_format, wait, lambda docs: _folder_output(output, docs))
         return
     target = Path(output)
     # The run holds the index's writer lock throughout; the index is updated only after the outputs are in place.

@@ -9,7 +9,7 @@ appear, whole, only when the last batch is written and `--max-removed` has passe
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 
 from .batch_report import BatchReport
-from .batches import earlier_batches, scan_in_batches
+from .batches import BatchArchive, IndexBatches, earlier_batches, scan_in_batches
 from .clean import check_site_removals, output_files, output_records, removed_records, stripped_records
 from .cli_index import Run, unattended_run
 from .errors import DedupeError
@@ -25,17 +25,18 @@ from .model import Document
 from .readers import Reader
 from .render import render
 from .results import ScanResult
+from .settings import Settings
 from .writers import jsonl_writer, text_folder_writer, write_encoded_parts
 
 
 def check_options(kw: dict[str, Any], index_path: str | None, output: str | None = None,
                   max_removed: float | None = None) -> None:
-    """Usage errors of --in-batches, before anything is read."""
+    """Usage errors of --in-batches, before anything is read (`output` None: of `scan`)."""
     if not kw.get("in_batches"):
         return
-    if index_path:
-        raise click.UsageError("--in-batches keeps its own temporary index; it cannot be used with --index "
-                               "(clean the dump in separate runs against the index instead)")
+    if index_path and output is None:
+        raise click.UsageError("scan --in-batches checks each batch against the earlier ones in a temporary index; "
+                               "it cannot also read --index (clean --in-batches --index can)")
     if kw.get("engine") == "dask":
         raise click.UsageError("--in-batches applies to the local engine; --engine dask partitions the dump itself")
     if output == "-" and max_removed is not None:
@@ -101,37 +102,59 @@ class _Outputs:
             self.stripped(stripped_records(result))
 
 
+@contextlib.contextmanager
+def _batch_archive(run: Run, settings: Settings) -> Iterator[BatchArchive]:
+    """What each batch is checked against and archived into: the run's index, in one transaction
+    that commits when the block ends (`--index`), else a temporary index of the earlier batches."""
+    if run.index is None:
+        with earlier_batches(settings) as archive:
+            yield archive
+        return
+    with run.index.one_transaction():
+        yield IndexBatches(run.index, run.run_id, lambda stage: run.check())
+    run.committed()
+
+
 def clean_command(kw: dict[str, Any], output: str, removed: str | None, stripped: str | None, annotate: bool,
-                  max_removed: float | None, json_path: str | None, top: int, quiet: bool,
-                  log_format: str | None, folder_output: Callable[[list[Document]], bool]) -> None:
+                  max_removed: float | None, json_path: str | None, top: int, quiet: bool, index_path: str | None,
+                  log_format: str | None, wait: float, folder_output: Callable[[list[Document]], bool]) -> None:
     """`dedupe clean --in-batches N`. `folder_output` tells from the first batch's documents whether
-    the output is a text folder (as `clean` tells from all of them)."""
+    the output is a text folder (as `clean` tells from all of them). With `index_path`, the index
+    is updated after the outputs are in place, as by one pass."""
     from .cli import _progress, _read_options, _settings
 
     settings = _settings(kw)
-    with unattended_run("clean", None, settings, log_format=log_format, quiet=quiet, writer=True) as run, \
-            BatchReport() as report:
-        with _progress(not quiet) as tick, earlier_batches(settings) as archive, \
-                contextlib.ExitStack() as stack:
-            reader = Reader(kw["inputs"], _read_options(kw))
-            outputs: _Outputs | None = None
-            batches = scan_in_batches(reader, lambda: reader.bad, settings, kw["in_batches"], archive, run.watch(tick))
-            for batch in batches:
-                if outputs is None:
-                    folder = folder_output(batch.documents)
-                    outputs = _Outputs(stack, run, output, removed, stripped, folder)
-                elif outputs.folder and not folder_output(batch.documents):
-                    raise DedupeError("--in-batches: the inputs mix text files and JSONL records, so the output "
-                                      "cannot be a text folder; name a .jsonl output")
-                run.timer.enter("write")
-                outputs.write(batch.documents, batch.result, kw["text_field"], annotate)
-                report.add(batch.result)
-                del batch  # not held while the next batch is scanned
-            if outputs is None:  # no documents: empty outputs, as one pass writes them
-                outputs = _Outputs(stack, run, output, removed, stripped, folder_output([]))
-            if max_removed is not None and not annotate:
-                check_site_removals(report.sites, max_removed)  # raised here, no output appears
-        run.totals = _totals(report)
+    with unattended_run("clean", index_path, settings, log_format=log_format, quiet=quiet, writer=True,
+                        wait=wait) as run, BatchReport() as report:
+        with _progress(not quiet) as tick, _batch_archive(run, settings) as archive:
+            with contextlib.ExitStack() as stack:
+                reader = Reader(kw["inputs"], _read_options(kw))
+                outputs: _Outputs | None = None
+                last: ScanResult | None = None  # the last batch's result, archived after the outputs appear
+                batches = scan_in_batches(reader, lambda: reader.bad, settings, kw["in_batches"], archive,
+                                          run.watch(tick))
+                for batch in batches:
+                    if outputs is None:
+                        folder = folder_output(batch.documents)
+                        outputs = _Outputs(stack, run, output, removed, stripped, folder)
+                    elif outputs.folder and not folder_output(batch.documents):
+                        raise DedupeError("--in-batches: the inputs mix text files and JSONL records, so the output "
+                                          "cannot be a text folder; name a .jsonl output")
+                    run.timer.enter("write")
+                    outputs.write(batch.documents, batch.result, kw["text_field"], annotate)
+                    report.add(batch.result)
+                    if batch.last:
+                        last = batch.result
+                    del batch  # not held while the next batch is scanned
+                if outputs is None:  # no documents: empty outputs, as one pass writes them
+                    outputs = _Outputs(stack, run, output, removed, stripped, folder_output([]))
+                if max_removed is not None and not annotate:
+                    check_site_removals(report.sites, max_removed)  # raised here, no output appears
+                run.check()
+            run.totals = _totals(report)
+            if isinstance(archive, IndexBatches) and last is not None:
+                run.added = archive.added
+                run.commit(last)
         extra = {"output": output, **_batches_extra(run, kw, report.batches)}
         if json_path:
             write_encoded_parts(json_path, report.parts(extra))

@@ -238,31 +238,42 @@ class Run:
         self.timer.enter("write")
 
     def commit(self, result: ScanResult) -> None:
-        """After the outputs are in place: archive the kept documents and chrome, record the run."""
-        self.result = result
+        """After the outputs are in place: archive the kept documents and chrome, record the run.
+
+        In a run in batches (its `totals` set) `result` is the last batch's, and the index's
+        `one_transaction` is still open: the run is committed when that ends (`committed`)."""
+        if self.totals is None:
+            self.result = result
         rows = result.rows_to_archive() if self.index is not None and self.writer else None
-        if rows is None or self.index is None:
+        if self.index is None or (rows is None and not self.index.in_transaction):
             self.phase = "committed"  # nothing left to do: the run is complete
             self.timer.enter(None)
             return
         self.phase = "written"
         self.timer.enter("index_commit")
         self.check()
-        self.added = self.index.add(rows, result.chrome_stats, self.run_id, record=self._record(result, "ok", 0),
-                                    check=self._check_stage)
-        self.phase = "committed"
+        if rows is None:
+            self.index.record_run(self._record("ok", 0))
+        else:
+            self.added += self.index.add(rows, result.chrome_stats, self.run_id, record=self._record("ok", 0),
+                                         check=self._check_stage)
+        if not self.index.in_transaction:
+            self.phase = "committed"
         self.timer.enter(None)
+
+    def committed(self) -> None:
+        """The index's `one_transaction` of a run in batches has been committed."""
+        self.phase = "committed"
 
     def _check_stage(self, stage: str) -> None:
         if stage == "commit":
             pause_point("before-index-commit", self.check)
         self.check()
 
-    def _record(self, result: ScanResult | None, status: str, exit_code: int) -> RunRecord:
-        outcomes = result.outcomes if result is not None else []
-        kept = sum(o.kept for o in outcomes)
-        return RunRecord(self.run_id, self.started_at, utc_now(), status, exit_code, len(outcomes),
-                         len(result.bad) if result is not None else 0, kept, len(outcomes) - kept)
+    def _record(self, status: str, exit_code: int) -> RunRecord:
+        documents, kept, bad = self.counts() or (0, 0, 0)
+        return RunRecord(self.run_id, self.started_at, utc_now(), status, exit_code, documents, bad, kept,
+                         documents - kept)
 
     def counts(self) -> tuple[int, int, int] | None:
         """Documents, kept documents and bad records of the run, once known."""
@@ -367,7 +378,7 @@ def _record_failure(run: Run, error: BaseException) -> None:
          status=status, exit_code=code, error=str(error))
     if run.index is not None and run.writer and run.phase != "committed":
         with contextlib.suppress(Exception):
-            run.index.record_run(run._record(run.result, status, code))
+            run.index.record_run(run._record(status, code))
 
 
 def _log_done(run: Run) -> None:

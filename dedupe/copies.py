@@ -143,8 +143,11 @@ class DocTable:
     def build(cls, rows: ArchiveRows, archive: Archive | None, rank: np.ndarray, threshold: float) -> DocTable:
         n = len(rows.ids)
         old = archive.candidates(rows) if archive is not None else ArchivedDocs.empty(rows.signatures.shape[1])
-        keep = (~_same_documents_again(rows, old, threshold) if archive is None or archive.reruns
-                else np.ones(len(old.ids), dtype=bool))
+        keep = np.ones(len(old.ids), dtype=bool)
+        if archive is not None and archive.reruns:
+            keep = ~_same_documents_again(rows, old, threshold)
+            if old.this_run is not None:  # archived by this run's earlier batches: a duplicate, not a re-run
+                keep |= old.this_run
         sel = np.flatnonzero(keep)
         m = len(sel)
         old_owner = np.repeat(np.arange(len(old.ids)), np.diff(old.paragraph_offsets))
@@ -315,6 +318,10 @@ def choose_kept(docs: Sequence[Document], table: DocTable, groups: list[Group], 
         archived = [m for m in members if table.is_archived(m)]
         if archived:
             choice = min(archived, key=lambda m: (table.copy_of[m] is not None, rank[m]))
+            stands_for = table.copy_of[choice]
+            if stands_for is not None:  # a removed copy archived for a document this run holds again: that one
+                again = [m for m in members if not table.is_archived(m) and table.ids[m] == stands_for]
+                choice = min(again, default=choice)
         else:
             choice = keep_choice(members, settings.keep, rank, content_chars,
                                  lambda m: document_date(docs[m], settings.date_field))

@@ -130,7 +130,7 @@ WITH hits (doc_id) AS (
     UNION SELECT d.doc_id FROM want_content w CROSS JOIN documents d ON d.key_hi = w.hi AND d.key_lo = w.lo
     UNION SELECT p.doc_id FROM want_para w CROSS JOIN paragraph_keys p ON p.key = w.key
 )
-SELECT d.id, d.site, d.key_hi, d.key_lo, d.size, d.signature, d.paragraphs, {page_group}, {copy_of}
+SELECT d.id, d.site, d.key_hi, d.key_lo, d.size, d.signature, d.paragraphs, {page_group}, {copy_of}, d.doc_id
 FROM hits h CROSS JOIN documents d ON d.doc_id = h.doc_id ORDER BY d.doc_id
 """
 
@@ -291,7 +291,7 @@ class SQLiteIndex(IndexBase):
     # -- writing ----------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (a stop request included)."""
         if self.readonly:
             raise DedupeError(f"index {self.path}: opened read-only")
@@ -307,14 +307,14 @@ class SQLiteIndex(IndexBase):
             _rollback(conn)
             raise
 
-    def _known(self, rows: ArchiveRows) -> set[int]:
+    def _known(self, rows: ArchiveRows) -> dict[int, int]:
         with self._scratch() as conn:
             conn.executemany("INSERT INTO want_doc VALUES (?, ?, ?, ?)",
                              zip(range(len(rows.ids)), rows.ids, to_signed(rows.key_hi), to_signed(rows.key_lo),
                                  strict=True))
-            return {pos for (pos,) in conn.execute(
-                "SELECT w.pos FROM want_doc w CROSS JOIN documents d ON d.key_hi = w.hi AND d.key_lo = w.lo "
-                "AND d.id = w.id")}
+            return dict(conn.execute(
+                "SELECT w.pos, d.doc_id FROM want_doc w CROSS JOIN documents d ON d.key_hi = w.hi AND d.key_lo = w.lo "
+                "AND d.id = w.id").fetchall())
 
     def _next_doc_id(self) -> int:
         return int(self._db().execute("SELECT coalesce(max(doc_id), 0) + 1 FROM documents").fetchone()[0])

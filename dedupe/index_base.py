@@ -24,7 +24,7 @@ import dataclasses
 import datetime as dt
 import re
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -146,7 +146,7 @@ def text_from_store(text: str) -> str:
 # --- rows a run adds (backend-neutral arrays) --------------------------------------------------------
 
 
-def fresh_positions(rows: ArchiveRows, known: set[int]) -> np.ndarray:
+def fresh_positions(rows: ArchiveRows, known: Container[int]) -> np.ndarray:
     """Positions of the rows not yet archived (`known`: positions whose id and content are), first
     occurrence only: re-running a batch adds nothing twice."""
     seen: set[tuple[str, int, int]] = set()
@@ -214,12 +214,21 @@ def export_record(row: Sequence[Any]) -> dict[str, Any]:
             "page_group": text_from_store(group), "copy_of": None if copy_of is None else text_from_store(copy_of)}
 
 
-def archived_docs(found: Sequence[Sequence[Any]], num_perm: int) -> ArchivedDocs:
+def archived_docs(found: Sequence[Sequence[Any]], num_perm: int, run_from: int | None = None,
+                  run_again: np.ndarray | None = None) -> ArchivedDocs:
     """Rows (id, site, key_hi, key_lo, size, signature, paragraphs, page group or None, copy_of or
-    None) as the arrays a scan verifies with."""
+    None, doc_id) as the arrays a scan verifies with. Documents numbered `run_from` or later were
+    archived by the open run (`IndexBase.one_transaction`), and so, in effect, were those numbered in
+    `run_again` (sorted): archived before, and met again by it."""
     if not found:
         return ArchivedDocs.empty(num_perm)
-    ids, sites, hi, lo, sizes, sigs, paras, groups, copy_of = zip(*found, strict=True)
+    ids, sites, hi, lo, sizes, sigs, paras, groups, copy_of, doc_ids = zip(*found, strict=True)
+    this_run = None
+    if run_from is not None:
+        numbers = np.array(doc_ids, dtype=np.int64)
+        this_run = numbers >= run_from
+        if run_again is not None and run_again.size:
+            this_run |= np.isin(numbers, run_again)
     lengths = np.array([len(p) // 8 for p in paras], dtype=np.int64)
     offsets = np.zeros(len(found) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
@@ -229,7 +238,7 @@ def archived_docs(found: Sequence[Sequence[Any]], num_perm: int) -> ArchivedDocs
                         .reshape(len(found), num_perm),
                         np.frombuffer(b"".join(map(bytes, paras)), dtype="<u8").astype(np.uint64), offsets,
                         [text_from_store(i if g is None else g) for i, g in zip(ids, groups, strict=True)],
-                        [None if c is None else text_from_store(c) for c in copy_of])
+                        [None if c is None else text_from_store(c) for c in copy_of], this_run)
 
 
 # --- the shared index -------------------------------------------------------------------------------
@@ -267,9 +276,41 @@ class IndexBase:
     def close(self) -> None:
         raise NotImplementedError
 
-    def _transaction(self) -> contextlib.AbstractContextManager[Any]:
+    def _write_transaction(self) -> contextlib.AbstractContextManager[Any]:
         """One write transaction, rolled back on any exception (a stop request included)."""
         raise NotImplementedError
+
+    _run_from: int | None = None  # the first document number of the open `one_transaction`'s run
+    _run_added = 0  # documents the open `one_transaction` has added
+    _run_again = np.zeros(0, dtype=np.int64)  # archived documents it met again (a re-run), sorted
+
+    def _transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """A write transaction of its own, or a part of the open `one_transaction`."""
+        if self._run_from is not None:
+            return contextlib.nullcontext(self._db())
+        return self._write_transaction()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a `one_transaction` is open."""
+        return self._run_from is not None
+
+    @contextlib.contextmanager
+    def one_transaction(self) -> Iterator[None]:
+        """Every write inside the block in one transaction, committed when the block ends and rolled
+        back if it raises, so a run that archives batch after batch (`clean --in-batches --index`)
+        still leaves the index as it was when it stops. Its lookups see what it has added, and the
+        documents it has added or met again (re-run) are marked `ArchivedDocs.this_run`: the same id
+        and content again is then a duplicate record, not a re-run of an earlier run. The run is recorded once, by the
+        `add` given a `record`, with the documents all its adds archived."""
+        if self._run_from is not None:
+            raise DedupeError(f"index {self.name}: a transaction is open already")
+        with self._write_transaction():
+            self._run_from, self._run_added, self._run_again = self._next_doc_id(), 0, np.zeros(0, dtype=np.int64)
+            try:
+                yield
+            finally:
+                self._run_from = None
 
     def _query(self, sql: str) -> list[tuple[Any, ...]]:
         """Rows of a parameterless statement written in SQL both backends speak."""
@@ -277,13 +318,14 @@ class IndexBase:
 
     def _lookup(self, bands: tuple[np.ndarray, np.ndarray], hi: list[int], lo: list[int],
                 paragraphs: list[int]) -> list[tuple[Any, ...]]:
-        """(id, site, key_hi, key_lo, size, signature, paragraphs, page group) of the documents sharing a
-        band (band number, key), a content key (hi, lo) or a paragraph key: one batched query (the
-        page group None in an index not yet upgraded from version 1)."""
+        """(id, site, key_hi, key_lo, size, signature, paragraphs, page group, copy_of, doc_id) of the
+        documents sharing a band (band number, key), a content key (hi, lo) or a paragraph key: one
+        batched query (the page group None in an index not yet upgraded from version 1)."""
         raise NotImplementedError
 
-    def _known(self, rows: ArchiveRows) -> set[int]:
-        """Positions of `rows` archived already under the same id and content key."""
+    def _known(self, rows: ArchiveRows) -> dict[int, int]:
+        """Positions of `rows` archived already under the same id and content key, each with the
+        archived document's number."""
         raise NotImplementedError
 
     def _next_doc_id(self) -> int:
@@ -461,7 +503,7 @@ class IndexBase:
         found = self._lookup(wanted_bands(rows.signatures, self._bands, self._rows), to_signed(rows.key_hi),
                              to_signed(rows.key_lo), to_signed(unique_sorted(rows.paragraph_keys)))
         self.timings["lookup"] = self.timings.get("lookup", 0.0) + time.perf_counter() - started
-        return archived_docs(found, num_perm)
+        return archived_docs(found, num_perm, self._run_from, self._run_again)
 
     def chrome_stats(self) -> ChromeStats | None:
         """The archive's chrome statistics, fetched lazily (only what a run's own pages need)."""
@@ -501,7 +543,8 @@ class IndexBase:
     def add(self, rows: ArchiveRows, stats: ChromeStats | None, run_id: str, *, record: RunRecord | None = None,
             check: Check | None = None) -> int:
         """Archive a run's documents (`ScanResult.rows_to_archive`: the kept ones and the removed near
-        copies) and chrome statistics, and record the run, in one transaction.
+        copies) and chrome statistics, and record the run, in one transaction (or as part of the
+        open `one_transaction`, where only an add given a `record` records the run).
 
         A document already archived with the same id and content is skipped, so re-running a batch
         adds nothing twice. `check(stage)` is called between chunks and just before the commit; an
@@ -514,7 +557,10 @@ class IndexBase:
                                    page_groups=[stored_text(g) for g in rows.page_groups],
                                    copy_of=[None if c is None else stored_text(c) for c in rows.copies_of()])
         with self._transaction():
-            fresh = fresh_positions(rows, self._known(rows))
+            known = self._known(rows)
+            fresh = fresh_positions(rows, known)
+            if self._run_from is not None and known:
+                self._run_again = np.union1d(self._run_again, np.fromiter(known.values(), dtype=np.int64))
             base = self._next_doc_id()
             doc_ids = np.arange(base, base + len(fresh), dtype=np.int64)
             self._insert_documents(document_rows(rows, fresh, doc_ids, run_id, now), len(fresh), check)
@@ -522,8 +568,13 @@ class IndexBase:
             self._insert_paragraph_keys(paragraph_rows(rows, fresh, doc_ids), check)
             if stats is not None:
                 self._add_chrome(stats, check)
-            record = record or RunRecord(run_id, now, now, "ok", kept=len(rows.ids))
-            self._write_run(RunRecord(**{**asdict(record), "added": len(fresh)}))
+            added = len(fresh)
+            if self._run_from is not None:
+                self._run_added += added
+                added = self._run_added
+            if record is not None or self._run_from is None:
+                record = record or RunRecord(run_id, now, now, "ok", kept=len(rows.ids))
+                self._write_run(RunRecord(**{**asdict(record), "added": added}))
             check("commit")
         return len(fresh)
 

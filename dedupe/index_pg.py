@@ -85,7 +85,7 @@ WITH hits (doc_id) AS (
         JOIN documents d ON d.key_hi = w.hi AND d.key_lo = w.lo
     UNION SELECT p.doc_id FROM unnest(%b::int8[]) AS w (key) JOIN paragraph_keys p ON p.key = w.key
 )
-SELECT d.id, d.site, d.key_hi, d.key_lo, d.size, d.signature, d.paragraphs, {page_group}, {copy_of}
+SELECT d.id, d.site, d.key_hi, d.key_lo, d.size, d.signature, d.paragraphs, {page_group}, {copy_of}, d.doc_id
 FROM hits h JOIN documents d ON d.doc_id = h.doc_id ORDER BY d.doc_id
 """
 
@@ -353,7 +353,7 @@ class PostgresIndex(IndexBase):
             raise
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _write_transaction(self) -> Iterator[Any]:
         """A write transaction. The table lock keeps a second writer that bypassed the advisory lock
         (a library caller) from interleaving doc ids; readers are never blocked by it."""
         if self.readonly:
@@ -362,13 +362,14 @@ class PostgresIndex(IndexBase):
             conn.execute("LOCK TABLE documents IN SHARE ROW EXCLUSIVE MODE")
             yield conn
 
-    def _known(self, rows: ArchiveRows) -> set[int]:
+    def _known(self, rows: ArchiveRows) -> dict[int, int]:
         with self._probing() as conn:
             found = conn.execute(
-                "SELECT w.pos FROM unnest(%b::int4[], %b::text[], %b::int8[], %b::int8[]) AS w (pos, id, hi, lo) "
+                "SELECT w.pos, d.doc_id "
+                "FROM unnest(%b::int4[], %b::text[], %b::int8[], %b::int8[]) AS w (pos, id, hi, lo) "
                 "JOIN documents d ON d.key_hi = w.hi AND d.key_lo = w.lo AND d.id = w.id",
                 (list(range(len(rows.ids))), rows.ids, to_signed(rows.key_hi), to_signed(rows.key_lo))).fetchall()
-        return {pos for (pos,) in found}
+        return dict(found)
 
     def _upgrade(self) -> None:
         for column, kind in self._added_columns():

@@ -166,17 +166,20 @@ def test_text_folder_in_batches(tmp_path: Path) -> None:
     assert outs["one"] == outs["batched"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--index", "x.idx"], "cannot be used with --index"),
-    (["--max-removed", "0.5", "-o", "-"], "cannot write to standard output"),
-    (["--in-batches", "0"], "0 is not in the range"),
+@pytest.mark.parametrize("command, args, message", [
+    ("scan", ["--index", "x.idx"], "it cannot also read --index"),
+    ("clean", ["--max-removed", "0.5", "-o", "-"], "cannot write to standard output"),
+    ("clean", ["--in-batches", "0"], "0 is not in the range"),
+    ("clean", ["--engine", "dask"], "applies to the local engine"),
 ])
-def test_usage_errors(tmp_path: Path, dump: Path, args: list[str], message: str) -> None:
-    base = ["clean", str(dump), "--in-batches", "4"] + ([] if "-o" in args else ["-o", str(tmp_path / "o.jsonl")])
+def test_usage_errors(tmp_path: Path, dump: Path, command: str, args: list[str], message: str) -> None:
+    base = [command, str(dump), "--in-batches", "4"]
+    if command == "clean" and "-o" not in args:
+        base += ["-o", str(tmp_path / "o.jsonl")]
     result = CliRunner().invoke(main, base + args)
     assert result.exit_code == 2
     assert message in result.output
-    assert not (tmp_path / "o.jsonl").exists()
+    assert not (tmp_path / "o.jsonl").exists() and not (tmp_path / "x.idx").exists()
 
 
 def test_renumbered_moves_cluster_ids_in_clusters_and_outcomes(dump: Path) -> None:

@@ -183,6 +183,20 @@ def test_rerunning_an_archived_batch_gives_the_same_output_and_adds_nothing(back
         assert index.count() - index.count(copies=True) == len(first) and index.count(copies=True) == 2
 
 
+def test_rerunning_a_night_after_its_copy_was_archived_keeps_the_document(backend: IndexBackend,
+                                                                          rng: random.Random) -> None:
+    """Night 1 keeps A; night 2 removes B as A's copy and archives it so. Night 1 run again finds
+    A itself (a re-run) and B, archived for A: A stays kept, not removed as a copy of itself."""
+    a, b, _ = _copy_chain(rng)
+    settings = Settings(keep="first")
+    with backend.open(settings=settings) as index:
+        _run(index, [a], settings, "night1")
+        assert _run(index, [b], settings, "night2") == set()
+        again = scan([a], settings, archive=index)
+    [outcome] = again.outcomes
+    assert outcome.kept, outcome.reason
+
+
 def test_a_page_printed_again_under_a_new_address_is_removed_as_a_copy_of_the_archived_one(backend: IndexBackend,
                                                                                         rng: random.Random) -> None:
     """Night 1 archives a site's pages; night 2 brings one of them again under another id. Its
@@ -525,6 +539,74 @@ def test_cli_nightly_batches_keep_what_one_shot_clean_keeps(tmp_path: Path, batc
     code, out = cli("scan", batches[2], "--index", index, "--json", "-", "-q")
     assert code == 0 and json.loads(out)["stats"]["removable_documents"] == 2
     assert backend.fingerprint() == before and backend.count() == len(kept) + 2
+
+
+def test_cli_clean_in_batches_against_an_index_archives_every_batch_in_one_run(tmp_path: Path, batches: list[Path],
+                                                                              backend: IndexBackend) -> None:
+    """`clean --in-batches --index` on a new index: the outputs of a run in batches against its
+    temporary index, every batch archived and the run recorded once. A record read again in a
+    later batch is a duplicate (archived by this run), not a re-run of an earlier run."""
+    records = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
+    dump = write_jsonl(tmp_path / "dump.jsonl", [*records, records[0]])
+    args = ["--in-batches", BATCH, "--keep", "first", "-q"]
+    assert cli("clean", dump, "-o", tmp_path / "temp.jsonl", "--removed", tmp_path / "temp-removed.jsonl",
+               *args)[0] == 0
+    code, _ = cli("clean", dump, "-o", tmp_path / "out.jsonl", "--removed", tmp_path / "removed.jsonl", *args,
+                  "--index", backend.spec(), "--json", tmp_path / "report.json")
+    assert code == 0
+    for name in ("out.jsonl", "removed.jsonl"):
+        assert (tmp_path / name).read_bytes() == (tmp_path / f"temp-{name}".replace("temp-out", "temp")).read_bytes()
+    removed = [json.loads(line) for line in (tmp_path / "removed.jsonl").read_text().splitlines()]
+    assert any(r["id"] == records[0]["id"] and r["kept"] == records[0]["id"] for r in removed)
+    kept = ids(tmp_path / "out.jsonl")
+    assert backend.count(kept_only=True) == len(kept) and backend.count() == len(kept) + 2  # and the copies
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["index"]["documents"] == backend.count() and report["index"]["added"] == backend.count()
+    assert report["batches"]["count"] == 3
+    with backend.open(readonly=True) as index:
+        [run] = index.stats()["recent_runs"]
+    assert (run["status"], run["documents_in"], run["kept"], run["added"]) == (
+        "ok", len(records) + 1, len(kept), backend.count())
+    # run again: every batch a re-run of itself, the same documents kept and nothing archived twice (the
+    # text may differ: the first batches now know chrome learned from the later ones)
+    assert cli("clean", dump, "-o", tmp_path / "again.jsonl", *args, "--index", backend.spec())[0] == 0
+    assert ids(tmp_path / "again.jsonl") == kept
+    texts = [[json.loads(line)["text"] for line in (tmp_path / name).read_text().splitlines()]
+             for name in ("out.jsonl", "again.jsonl")]
+    changed = sum(a != b for a, b in zip(*texts, strict=True))
+    assert backend.count() == len(kept) + 2 + changed
+
+
+def test_cli_clean_in_batches_stopped_before_its_commit_leaves_the_index_as_it_was(tmp_path: Path,
+                                                                                  batches: list[Path],
+                                                                                  backend: IndexBackend) -> None:
+    """SIGTERM once every batch is in the index's open transaction and the outputs are in place:
+    exit 143, none of the batches archived, the run recorded as interrupted."""
+    assert cli("clean", batches[0], "-o", tmp_path / "out0.jsonl", "--index", backend.spec(), "-q")[0] == 0
+    before = backend.count()
+    env = {**os.environ, "DEDUPE_TEST_PAUSE_AT": "before-index-commit", "DEDUPE_TEST_PAUSE_SECONDS": "30",
+           "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "dedupe", "clean", str(tmp_path / "all.jsonl"), "-o",
+                             str(tmp_path / "out.jsonl"), "--in-batches", str(BATCH), "--index", backend.spec(), "-q"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_pause(proc, "before-index-commit")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, err
+    assert "index was not updated" in err
+    assert backend.count() == before
+    with backend.open(readonly=True) as index:
+        assert index.stats()["recent_runs"][0]["status"] == "interrupted"
+    assert (tmp_path / "out.jsonl").exists()  # the outputs came first, as in one pass
+    assert cli("clean", tmp_path / "all.jsonl", "-o", tmp_path / "again.jsonl", "--in-batches", BATCH, "--index",
+               backend.spec(), "-q", "--wait", "10")[0] == 0
+    assert (tmp_path / "again.jsonl").read_text() == (tmp_path / "out.jsonl").read_text()
+    assert backend.count() > before
 
 
 def test_cli_index_errors_are_one_line(tmp_path: Path, batches: list[Path], backend: IndexBackend) -> None:
