@@ -1,7 +1,7 @@
 """The full pipeline on a dump too big for one run: nightly batches cleaned against one index.
 
     python benchmarks/batched.py --docs 1m --batch 100k [--out-dir benchmarks/out] [--keep-files]
-    python benchmarks/batched.py --docs 1m --batch 100k --one-command
+    python benchmarks/batched.py --docs 1m --batch 100k --one-command [--with-index]
 
 `scan` and `clean` hold a run's documents and their per-paragraph features in memory (about 21 KB
 per news-length document at the peak), so a dump of millions of pages is cleaned as batches, each
@@ -20,7 +20,10 @@ Each batch file is written just before its run and deleted after it, and so are 
 
 `--one-command` measures the same dump cleaned by one command instead, `dedupe clean CORPUS
 --in-batches BATCH` (one process reading the corpus a batch at a time, each batch checked against
-the earlier ones in a temporary index), and scores its one report the same way.
+the earlier ones in a temporary index), and scores its one report the same way. With
+`--with-index` that command runs against a new index instead (`--in-batches BATCH --index INDEX`:
+each batch checked against the archive and the earlier batches, all archived in one transaction),
+as a nightly job on a dump larger than memory runs; the index's size is recorded.
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "out")
     parser.add_argument("--jobs", type=int, default=1, help="--jobs of each clean")
     parser.add_argument("--keep-files", action="store_true", help="keep the batch files and cleaned outputs")
+    parser.add_argument("--with-index", action="store_true",
+                        help="with --one-command: against a new index (--index) instead of a temporary one")
     parser.add_argument("--one-command", action="store_true",
                         help="one `dedupe clean CORPUS --in-batches BATCH` instead of a process per night")
     args = parser.parse_args(argv)
@@ -131,13 +136,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def one_command(corpus: Any, docs: int, batch: int, args: argparse.Namespace) -> int:
     """`dedupe clean CORPUS --in-batches BATCH` as one process: its time, peak RSS and quality."""
-    work = args.out_dir / f"in-batches-{corpus.name}-b{batch}"
+    work = args.out_dir / f"in-batches-{corpus.name}-b{batch}{'-index' if args.with_index else ''}"
     work.mkdir(parents=True, exist_ok=True)
-    output, report = work / "clean.jsonl", work / "report.json"
+    output, report, index = work / "clean.jsonl", work / "report.json", work / "index.db"
+    if index.exists():
+        raise SystemExit(f"{index} exists: remove it (or the folder) to measure from an empty archive")
     run = run_clean([str(corpus.path), "-o", str(output), "--json", str(report), "--in-batches", str(batch), "-q",
-                     "--jobs", str(args.jobs)])
+                     "--jobs", str(args.jobs), *(["--index", str(index)] if args.with_index else [])])
     if not args.keep_files:
         output.unlink()
+    if args.with_index:
+        run["index_mb"] = round(index.stat().st_size / MB, 1)
+        if not args.keep_files:
+            index.unlink()
     found = json.loads(report.read_text(encoding="utf-8"))
     clusters = ids_to_indices(corpus.path, merged_clusters([found], {"exact", "near"}))
     quality = score(clusters, docs, Truth.load(corpus.truth_path), corpus.path, 0.8)
@@ -145,7 +156,8 @@ def one_command(corpus: Any, docs: int, batch: int, args: argparse.Namespace) ->
               "removed": found["stats"]["removable_documents"], "report_mb": round(report.stat().st_size / MB, 1),
               "quality": quality}
     (work / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
-    print(f"{docs:,} documents, one `dedupe clean --in-batches {batch:,}`: {run['seconds']:.0f} s, peak RSS "
+    against = f" --index INDEX` (index {run['index_mb']:,} MB)" if args.with_index else "`"
+    print(f"{docs:,} documents, one `dedupe clean --in-batches {batch:,}{against}: {run['seconds']:.0f} s, peak RSS "
           f"{run['max_rss_mb']:,} MB, {result['removed']:,} removed; planted-pair recall {quality['recall']:.3f}, "
           f"precision {quality['precision']:.3f} ({quality['predicted_pairs']:,} pairs)")
     return 0

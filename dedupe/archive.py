@@ -92,6 +92,31 @@ class ArchivedDocs:
         return cls(rows.ids, rows.sites, rows.key_hi, rows.key_lo, rows.sizes, rows.signatures,
                    rows.paragraph_keys, rows.paragraph_offsets, rows.page_groups, rows.copies_of())
 
+    def this_run_mask(self) -> np.ndarray:
+        """`this_run` for every document (False where there is none)."""
+        return self.this_run if self.this_run is not None else np.zeros(len(self.ids), dtype=bool)
+
+    def take(self, rows: np.ndarray) -> ArchivedDocs:
+        """The same data for the documents at positions `rows`, in that order."""
+        flat, offsets = gather_rows(self.paragraph_keys, self.paragraph_offsets, rows)
+        return ArchivedDocs([self.ids[r] for r in rows], [self.sites[r] for r in rows], self.key_hi[rows],
+                            self.key_lo[rows], self.sizes[rows], self.signatures[rows], flat.astype(np.uint64),
+                            offsets, [self.page_groups[r] for r in rows], [self.copy_of[r] for r in rows],
+                            None if self.this_run is None else self.this_run[rows])
+
+    def then(self, other: ArchivedDocs) -> ArchivedDocs:
+        """These documents followed by `other`'s."""
+        return ArchivedDocs(self.ids + other.ids, self.sites + other.sites,
+                            np.concatenate([self.key_hi, other.key_hi]), np.concatenate([self.key_lo, other.key_lo]),
+                            np.concatenate([self.sizes, other.sizes]),
+                            np.concatenate([self.signatures, other.signatures]),
+                            np.concatenate([self.paragraph_keys, other.paragraph_keys]),
+                            np.concatenate([self.paragraph_offsets[:-1],
+                                            other.paragraph_offsets + self.paragraph_offsets[-1]]),
+                            self.page_groups + other.page_groups, self.copy_of + other.copy_of,
+                            None if self.this_run is None and other.this_run is None else
+                            np.concatenate([self.this_run_mask(), other.this_run_mask()]))
+
 
 class Archive(Protocol):
     """Documents and chrome statistics of earlier runs (an index, or `MemoryArchive`).

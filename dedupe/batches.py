@@ -30,8 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from .archive import Archive, ArchivedDocs, ArchiveRows
-from .chrome import ChromeStats
+from .chrome import ChromeStats, MergedChrome
 from .index import IndexBase, open_index
 from .model import BadRecord, Document
 from .pipeline import scan
@@ -82,6 +84,42 @@ class EarlierBatches:
         rows = result.rows_to_archive()
         if rows is not None:
             self.index.add(rows, result.chrome_stats, f"batch-{self.batches}")
+
+
+class ArchiveAndEarlierBatches:
+    """What `scan --in-batches --index` checks a batch against: an archive read only (the user's
+    index) and the run's earlier batches (`EarlierBatches`), as `clean --in-batches --index` sees
+    them in its index: an archived document with a new document's id and content is that document
+    run again, and one the earlier batches met again (the same id and content in both) is taken
+    once, the archive's row, marked as this run's (`ArchivedDocs.this_run`)."""
+
+    reruns = True
+
+    def __init__(self, archive: Archive, batches: EarlierBatches) -> None:
+        self.archive, self.batches = archive, batches
+
+    def candidates(self, rows: ArchiveRows) -> ArchivedDocs:
+        old, new = self.archive.candidates(rows), self.batches.candidates(rows)
+        position = {key: k for k, key in enumerate(_id_and_content(old))}
+        met = [position.get(key, -1) for key in _id_and_content(new)]
+        this_run = old.this_run_mask().copy()
+        this_run[[k for k in met if k >= 0]] = True
+        fresh = new.take(np.array([j for j, k in enumerate(met) if k < 0], dtype=np.int64))
+        return dataclasses.replace(old, this_run=this_run).then(
+            dataclasses.replace(fresh, this_run=np.ones(len(fresh.ids), dtype=bool)))
+
+    def chrome_stats(self) -> ChromeStats | None:
+        archived, earlier = self.archive.chrome_stats(), self.batches.chrome_stats()
+        if archived is None or earlier is None:
+            return archived or earlier
+        return MergedChrome(archived, earlier)
+
+    def add(self, result: ScanResult) -> None:
+        self.batches.add(result)
+
+
+def _id_and_content(docs: ArchivedDocs) -> Iterator[tuple[str, int, int]]:
+    return zip(docs.ids, docs.key_hi.tolist(), docs.key_lo.tolist(), strict=True)
 
 
 class IndexBatches:

@@ -86,7 +86,8 @@ def reading_options(func: F) -> F:
                      help="Worker processes for the per-batch stages."),
         click.option("--in-batches", "in_batches", type=click.IntRange(1), default=None, metavar="N",
                      help="Read and scan N documents at a time, each batch checked against the earlier ones in a "
-                          "temporary index (under $TMPDIR): memory bounded by N, not by the dump's size."),
+                          "temporary index (under $TMPDIR), or with --index against the archive and the earlier "
+                          "batches: memory bounded by N, not by the dump's size."),
         click.option("--engine", type=click.Choice(["local", "dask"]), default=None,
                      help="Run on this machine (default), or on Dask (pip install 'dedupe[dask]')."),
         click.option("--scheduler", default=None, metavar="SPEC",
@@ -231,7 +232,7 @@ def scan_command(json_path: str | None, top: int, quiet: bool, index_path: str |
         cli_dask.scan_command(kw, json_path, top, quiet, log_format)
         return
     if kw["in_batches"]:
-        cli_batches.scan_command(kw, json_path, top, quiet, log_format)
+        cli_batches.scan_command(kw, json_path, top, quiet, index_path, log_format)
         return
     with unattended_run("scan", index_path, _settings(kw), log_format=log_format, quiet=quiet, writer=False) as run:
         _, result = _run_scan(kw, quiet, run)

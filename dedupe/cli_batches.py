@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 
 from .batch_report import BatchReport
-from .batches import BatchArchive, IndexBatches, earlier_batches, scan_in_batches
+from .batches import ArchiveAndEarlierBatches, BatchArchive, IndexBatches, earlier_batches, scan_in_batches
 from .clean import check_site_removals, output_files, output_records, removed_records, stripped_records
 from .cli_index import Run, unattended_run
 from .errors import DedupeError
@@ -31,12 +31,9 @@ from .writers import jsonl_writer, text_folder_writer, write_encoded_parts
 
 def check_options(kw: dict[str, Any], index_path: str | None, output: str | None = None,
                   max_removed: float | None = None) -> None:
-    """Usage errors of --in-batches, before anything is read (`output` None: of `scan`)."""
+    """Usage errors of --in-batches, before anything is read."""
     if not kw.get("in_batches"):
         return
-    if index_path and output is None:
-        raise click.UsageError("scan --in-batches checks each batch against the earlier ones in a temporary index; "
-                               "it cannot also read --index (clean --in-batches --index can)")
     if kw.get("engine") == "dask":
         raise click.UsageError("--in-batches applies to the local engine; --engine dask partitions the dump itself")
     if output == "-" and max_removed is not None:
@@ -54,14 +51,18 @@ def _batches_extra(run: Run, kw: dict[str, Any], batches: int) -> dict[str, Any]
     return {**run.report_extra(None), "batches": {"size": kw["in_batches"], "count": batches}}
 
 
-def scan_command(kw: dict[str, Any], json_path: str | None, top: int, quiet: bool, log_format: str | None) -> None:
-    """`dedupe scan --in-batches N`."""
+def scan_command(kw: dict[str, Any], json_path: str | None, top: int, quiet: bool, index_path: str | None,
+                 log_format: str | None) -> None:
+    """`dedupe scan --in-batches N`: with `index_path`, each batch is checked against that index
+    (read only) and the earlier batches (in a temporary index), as `clean --in-batches --index`
+    checks it."""
     from .cli import _progress, _read_options, _settings
 
     settings = _settings(kw)
-    with unattended_run("scan", None, settings, log_format=log_format, quiet=quiet, writer=False) as run, \
+    with unattended_run("scan", index_path, settings, log_format=log_format, quiet=quiet, writer=False) as run, \
             BatchReport() as report:
-        with _progress(not quiet) as tick, earlier_batches(settings) as archive:
+        with _progress(not quiet) as tick, earlier_batches(settings) as earlier:
+            archive = earlier if run.index is None else ArchiveAndEarlierBatches(run.index, earlier)
             reader = Reader(kw["inputs"], _read_options(kw))
             batches = scan_in_batches(reader, lambda: reader.bad, settings, kw["in_batches"], archive, run.watch(tick))
             for batch in batches:

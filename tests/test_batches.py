@@ -167,10 +167,10 @@ def test_text_folder_in_batches(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command, args, message", [
-    ("scan", ["--index", "x.idx"], "it cannot also read --index"),
+    ("scan", ["--engine", "dask"], "applies to the local engine"),
     ("clean", ["--max-removed", "0.5", "-o", "-"], "cannot write to standard output"),
     ("clean", ["--in-batches", "0"], "0 is not in the range"),
-    ("clean", ["--engine", "dask"], "applies to the local engine"),
+    ("clean", ["--wait", "5"], "--wait only applies with --index"),
 ])
 def test_usage_errors(tmp_path: Path, dump: Path, command: str, args: list[str], message: str) -> None:
     base = [command, str(dump), "--in-batches", "4"]
@@ -179,7 +179,7 @@ def test_usage_errors(tmp_path: Path, dump: Path, command: str, args: list[str],
     result = CliRunner().invoke(main, base + args)
     assert result.exit_code == 2
     assert message in result.output
-    assert not (tmp_path / "o.jsonl").exists() and not (tmp_path / "x.idx").exists()
+    assert not (tmp_path / "o.jsonl").exists()
 
 
 def test_renumbered_moves_cluster_ids_in_clusters_and_outcomes(dump: Path) -> None:

@@ -577,6 +577,29 @@ def test_cli_clean_in_batches_against_an_index_archives_every_batch_in_one_run(t
     assert backend.count() == len(kept) + 2 + changed
 
 
+def test_cli_scan_in_batches_against_an_index_reports_what_clean_in_batches_does(tmp_path: Path, batches: list[Path],
+                                                                                backend: IndexBackend) -> None:
+    """`scan --in-batches --index` (the archive read-only, the earlier batches in a temporary
+    index) reports the clusters, outcomes and chrome that `clean --in-batches --index` acts on, and
+    changes nothing. The dump holds the archived night again (re-runs: its second batch, with the wire
+    article whose copies come in the third) and a record twice."""
+    assert cli("clean", batches[1], "-o", tmp_path / "out1.jsonl", "--index", backend.spec(), "-q")[0] == 0
+    records = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
+    dump = write_jsonl(tmp_path / "dump.jsonl", [*records, records[9]])
+    before = backend.fingerprint()
+    reports = {}
+    for command, extra in (("scan", []), ("clean", ["-o", tmp_path / "out.jsonl"])):
+        code, _ = cli(command, dump, *extra, "--in-batches", BATCH, "--index", backend.spec(), "-q",
+                      "--json", tmp_path / f"{command}.json")
+        assert code == 0
+        if command == "scan":
+            assert backend.fingerprint() == before
+        report = json.loads((tmp_path / f"{command}.json").read_text())
+        reports[command] = {k: v for k, v in report.items() if k not in ("run_id", "timings", "index", "output")}
+    assert reports["scan"] == reports["clean"]
+    assert reports["scan"]["stats"]["removable_documents"] > 0
+
+
 def test_cli_clean_in_batches_stopped_before_its_commit_leaves_the_index_as_it_was(tmp_path: Path,
                                                                                   batches: list[Path],
                                                                                   backend: IndexBackend) -> None:
