@@ -9,7 +9,7 @@ thin layer over it.
 """
 
 from .batch_report import BatchReport
-from .batches import Batch, earlier_batches, scan_in_batches
+from .batches import ArchiveAndEarlierBatches, Batch, IndexBatches, earlier_batches, scan_in_batches
 from .chrome import ChromeSettings, ChromeStats, classify_page, learn_chrome
 from .clean import check_removal_guard, cleaned_text, output_records, removed_records
 from .errors import BadRecordError, DedupeError, NoInputError, RemovalRefused
@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ArchiveAndEarlierBatches",
     "BadRecord",
     "BadRecordError",
     "Batch",
@@ -43,6 +44,7 @@ __all__ = [
     "DedupeError",
     "Document",
     "DocumentOutcome",
+    "IndexBatches",
     "Member",
     "MinHasher",
     "NoInputError",

@@ -7,7 +7,8 @@ index on disk (`earlier_batches`), as a nightly run is checked against its `--in
 then bounded by the batch; the temporary index takes about 1.8 KB of disk per document. A
 nightly run in batches (`clean --in-batches --index`) uses its own index instead (`IndexBatches`):
 each batch is checked against the archive and the earlier batches, and added to the index in one
-transaction that commits after the outputs are in place.
+transaction that commits after the outputs are in place; `scan --in-batches --index` reads the
+index and keeps the earlier batches in a temporary one beside it (`ArchiveAndEarlierBatches`).
 
 What differs from one pass over the whole dump (README, "Dumps larger than memory"):
 - a copy in a later batch is found through the index's keys (document bands, content keys and
@@ -163,8 +164,9 @@ def earlier_batches(settings: Settings, folder: str | Path | None = None) -> Ite
 
 def scan_in_batches(documents: Iterable[Document], skipped: Callable[[], Sequence[BadRecord]], settings: Settings,
                     size: int, archive: BatchArchive, progress: Progress | None = None) -> Iterator[Batch]:
-    """Scan `documents` `size` at a time, each batch against `archive` (`EarlierBatches`, or
-    `IndexBatches`: the archive with the ones before it).
+    """Scan `documents` `size` at a time, each batch against `archive`: the batches before it
+    (`EarlierBatches`), or an archive with them (`IndexBatches` for `clean --index`,
+    `ArchiveAndEarlierBatches` for a read-only `scan --index`).
 
     `skipped()` gives the records the reader of `documents` has skipped so far (`lambda: reader.bad`
     for a `Reader`): each batch's result holds those skipped while its documents were read. A
