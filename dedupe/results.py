@@ -95,8 +95,10 @@ class ScanResult:
         later copy and the kept document do not (their edits add up), as one run over both would
         have clustered the three around the middle one. A copy removed from an exact cluster, or
         with a kept document's content, is left out: it would match nothing new. So is one removed
-        through an archived copy: a chain of copies across nights stays one hop from a kept
-        document, as a cluster in one run is a star around its representative."""
+        for a document of its own id (the same record again, read in a later batch that knew more
+        chrome): its kept self stands for it. So is one removed through an archived copy: a chain
+        of copies across nights stays one hop from a kept document, as a cluster in one run is a
+        star around its representative."""
         if self.archive_rows is None:
             return None
         rows, outcomes = self.archive_rows, self.outcomes
@@ -104,7 +106,7 @@ class ScanResult:
         keys = list(zip(rows.key_hi.tolist(), rows.key_lo.tolist(), strict=True))
         kept_keys = {keys[k] for k, o in enumerate(outcomes) if o.kept}
         chosen = [k for k, o in enumerate(outcomes)
-                  if o.kept or (o.duplicate_of is not None and o.through is None and o.cluster not in exact
+                  if o.kept or (o.duplicate_of not in (None, o.id) and o.through is None and o.cluster not in exact
                                 and keys[k] not in kept_keys)]
         copy_of = [None if outcomes[k].kept else outcomes[k].duplicate_of for k in chosen]
         return rows.take(np.array(chosen, dtype=np.int64), copy_of)

@@ -197,6 +197,16 @@ def test_rerunning_a_night_after_its_copy_was_archived_keeps_the_document(backen
     assert outcome.kept, outcome.reason
 
 
+def test_a_record_removed_for_a_document_of_its_own_id_is_not_archived_as_its_copy(rng: random.Random) -> None:
+    """The same id again with an edited text (in batches, the same record read where more chrome
+    was known) is removed as a near copy, but not archived as a copy of itself."""
+    a, b, _ = _copy_chain(rng)
+    result = scan([a, Document(a.id, b.text, a.site)], Settings(keep="first"))
+    assert [(o.kept, o.duplicate_of) for o in result.outcomes] == [(True, None), (False, a.id)]
+    rows = result.rows_to_archive()
+    assert rows is not None and rows.ids == [a.id] and rows.copies_of() == [None]
+
+
 def test_a_page_printed_again_under_a_new_address_is_removed_as_a_copy_of_the_archived_one(backend: IndexBackend,
                                                                                         rng: random.Random) -> None:
     """Night 1 archives a site's pages; night 2 brings one of them again under another id. Its
