@@ -149,10 +149,10 @@ def clean_command(kw: dict[str, Any], output: str, removed: str | None, stripped
                     del batch  # not held while the next batch is scanned
                 if outputs is None:  # no documents: empty outputs, as one pass writes them
                     outputs = _Outputs(stack, run, output, removed, stripped, folder_output([]))
+                run.totals = _totals(report)  # (a refused run is recorded with them)
                 if max_removed is not None and not annotate:
                     check_site_removals(report.sites, max_removed)  # raised here, no output appears
                 run.check()
-            run.totals = _totals(report)
             if isinstance(archive, IndexBatches) and last is not None:
                 run.added = archive.added
                 run.commit(last)

@@ -681,6 +681,13 @@ def test_a_refused_run_archives_nothing_and_is_recorded(tmp_path: Path, batches:
     with backend.open(readonly=True) as idx:
         last = idx.stats()["recent_runs"][0]
     assert (last["status"], last["exit_code"], last["documents_in"], last["removed"]) == ("refused", 3, 6, 2)
+    # in batches: every batch already in the index's open transaction, all rolled back
+    code, _ = cli("clean", batches[2], "-o", tmp_path / "o2.jsonl", "--index", index, "-q", "--max-removed", "0.01",
+                  "--in-batches", "2")
+    assert code == 3 and not (tmp_path / "o2.jsonl").exists() and backend.count() == 2 * BATCH
+    with backend.open(readonly=True) as idx:
+        last = idx.stats()["recent_runs"][0]
+    assert (last["status"], last["exit_code"], last["documents_in"], last["removed"]) == ("refused", 3, 6, 2)
 
 
 def test_an_output_the_disk_refuses_archives_nothing_and_exits_74(tmp_path: Path, batches: list[Path],
