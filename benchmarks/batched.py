@@ -82,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep-files", action="store_true", help="keep the batch files and cleaned outputs")
     parser.add_argument("--with-index", action="store_true",
                         help="with --one-command: against a new index (--index) instead of a temporary one")
+    parser.add_argument("--index-url", default=None, metavar="URL",
+                        help="with --with-index: this PostgreSQL index (postgresql://...?schema=NAME, a schema "
+                             "that does not exist yet) instead of an SQLite file")
     parser.add_argument("--one-command", action="store_true",
                         help="one `dedupe clean CORPUS --in-batches BATCH` instead of a process per night")
     args = parser.parse_args(argv)
@@ -141,11 +144,14 @@ def one_command(corpus: Any, docs: int, batch: int, args: argparse.Namespace) ->
     output, report, index = work / "clean.jsonl", work / "report.json", work / "index.db"
     if index.exists():
         raise SystemExit(f"{index} exists: remove it (or the folder) to measure from an empty archive")
+    spec = args.index_url or str(index)
     run = run_clean([str(corpus.path), "-o", str(output), "--json", str(report), "--in-batches", str(batch), "-q",
-                     "--jobs", str(args.jobs), *(["--index", str(index)] if args.with_index else [])])
+                     "--jobs", str(args.jobs), *(["--index", spec] if args.with_index else [])])
     if not args.keep_files:
         output.unlink()
-    if args.with_index:
+    if args.with_index and args.index_url:
+        run["index_mb"] = round(json.loads(report.read_text(encoding="utf-8"))["index"]["size_bytes"] / MB, 1)
+    elif args.with_index:
         run["index_mb"] = round(index.stat().st_size / MB, 1)
         if not args.keep_files:
             index.unlink()
