@@ -126,7 +126,10 @@ def archive_rows(docs: Sequence[Document], feats: ParagraphFeatures, content: np
 class DocTable:
     """The documents compared at document level: this run's (first `n_new` rows) and the archived
     candidates found for them. Archived documents rank before new ones, so they stay kept.
-    `copy_of` is, per row, the kept document an archived removed copy stands for (else None)."""
+    `copy_of` is, per row, the kept document an archived removed copy stands for (else None);
+    `earlier_run`, per row, whether it was archived by an earlier run of an archive that can hold
+    this run's own documents (`Archive.reruns`), not by this run's earlier batches.
+    """
 
     ids: list[str]
     n_new: int
@@ -138,16 +141,17 @@ class DocTable:
     paragraph_keys: np.ndarray
     paragraph_owner: np.ndarray
     rank: np.ndarray
+    earlier_run: np.ndarray
 
     @classmethod
     def build(cls, rows: ArchiveRows, archive: Archive | None, rank: np.ndarray, threshold: float) -> DocTable:
         n = len(rows.ids)
         old = archive.candidates(rows) if archive is not None else ArchivedDocs.empty(rows.signatures.shape[1])
         keep = np.ones(len(old.ids), dtype=bool)
+        earlier_run = np.zeros(len(old.ids), dtype=bool)
         if archive is not None and archive.reruns:
-            keep = ~_same_documents_again(rows, old, threshold)
-            if old.this_run is not None:  # archived by this run's earlier batches: a duplicate, not a re-run
-                keep |= old.this_run
+            earlier_run = ~old.this_run_mask()  # this run's earlier batches': a duplicate, not a re-run
+            keep = ~(_same_documents_again(rows, old, threshold) & earlier_run)
         sel = np.flatnonzero(keep)
         m = len(sel)
         old_owner = np.repeat(np.arange(len(old.ids)), np.diff(old.paragraph_offsets))
@@ -170,6 +174,7 @@ class DocTable:
             paragraph_owner=np.concatenate([np.repeat(np.arange(n), np.diff(rows.paragraph_offsets)),
                                             remap[old_owner[old_par_keep]]]),
             rank=np.concatenate([rank + m, old_rank]) if m else rank,
+            earlier_run=np.concatenate([np.zeros(n, dtype=bool), earlier_run[sel]]),
         )
 
     def is_archived(self, k: int) -> bool:
@@ -308,8 +313,9 @@ def _shared_paragraph_pairs(feats: ParagraphFeatures, content: np.ndarray, para_
 def choose_kept(docs: Sequence[Document], table: DocTable, groups: list[Group], feats: ParagraphFeatures,
                 content: np.ndarray, settings: Settings) -> dict[int, int]:
     """For each group (by position), the member kept: an archived copy if there is one (it is
-    already archived; a kept one before a removed copy archived for its kept document), else the
-    keep policy's choice among this run's documents; deterministic."""
+    already archived; a kept one before a removed copy archived for its kept document), unless
+    this run holds the document it stands for again, else the keep policy's choice among this
+    run's documents; deterministic."""
     content_chars = np.bincount(feats.doc[content], weights=feats.chars[content], minlength=len(docs))
     rank = table.rank
     kept: dict[int, int] = {}
@@ -318,8 +324,15 @@ def choose_kept(docs: Sequence[Document], table: DocTable, groups: list[Group], 
         archived = [m for m in members if table.is_archived(m)]
         if archived:
             choice = min(archived, key=lambda m: (table.copy_of[m] is not None, rank[m]))
-            stands_for = table.copy_of[choice]
-            if stands_for is not None:  # a removed copy archived for a document this run holds again: that one
+            # The document the archived one stands for (itself, or the one a removed copy was archived
+            # for), if an earlier run archived it and this run holds it again: that one, not a copy of
+            # itself. (An archived document of a new one's id and content is left out as a re-run before
+            # this; this catches one whose text changed, e.g. with chrome learned since, yet clusters
+            # with its new self. Archived by this run's earlier batches too, the new one is a
+            # duplicate record of that.)
+            stands_for = table.kept_id(choice)
+            if table.earlier_run[choice] and not any(
+                    not table.earlier_run[m] and table.kept_id(m) == stands_for for m in archived):
                 again = [m for m in members if not table.is_archived(m) and table.ids[m] == stands_for]
                 choice = min(again, default=choice)
         else:

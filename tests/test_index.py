@@ -197,6 +197,32 @@ def test_rerunning_a_night_after_its_copy_was_archived_keeps_the_document(backen
     assert outcome.kept, outcome.reason
 
 
+def test_an_archived_document_whose_text_changed_is_not_what_its_new_self_is_removed_for(
+        backend: IndexBackend, rng: random.Random) -> None:
+    """Run again with two more paragraphs (as with chrome learned since: the text differs), a
+    document is too far from its archived self to pass as a re-run, yet clusters with it: it is
+    kept, not removed as a copy of itself."""
+    story = article(rng)
+    before = Document("wire.example/story", "\n\n".join(story), "wire.example")
+    after = Document(before.id, "\n\n".join([*story, *article(rng, 2)]), before.site)
+    settings = Settings(keep="first")
+    with backend.open(settings=settings) as index:
+        _run(index, [before], settings, "night1")
+        again = scan([after], settings, archive=index)
+    [cluster] = again.document_clusters
+    assert {m.id for m in cluster.members} == {before.id} and len(cluster.members) == 2  # its archived self
+    [outcome] = again.outcomes
+    assert outcome.kept, outcome.reason
+    # read twice in a run in batches: the first is that document again, the second a duplicate record
+    record = {"id": after.id, "site": after.site, "text": after.text}
+    dump = write_jsonl(backend.folder / "twice.jsonl", [record, record])
+    code, _ = cli("clean", dump, "-o", backend.folder / "out.jsonl", "--removed", backend.folder / "removed.jsonl",
+                  "--keep", "first", "--in-batches", "1", "--index", backend.spec(), "-q")
+    assert code == 0 and ids(backend.folder / "out.jsonl") == [after.id]
+    [removed] = [json.loads(line) for line in (backend.folder / "removed.jsonl").read_text().splitlines()]
+    assert removed["line"] == 2
+
+
 def test_a_record_removed_for_a_document_of_its_own_id_is_not_archived_as_its_copy(rng: random.Random) -> None:
     """The same id again with an edited text (in batches, the same record read where more chrome
     was known) is removed as a near copy, but not archived as a copy of itself."""
