@@ -300,9 +300,9 @@ class IndexBase:
         """Every write inside the block in one transaction, committed when the block ends and rolled
         back if it raises, so a run that archives batch after batch (`clean --in-batches --index`)
         still leaves the index as it was when it stops. Its lookups see what it has added, and the
-        documents it has added or met again (re-run) are marked `ArchivedDocs.this_run`: the same id
-        and content again is then a duplicate record, not a re-run of an earlier run. The run is recorded once, by the
-        `add` given a `record`, with the documents all its adds archived."""
+        documents it has added or met again (re-run) are marked `ArchivedDocs.this_run`: the same
+        id and content again is then a duplicate record, not a re-run of an earlier run. The run is
+        recorded once, by the `add` given a `record`, with the documents all its adds archived."""
         if self._run_from is not None:
             raise DedupeError(f"index {self.name}: a transaction is open already")
         with self._write_transaction():
