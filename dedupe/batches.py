@@ -32,11 +32,13 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import xxhash
 
 from .archive import Archive, ArchivedDocs, ArchiveRows
 from .chrome import ChromeStats, MergedChrome
 from .index import IndexBase, open_index
 from .model import BadRecord, Document
+from .normalize import utf8
 from .pipeline import scan
 from .results import ScanResult
 from .settings import Progress, Settings
@@ -182,6 +184,7 @@ def scan_in_batches(documents: Iterable[Document], skipped: Callable[[], Sequenc
     stream = iter(documents)
     ahead = next(stream, None)  # the next batch's first document; None once the input has ended
     clusters = (0, 0)  # document and paragraph clusters of the batches so far
+    records = RecordsRead()
     seen_bad = read = 0
     for number in itertools.count():
         tick("read", read, read)  # (the documents read so far: how many there will be is not known)
@@ -191,6 +194,7 @@ def scan_in_batches(documents: Iterable[Document], skipped: Callable[[], Sequenc
         bad = list(skipped()[seen_bad:])
         seen_bad += len(bad)
         result = renumbered(scan(docs, settings, bad=bad, progress=progress, archive=archive), *clusters)
+        result = records.settle(docs, result)
         clusters = (clusters[0] + len(result.document_clusters), clusters[1] + len(result.paragraph_clusters))
         yield Batch(number, docs, result, last=ahead is None)
         if ahead is None:  # that was the last batch
@@ -199,6 +203,59 @@ def scan_in_batches(documents: Iterable[Document], skipped: Callable[[], Sequenc
         tick("archive", number, number + 1)
         archive.add(result)
         del result
+
+
+class RecordsRead:
+    """The records (id and text) of a run's earlier batches, by a 128-bit key of each (xxh3):
+    16 bytes a kept record, and the document each removed one was removed for.
+
+    One pass removes a record read twice as an exact duplicate. In batches the two copies can be
+    stripped of different chrome (their site's chrome learned in between) and then match nothing,
+    so the later one would be kept too; `settle` removes it still, as a duplicate of the earlier
+    one (or of the document that one was removed for)."""
+
+    def __init__(self) -> None:
+        self._kept = np.zeros(0, dtype="V16")  # sorted
+        self._removed: dict[bytes, str] = {}
+
+    def settle(self, docs: Sequence[Document], result: ScanResult) -> ScanResult:
+        """`result` with every kept record that an earlier batch read already removed instead;
+        the batch's records are remembered for the next ones."""
+        keys = np.frombuffer(b"".join(xxhash.xxh3_128_digest(utf8(d.id) + b"\0" + utf8(d.text)) for d in docs),
+                             dtype="V16")
+        result = self._resolved(docs, keys, result)
+        kept = np.array([o.kept for o in result.outcomes], dtype=bool)
+        self._kept = np.union1d(self._kept, keys[kept])
+        for k in np.flatnonzero(~kept).tolist():
+            duplicate_of = result.outcomes[k].duplicate_of
+            if duplicate_of is not None:
+                self._removed.setdefault(keys[k].tobytes(), duplicate_of)
+        return result
+
+    def _resolved(self, docs: Sequence[Document], keys: np.ndarray, result: ScanResult) -> ScanResult:
+        if not len(self._kept) and not self._removed:
+            return result
+        earlier_kept = np.isin(keys, self._kept)
+        outcomes, changed = list(result.outcomes), []
+        for k, o in enumerate(outcomes):
+            kept_for = None if not o.kept else o.id if earlier_kept[k] else self._removed.get(keys[k].tobytes())
+            if kept_for is None:
+                continue
+            there = "" if kept_for == o.id else f", removed there as a duplicate of {kept_for}"
+            outcomes[k] = dataclasses.replace(
+                o, kept=False, duplicate_of=kept_for, similarity=1.0, through=None,
+                reason=f"exact duplicate of {o.id}: the same record, read in an earlier batch{there}")
+            changed.append(k)
+        if not changed:
+            return result
+        stripped = [o.stripped for o in (result.outcomes[k] for k in changed)]
+        stats = result.stats
+        stats = dataclasses.replace(
+            stats, removable_documents=stats.removable_documents + len(changed),
+            removable_bytes=stats.removable_bytes + sum(len(utf8(docs[k].text)) for k in changed),
+            chrome_paragraphs=stats.chrome_paragraphs - sum(len(p) for p in stripped),
+            chrome_bytes=stats.chrome_bytes - sum(len(utf8(x.text)) for p in stripped for x in p))
+        return dataclasses.replace(result, outcomes=outcomes, stats=stats)
 
 
 def renumbered(result: ScanResult, documents: int, paragraphs: int) -> ScanResult:

@@ -19,7 +19,7 @@ from dedupe.batches import earlier_batches, renumbered, scan_in_batches
 from dedupe.cli import main
 from dedupe.model import BadRecord, Document
 
-from .conftest import SEEDS, site_dump
+from .conftest import SEEDS, article, random_text, site_dump
 
 
 def run(*args: str):
@@ -154,6 +154,28 @@ def test_bad_records_are_counted_in_every_batch(tmp_path: Path) -> None:
     assert [b["line"] for b in report["bad_records"]] == [3, 7, 11, 12]
     assert report["stats"]["bad_records"] == 4 and report["stats"]["documents"] == 8
     assert report["batches"]["count"] == 4  # the bad records after the last document go with its batch
+
+
+def test_a_record_read_again_after_its_sites_chrome_was_learned_is_still_a_duplicate(tmp_path: Path,
+                                                                                     rng: random.Random) -> None:
+    """A short page read first, alone, keeps its site's long chrome lines (nothing is known of the
+    site yet); read again after the site's other pages, it is stripped to its few words and matches
+    nothing. One pass removes the second copy as an exact duplicate; so must a run in batches."""
+    chrome = [random_text(rng, 16) for _ in range(3)]
+    pages = [{"id": f"blog.example/{k}", "site": "blog.example", "text": "\n".join([*chrome, *article(rng)])}
+             for k in range(6)]
+    brief = {"id": "blog.example/brief", "site": "blog.example", "text": "\n".join([*chrome, random_text(rng, 12)])}
+    dump = write_jsonl(tmp_path / "dump.jsonl", [brief, *pages, brief])
+    removed = tmp_path / "removed.jsonl"
+    result = run("clean", str(dump), "-o", str(tmp_path / "out.jsonl"), "--removed", str(removed), "--in-batches", "1",
+                 "--json", str(tmp_path / "report.json"), "-q")
+    assert result.exit_code == 0
+    assert [r["id"] for r in read_jsonl(tmp_path / "out.jsonl")].count(brief["id"]) == 1
+    [again] = read_jsonl(removed)
+    assert (again["id"], again["kept"], again["line"]) == (brief["id"], brief["id"], 8)
+    assert "read in an earlier batch" in again["reason"]
+    stats = json.loads((tmp_path / "report.json").read_text())["stats"]
+    assert (stats["documents"], stats["removable_documents"]) == (8, 1)
 
 
 def test_text_folder_in_batches(tmp_path: Path) -> None:
