@@ -18,6 +18,8 @@ What differs from one pass over the whole dump (README, "Dumps larger than memor
 - a later copy of an earlier batch's document makes a cluster of its own, holding that document
   marked `archived`, as a nightly run's report does.
 Cluster ids run on from batch to batch (`renumbered`), so each names one cluster in the report.
+A record read again in a later batch is removed as one pass removes it, even where its chrome was
+stripped differently from the earlier copy's (`RecordsRead`).
 """
 
 from __future__ import annotations
