@@ -321,26 +321,23 @@ class ChromeStats:
     __hash__ = None  # type: ignore[assignment]
 
 
-class MergedChrome(ChromeStats):
-    """Two statistics as their merge, where each may be an index's, loaded lazily: `narrowed`
-    narrows each on its own (one batched query per index) and merges the two; any other question
-    merges them whole first, so the object always answers as `first.merge(second)` would."""
+class DeferredChrome(ChromeStats):
+    """Statistics worked out whole only when a question needs all of them (`_load`, once): a
+    subclass answers what it can sooner (`narrowed`, prefetched lines), and every other
+    ChromeStats method, reading `_sites`, gets the whole statistics there."""
 
-    def __init__(self, first: ChromeStats, second: ChromeStats) -> None:
-        self._parts = (first, second)
+    def __init__(self, k: int, max_key_chars: int) -> None:
         self._full: ChromeStats | None = None
-        super().__init__(first.k, first.max_key_chars)
+        super().__init__(k, max_key_chars)
 
-    def narrowed(self, keys: Mapping[str, Iterable[int]]) -> ChromeStats:
-        first, second = self._parts
-        return first.narrowed(keys).merge(second.narrowed(keys))
+    def _load(self) -> ChromeStats:
+        raise NotImplementedError
 
     def _everything(self) -> ChromeStats:
         if self._full is None:
-            self._full = self._parts[0].merge(self._parts[1])
+            self._full = self._load()
         return self._full
 
-    # Every other ChromeStats method reads `_sites`: serve the whole merge's there.
     @property  # type: ignore[override]
     def _sites(self) -> Any:
         return self._everything()._sites
@@ -348,6 +345,23 @@ class MergedChrome(ChromeStats):
     @_sites.setter
     def _sites(self, value: Any) -> None:  # ChromeStats.__init__ assigns an empty dict
         pass
+
+
+class MergedChrome(DeferredChrome):
+    """Two statistics as their merge, where each may be an index's, loaded lazily: `narrowed`
+    narrows each on its own (one batched query per index) and merges the two; any other question
+    merges them whole first, so the object always answers as `first.merge(second)` would."""
+
+    def __init__(self, first: ChromeStats, second: ChromeStats) -> None:
+        self._parts = (first, second)
+        super().__init__(first.k, first.max_key_chars)
+
+    def narrowed(self, keys: Mapping[str, Iterable[int]]) -> ChromeStats:
+        first, second = self._parts
+        return first.narrowed(keys).merge(second.narrowed(keys))
+
+    def _load(self) -> ChromeStats:
+        return self._parts[0].merge(self._parts[1])
 
 
 def learn_chrome(pages: Iterable[tuple[str, str | int, Sequence[str]]]) -> ChromeStats:

@@ -32,7 +32,7 @@ import numpy as np
 
 from .archive import ArchivedDocs, ArchiveRows
 from .arrays import distinct_rows, range_indices, unique_sorted
-from .chrome import ChromeStats
+from .chrome import ChromeStats, DeferredChrome
 from .errors import EXIT_IOERR, EXIT_TEMPFAIL, DedupeError
 from .lsh import band_keys, lsh_params
 from .minhash import EMPTY
@@ -719,7 +719,7 @@ def _cutoff(before: dt.date | dt.datetime | str | None) -> str:
         raise DedupeError(f"forget: {before!r} is not a date (YYYY-MM-DD)") from None
 
 
-class _LazyChrome(ChromeStats):
+class _LazyChrome(DeferredChrome):
     """The index's chrome statistics (plus `extra` merged in), loaded only as far as they are used.
 
     The stored statistics hold a row for every line of every archived page: far too many to load per
@@ -732,7 +732,6 @@ class _LazyChrome(ChromeStats):
     def __init__(self, index: IndexBase, extra: ChromeStats | None, k: int, max_key_chars: int) -> None:
         self._index = index
         self._extra = extra
-        self._full: ChromeStats | None = None
         self._fast = index.chrome_for(extra.to_dict()["sites"]).merge(extra) if extra is not None else None
         self._fast_sites = set(self._fast.sites()) if self._fast is not None else set()
         super().__init__(min(k, extra.k) if extra else k, max(max_key_chars, extra.max_key_chars) if extra else
@@ -749,11 +748,9 @@ class _LazyChrome(ChromeStats):
         extra = other if self._extra is None else self._extra.merge(other)
         return _LazyChrome(self._index, extra, self.k, self.max_key_chars)
 
-    def _everything(self) -> ChromeStats:
-        if self._full is None:
-            full = self._index.all_chrome() or ChromeStats(self.k, self.max_key_chars)
-            self._full = full.merge(self._extra) if self._extra is not None else full
-        return self._full
+    def _load(self) -> ChromeStats:
+        full = self._index.all_chrome() or ChromeStats(self.k, self.max_key_chars)
+        return full.merge(self._extra) if self._extra is not None else full
 
     def site_groups(self, site: str) -> int:
         if self._fast is not None and site in self._fast_sites:
@@ -775,12 +772,3 @@ class _LazyChrome(ChromeStats):
 
     def to_dict(self) -> dict[str, Any]:
         return self._everything().to_dict()
-
-    # ChromeStats.merge(other) reads other._sites directly: serve the full statistics there too.
-    @property  # type: ignore[override]
-    def _sites(self) -> Any:
-        return self._everything()._sites
-
-    @_sites.setter
-    def _sites(self, value: Any) -> None:  # ChromeStats.__init__ assigns an empty dict
-        pass
