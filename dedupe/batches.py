@@ -143,7 +143,11 @@ class IndexBatches:
         if not index.in_transaction:
             raise ValueError("IndexBatches needs the index's one_transaction open")
         self.index, self.run_id, self.check = index, run_id, check
-        self.added = 0  # documents the batches so far added to the index
+
+    @property
+    def added(self) -> int:
+        """Documents the batches so far added to the index."""
+        return self.index.added_in_transaction
 
     def candidates(self, rows: ArchiveRows) -> ArchivedDocs:
         return self.index.candidates(rows)
@@ -154,7 +158,7 @@ class IndexBatches:
     def add(self, result: ScanResult) -> None:
         rows = result.rows_to_archive()
         if rows is not None:
-            self.added += self.index.add(rows, result.chrome_stats, self.run_id, check=self.check)
+            self.index.add(rows, result.chrome_stats, self.run_id, check=self.check)
 
 
 @contextlib.contextmanager

@@ -295,6 +295,11 @@ class IndexBase:
         """Whether a `one_transaction` is open."""
         return self._run_from is not None
 
+    @property
+    def added_in_transaction(self) -> int:
+        """Documents the open (or the last) `one_transaction` has added."""
+        return self._run_added
+
     @contextlib.contextmanager
     def one_transaction(self) -> Iterator[None]:
         """Every write inside the block in one transaction, committed when the block ends and rolled
