@@ -227,7 +227,7 @@ def scan_command(json_path: str | None, top: int, quiet: bool, index_path: str |
     """
     check_outputs(kw["inputs"], [("--json", json_path)], index_path)
     cli_dask.check_engine_options(kw, index_path)
-    cli_batches.check_options(kw, index_path)
+    cli_batches.check_options(kw)
     if kw["engine"] == "dask":
         cli_dask.scan_command(kw, json_path, top, quiet, log_format)
         return
@@ -268,7 +268,7 @@ def clean_command(output: str, removed: str | None, stripped: str | None, annota
     check_outputs(kw["inputs"], [("-o", output), ("--removed", removed), ("--stripped", stripped),
                                  ("--json", json_path)], index_path)
     cli_dask.check_engine_options(kw, index_path)
-    cli_batches.check_options(kw, index_path, output, max_removed)
+    cli_batches.check_options(kw, output, max_removed)
     if kw["engine"] == "dask":
         cli_dask.clean_command(kw, output, removed, stripped, annotate, max_removed, json_path, top, quiet, log_format)
         return

@@ -29,8 +29,7 @@ from .settings import Settings
 from .writers import jsonl_writer, text_folder_writer, write_encoded_parts
 
 
-def check_options(kw: dict[str, Any], index_path: str | None, output: str | None = None,
-                  max_removed: float | None = None) -> None:
+def check_options(kw: dict[str, Any], output: str | None = None, max_removed: float | None = None) -> None:
     """Usage errors of --in-batches, before anything is read."""
     if not kw.get("in_batches"):
         return
