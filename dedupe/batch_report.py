@@ -5,6 +5,10 @@ JSON report will hold it, into a temporary spool file, with its size and number 
 JSON report is then streamed from the spool in the order `build_report` sorts clusters, and comes
 out byte for byte as `build_report` of one result holding all those clusters would; the terminal
 report reads back only the clusters it shows. (1M documents make about 1.3M clusters.)
+
+A copy cluster continued in a later batch comes with the earlier part's id (`batches.ClusterIds`);
+the parts of one id are joined into one cluster (`joined_cluster`) before the report is written,
+and the figures count it once.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class _Spool:
     def __init__(self, file: IO[bytes]) -> None:
         self.file = file
         self.size, self.number, self.start, self.length = array("q"), array("q"), array("q"), array("q")
+        self.hidden: set[int] = set()  # positions of parts joined into a later entry
 
     def add(self, size: int, number: int, data: bytes) -> None:
         self.file.seek(0, 2)
@@ -42,15 +47,34 @@ class _Spool:
         self.size.append(size)
         self.number.append(number)
 
-    def __len__(self) -> int:
-        return len(self.size)
-
     def order(self) -> list[int]:
         """Positions by size (largest first), then number: `build_report`'s order."""
         if not len(self.size):
             return []
-        return np.lexsort((np.frombuffer(self.number, dtype=np.int64),
-                           -np.frombuffer(self.size, dtype=np.int64))).tolist()
+        order = np.lexsort((np.frombuffer(self.number, dtype=np.int64), -np.frombuffer(self.size, dtype=np.int64)))
+        return [k for k in order.tolist() if k not in self.hidden] if self.hidden else order.tolist()
+
+    def join_parts(self) -> list[tuple[list[str], str]]:
+        """Join the entries spooled under one number into one entry (the parts hidden); returns
+        the parts' kinds and the joined cluster's kind, for each cluster joined."""
+        numbers = np.array(self.number, dtype=np.int64)  # a copy: the spool grows below
+        kinds: list[tuple[list[str], str]] = []
+        if not len(numbers):
+            return kinds
+        order = np.argsort(numbers, kind="stable")  # the parts of a number in the order they came
+        ordered = numbers[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        ends = np.r_[starts[1:], len(order)]
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            if b - a < 2:
+                continue
+            group = order[a:b].tolist()
+            parts = [json.loads(self.read(k)) for k in group]
+            joined = joined_cluster(parts)
+            self.hidden.update(group)
+            self.add(joined["size"], int(ordered[a]), indented_json(joined, 2))
+            kinds.append(([part["kind"] for part in parts], joined["kind"]))
+        return kinds
 
     def read(self, k: int) -> bytes:
         self.file.seek(self.start[k])
@@ -75,6 +99,7 @@ class BatchReport:
         self._chrome: dict[tuple[str, str], list[Any]] = {}  # (site, text) -> [pages, sample, reason]
         self.bad: list[BadRecord] = []
         self.batches = 0
+        self._joined = False
 
     def __enter__(self) -> BatchReport:
         return self
@@ -124,17 +149,65 @@ class BatchReport:
         yield "bad_records", [{"source": b.source, "line": b.line, "reason": b.reason} for b in self.bad]
         yield from extra.items()
 
+    def _join_parts(self) -> None:
+        """Join each cluster continued across batches into one, and count it once in the figures."""
+        if self._joined:
+            return
+        self._joined = True
+        for level, spool in self._spools.items():
+            counts = self.stats[f"{level}_clusters"] if self.stats else None
+            for kinds, kind in spool.join_parts():
+                if counts is not None:
+                    for part in kinds:
+                        counts[part] -= 1
+                    counts[kind] += 1
+
     def parts(self, extra: Mapping[str, Any]) -> Iterator[bytes]:
         """The JSON report, `report_json`'s bytes, a part at a time (`writers.write_encoded_parts`)."""
+        self._join_parts()
         return report_parts(self._fields({level: ListParts(spool.items()) for level, spool in self._spools.items()},
                                          extra))
 
     def shown(self, extra: Mapping[str, Any], top: int) -> dict[str, Any]:
         """The report as `render` draws it: each level's cluster list holds only its `top` largest
         (`render` counts the rest from the figures)."""
+        self._join_parts()
         clusters = {level: [json.loads(spool.read(k)) for k in spool.order()[:top]]
                     for level, spool in self._spools.items()}
         return dict(self._fields(clusters, extra))
+
+
+def joined_cluster(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cluster of its parts from several batches (as the report encodes them), the first part's
+    representative and preview kept. A later part holds members of the earlier ones marked
+    archived; those are not repeated. Its other members' similarities were measured against its own
+    representative, named as `compared_with` where it is not the joined cluster's; the later
+    part's representative itself gets its similarity to the member it met the cluster through (its
+    most similar one already there)."""
+    first = parts[0]
+    joined = {**first, "members": [dict(m) for m in first["members"]]}
+    representative = first["representative"]["id"]
+    present = {m["id"] for m in joined["members"]}
+    for part in parts[1:]:
+        own = part["representative"]
+        met = [m for m in part["members"] if m.get("archived") and m["id"] in present]
+        through = max(met, key=lambda m: m["similarity"]) if met else None
+        for m in part["members"]:
+            if m.get("archived") and m["id"] in present:
+                continue
+            member = dict(m)
+            if m == own and through is not None:  # the part's representative: how it meets the cluster
+                member["similarity"] = through["similarity"]
+                compared_with = through["id"]
+            else:
+                compared_with = own["id"]
+            if compared_with != representative:
+                member["compared_with"] = compared_with
+            joined["members"].append(member)
+            present.add(m["id"])
+    joined["kind"] = "exact" if all(p["kind"] == "exact" for p in parts) else "near"
+    joined["size"] = len(joined["members"])
+    return joined
 
 
 def _summed(total: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:

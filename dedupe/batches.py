@@ -15,9 +15,10 @@ What differs from one pass over the whole dump (README, "Dumps larger than memor
   the paragraphs' exact and sketch keys), not by comparing every paragraph;
 - a document kept by an earlier batch stays kept (archived documents rank first), whatever `keep`;
 - a site's chrome is learned from the pages read so far (each batch adds its statistics);
-- a later copy of an earlier batch's document makes a cluster of its own, holding that document
-  marked `archived`, as a nightly run's report does.
-Cluster ids run on from batch to batch (`renumbered`), so each names one cluster in the report.
+- a later copy of an earlier batch's document is clustered with that document marked `archived`,
+  as a nightly run's report does; that cluster takes the id of the earlier batch's cluster of the
+  document, and the report joins the two (`ClusterIds`, `batch_report`). Other ids run on from
+  batch to batch.
 A record read again in a later batch is removed as one pass removes it, even where its chrome was
 stripped differently from the earlier copy's (`RecordsRead`).
 """
@@ -39,7 +40,7 @@ import xxhash
 from .archive import Archive, ArchivedDocs, ArchiveRows
 from .chrome import ChromeStats, MergedChrome
 from .index import IndexBase, open_index
-from .model import BadRecord, Document
+from .model import BadRecord, Cluster, Document
 from .normalize import utf8
 from .pipeline import scan
 from .results import ScanResult
@@ -48,8 +49,8 @@ from .settings import Progress, Settings
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """One batch of a run in batches: its number (from 0), documents and scan result (with cluster
-    ids that run on from the batches before it), and whether it is the last (not archived)."""
+    """One batch of a run in batches: its number (from 0), documents and scan result (with the run's
+    cluster ids, `ClusterIds`), and whether it is the last (not archived)."""
 
     number: int
     documents: list[Document]
@@ -189,7 +190,7 @@ def scan_in_batches(documents: Iterable[Document], skipped: Callable[[], Sequenc
     tick = progress or (lambda stage, done, total: None)
     stream = iter(documents)
     ahead = next(stream, None)  # the next batch's first document; None once the input has ended
-    clusters = (0, 0)  # document and paragraph clusters of the batches so far
+    cluster_ids = ClusterIds()
     records = RecordsRead()
     seen_bad = read = 0
     for number in itertools.count():
@@ -199,9 +200,8 @@ def scan_in_batches(documents: Iterable[Document], skipped: Callable[[], Sequenc
         read += len(docs)
         bad = list(skipped()[seen_bad:])
         seen_bad += len(bad)
-        result = renumbered(scan(docs, settings, bad=bad, progress=progress, archive=archive), *clusters)
+        result = cluster_ids.assign(scan(docs, settings, bad=bad, progress=progress, archive=archive))
         result = records.settle(docs, result)
-        clusters = (clusters[0] + len(result.document_clusters), clusters[1] + len(result.paragraph_clusters))
         yield Batch(number, docs, result, last=ahead is None)
         if ahead is None:  # that was the last batch
             return
@@ -264,21 +264,69 @@ class RecordsRead:
         return dataclasses.replace(result, outcomes=outcomes, stats=stats)
 
 
-def renumbered(result: ScanResult, documents: int, paragraphs: int) -> ScanResult:
-    """`result` with its cluster ids moved past `documents` document clusters and `paragraphs`
-    paragraph clusters of earlier batches (d1 becomes d{documents + 1}), in the clusters and in the
-    outcomes that name them."""
-    if not documents and not paragraphs:
-        return result
-    shift = {"d": documents, "p": paragraphs}
+class ClusterIds:
+    """Cluster ids for a run in batches. Each batch's clusters are numbered on from the batches
+    before it, except a copy cluster (exact or near, document level) that holds a member of an
+    earlier batch's copy cluster: a later copy of that cluster's document finds it marked archived
+    (the earlier batches are its archive), and takes that cluster's id. The outcomes name the id
+    the report shows, and `BatchReport` joins the parts of one id into one cluster, as one pass
+    over the whole dump would show it.
 
-    def moved(cluster: str) -> str:
-        return f"{cluster[0]}{int(cluster[1:]) + shift[cluster[0]]}"
+    Held per member of the earlier copy clusters: a 128-bit key of its id (xxh3) and its cluster's
+    number, 24 bytes. A later cluster meeting two earlier clusters takes the first one's id; the
+    other stays a cluster of its own."""
 
-    return dataclasses.replace(
-        result,
-        document_clusters=[dataclasses.replace(c, id=moved(c.id)) for c in result.document_clusters],
-        paragraph_clusters=[dataclasses.replace(c, id=moved(c.id)) for c in result.paragraph_clusters],
-        outcomes=[o if o.cluster is None else dataclasses.replace(o, cluster=moved(o.cluster))
-                  for o in result.outcomes],
-    )
+    def __init__(self) -> None:
+        self.documents = 0  # document clusters numbered so far
+        self.paragraphs = 0
+        self._keys = np.zeros(0, dtype="V16")  # sorted
+        self._numbers = np.zeros(0, dtype=np.int64)
+
+    def assign(self, result: ScanResult) -> ScanResult:
+        """`result` with its cluster ids made the run's, in its clusters and in the outcomes that
+        name them; its copy clusters' members are remembered for the next batches."""
+        numbers = []
+        for c in result.document_clusters:
+            earlier = self._earlier(c) if c.kind != "story" else None
+            if earlier is None:
+                self.documents += 1
+                earlier = self.documents
+            numbers.append(earlier)
+        ids = {c.id: f"d{n}" for c, n in zip(result.document_clusters, numbers, strict=True)}
+        ids.update((c.id, f"p{self.paragraphs + k}") for k, c in enumerate(result.paragraph_clusters, 1))
+        self.paragraphs += len(result.paragraph_clusters)
+        self._remember([(c, n) for c, n in zip(result.document_clusters, numbers, strict=True) if c.kind != "story"])
+        return dataclasses.replace(
+            result,
+            document_clusters=[dataclasses.replace(c, id=ids[c.id]) for c in result.document_clusters],
+            paragraph_clusters=[dataclasses.replace(c, id=ids[c.id]) for c in result.paragraph_clusters],
+            outcomes=[o if o.cluster is None else dataclasses.replace(o, cluster=ids[o.cluster])
+                      for o in result.outcomes],
+        )
+
+    def _earlier(self, cluster: Cluster) -> int | None:
+        """The number of the first earlier copy cluster holding one of `cluster`'s archived members."""
+        archived = [m.id for m in cluster.members if m.archived]
+        if not archived or not len(self._keys):
+            return None
+        keys = _id_keys(archived)
+        at = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
+        found = self._numbers[at[self._keys[at] == keys]]
+        return int(found.min()) if len(found) else None
+
+    def _remember(self, clusters: list[tuple[Cluster, int]]) -> None:
+        if not clusters:
+            return
+        keys = _id_keys([m.id for c, _ in clusters for m in c.members])
+        numbers = np.repeat([n for _, n in clusters], [c.size for c, _ in clusters]).astype(np.int64)
+        keys = np.concatenate([self._keys, keys])
+        numbers = np.concatenate([self._numbers, numbers])
+        order = np.argsort(keys, kind="stable")  # the first number an id was met with stays first
+        keys, numbers = keys[order], numbers[order]
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        self._keys, self._numbers = keys[first], numbers[first]
+
+
+def _id_keys(ids: Sequence[str]) -> np.ndarray:
+    return np.frombuffer(b"".join(xxhash.xxh3_128_digest(utf8(i)) for i in ids), dtype="V16")

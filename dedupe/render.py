@@ -59,8 +59,9 @@ def summary(report: Mapping[str, Any]) -> Table:
 def clusters_block(clusters: list[Mapping[str, Any]], title: str, top: int, member_limit: int = 8,
                    total: int | None = None) -> Text:
     """Each cluster as a heading line (id, kind, size, representative's opening words) and one line
-    per member with its similarity to the representative, marked when found in the index (and when
-    archived there as a removed copy, of which kept document); reads well in a narrow terminal too.
+    per member with its similarity to the representative (or to the member it names: a cluster
+    joined across batches), marked when found in the index (and when archived there as a removed
+    copy, of which kept document); reads well in a narrow terminal too.
     `total`: how many clusters there are, when `clusters` holds only the largest (a run in batches)."""
     out = Text()
     out.append(f"{title}\n", style="bold underline")
@@ -73,6 +74,8 @@ def clusters_block(clusters: list[Mapping[str, Any]], title: str, top: int, memb
             where = f" #{m['paragraph']}" if "paragraph" in m else ""
             out.append(f"      {m['similarity']:.2f}  {shown(m['id'])}{where}")
             notes = ["representative"] if k == 0 else []
+            if m.get("compared_with"):
+                notes.append(f"to {shown(m['compared_with'])}")
             if m.get("archived"):
                 notes.append(f"archived copy of {shown(m['copy_of'])}" if m.get("copy_of") else "archived")
             out.append(f"  ({'; '.join(notes)})\n" if notes else "\n", style="dim")

@@ -15,11 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from dedupe import Settings, scan
-from dedupe.batches import earlier_batches, renumbered, scan_in_batches
+from dedupe.batch_report import joined_cluster
+from dedupe.batches import ClusterIds, earlier_batches, scan_in_batches
 from dedupe.cli import main
 from dedupe.model import BadRecord, Document
 
-from .conftest import SEEDS, article, random_text, site_dump
+from .conftest import SEEDS, article, edit_words, random_text, site_dump
 
 
 def run(*args: str):
@@ -204,16 +205,79 @@ def test_usage_errors(tmp_path: Path, dump: Path, command: str, args: list[str],
     assert not (tmp_path / "o.jsonl").exists()
 
 
-def test_renumbered_moves_cluster_ids_in_clusters_and_outcomes(dump: Path) -> None:
+def test_cluster_ids_run_on_from_the_earlier_batches_in_clusters_and_outcomes(dump: Path) -> None:
     docs = [Document(r["id"], r["text"], site=r["site"]) for r in read_jsonl(dump)]
     result = scan(docs)
-    moved = renumbered(result, 10, 100)
+    ids = ClusterIds()
+    ids.documents, ids.paragraphs = 10, 100
+    moved = ids.assign(result)
     assert [c.id for c in moved.document_clusters] == [f"d{int(c.id[1:]) + 10}" for c in result.document_clusters]
     assert [c.id for c in moved.paragraph_clusters] == [f"p{int(c.id[1:]) + 100}" for c in result.paragraph_clusters]
     assert [o.cluster for o in moved.outcomes] == [
         None if o.cluster is None else f"{o.cluster[0]}{int(o.cluster[1:]) + (10 if o.cluster[0] == 'd' else 100)}"
         for o in result.outcomes]
     assert any(o.cluster for o in result.outcomes)
+    assert (ids.documents, ids.paragraphs) == (10 + len(result.document_clusters), 100 + len(result.paragraph_clusters))
+
+
+@pytest.fixture
+def spread_copies(tmp_path: Path, rng: random.Random) -> tuple[Path, list[str]]:
+    """Ten unrelated articles, and one story's seven lightly edited copies spread over them two by
+    two, so that in batches of four every batch holds copies of it."""
+    story = "\n".join(article(rng, 8))
+    copies = [{"id": f"copy-{k}", "text": edit_words(rng, story, 0.005)} for k in range(7)]
+    others = [{"id": f"other-{k}", "text": "\n".join(article(rng, 8))} for k in range(10)]
+    records = []
+    for k in range(10):
+        records.append(others[k])
+        if k < 7:
+            records.append(copies[k])
+    return write_jsonl(tmp_path / "spread.jsonl", records), [c["id"] for c in copies]
+
+
+def test_copies_of_one_document_across_batches_are_one_cluster(tmp_path: Path, spread_copies) -> None:
+    """One pass finds the seven copies as one cluster; in batches of four, each later batch's copies
+    cluster with the earlier ones (marked archived). The report joins the parts into one cluster
+    under the first part's id, counted once, and the removed records name that id."""
+    dump, copies = spread_copies
+    reports = {}
+    for name, extra in (("one", []), ("batched", ["--in-batches", "4"])):
+        removed = tmp_path / f"{name}-removed.jsonl"
+        assert run("clean", str(dump), "-o", str(tmp_path / f"{name}.jsonl"), "--removed", str(removed),
+                   "--json", str(tmp_path / f"{name}.json"), "-q", *extra).exit_code == 0
+        reports[name] = json.loads((tmp_path / f"{name}.json").read_text()), read_jsonl(removed)
+    [one] = [c for c in reports["one"][0]["document_clusters"] if c["kind"] != "story"]
+    assert sorted(m["id"] for m in one["members"]) == copies
+    report, removed = reports["batched"]
+    assert report["batches"]["count"] == 5
+    [joined] = [c for c in report["document_clusters"] if c["kind"] != "story"]
+    assert sorted(m["id"] for m in joined["members"]) == copies  # each copy once
+    assert joined["size"] == 7 and joined["kind"] == "near"
+    assert report["stats"]["document_clusters"]["near"] == 1
+    assert sum(report["stats"]["document_clusters"].values()) == len(report["document_clusters"])
+    assert {r["id"]: r["cluster"] for r in removed} == {i: joined["id"] for i in copies[1:]}
+    # Each later part's representative was the first copy, read in the first batch.
+    assert joined["representative"]["id"] == "copy-0"
+    assert all("compared_with" not in m and 0.8 <= m["similarity"] <= 1.0 for m in joined["members"])
+
+
+def test_joined_cluster_keeps_the_first_representative_and_names_what_later_members_were_compared_with() -> None:
+    first = {"id": "d2", "kind": "exact", "level": "document", "size": 2, "preview": "Story",
+             "representative": {"id": "a", "similarity": 1.0},
+             "members": [{"id": "a", "similarity": 1.0}, {"id": "b", "similarity": 1.0}]}
+    later = {"id": "d2", "kind": "near", "level": "document", "size": 4, "preview": "Other",
+             "representative": {"id": "c", "similarity": 1.0},
+             "members": [{"id": "c", "similarity": 1.0}, {"id": "b", "similarity": 0.91, "archived": True},
+                         {"id": "a", "similarity": 0.88, "archived": True}, {"id": "d", "similarity": 0.85}]}
+    joined = joined_cluster([first, later])
+    assert joined["representative"] == {"id": "a", "similarity": 1.0} and joined["preview"] == "Story"
+    assert joined["members"] == [
+        {"id": "a", "similarity": 1.0}, {"id": "b", "similarity": 1.0},
+        {"id": "c", "similarity": 0.91, "compared_with": "b"},  # met the cluster through b
+        {"id": "d", "similarity": 0.85, "compared_with": "c"}]
+    assert (joined["kind"], joined["size"]) == ("near", 4)
+    assert joined_cluster([first, {**first, "members": [*first["members"], {"id": "b", "similarity": 1.0,
+                                                                             "archived": True}]}])["kind"] == "exact"
 
 
 def test_scan_in_batches_of_nothing_gives_one_empty_batch(tmp_path: Path) -> None:
