@@ -156,16 +156,21 @@ def one_command(corpus: Any, docs: int, batch: int, args: argparse.Namespace) ->
         if not args.keep_files:
             index.unlink()
     found = json.loads(report.read_text(encoding="utf-8"))
-    clusters = ids_to_indices(corpus.path, merged_clusters([found], {"exact", "near"}))
+    merged = merged_clusters([found], {"exact", "near"})
+    # The report's copy clusters against those clusters with overlapping ones merged: equal when
+    # every family of copies cut by the batches is shown as one cluster.
+    shown = sum(c["kind"] in ("exact", "near") for c in found["document_clusters"])
+    clusters = ids_to_indices(corpus.path, merged)
     quality = score(clusters, docs, Truth.load(corpus.truth_path), corpus.path, 0.8)
     result = {"corpus": corpus.name, "docs": docs, "batch": batch, "jobs": args.jobs, **run,
               "removed": found["stats"]["removable_documents"], "report_mb": round(report.stat().st_size / MB, 1),
-              "quality": quality}
+              "copy_clusters": shown, "copy_clusters_overlaps_merged": len(merged), "quality": quality}
     (work / "result.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     against = f" --index INDEX` (index {run['index_mb']:,} MB)" if args.with_index else "`"
     print(f"{docs:,} documents, one `dedupe clean --in-batches {batch:,}{against}: {run['seconds']:.0f} s, peak RSS "
           f"{run['max_rss_mb']:,} MB, {result['removed']:,} removed; planted-pair recall {quality['recall']:.3f}, "
-          f"precision {quality['precision']:.3f} ({quality['predicted_pairs']:,} pairs)")
+          f"precision {quality['precision']:.3f} ({quality['predicted_pairs']:,} pairs); {shown:,} copy clusters "
+          f"in the report, {len(merged):,} once overlapping ones are merged")
     return 0
 
 
