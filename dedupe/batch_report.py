@@ -112,6 +112,8 @@ class BatchReport:
 
     def add(self, result: ScanResult) -> None:
         """Count one batch in: its figures, chrome lines, sites, bad records and clusters."""
+        if self._joined:
+            raise RuntimeError("the report has been read: add every batch before reading it")
         self.batches += 1
         if self.settings is None:
             self.settings = dataclasses.asdict(result.settings)
