@@ -34,7 +34,7 @@ def line_keys(normalised: Sequence[str]) -> list[str]:
     if not kernels.AVAILABLE:
         return [line_key_of_normalised(norm) for norm in normalised]
     p = _packed(normalised)
-    buf, offsets = _ascii_line_keys(p.buf, p.offsets, p.modes, _PUNCT_TABLE)
+    buf, offsets = _ascii_line_keys(p.buf, p.offsets, p.modes, _KEY_CLASS)
     bounds = offsets.tolist()
     keys = [buf[a:b].tobytes() for a, b in pairwise(bounds)]
     if p.forms is not None:  # the other texts' keys were made as they were packed
@@ -59,9 +59,9 @@ class LineKeys:
 
 
 def line_keys_with_cues(normalised: Sequence[str] | Packed) -> LineKeys:
-    """The `LineKeys` of every text, counted in one compiled pass over the ASCII keys' bytes (each
-    short token looked up in a small hash table of the stop words' bytes); no string is made
-    for an ASCII key."""
+    """The `LineKeys` of every text, counted in one compiled pass over the batch (each ASCII key
+    made in a small scratch buffer, still in cache when its words are counted, each short token
+    looked up in a small hash table of the stop words' bytes); no string is made for an ASCII key."""
     if not kernels.AVAILABLE:
         assert not isinstance(normalised, Packed), "texts are packed only for the compiled kernels"
         keys = [line_key_of_normalised(norm) for norm in normalised]
@@ -73,9 +73,7 @@ def line_keys_with_cues(normalised: Sequence[str] | Packed) -> LineKeys:
                         np.fromiter((xxhash.xxh64_intdigest(key.encode("utf-8")) for key in keys), dtype=np.uint64,
                                     count=len(keys)))
     p = _packed(normalised)
-    buf, offsets = _ascii_line_keys(p.buf, p.offsets, p.modes, _PUNCT_TABLE)
-    chars = np.diff(offsets).astype(np.int32)  # ASCII: one byte per character
-    words, stops, hashes = _key_cues(buf, offsets, *_STOP_TABLE)
+    chars, words, stops, hashes = _ascii_key_cues(p.buf, p.offsets, p.modes, _KEY_CLASS, *_STOP_TABLE)
     if p.forms is not None:  # the other texts' keys were made as they were packed
         f = p.forms
         chars[p.unicode] = f.key_chars
@@ -109,83 +107,117 @@ _STOP_TABLE = _stop_table()
 
 if kernels.AVAILABLE:
     @_jit
+    def _cues(buf: np.ndarray, i: int, end: int, spelt: np.ndarray, starts: np.ndarray, table: np.ndarray,
+              longest: int) -> tuple[int, int]:  # pragma: no cover - compiled
+        """Words and stop words of the key buf[i:end] (space-separated tokens)."""
+        words = stops = 0
+        mask = len(table) - 1
+        while i < end:
+            while i < end and buf[i] == 32:
+                i += 1
+            if i == end:
+                break
+            j = i
+            h = _U64(0xCBF29CE484222325)
+            while j < end and buf[j] != 32:
+                h = (h ^ _U64(buf[j])) * _U64(0x100000001B3)
+                j += 1
+            words += 1
+            if j - i > longest:
+                i = j
+                continue
+            slot = h & _U64(mask)
+            while table[slot] != -1:
+                w = table[slot]
+                if starts[w + 1] - starts[w] == j - i:
+                    same = True
+                    for q in range(j - i):
+                        if spelt[starts[w] + q] != buf[i + q]:
+                            same = False
+                            break
+                    if same:
+                        stops += 1
+                        break
+                slot = (slot + _U64(1)) & _U64(mask)
+            i = j
+        return words, stops
+
+    @_jit
     def _key_cues(buf: np.ndarray, offsets: np.ndarray, spelt: np.ndarray, starts: np.ndarray,
                   table: np.ndarray, longest: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+        """Words, stop words and XXH64 of each key of a packed buffer of keys."""
         n_keys = len(offsets) - 1
         words = np.zeros(n_keys, dtype=np.int32)
         stops = np.zeros(n_keys, dtype=np.int32)
         hashes = np.empty(n_keys, dtype=np.uint64)
-        mask = len(table) - 1
         for k in range(n_keys):
-            i, end = offsets[k], offsets[k + 1]
-            hashes[k] = _xxh64(buf, i, end)
-            while i < end:
-                while i < end and buf[i] == 32:
-                    i += 1
-                if i == end:
-                    break
-                j = i
-                h = _U64(0xCBF29CE484222325)
-                while j < end and buf[j] != 32:
-                    h = (h ^ _U64(buf[j])) * _U64(0x100000001B3)
-                    j += 1
-                words[k] += 1
-                if j - i > longest:
-                    i = j
-                    continue
-                slot = h & _U64(mask)
-                while table[slot] != -1:
-                    w = table[slot]
-                    if starts[w + 1] - starts[w] == j - i:
-                        same = True
-                        for q in range(j - i):
-                            if spelt[starts[w] + q] != buf[i + q]:
-                                same = False
-                                break
-                        if same:
-                            stops[k] += 1
-                            break
-                    slot = (slot + _U64(1)) & _U64(mask)
-                i = j
+            hashes[k] = _xxh64(buf, offsets[k], offsets[k + 1])
+            words[k], stops[k] = _cues(buf, offsets[k], offsets[k + 1], spelt, starts, table, longest)
         return words, stops, hashes
 
 
-_PUNCT_TABLE = np.zeros(256, dtype=np.uint8)  # 1 for what `line_key` turns into spaces: ASCII punctuation...
-_PUNCT_TABLE[np.frombuffer(b"!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~", dtype=np.uint8)] = 1
-_PUNCT_TABLE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = 1  # ...and the ASCII whitespace `str.split` splits on
+_KEY_CLASS = np.zeros(256, dtype=np.uint8)  # each byte's part in a line key: 0 kept as it is,
+_KEY_CLASS[np.frombuffer(b"!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~", dtype=np.uint8)] = 1  # 1 a space (punctuation...
+_KEY_CLASS[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = 1  # ...and the ASCII whitespace `str.split` splits on),
+_KEY_CLASS[48:58] = 2  # 2 a digit (a run of them is one "0")
 
 if kernels.AVAILABLE:
     @_jit
+    def _ascii_key(buf: np.ndarray, i: int, end: int, key_class: np.ndarray, out: np.ndarray,
+                   n: int) -> int:  # pragma: no cover - compiled
+        """The key of the raw ASCII text buf[i:end] written at out[n:], returning where it ends: each
+        run of digits becomes one "0", punctuation a space, spaces collapsed and trimmed (the ASCII
+        branch of `line_key_of_normalised`, whose whitespace is single spaces)."""
+        begin = n
+        state = 0  # after a kept character (or at the start), 1 after spaces, 2 in a run of digits
+        for k in range(i, end):
+            c = buf[k]
+            part = key_class[c]
+            if part == 1:
+                state = 1
+                continue
+            if part == 2 and state == 2:
+                continue
+            if state == 1 and n > begin:
+                out[n] = 32
+                n += 1
+            out[n] = c if part == 0 else np.uint8(48)
+            n += 1
+            state = part
+        return n
+
+    @_jit
     def _ascii_line_keys(buf: np.ndarray, offsets: np.ndarray, modes: np.ndarray,
-                         punct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-        """Per raw ASCII text: each run of digits becomes one "0", punctuation a space, spaces
-        collapsed and trimmed (the ASCII branch of `line_key_of_normalised`, whose whitespace is
-        single spaces). Other texts get an empty range."""
+                         key_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+        """The key of each raw ASCII text (`_ascii_key`), packed; other texts get an empty range."""
         out = np.empty(len(buf), dtype=np.uint8)
         out_offsets = np.zeros(len(offsets), dtype=np.int64)
         n = 0
         for t in range(len(offsets) - 1):
-            begin = n
-            if modes[t] != _RAW_ASCII:
-                out_offsets[t + 1] = n
-                continue
-            pending_space = False
-            in_digits = False
-            for i in range(offsets[t], offsets[t + 1]):
-                c = buf[i]
-                if punct[c]:  # punctuation, or whitespace as `str.split` sees it
-                    pending_space = True
-                    in_digits = False
-                    continue
-                is_digit = bool(np.uint8(c - np.uint8(48)) < np.uint8(10))
-                if is_digit and in_digits:
-                    continue
-                if pending_space and n > begin:
-                    out[n] = 32
-                    n += 1
-                pending_space = False
-                out[n] = np.uint8(48) if is_digit else c
-                n += 1
-                in_digits = is_digit
+            if modes[t] == _RAW_ASCII:
+                n = _ascii_key(buf, offsets[t], offsets[t + 1], key_class, out, n)
             out_offsets[t + 1] = n
         return out[:n].copy(), out_offsets
+
+    @_jit
+    def _ascii_key_cues(buf: np.ndarray, offsets: np.ndarray, modes: np.ndarray, key_class: np.ndarray,
+                        spelt: np.ndarray, starts: np.ndarray, table: np.ndarray,
+                        longest: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+        """`LineKeys`' four numbers of each raw ASCII text's key, made one at a time in a scratch
+        buffer (ASCII: a character a byte); other texts get zeros."""
+        n_texts = len(offsets) - 1
+        chars = np.zeros(n_texts, dtype=np.int32)
+        words = np.zeros(n_texts, dtype=np.int32)
+        stops = np.zeros(n_texts, dtype=np.int32)
+        hashes = np.zeros(n_texts, dtype=np.uint64)
+        scratch = np.empty(4096, dtype=np.uint8)
+        for t in range(n_texts):
+            if modes[t] != _RAW_ASCII:
+                continue
+            if offsets[t + 1] - offsets[t] > len(scratch):  # a key is never longer than its text
+                scratch = np.empty(2 * (offsets[t + 1] - offsets[t]), dtype=np.uint8)
+            n = _ascii_key(buf, offsets[t], offsets[t + 1], key_class, scratch, 0)
+            chars[t] = n
+            hashes[t] = _xxh64(scratch, 0, n)
+            words[t], stops[t] = _cues(scratch, 0, n, spelt, starts, table, longest)
+        return chars, words, stops, hashes
