@@ -427,7 +427,8 @@ def test_line_key_cues_equal_splitting_looking_up_stop_words_and_hashing(texts: 
     from dedupe.normalize import line_key_of_normalised
     from dedupe.stopwords import ENGLISH_STOPWORDS
 
-    normalised = [normalize(t) for t in texts] + ["", "the the", "a b c", "ça the 12"]
+    normalised = [normalize(t) for t in texts] + ["", "the the", "a b c", "ça the 12", "Page 1,000 of 12 -- 5 hours",
+                                                  " ".join(["of the 2026, (nine)"] * 400)]  # past the scratch buffer
     got = kernels_lines.line_keys_with_cues(normalised)
     keys = [line_key_of_normalised(n) for n in normalised]
     assert got.chars.tolist() == [len(k) for k in keys]
