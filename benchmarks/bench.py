@@ -10,6 +10,7 @@ the results and the ratios dedupe is held to, and saves JSON + Markdown under be
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -534,8 +535,36 @@ def machine() -> dict[str, Any]:
     }
 
 
-def report(corpus: Corpus, docs: int, rows: list[Row], args: argparse.Namespace, ceiling: float | None) -> None:
-    """Print both tables (plus scaling, when other sizes were run) and save JSON + Markdown."""
+def median_runs(rounds: list[list[tuple[Row, list[list[int]] | None]]], ceilings: list[float | None]
+                ) -> tuple[list[Row], list[list[list[int]] | None], float | None, dict[str, list[float]]]:
+    """Of `--repeat` rounds of the same runs: each run's median round by total time (the row shown,
+    all its figures from that one run, with the spread of its totals in a note), the median
+    machine ceiling, and each ratio as measured within each round (peers of one round ran minutes
+    apart, so a round's ratio is less exposed to the machine's slow and fast phases)."""
+    rows, clusters = [], []
+    for k in range(len(rounds[0])):
+        tries = sorted((r[k] for r in rounds), key=lambda t: t[0].total if t[0].ok else float("inf"))
+        row, found = tries[(len(tries) - 1) // 2]
+        if len(tries) > 1 and row.ok:
+            totals = sorted(t[0].total for t in tries if t[0].ok)
+            row.notes.append(f"{len(tries)} runs: total {totals[0]:.2f}-{totals[-1]:.2f} s, the median run shown")
+        rows.append(row)
+        clusters.append(found)
+    known = sorted(c for c in ceilings if c is not None)
+    ceiling = known[(len(known) - 1) // 2] if known else None
+    spread: dict[str, list[float]] = {}
+    if len(rounds) > 1:
+        for r, c in zip(rounds, ceilings or [None] * len(rounds), strict=True):
+            for ratio in ratios([row for row, _ in r], c):
+                if ratio.ratio is not None:
+                    spread.setdefault(ratio.what, []).append(ratio.ratio)
+    return rows, clusters, ceiling, spread
+
+
+def report(corpus: Corpus, docs: int, rows: list[Row], args: argparse.Namespace, ceiling: float | None,
+           spread: dict[str, list[float]] | None = None) -> None:
+    """Print both tables (plus scaling, when other sizes were run) and save JSON + Markdown;
+    `spread`: each ratio as measured in each round of a `--repeat` run."""
     text_bytes = max((r.text_bytes / r.docs for r in rows if r.ok and r.docs and r.text_bytes), default=0.0)
     truth = Truth.load(corpus.truth_path) if corpus.truth_path else None
     header = f"corpus {corpus.name}: {docs:,} docs, {corpus.path.stat().st_size / MB:,.1f} MB"
@@ -562,6 +591,11 @@ def report(corpus: Corpus, docs: int, rows: list[Row], args: argparse.Namespace,
         print(f"  {n}")
 
     ratio_list = ratios(rows, ceiling)
+    for k, r in enumerate(ratio_list):
+        per_round = sorted((spread or {}).get(r.what, []))
+        if len(per_round) > 1:
+            within = f"in each of {len(per_round)} rounds: {', '.join(f'{x:.2f}x' for x in per_round)}"
+            ratio_list[k] = dataclasses.replace(r, note=f"{r.note}; {within}" if r.note else within)
     ratio_cols = ("comparison", "docs/s ratio", "docs/CPU-s ratio", "target", "verdict", "note")
     ratio_rows = [
         [
@@ -603,6 +637,8 @@ def report(corpus: Corpus, docs: int, rows: list[Row], args: argparse.Namespace,
             for r in rows
         ],
         "ratios": [{**asdict(r), "verdict": r.verdict} for r in ratio_list],
+        "repeat": args.repeat,
+        "ratios_by_round": spread or {},
     }
     base.with_suffix(".json").write_text(json.dumps(payload, indent=1))
     md = f"{header}\n\nmachine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, "
@@ -662,8 +698,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threshold", type=float, default=0.8)
     parser.add_argument("--out-dir", type=Path, default=OUT_DIR)
     parser.add_argument("--plain", action="store_true", help="plain-text tables instead of rich")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run every peer N times, in rounds; each row shows its median run")
     args = parser.parse_args(argv)
 
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     unknown = set(peers) - set(ALL_PEERS)
     if unknown:
@@ -681,20 +721,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"corpus: {size:,} docs (generated once, then reused from {args.out_dir})", file=sys.stderr)
             corpora.append((synthetic(size, args.seed, args.out_dir), size))
 
-    ceiling = None
-    if args.jobs != 1:
-        print(f"  measuring what {args.jobs} processes give this machine on ideal work ...", file=sys.stderr)
-        ceiling = parallel_ceiling(args.jobs)
     for corpus, docs in corpora:
-        rows: list[Row] = []
-        clusters: list[list[list[int]] | None] = []
-        for key in peers:
-            cap = samples.get(key, 0)
-            limit = cap if cap and cap < docs else None
-            for jobs in (1, args.jobs) if args.jobs != 1 and key in JOBS_PEERS else (1,):
-                row, found = run_peer(key, corpus, docs, limit, jobs, args)
-                rows.append(row)
-                clusters.append(found)
+        runs = [(key, jobs) for key in peers
+                for jobs in ((1, args.jobs) if args.jobs != 1 and key in JOBS_PEERS else (1,))]
+        rounds: list[list[tuple[Row, list[list[int]] | None]]] = []
+        ceilings: list[float | None] = []
+        for r in range(args.repeat):
+            if args.jobs != 1:
+                print(f"  measuring what {args.jobs} processes give this machine on ideal work ...", file=sys.stderr)
+                ceilings.append(parallel_ceiling(args.jobs))
+            # Every other round runs the peers in reverse, so a machine growing faster or slower
+            # over the run does not favour the peers that come first.
+            done = {}
+            for key, jobs in runs if r % 2 == 0 else runs[::-1]:
+                cap = samples.get(key, 0)
+                done[key, jobs] = run_peer(key, corpus, docs, cap if cap and cap < docs else None, jobs, args)
+            rounds.append([done[run] for run in runs])
+        rows, clusters, ceiling, spread = median_runs(rounds, ceilings)
         if corpus.truth_path is not None:
             # dedupe's recall on exactly the documents a sampled peer saw, for a like-for-like check
             truth = Truth.load(corpus.truth_path)
@@ -706,7 +749,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             row.recall_by_scope[scope] = score(found, scope, truth, corpus.path, args.threshold)[
                                 "recall"
                             ]
-        report(corpus, docs, rows, args, ceiling)
+        report(corpus, docs, rows, args, ceiling, spread)
     return 0
 
 
