@@ -227,8 +227,7 @@ class RecordsRead:
     def settle(self, docs: Sequence[Document], result: ScanResult) -> ScanResult:
         """`result` with every kept record that an earlier batch read already removed instead;
         the batch's records are remembered for the next ones."""
-        keys = np.frombuffer(b"".join(xxhash.xxh3_128_digest(utf8(d.id) + b"\0" + utf8(d.text)) for d in docs),
-                             dtype="V16")
+        keys = _keys(utf8(d.id) + b"\0" + utf8(d.text) for d in docs)
         result = self._resolved(docs, keys, result)
         kept = np.array([o.kept for o in result.outcomes], dtype=bool)
         self._kept = np.union1d(self._kept, keys[kept])
@@ -309,7 +308,7 @@ class ClusterIds:
         archived = [m.id for m in cluster.members if m.archived]
         if not archived or not len(self._keys):
             return None
-        keys = _id_keys(archived)
+        keys = _keys(map(utf8, archived))
         at = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
         found = self._numbers[at[self._keys[at] == keys]]
         return int(found.min()) if len(found) else None
@@ -317,16 +316,13 @@ class ClusterIds:
     def _remember(self, clusters: list[tuple[Cluster, int]]) -> None:
         if not clusters:
             return
-        keys = _id_keys([m.id for c, _ in clusters for m in c.members])
+        keys = _keys(utf8(m.id) for c, _ in clusters for m in c.members)
         numbers = np.repeat([n for _, n in clusters], [c.size for c, _ in clusters]).astype(np.int64)
-        keys = np.concatenate([self._keys, keys])
-        numbers = np.concatenate([self._numbers, numbers])
-        order = np.argsort(keys, kind="stable")  # the first number an id was met with stays first
-        keys, numbers = keys[order], numbers[order]
-        first = np.ones(len(keys), dtype=bool)
-        first[1:] = keys[1:] != keys[:-1]
-        self._keys, self._numbers = keys[first], numbers[first]
+        # Each id once, with the first number it was met with (earlier batches' before this one's).
+        self._keys, first = np.unique(np.concatenate([self._keys, keys]), return_index=True)
+        self._numbers = np.concatenate([self._numbers, numbers])[first]
 
 
-def _id_keys(ids: Sequence[str]) -> np.ndarray:
-    return np.frombuffer(b"".join(xxhash.xxh3_128_digest(utf8(i)) for i in ids), dtype="V16")
+def _keys(items: Iterable[bytes]) -> np.ndarray:
+    """A 128-bit key (xxh3) of each byte string, as one array of 16-byte values (sortable, comparable)."""
+    return np.frombuffer(b"".join(map(xxhash.xxh3_128_digest, items)), dtype="V16")
