@@ -54,10 +54,13 @@ class _Spool:
         order = np.lexsort((np.frombuffer(self.number, dtype=np.int64), -np.frombuffer(self.size, dtype=np.int64)))
         return [k for k in order.tolist() if k not in self.hidden] if self.hidden else order.tolist()
 
-    def join_parts(self) -> list[tuple[list[str], str]]:
-        """Join the entries spooled under one number into one entry (the parts hidden); returns
-        the parts' kinds and the joined cluster's kind, for each cluster joined."""
+    def join_parts(self, renamed: Mapping[int, int]) -> list[tuple[list[str], str]]:
+        """Join the entries spooled under one number (or under numbers `renamed` to it) into one
+        entry (the parts hidden); returns the parts' kinds and the joined cluster's kind, for
+        each cluster joined."""
         numbers = np.array(self.number, dtype=np.int64)  # a copy: the spool grows below
+        for old, new in renamed.items():
+            numbers[numbers == old] = new
         kinds: list[tuple[list[str], str]] = []
         if not len(numbers):
             return kinds
@@ -99,6 +102,7 @@ class BatchReport:
         self._chrome: dict[tuple[str, str], list[Any]] = {}  # (site, text) -> [pages, sample, reason]
         self.bad: list[BadRecord] = []
         self.batches = 0
+        self._renamed: dict[int, int] = {}  # document clusters joined into another: number -> its number
         self._joined = False
 
     def __enter__(self) -> BatchReport:
@@ -110,11 +114,13 @@ class BatchReport:
     def close(self) -> None:
         self._file.close()
 
-    def add(self, result: ScanResult) -> None:
-        """Count one batch in: its figures, chrome lines, sites, bad records and clusters."""
+    def add(self, result: ScanResult, joined: Mapping[str, str] | None = None) -> None:
+        """Count one batch in: its figures, chrome lines, sites, bad records and clusters. `joined`
+        gives the earlier document clusters joined into another so far (`batches.Batch.joined`)."""
         if self._joined:
             raise RuntimeError("the report has been read: add every batch before reading it")
         self.batches += 1
+        self._renamed.update((int(old[1:]), int(new[1:])) for old, new in (joined or {}).items())
         if self.settings is None:
             self.settings = dataclasses.asdict(result.settings)
         self.stats = _summed(self.stats, dataclasses.asdict(result.stats))
@@ -158,7 +164,7 @@ class BatchReport:
         self._joined = True
         for level, spool in self._spools.items():
             counts = self.stats[f"{level}_clusters"] if self.stats else None
-            for kinds, kind in spool.join_parts():
+            for kinds, kind in spool.join_parts(self._renamed if level == "document" else {}):
                 if counts is not None:
                     for part in kinds:
                         counts[part] -= 1
@@ -180,17 +186,23 @@ class BatchReport:
 
 
 def joined_cluster(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """One cluster of its parts from several batches (as the report encodes them), the first part's
-    representative and preview kept. A later part holds members of the earlier ones marked
-    archived; those are not repeated. Its other members' similarities were measured against its own
-    representative, named as `compared_with` where it is not the joined cluster's; the later
-    part's representative itself gets its similarity to the member it met the cluster through (its
-    most similar one already there)."""
+    """One cluster of its parts from several batches (as the report encodes them, in the order they
+    came), the first part's representative and preview kept. A later part holds members of the
+    earlier ones marked archived; those are not repeated. Its other members' similarities were
+    measured against its own representative, named as `compared_with` where it is not the joined
+    cluster's; the later part's representative itself gets its similarity to the member it met
+    the cluster through (its most similar one already there).
+
+    Parts under other ids are earlier clusters a later one joined (`batches.ClusterIds.joined`),
+    listed as `joined_ids`. Such a part can come before the part that joined it and then meets
+    nothing already there: its representative is linked through a member a later part holds (its
+    similarity to that member, measured in its own part, or the later part's to it)."""
     first = parts[0]
     joined = {**first, "members": [dict(m) for m in first["members"]]}
     representative = first["representative"]["id"]
     present = {m["id"] for m in joined["members"]}
-    for part in parts[1:]:
+    unlinked: list[tuple[int, dict[str, Any]]] = []  # (part, its representative's entry) met nothing
+    for k, part in enumerate(parts[1:], 1):
         own = part["representative"]
         met = [m for m in part["members"] if m.get("archived") and m["id"] in present]
         through = max(met, key=lambda m: m["similarity"]) if met else None
@@ -201,15 +213,37 @@ def joined_cluster(parts: list[dict[str, Any]]) -> dict[str, Any]:
             if m == own and through is not None:  # the part's representative: how it meets the cluster
                 member["similarity"] = through["similarity"]
                 compared_with = through["id"]
+            elif m == own:
+                unlinked.append((k, member))
+                compared_with = representative
             else:
                 compared_with = own["id"]
             if compared_with != representative:
                 member["compared_with"] = compared_with
             joined["members"].append(member)
             present.add(m["id"])
+    for k, member in unlinked:
+        _link(member, parts[k], parts[k + 1:])
+    others = {p["id"] for p in parts[1:]} - {first["id"]}
+    if others:
+        joined["joined_ids"] = sorted(others, key=lambda i: int(i[1:]))
     joined["kind"] = "exact" if all(p["kind"] == "exact" for p in parts) else "near"
     joined["size"] = len(joined["members"])
     return joined
+
+
+def _link(member: dict[str, Any], part: dict[str, Any], later: list[dict[str, Any]]) -> None:
+    """Give `member`, the representative of `part`, which met nothing when it was joined, its
+    similarity to a member of the cluster: the later part holding it archived, if one does, else
+    the member of `part` most similar to it that a later part holds."""
+    own = {m["id"]: m["similarity"] for m in part["members"]}
+    held = {m["id"]: (m["similarity"], p["representative"]["id"]) for p in later for m in p["members"]
+            if m.get("archived") and m["id"] in own}
+    if member["id"] in held:
+        member["similarity"], member["compared_with"] = held[member["id"]]
+    elif held:
+        best = max(sorted(held), key=lambda i: own[i])
+        member["similarity"], member["compared_with"] = own[best], best
 
 
 def _summed(total: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:

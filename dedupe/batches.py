@@ -17,8 +17,8 @@ What differs from one pass over the whole dump (README, "Dumps larger than memor
 - a site's chrome is learned from the pages read so far (each batch adds its statistics);
 - a later copy of an earlier batch's document is clustered with that document marked `archived`,
   as a nightly run's report does; that cluster takes the id of the earlier batch's cluster of the
-  document, and the report joins the two (`ClusterIds`, `batch_report`). Other ids run on from
-  batch to batch.
+  document, and the report joins the two (`ClusterIds`, `batch_report`); a later cluster meeting
+  two earlier ones joins them. Other ids run on from batch to batch.
 A record read again in a later batch is removed as one pass removes it, even where its chrome was
 stripped differently from the earlier copy's (`RecordsRead`).
 """
@@ -29,7 +29,7 @@ import contextlib
 import dataclasses
 import itertools
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -50,12 +50,14 @@ from .settings import Progress, Settings
 @dataclass(frozen=True, slots=True)
 class Batch:
     """One batch of a run in batches: its number (from 0), documents and scan result (with the run's
-    cluster ids, `ClusterIds`), and whether it is the last (not archived)."""
+    cluster ids, `ClusterIds`), whether it is the last (not archived), and the earlier clusters
+    joined so far (`ClusterIds.joined`: each joined id and the id it now goes by)."""
 
     number: int
     documents: list[Document]
     result: ScanResult
     last: bool = False
+    joined: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class BatchArchive(Archive, Protocol):
@@ -202,7 +204,7 @@ def scan_in_batches(documents: Iterable[Document], skipped: Callable[[], Sequenc
         seen_bad += len(bad)
         result = cluster_ids.assign(scan(docs, settings, bad=bad, progress=progress, archive=archive))
         result = records.settle(docs, result)
-        yield Batch(number, docs, result, last=ahead is None)
+        yield Batch(number, docs, result, last=ahead is None, joined=dict(cluster_ids.joined))
         if ahead is None:  # that was the last batch
             return
         del docs  # not held while the next batch is read and scanned
@@ -271,13 +273,18 @@ class ClusterIds:
     the report shows, and `BatchReport` joins the parts of one id into one cluster, as one pass
     over the whole dump would show it.
 
+    A later cluster that holds members of two or more earlier copy clusters joins them: it takes
+    the first one's id, and the others are joined into it (`joined`: each joined id and the id it
+    now goes by). Their members are looked up as that id from then on; the records removed in
+    their own batches still name their old ids, which the report lists on the joined cluster.
+
     Held per member of the earlier copy clusters: a 128-bit key of its id (xxh3) and its cluster's
-    number, 24 bytes. A later cluster meeting two earlier clusters takes the first one's id; the
-    other stays a cluster of its own."""
+    number, 24 bytes."""
 
     def __init__(self) -> None:
         self.documents = 0  # document clusters numbered so far
         self.paragraphs = 0
+        self.joined: dict[str, str] = {}  # a joined cluster's id -> the id it goes by
         self._keys = np.zeros(0, dtype="V16")  # sorted
         self._numbers = np.zeros(0, dtype=np.int64)
 
@@ -286,11 +293,13 @@ class ClusterIds:
         name them; its copy clusters' members are remembered for the next batches."""
         numbers = []
         for c in result.document_clusters:
-            earlier = self._earlier(c) if c.kind != "story" else None
-            if earlier is None:
+            earlier = self._earlier(c) if c.kind != "story" else []
+            if earlier:
+                self._join(earlier)
+                numbers.append(earlier[0])
+            else:
                 self.documents += 1
-                earlier = self.documents
-            numbers.append(earlier)
+                numbers.append(self.documents)
         ids = {c.id: f"d{n}" for c, n in zip(result.document_clusters, numbers, strict=True)}
         ids.update((c.id, f"p{self.paragraphs + k}") for k, c in enumerate(result.paragraph_clusters, 1))
         self.paragraphs += len(result.paragraph_clusters)
@@ -303,15 +312,25 @@ class ClusterIds:
                       for o in result.outcomes],
         )
 
-    def _earlier(self, cluster: Cluster) -> int | None:
-        """The number of the first earlier copy cluster holding one of `cluster`'s archived members."""
+    def _earlier(self, cluster: Cluster) -> list[int]:
+        """The numbers of the earlier copy clusters holding `cluster`'s archived members, smallest first."""
         archived = [m.id for m in cluster.members if m.archived]
         if not archived or not len(self._keys):
-            return None
+            return []
         keys = _keys(map(utf8, archived))
         at = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
-        found = self._numbers[at[self._keys[at] == keys]]
-        return int(found.min()) if len(found) else None
+        return np.unique(self._numbers[at[self._keys[at] == keys]]).tolist()
+
+    def _join(self, numbers: list[int]) -> None:
+        """Join the clusters `numbers` into the first of them (a rare case: about 1 cluster in
+        7,000 at 1M documents in batches of 100k, so a pass over the members each time will do)."""
+        into, others = numbers[0], numbers[1:]
+        if not others:
+            return
+        self._numbers[np.isin(self._numbers, others)] = into
+        renamed = {f"d{n}" for n in others}
+        self.joined = {old: f"d{into}" if new in renamed else new for old, new in self.joined.items()}
+        self.joined.update((name, f"d{into}") for name in renamed)
 
     def _remember(self, clusters: list[tuple[Cluster, int]]) -> None:
         if not clusters:

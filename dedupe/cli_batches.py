@@ -66,7 +66,7 @@ def scan_command(kw: dict[str, Any], json_path: str | None, top: int, quiet: boo
             batches = scan_in_batches(reader, lambda: reader.bad, settings, kw["in_batches"], archive, run.watch(tick))
             for batch in batches:
                 run.timer.enter("report")
-                report.add(batch.result)
+                report.add(batch.result, batch.joined)
                 del batch  # not held while the next batch is scanned
         run.totals = _totals(report)
         extra = _batches_extra(run, kw, report.batches)
@@ -142,7 +142,7 @@ def clean_command(kw: dict[str, Any], output: str, removed: str | None, stripped
                                           "cannot be a text folder; name a .jsonl output")
                     run.timer.enter("write")
                     outputs.write(batch.documents, batch.result, kw["text_field"], annotate)
-                    report.add(batch.result)
+                    report.add(batch.result, batch.joined)
                     if batch.last:
                         last = batch.result
                     del batch  # not held while the next batch is scanned

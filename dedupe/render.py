@@ -60,8 +60,9 @@ def clusters_block(clusters: list[Mapping[str, Any]], title: str, top: int, memb
                    total: int | None = None) -> Text:
     """Each cluster as a heading line (id, kind, size, representative's opening words) and one line
     per member with its similarity to the representative (or to the member it names: a cluster
-    joined across batches), marked when found in the index (and when archived there as a removed
-    copy, of which kept document); reads well in a narrow terminal too.
+    joined across batches, which also names the earlier clusters joined into it), marked when
+    found in the index (and when archived there as a removed copy, of which kept document); reads
+    well in a narrow terminal too.
     `total`: how many clusters there are, when `clusters` holds only the largest (a run in batches)."""
     out = Text()
     out.append(f"{title}\n", style="bold underline")
@@ -70,6 +71,8 @@ def clusters_block(clusters: list[Mapping[str, Any]], title: str, top: int, memb
         out.append(f"{c['kind']:<6}", style=_KIND_STYLE[c["kind"]])
         out.append(f"{c['size']} {c['level']}s  ", style="dim")
         out.append(f"\u201c{shown(c['preview'][:60])} \u2026\u201d\n", style="italic")
+        if c.get("joined_ids"):
+            out.append(f"      joined {', '.join(map(shown, c['joined_ids']))} of earlier batches\n", style="dim")
         for k, m in enumerate(c["members"][:member_limit]):
             where = f" #{m['paragraph']}" if "paragraph" in m else ""
             out.append(f"      {m['similarity']:.2f}  {shown(m['id'])}{where}")

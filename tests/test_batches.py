@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -18,7 +19,7 @@ from dedupe import Settings, scan
 from dedupe.batch_report import joined_cluster
 from dedupe.batches import ClusterIds, earlier_batches, scan_in_batches
 from dedupe.cli import main
-from dedupe.model import BadRecord, Document
+from dedupe.model import BadRecord, Cluster, Document, Member
 
 from .conftest import SEEDS, article, edit_words, random_text, site_dump
 
@@ -278,6 +279,80 @@ def test_joined_cluster_keeps_the_first_representative_and_names_what_later_memb
     assert (joined["kind"], joined["size"]) == ("near", 4)
     assert joined_cluster([first, {**first, "members": [*first["members"], {"id": "b", "similarity": 1.0,
                                                                              "archived": True}]}])["kind"] == "exact"
+
+
+def test_a_later_cluster_meeting_two_earlier_ones_joins_them(tmp_path: Path, rng: random.Random) -> None:
+    """Two stories sharing their first paragraphs, each with a copy, in two batches; then a copy of
+    those paragraphs alone, cut from the bottom of both, in a third. Its cluster holds both
+    earlier clusters' documents, so the report shows one cluster: each member once, the second
+    cluster's id listed as joined (its removed record names it), counted once; and no id sits
+    in two copy clusters."""
+    shared, ends = article(rng, 6), [article(rng, 4)[1:] for _ in range(2)]
+    stories = ["\n".join(shared + end) for end in ends]
+    records = []
+    for name, text in zip("ab", stories, strict=True):
+        records += [{"id": name, "site": f"{name}.example", "text": text},
+                    {"id": f"{name}-copy", "site": f"{name}-copy.example", "text": edit_words(rng, text, 0.005)}]
+    records.append({"id": "cut", "site": "cut.example", "text": "\n".join(shared)})
+    dump = write_jsonl(tmp_path / "dump.jsonl", records)
+    removed = tmp_path / "removed.jsonl"
+    assert run("clean", str(dump), "-o", str(tmp_path / "out.jsonl"), "--removed", str(removed), "--in-batches", "2",
+               "--json", str(tmp_path / "report.json"), "-q").exit_code == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    [joined] = [c for c in report["document_clusters"] if c["kind"] != "story"]
+    assert sorted(m["id"] for m in joined["members"]) == ["a", "a-copy", "b", "b-copy", "cut"]
+    assert joined["size"] == 5 and joined["joined_ids"] == ["d2"] and joined["id"] == "d1"
+    assert report["stats"]["document_clusters"]["near"] == 1
+    names = {joined["id"], *joined["joined_ids"]}
+    assert {r["id"] for r in read_jsonl(removed)} == {"a", "b", "cut"}
+    assert {r["cluster"] for r in read_jsonl(removed)} == names  # the second batch's record names d2
+    # The second cluster's representative met the cluster through the third batch's cut copy.
+    linked = {m["id"]: m for m in joined["members"]}
+    assert linked["b"]["compared_with"] == "cut" and 0.7 <= linked["b"]["similarity"] <= 1.0
+    assert "compared_with" not in linked["cut"]  # it met the first cluster's representative itself
+    shown = run("scan", str(dump), "--in-batches", "2", "--top", "1")
+    assert shown.exit_code == 0 and "joined d2 of earlier batches" in shown.output
+
+
+def test_cluster_ids_join_earlier_clusters_that_a_later_one_meets() -> None:
+    def copies(*ids: str, archived: tuple[str, ...] = ()) -> Cluster:
+        members = tuple(Member(i, 1.0, archived=i in archived) for i in ids)
+        return Cluster("d1", "near", "document", members[0], members, "")
+
+    def batch(*clusters: Cluster) -> list[str]:
+        result = scan([])
+        numbered = [dataclasses.replace(c, id=f"d{k}") for k, c in enumerate(clusters, 1)]  # as one batch's scan
+        return [c.id for c in ids.assign(dataclasses.replace(result, document_clusters=numbered)).document_clusters]
+
+    ids = ClusterIds()
+    assert batch(copies("a", "a2"), copies("b", "b2"), copies("c", "c2")) == ["d1", "d2", "d3"]
+    assert batch(copies("x", "b", "c2", archived=("b", "c2"))) == ["d2"] and ids.joined == {"d3": "d2"}
+    assert batch(copies("y", "a2", "c", archived=("a2", "c"))) == ["d1"]  # c's cluster is d2's now
+    assert ids.joined == {"d2": "d1", "d3": "d1"}
+    assert batch(copies("z", "x", archived=("x",)), copies("w", "w2")) == ["d1", "d4"]
+
+
+def test_joined_cluster_links_an_earlier_cluster_joined_by_a_later_part() -> None:
+    """The second part, an earlier cluster a later one joined, meets nothing when it comes: its
+    representative is linked through its member the later part holds."""
+    first = {"id": "d1", "kind": "near", "level": "document", "size": 2, "preview": "Story",
+             "representative": {"id": "a", "similarity": 1.0},
+             "members": [{"id": "a", "similarity": 1.0}, {"id": "a2", "similarity": 0.9}]}
+    other = {**first, "id": "d2", "representative": {"id": "b", "similarity": 1.0},
+             "members": [{"id": "b", "similarity": 1.0}, {"id": "b2", "similarity": 0.88}]}
+    bridge = {**first, "representative": {"id": "c", "similarity": 1.0},
+              "members": [{"id": "c", "similarity": 1.0}, {"id": "a", "similarity": 0.95, "archived": True},
+                          {"id": "b2", "similarity": 0.83, "archived": True}]}
+    joined = joined_cluster([first, other, bridge])
+    assert joined["members"] == [
+        {"id": "a", "similarity": 1.0}, {"id": "a2", "similarity": 0.9},
+        {"id": "b", "similarity": 0.88, "compared_with": "b2"}, {"id": "b2", "similarity": 0.88, "compared_with": "b"},
+        {"id": "c", "similarity": 0.95}]
+    assert (joined["id"], joined["joined_ids"], joined["size"]) == ("d1", ["d2"], 5)
+    held = joined_cluster([first, other, {**bridge, "members": [*bridge["members"],
+                                                                {"id": "b", "similarity": 0.81, "archived": True}]}])
+    assert held["members"][2] == {"id": "b", "similarity": 0.81, "compared_with": "c"}  # the later part held it
+    assert "joined_ids" not in joined_cluster([first, bridge])
 
 
 def test_scan_in_batches_of_nothing_gives_one_empty_batch(tmp_path: Path) -> None:
