@@ -63,6 +63,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     docs: int = 0
     text_bytes: int = 0
+    texts: Sequence[str] = ()  # counted into text_bytes once the clock has stopped (harness bookkeeping)
     rss_base: int | None = None
     wall: float | None = None  # when set, the peer's own timed part (the CLI's command alone)...
     cpu: float | None = None  # ...and the CPU seconds it used
@@ -331,7 +332,7 @@ def run_dedupe_full(corpus: Path, params: Params, stage: _Stages, out: Outcome) 
             (Path(tmp) / "report.json").write_bytes(report_json(report))  # (the CLI also fsyncs)
     out.cluster_ids = _document_clusters(report)
     out.docs = len(docs)
-    out.text_bytes = sum(len(d.text.encode("utf-8")) for d in docs)
+    out.texts = [d.text for d in docs]
 
 
 def run_dedupe_cli(corpus: Path, params: Params, stage: _Stages, out: Outcome) -> None:
@@ -436,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with stage("read"):
                 texts = read_texts(args.corpus, args.limit)
             out.docs = len(texts)
-            out.text_bytes = sum(len(t.encode("utf-8")) for t in texts)
+            out.texts = texts
             rss_after_read = sampler.sample()
             LIBRARY_PEERS[args.peer](texts, params, stage, out)
         result["status"] = "ok"
@@ -448,12 +449,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["reason"] = f"{type(exc).__name__}: {exc}"
         result["traceback"] = traceback.format_exc()
     total = time.perf_counter() - start if out.wall is None else out.wall
+    cpu = _cpu_seconds() - cpu_start if out.cpu is None else out.cpu
+    if out.texts and not out.text_bytes:  # the corpus's size in bytes, for MB/s: not the peer's work
+        out.text_bytes = sum(len(t.encode("utf-8")) for t in out.texts)
     peak = max(sampler.stop(), sampler.sample())
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     result.update(
         total=total,
-        cpu=_cpu_seconds() - cpu_start if out.cpu is None else out.cpu,
+        cpu=cpu,
         stages={**out.stages, **stage.times},
         docs=out.docs,
         text_bytes=out.text_bytes,
