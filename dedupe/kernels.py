@@ -719,7 +719,10 @@ def warm_up() -> None:
     kernels_lsh.band_keys(np.zeros((1, 4), dtype=np.uint32), 2, 2)
     kernels_lsh.bucket_pairs(np.zeros((2, 2), dtype=np.uint64), np.arange(2), 16, compact_from=0)  # with its compaction
     distinct_words(["a b"])
-    kernels_lines.line_keys_with_cues(["a 1 the", "ça"])  # "ça" also loads `unicode_forms`' kernel, builds its tables
+    kernels_lines.line_keys(["a 1 the"])
+    # "ça" also loads `unicode_forms`' kernel and builds its tables; a text past their two planes takes
+    # the Python path, whose keys come read-only (a kernel compiles once per array type)
+    kernels_lines.line_keys_with_cues(["a 1 the", "ça", "a \U00020000 b"])
     kernels_story.sorted_ranks(np.array([2, 1], dtype=np.uint64))
     for ids in (np.array([1, 0, 1], dtype=np.int32), np.array([1, 0, 1], dtype=np.int64)):
         kernels_story.row_counts(ids, np.array([0, 3], dtype=np.int64))
@@ -727,7 +730,7 @@ def warm_up() -> None:
                                     np.array([0, 1]))
     kernels_rows.mapped_kept(np.array([-1, 0], dtype=np.int32), np.array([1, 0], dtype=np.int32), np.array([0, 2]))
     kernels_rows.merged_signatures(np.zeros((2, 4), dtype=np.uint32), np.array([1]), np.array([0]), 1)
-    for dtype in (np.int32, np.int64, np.uint32):  # term ids; shingle hashes (`features` copies repeated lines')
+    for dtype in (np.int32, np.int64, np.uint32, np.uint64):  # term ids; shingle hashes (`features`, runs in batches)
         kernels_rows.gather_ranges(np.array([1, 0, 1], dtype=dtype), np.array([0]), np.array([3]))
     kernels_rows.shared_counts(np.zeros(1, dtype=np.uint32), np.array([0, 1], dtype=np.int64),
                                np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
