@@ -18,6 +18,9 @@ from typing import Any
 
 from . import kernels
 from .forkpool import CAN_FORK
+from .model import Document
+from .pipeline import scan
+from .settings import Settings
 
 _SAMPLE_WORDS = (
     "harbour", "council", "budget", "minister", "tunnel", "ferry", "bridge", "railway", "station", "airport",
@@ -52,7 +55,7 @@ def compiled_on_disk() -> bool:
 
 def _compile_in_child() -> None:
     pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child (coverage does not follow it)
+    if pid == 0:  # pragma: no cover - the child (coverage does not follow it); it dies with a Ctrl-C too
         code = 1
         try:
             _load()
@@ -63,15 +66,11 @@ def _compile_in_child() -> None:
 
 
 def _load() -> None:
-    from .model import Document
-    from .pipeline import scan
-    from .settings import Settings
-
     kernels.warm_up()
-    scan(_sample_documents(Document), Settings(jobs=1))
+    scan(sample_documents(), Settings(jobs=1))
 
 
-def _sample_documents(document: Any) -> list[Any]:
+def sample_documents() -> list[Document]:
     """A few pages of two sites: a shared chrome line, a copy, long paragraphs for the story
     stage, and text that is not ASCII."""
     words = _SAMPLE_WORDS
@@ -85,7 +84,7 @@ def _sample_documents(document: Any) -> list[Any]:
         ("b/1", "b.example", ["Home", story, other]),
         ("b/2", "b.example", ["Home", f"{other} {story}"]),
     ]
-    return [document(i, "\n\n".join(paragraphs), site=site) for i, site, paragraphs in pages]
+    return [Document(i, "\n\n".join(paragraphs), site=site) for i, site, paragraphs in pages]
 
 
 def _dispatchers() -> list[Any]:

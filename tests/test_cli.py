@@ -368,7 +368,8 @@ def test_lone_surrogates_in_texts_and_ids_are_scanned_reported_and_written_back(
     assert report["chrome"]["x.example"][0]["text"] == "Related \udc00 Articles"
     to_stdout = run("scan", str(source), "--site-field", "site", "--json", "-")
     on_stdout = json.loads(to_stdout.stdout_bytes)
-    assert to_stdout.exit_code == 0 and [k for k in report if on_stdout[k] != report[k]] == ["run_id", "timings"]
+    assert to_stdout.exit_code == 0 and on_stdout.keys() == report.keys()
+    assert [k for k in report if on_stdout[k] != report[k]] in (["run_id"], ["run_id", "timings"])  # timings may tie
     assert [len(c["members"]) for c in report["document_clusters"]] == [4]
     cleaned = tmp_path / "c.jsonl"
     assert run("clean", str(source), "--site-field", "site", "-q", "-o", str(cleaned)).exit_code == 0

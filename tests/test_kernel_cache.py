@@ -11,7 +11,6 @@ import pytest
 
 from dedupe import Settings, kernel_cache, kernels, scan
 from dedupe.forkpool import CAN_FORK
-from dedupe.model import Document
 
 pytestmark = pytest.mark.skipif(not (kernels.AVAILABLE and CAN_FORK), reason="needs numba and fork")
 
@@ -65,7 +64,7 @@ def test_a_child_that_fails_leaves_the_loading_to_this_process(loads: Path, monk
 def test_the_sample_goes_through_every_stage() -> None:
     """The built-in pages call the kernels as a run does: chrome, exact and near copies, story
     terms, text that is not ASCII."""
-    docs = kernel_cache._sample_documents(Document)
+    docs = kernel_cache.sample_documents()
     result = scan(docs, Settings(jobs=1))
     assert result.stats.chrome_paragraphs > 0
     assert {c.kind for c in result.document_clusters} >= {"exact", "near"}
