@@ -14,6 +14,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from . import kernel_cache
 from .clean import check_site_removals
 from .cli_index import unattended_run
 from .dask_io import dask_scheduler, expand_inputs, require_dask
@@ -42,6 +43,14 @@ def _scan(kw: dict[str, Any], paths: list[str], collect: bool = False) -> Any:
     return scan_dask(paths, _settings(kw), _read_options(kw), DaskOptions(collect_outcomes=collect))
 
 
+def _kernels_ready(spec: str) -> None:
+    """A scheduler on this machine runs the kernels in this process or in workers started from
+    this install: make them ready here first (on a first run, compiled once, in a child, rather
+    than mid-run or once in each worker). A remote cluster's workers have their own cache."""
+    if "://" not in spec:
+        kernel_cache.prepare()
+
+
 def _extra(scan: Any) -> dict[str, Any]:
     return {"engine": {"name": "dask", "stage_timings": scan.timings,
                        "components": {k: {"method": r.method, "edges": r.edges, "iterations": r.iterations}
@@ -63,6 +72,7 @@ def scan_command(kw: dict[str, Any], json_path: str | None, top: int, quiet: boo
     from .cli import _settings, _write_json_report
 
     paths = _expanded_inputs(kw, json_path)
+    _kernels_ready(kw["scheduler"] or "sync")
     with unattended_run("scan", None, _settings(kw), log_format=log_format, quiet=quiet, writer=False) as run:
         with dask_scheduler(kw["scheduler"] or "sync"):
             scan = _scan(kw, paths)
@@ -84,6 +94,7 @@ def clean_command(kw: dict[str, Any], output: str, removed: str | None, stripped
         if path == "-":
             raise DedupeError("--engine dask writes folders of shards, not standard output (-)")
     paths = _expanded_inputs(kw, output, removed, stripped, json_path)
+    _kernels_ready(kw["scheduler"] or "sync")
     with unattended_run("clean", None, _settings(kw), log_format=log_format, quiet=quiet, writer=True) as run:
         with dask_scheduler(kw["scheduler"] or "sync"):
             scan = _scan(kw, paths)

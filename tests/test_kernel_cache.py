@@ -69,3 +69,13 @@ def test_the_sample_goes_through_every_stage() -> None:
     assert result.stats.chrome_paragraphs > 0
     assert {c.kind for c in result.document_clusters} >= {"exact", "near"}
     assert any(not d.text.isascii() for d in docs)
+
+
+def test_the_dask_engine_makes_them_ready_for_schedulers_on_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dedupe import cli_dask
+
+    calls: list[str] = []
+    monkeypatch.setattr(kernel_cache, "prepare", lambda: calls.append("prepared"))
+    for spec in ("sync", "processes", "local:2", "tcp://scheduler.example:8786"):
+        cli_dask._kernels_ready(spec)
+    assert calls == ["prepared"] * 3  # a remote cluster's workers have their own cache
