@@ -455,9 +455,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["traceback"] = traceback.format_exc()
     total = time.perf_counter() - start if out.wall is None else out.wall
     cpu = _cpu_seconds() - cpu_start if out.cpu is None else out.cpu
+    peak = max(sampler.stop(), sampler.sample())
     if out.texts and not out.text_bytes:  # the corpus's size in bytes, for MB/s: not the peer's work
         out.text_bytes = sum(len(t.encode("utf-8")) for t in out.texts)
-    peak = max(sampler.stop(), sampler.sample())
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     result.update(
