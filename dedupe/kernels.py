@@ -239,7 +239,7 @@ def pack_paragraphs(texts: Sequence[str]) -> Packed:
     if not AVAILABLE:
         raise RuntimeError("numba is not available")
     joined, offsets, modes, forms = _packed_parts(texts, normalised=False)
-    buf, offsets = _normalised_ascii(joined, offsets, modes, _SPACE_TABLE)
+    buf, offsets = _normalised_ascii(joined, offsets, modes, _SPACE_TABLE, _LOWER_TABLE)
     return Packed(buf, offsets, modes, np.flatnonzero(modes).astype(np.int64), forms)
 
 
@@ -249,6 +249,8 @@ def _packed(texts: Sequence[str] | Packed) -> Packed:
 
 _SPACE_TABLE = np.zeros(256, dtype=np.uint8)  # the ASCII whitespace `str.split` splits on
 _SPACE_TABLE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = 1
+_LOWER_TABLE = np.arange(256, dtype=np.uint8)  # each byte lower-cased (ASCII letters only)
+_LOWER_TABLE[65:91] += 32
 
 def _joined(parts: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """Byte strings as one buffer the kernels read, with each one's offsets into it."""
@@ -544,12 +546,12 @@ if AVAILABLE:
 
 if AVAILABLE:
     @_jit
-    def _normalised_ascii(buf: np.ndarray, offsets: np.ndarray, modes: np.ndarray,
-                          space: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    def _normalised_ascii(buf: np.ndarray, offsets: np.ndarray, modes: np.ndarray, space: np.ndarray,
+                          lower: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
         """Raw ASCII texts lower-cased, their whitespace runs one space, trimmed; other texts as they are."""
         out = np.empty(len(buf), dtype=np.uint8)
         out_offsets = np.zeros(len(offsets), dtype=np.int64)
-        m = 0
+        m = np.int64(0)
         for t in range(len(offsets) - 1):
             begin = m
             if modes[t] != _RAW_ASCII:
@@ -558,18 +560,19 @@ if AVAILABLE:
                     m += 1
                 out_offsets[t + 1] = m
                 continue
-            pending = False
+            # Branch-free (spaces fall every few bytes, too often to predict): each byte writes a
+            # space where a whitespace run ended after some text, then itself lower-cased, and
+            # only what is kept moves `m` on. Neither write passes byte i (the output is never
+            # longer than what has been read), so both stay inside `out`.
+            after_space = np.int64(0)
             for i in range(offsets[t], offsets[t + 1]):
                 c = buf[i]
-                if space[c]:
-                    pending = True
-                    continue
-                if pending and m > begin:
-                    out[m] = 32
-                    m += 1
-                pending = False
-                out[m] = c + np.uint8(32) if np.uint8(c - np.uint8(65)) < np.uint8(26) else c
-                m += 1
+                sp = np.int64(space[c])
+                out[m] = 32
+                m += after_space & (sp ^ 1) & np.int64(m > begin)
+                out[m] = lower[c]
+                m += sp ^ 1
+                after_space = sp
             out_offsets[t + 1] = m
         return out[:m], out_offsets  # a view: see kernels_story._prefix_cut
 
