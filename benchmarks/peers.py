@@ -435,6 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # by its import: both are start-up, before the clock (the CLI row keeps its start-up in)
         with contextlib.suppress(Exception):
             began = time.perf_counter()
+            if args.peer == "dedupe-full" and importlib.util.find_spec("dedupe.allocator"):
+                # as `scan` and `clean` set the process up: freed blocks kept for reuse
+                importlib.import_module("dedupe.allocator").reuse_freed_blocks()
             if args.peer == "dedupe-full" and importlib.util.find_spec("dedupe.kernel_cache"):
                 # as `scan` and `clean` make them ready (on a first run, compiled in a child process)
                 importlib.import_module("dedupe.kernel_cache").prepare()

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from . import __version__, cli_batches, cli_dask, kernel_cache
+from . import __version__, allocator, cli_batches, cli_dask, kernel_cache
 from .clean import (
     check_removal_guard,
     output_files,
@@ -231,6 +231,7 @@ def scan_command(json_path: str | None, top: int, quiet: bool, index_path: str |
     if kw["engine"] == "dask":
         cli_dask.scan_command(kw, json_path, top, quiet, log_format)
         return
+    allocator.reuse_freed_blocks()
     kernel_cache.prepare()
     if kw["in_batches"]:
         cli_batches.scan_command(kw, json_path, top, quiet, index_path, log_format)
@@ -273,6 +274,7 @@ def clean_command(output: str, removed: str | None, stripped: str | None, annota
     if kw["engine"] == "dask":
         cli_dask.clean_command(kw, output, removed, stripped, annotate, max_removed, json_path, top, quiet, log_format)
         return
+    allocator.reuse_freed_blocks()
     kernel_cache.prepare()
     if kw["in_batches"]:
         cli_batches.clean_command(kw, output, removed, stripped, annotate, max_removed, json_path, top, quiet,
