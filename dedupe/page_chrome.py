@@ -86,10 +86,21 @@ def strip_chrome(docs: Sequence[Document], groups: list[str],
     statistics (classification also uses what earlier runs `learned`)."""
     if not settings.chrome:
         return np.zeros(len(feats.doc), dtype=bool), StrippedStore.empty(docs), None
-    stats = page_stats(docs, groups, feats)
-    known = stats if learned is None else learned.merge(stats)
-    mask, stripped = classify_pages(docs, feats, known)
-    return mask, stripped, stats
+    if learned is not None:
+        stats = page_stats(docs, groups, feats)
+        mask, stripped = classify_pages(docs, feats, learned.merge(stats))
+        return mask, stripped, stats
+    # Only this run's pages: every paragraph's recurrence from one sort of the run's own triples,
+    # as the statistics would answer it key by key (`chrome.page_recurrences`); the statistics
+    # themselves are built only if asked for whole (an index storing them).
+    sites = [d.site for d in docs]
+    tracked = chrome_stage.ChromeStats().tracked_lengths(feats.key_chars)
+    page, hashes = feats.doc[tracked], feats.key_hashes[tracked]
+    lazy = chrome_stage.PagesChrome(sites, groups, page, hashes)
+    recurrences = np.zeros(len(feats.doc), dtype=np.int64)
+    recurrences[tracked] = chrome_stage.page_recurrences(sites, groups, page, hashes, lazy.k)
+    mask, stripped = classify_pages(docs, feats, lazy, recurrences)
+    return mask, stripped, lazy
 
 
 def page_stats(docs: Sequence[Document], groups: Sequence[str], feats: ParagraphFeatures) -> chrome_stage.ChromeStats:
@@ -101,18 +112,19 @@ def page_stats(docs: Sequence[Document], groups: Sequence[str], feats: Paragraph
     return stats
 
 
-def classify_pages(docs: Sequence[Document], feats: ParagraphFeatures,
-                   known: chrome_stage.ChromeStats) -> tuple[np.ndarray, StrippedStore]:
+def classify_pages(docs: Sequence[Document], feats: ParagraphFeatures, known: chrome_stage.ChromeStats,
+                   recurrences: np.ndarray | None = None) -> tuple[np.ndarray, StrippedStore]:
     """Chrome flag per paragraph and the stripped paragraphs, given the site statistics: per
     document only, so any engine can run it wherever the documents are. The verdicts come from the
     features' cues, compiled, a span of documents at a time; no text is read (the stripped
     paragraphs are kept as where they lie). (Statistics backed by an index may query its database
-    connection, so they are read in this process.)"""
+    connection, so they are read in this process.) `recurrences`, when given, is every paragraph's
+    recurrence as `known` would answer it (worked out already), and `known` then only counts sites."""
     mask = np.zeros(len(feats.doc), dtype=bool)
     bounds = np.searchsorted(feats.doc, np.arange(len(docs) + 1))
     spans = [(lo, min(len(docs), lo + _CHROME_SPAN)) for lo in range(0, len(docs), _CHROME_SPAN)]
     worded: dict[tuple[int, int, str], int] = {}
-    found = [_classify_span(docs, feats, bounds, known, worded, *span) for span in spans]
+    found = [_classify_span(docs, feats, bounds, known, recurrences, worded, *span) for span in spans]
     rows = np.concatenate([r for r, _ in found] or [np.zeros(0, dtype=np.int64)])
     mask[rows] = True
     columns = {name: getattr(feats, name)[rows] for name in ("index", "line", "end", "start", "stop", "chars")}
@@ -121,19 +133,10 @@ def classify_pages(docs: Sequence[Document], feats: ParagraphFeatures,
     return mask, StrippedStore(docs, feats.doc[rows], columns, reason_ids, reasons)
 
 
-_CHROME_SPAN = 2000  # documents per call of the compiled classification (bounds its scratch arrays)
-
-
-def _classify_span(docs: Sequence[Document], feats: ParagraphFeatures, bounds: np.ndarray,
-                   known: chrome_stage.ChromeStats, worded: dict[tuple[int, int, str], int], first: int,
-                   last: int) -> tuple[np.ndarray, np.ndarray]:
-    """The chrome paragraphs of documents [first, last), as ascending rows of the features, and the
-    reason for each as its number in `worded`, one per distinct (verdict, recurrence, site) (a
-    site's chrome lines share a handful), which numbers new ones as they come."""
-    lo, hi = int(bounds[first]), int(bounds[last])
-    sites = [docs[d].site for d in range(first, last)]
-    groups = [known.site_groups(site) for site in sites]
-    page_bounds = bounds[first : last + 1] - lo
+def _span_recurrences(feats: ParagraphFeatures, known: chrome_stage.ChromeStats, sites: list[str],
+                      page_bounds: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """The recurrence of paragraphs [lo, hi) (the pages of `sites`), asked of `known` a run of pages
+    of one site at a time."""
     tracked = np.flatnonzero(known.tracked_lengths(feats.key_chars[lo:hi]))
     hashes = feats.key_hashes[lo:hi][tracked].tolist()
     cuts = np.searchsorted(tracked, page_bounds).tolist()  # each page's tracked keys
@@ -145,6 +148,24 @@ def _classify_span(docs: Sequence[Document], feats: ParagraphFeatures, bounds: n
             if a < b:
                 recs[tracked[a:b]] = known.recurrences_of_hashes(sites[run], hashes[a:b])
             run = p
+    return recs
+
+
+_CHROME_SPAN = 2000  # documents per call of the compiled classification (bounds its scratch arrays)
+
+
+def _classify_span(docs: Sequence[Document], feats: ParagraphFeatures, bounds: np.ndarray,
+                   known: chrome_stage.ChromeStats, recurrences: np.ndarray | None,
+                   worded: dict[tuple[int, int, str], int], first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+    """The chrome paragraphs of documents [first, last), as ascending rows of the features, and the
+    reason for each as its number in `worded`, one per distinct (verdict, recurrence, site) (a
+    site's chrome lines share a handful), which numbers new ones as they come."""
+    lo, hi = int(bounds[first]), int(bounds[last])
+    sites = [docs[d].site for d in range(first, last)]
+    groups = [known.site_groups(site) for site in sites]
+    page_bounds = bounds[first : last + 1] - lo
+    recs = (recurrences[lo:hi] if recurrences is not None
+            else _span_recurrences(feats, known, sites, page_bounds, lo, hi))
     codes = chrome_compiled.classify_pages(feats.line_flags[lo:hi], feats.chars[lo:hi], feats.key_words[lo:hi],
                                            feats.key_stops[lo:hi], recs, page_bounds,
                                            np.array(groups, dtype=np.int64))

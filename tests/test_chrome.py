@@ -298,3 +298,83 @@ def test_text_flags_of_a_batch_equal_each_lines_flags_however_often_lines_repeat
         for batch in (texts, texts[::-1], texts):
             assert chrome.text_flags_of(batch) == [chrome.text_flags(t) for t in batch]
             assert len(chrome._FLAGS) <= limit + len(batch)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a.com", "b.org", ""]), st.integers(0, 12),
+                          st.lists(st.integers(0, 6), max_size=6)), max_size=40),
+       st.integers(1, 5))
+def test_page_recurrences_answer_as_the_statistics_do(pages: list[tuple[str, int, list[int]]], k: int) -> None:
+    """Every key's recurrence worked out from one sort equals the statistics' answer, the sketch's
+    estimate included (a small k puts many keys past it), whatever the order of the pages."""
+    import numpy as np
+
+    from dedupe.chrome import page_recurrences
+
+    sites = [site for site, _, _ in pages]
+    groups = [f"g{group}" for _, group, _ in pages]
+    page = np.array([p for p, (_, _, keys) in enumerate(pages) for _ in keys], dtype=np.int64)
+    hashes = np.array([7919 * key + 3 for _, _, keys in pages for key in keys], dtype=np.uint64)
+    stats = ChromeStats(k=k)
+    stats.add_hashed_pages(sites, groups, page, hashes)
+    got = page_recurrences(sites, groups, page, hashes, k)
+    assert got.tolist() == [stats.recurrence_of_hash(sites[p], h) for p, h in zip(page.tolist(), hashes.tolist(),
+                                                                                 strict=True)]
+
+
+def test_page_recurrences_estimate_a_key_met_in_more_groups_than_the_sketch_holds() -> None:
+    import numpy as np
+
+    from dedupe.chrome import page_recurrences
+
+    sites, groups = ["a.com"] * 40, [f"g{p}" for p in range(40)]
+    page, hashes = np.arange(40, dtype=np.int64), np.full(40, 5, dtype=np.uint64)  # one key on every page
+    stats = ChromeStats(k=4)
+    stats.add_hashed_pages(sites, groups, page, hashes)
+    got = page_recurrences(sites, groups, page, hashes, 4)
+    assert set(got.tolist()) == {stats.recurrence_of_hash("a.com", 5)}
+    assert got[0] not in (4, 40)  # an estimate, neither the sketch's size nor the exact count
+
+
+def test_pages_chrome_answers_site_groups_unbuilt_and_is_the_eager_statistics_when_built() -> None:
+    import numpy as np
+
+    from dedupe.chrome import PagesChrome
+
+    sites = ["a.com", "a.com", "b.org", "a.com"]
+    groups = ["g1", "g1", "g2", "g3"]
+    page = np.array([0, 0, 1, 2, 3, 3], dtype=np.int64)
+    hashes = np.array([10, 11, 10, 12, 10, 13], dtype=np.uint64)
+    eager = ChromeStats()
+    eager.add_hashed_pages(sites, groups, page, hashes)
+    lazy = PagesChrome(sites, groups, page, hashes)
+    assert [lazy.site_groups(s) for s in ("a.com", "b.org", "c.net")] == [2, 1, 0]
+    assert lazy._full is None  # not built by that
+    assert lazy == eager and lazy.recurrence_of_hash("a.com", 10) == 2
+    assert lazy.merge(ChromeStats()) == eager
+
+
+def test_a_scan_without_an_index_strips_what_the_eager_statistics_would() -> None:
+    """The scan's chrome verdicts with each paragraph's recurrence worked out at once are those of
+    the statistics asked key by key (the path a scan against an index still takes)."""
+    from dedupe import page_chrome
+    from dedupe.settings import Settings
+
+    chrome_line = "Sign up for our newsletter and get the latest stories"
+    docs = [Document(f"d{k}", "\n\n".join([f"Story {k} opens with a line of its own about item {k}.",
+                                             chrome_line, "Related Articles", f"Body text number {k} " * 12]),
+                     site="news.example") for k in range(12)]
+    result = scan(docs, Settings(story=False))
+    assert result.stats.chrome_paragraphs >= 24
+    with pytest.MonkeyPatch.context() as m:  # the statistics asked key by key, as with an archive
+
+        def key_by_key(docs, groups, feats, settings, learned):  # type: ignore[no-untyped-def]
+            stats = page_chrome.page_stats(docs, groups, feats)
+            mask, stripped = page_chrome.classify_pages(docs, feats, stats)
+            return mask, stripped, stats
+
+        m.setattr(page_chrome, "strip_chrome", key_by_key)
+        eager = scan(docs, Settings(story=False))
+    stripped = [list(o.stripped) for o in result.outcomes]
+    assert stripped == [list(o.stripped) for o in eager.outcomes] and all(stripped)
+    assert result.chrome_stats == eager.chrome_stats
