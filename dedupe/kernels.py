@@ -378,7 +378,8 @@ if AVAILABLE:
 
     @_jit
     def _sort_u32(a: np.ndarray, n: int, tmp: np.ndarray, count: np.ndarray) -> None:
-        """Sort a[:n] in place: insertion sort when short, else an LSD radix sort (4 passes of 8 bits).
+        """Sort a[:n] in place: insertion sort when short, else an LSD radix sort (4 passes of 8 bits,
+        less a pass on a byte every value shares: term ids below 2^16 take two).
 
         np.sort (a quicksort) took as long as all the hashing on document-sized inputs.
         """
@@ -399,20 +400,26 @@ if AVAILABLE:
             count[2, (x >> 16) & 0xFF] += 1
             count[3, x >> 24] += 1
         src, dst = a, tmp
+        moved = 0
         for p in range(4):
             c = count[p]
+            shift = 8 * p
+            if c[(src[0] >> shift) & 0xFF] == n:  # every value has this byte alike (small ids' high
+                continue  # bytes): the pass would leave the order as it is
             total = 0
             for d in range(256):
                 k = c[d]
                 c[d] = total
                 total += k
-            shift = 8 * p
             for i in range(n):
                 x = src[i]
                 d = (x >> shift) & 0xFF
                 dst[c[d]] = x
                 c[d] += 1
-            src, dst = dst, src  # after an even number of passes the result is back in `a`
+            src, dst = dst, src
+            moved += 1
+        if moved % 2:  # after an odd number of passes the result is in `tmp`
+            a[:n] = tmp[:n]
 
     @_jit
     def _word_hashes(buf: np.ndarray, lo: int, hi: int, mode: int, fold_case: int, low: np.ndarray,
