@@ -147,6 +147,30 @@ def _smallest_per_run(outer: np.ndarray, inner: np.ndarray, values: np.ndarray,
     return zip(o[starts].tolist(), i[starts].tolist(), (tuple(kept[a:b]) for a, b in bounds), strict=True)
 
 
+class _NumberedPages(NamedTuple):
+    """Pages as numbers: the sites in the order first met, and per page its site's place among them
+    and its copy group's hash (the value a site's and a key's sketches keep)."""
+
+    names: list[str]
+    site_of: np.ndarray  # int64 per page
+    group_of: np.ndarray  # uint64 per page
+
+
+def _numbered_pages(sites: Sequence[str], groups: Sequence[str | int]) -> _NumberedPages:
+    numbers: dict[str, int] = {}
+    site_of = np.fromiter((numbers.setdefault(site, len(numbers)) for site in sites), dtype=np.int64,
+                          count=len(sites))
+    group_of = np.fromiter((_hash(f"group:{g}") for g in groups), dtype=np.uint64, count=len(groups))
+    return _NumberedPages(list(numbers), site_of, group_of)
+
+
+def _site_sketches(pages: _NumberedPages, k: int) -> Iterable[tuple[int, tuple[int, ...]]]:
+    """Each site's number and the KMV sketch of its pages' groups."""
+    for number, _, sketch in _smallest_per_run(pages.site_of, np.zeros(len(pages.site_of), dtype=np.uint64),
+                                               pages.group_of, k):
+        yield number, sketch
+
+
 def page_recurrences(sites: Sequence[str], groups: Sequence[str | int], page: np.ndarray, hashes: np.ndarray,
                      k: int) -> np.ndarray:
     """For each key hash `hashes[r]` of page `page[r]`, its recurrence on that page's site among these
@@ -154,10 +178,11 @@ def page_recurrences(sites: Sequence[str], groups: Sequence[str | int], page: np
     into empty statistics of this `k`. Worked out from one sort of the (site, key, group) triples,
     with no sketch per key and no dictionary: a key met in fewer than k groups recurs in as many as
     it is met in; only keys met in k or more (a site's chrome) get their sketch's estimate."""
-    numbers: dict[str, int] = {}
-    site_of = np.fromiter((numbers.setdefault(site, len(numbers)) for site in sites), dtype=np.int64,
-                          count=len(sites))[page]
-    group_of = np.fromiter((_hash(f"group:{g}") for g in groups), dtype=np.uint64, count=len(groups))[page]
+    return _row_recurrences(_numbered_pages(sites, groups), page, hashes, k)
+
+
+def _row_recurrences(pages: _NumberedPages, page: np.ndarray, hashes: np.ndarray, k: int) -> np.ndarray:
+    site_of, group_of = pages.site_of[page], pages.group_of[page]
     keys = hashes.astype(np.uint64, copy=False)
     order = np.lexsort((group_of, keys, site_of))
     o, h, g = site_of[order], keys[order], group_of[order]
@@ -246,17 +271,17 @@ class ChromeStats:
             for p, (site, group) in enumerate(zip(sites, groups, strict=True)):
                 self.add_hashed_page(site, group, by_page[cuts[p] : cuts[p + 1]])
             return
-        numbers: dict[str, int] = {}
-        site_of = np.fromiter((numbers.setdefault(site, len(numbers)) for site in sites), dtype=np.int64,
-                              count=len(sites))
-        group_of = np.fromiter((_hash(f"group:{g}") for g in groups), dtype=np.uint64, count=len(groups))
-        entries = [_Site() for _ in numbers]
-        for number, _, sketch in _smallest_per_run(site_of, np.zeros(len(sites), dtype=np.uint64), group_of, self.k):
+        self._add_numbered(_numbered_pages(sites, groups), page, hashes)
+
+    def _add_numbered(self, pages: _NumberedPages, page: np.ndarray, hashes: np.ndarray) -> None:
+        """`add_hashed_pages` into empty statistics, the pages numbered already."""
+        entries = [_Site() for _ in pages.names]
+        for number, sketch in _site_sketches(pages, self.k):
             entries[number].groups = sketch
-        for number, key, sketch in _smallest_per_run(site_of[page], hashes.astype(np.uint64), group_of[page],
-                                                     self.k):
+        for number, key, sketch in _smallest_per_run(pages.site_of[page], hashes.astype(np.uint64),
+                                                     pages.group_of[page], self.k):
             entries[number].keys[key] = sketch
-        self._sites.update(zip(numbers, entries, strict=True))
+        self._sites.update(zip(pages.names, entries, strict=True))
 
     def tracks(self, key: str) -> bool:
         """Whether recurrence of `key` is counted: empty keys and keys of long lines are not."""
@@ -411,15 +436,16 @@ class PagesChrome(DeferredChrome):
     def __init__(self, sites: Sequence[str], groups: Sequence[str | int], page: np.ndarray, hashes: np.ndarray,
                  k: int = 32, max_key_chars: int = 4000) -> None:
         super().__init__(k, max_key_chars)
-        self._pages: tuple[list[str], list[str | int], np.ndarray, np.ndarray] | None = (
-            list(sites), list(groups), page, hashes)
-        numbers: dict[str, int] = {}
-        site_of = np.fromiter((numbers.setdefault(site, len(numbers)) for site in sites), dtype=np.int64,
-                              count=len(sites))
-        group_of = np.fromiter((_hash(f"group:{g}") for g in groups), dtype=np.uint64, count=len(groups))
-        names = list(numbers)
-        self._site_groups = {names[number]: _estimate(sketch, k) for number, _, sketch in
-                             _smallest_per_run(site_of, np.zeros(len(sites), dtype=np.uint64), group_of, k)}
+        self._numbered = _numbered_pages(sites, groups)
+        self._keys: tuple[np.ndarray, np.ndarray] | None = (page, hashes)
+        names = self._numbered.names
+        self._site_groups = {names[number]: _estimate(sketch, k)
+                             for number, sketch in _site_sketches(self._numbered, k)}
+
+    def recurrences(self) -> np.ndarray:
+        """`page_recurrences` of these pages' keys (asked before the statistics are built whole)."""
+        assert self._keys is not None, "asked before the statistics are built"
+        return _row_recurrences(self._numbered, *self._keys, self.k)
 
     def site_groups(self, site: str) -> int:
         if self._full is not None:
@@ -427,10 +453,10 @@ class PagesChrome(DeferredChrome):
         return self._site_groups.get(site, 0)
 
     def _load(self) -> ChromeStats:
-        assert self._pages is not None, "the statistics are built once"
+        assert self._keys is not None, "the statistics are built once"
         stats = ChromeStats(self.k, self.max_key_chars)
-        stats.add_hashed_pages(*self._pages)
-        self._pages = None
+        stats._add_numbered(self._numbered, *self._keys)
+        self._keys = None
         return stats
 
 

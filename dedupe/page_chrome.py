@@ -93,12 +93,10 @@ def strip_chrome(docs: Sequence[Document], groups: list[str],
     # Only this run's pages: every paragraph's recurrence from one sort of the run's own triples,
     # as the statistics would answer it key by key (`chrome.page_recurrences`); the statistics
     # themselves are built only if asked for whole (an index storing them).
-    sites = [d.site for d in docs]
     tracked = chrome_stage.ChromeStats().tracked_lengths(feats.key_chars)
-    page, hashes = feats.doc[tracked], feats.key_hashes[tracked]
-    lazy = chrome_stage.PagesChrome(sites, groups, page, hashes)
+    lazy = chrome_stage.PagesChrome([d.site for d in docs], groups, feats.doc[tracked], feats.key_hashes[tracked])
     recurrences = np.zeros(len(feats.doc), dtype=np.int64)
-    recurrences[tracked] = chrome_stage.page_recurrences(sites, groups, page, hashes, lazy.k)
+    recurrences[tracked] = lazy.recurrences()
     mask, stripped = classify_pages(docs, feats, lazy, recurrences)
     return mask, stripped, lazy
 
