@@ -747,7 +747,8 @@ def warm_up() -> None:
     indptr, indices, data = np.array([0, 1], dtype=np.int32), np.zeros(1, dtype=np.int32), np.ones(1)
     one = sp.csr_matrix(np.ones((1, 1)))
     kernels_story.prefix_candidates(one.indptr, one.indices, one.data, one.tocsc(), 0, 1, np.zeros(1, dtype=np.int64),
-                                    np.zeros(1), np.zeros(1, dtype=np.int64), np.zeros((1, 1), dtype=np.float32), 0.5)
+                                    np.zeros(1), np.zeros(1, dtype=np.int64), np.zeros((1, 1), dtype=np.float32),
+                                    np.ones(1), 0.5)
     kernels_story.pair_dots(indptr, indices, data, 1, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
     kernels_story.tfidf_rows(indptr.astype(np.int64), indices, np.ones(1), np.ones(1), np.ones(2), 1)
     from .chrome_compiled import classify_pages  # it builds on this module

@@ -406,6 +406,9 @@ class _Prefixes:
     above: ‖x_{≥c}‖ over the terms of df ≤ candidate_df, for each row and checkpoint rank c
         (ranks where df passes 1, 2, 4, 8, ... and `candidate_df`): an upper bound of ‖x_{≥b}‖
         for any b at or after the checkpoint, read with one gather instead of a search.
+    peak: for each rank t, the largest ‖y_{≥t}‖ over the rows y with t in their prefix (norms over
+        the prefix entries): a pair whose first shared prefix term is t has a prefix product of at
+        most ‖x_{≥t}‖·peak[t], which the compiled search uses to stop walking early.
     """
 
     matrix: sp.csr_matrix
@@ -414,6 +417,7 @@ class _Prefixes:
     tail: np.ndarray
     level: np.ndarray
     above: np.ndarray
+    peak: np.ndarray
 
 
 def _prefixes(ranked: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
@@ -428,11 +432,11 @@ def _prefixes(ranked: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
     cuts = np.append(2 ** np.arange(int(np.log2(max(2, sorted_df[-1] if v else 2))) + 1), max_df)
     checkpoints = np.unique(np.append(np.searchsorted(sorted_df, cuts, side="right"), 0))
     if kernels.AVAILABLE:  # one pass per row, no array per entry (the stage's peak of memory)
-        indptr, indices, data, start, tail, level, above = kernels_story.prefix_cut(
+        indptr, indices, data, start, tail, level, above, peak = kernels_story.prefix_cut(
             ranked.indptr, ranked.indices, ranked.data, sorted_df, checkpoints, limit, max_df)
         matrix = sp.csr_matrix((data, indices, indptr), shape=(n, v))
         matrix.has_sorted_indices = True
-        return _Prefixes(matrix, _postings(matrix), start, tail, level, above)
+        return _Prefixes(matrix, _postings(matrix), start, tail, level, above, peak)
     lengths = np.diff(ranked.indptr)
     row = np.repeat(np.arange(n), lengths)
     r, sq = ranked.indices.astype(np.int64), ranked.data ** 2
@@ -454,7 +458,18 @@ def _prefixes(ranked: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
     matrix = sp.csr_matrix((np.where(in_tail | (sorted_df[r] < 2), 0.0, ranked.data), ranked.indices.copy(),
                             ranked.indptr.copy()), shape=(n, v))  # the weights themselves stay whole
     matrix.eliminate_zeros()
-    return _Prefixes(matrix, _postings(matrix), start, tail, level, above)
+    return _Prefixes(matrix, _postings(matrix), start, tail, level, above, _peaks(matrix))
+
+
+def _peaks(prefix: sp.csr_matrix) -> np.ndarray:
+    """`_Prefixes.peak` in numpy: each entry's norm of its row from there on, the largest per column."""
+    squares = prefix.data * prefix.data
+    row = np.repeat(np.arange(prefix.shape[0]), np.diff(prefix.indptr))
+    running = np.cumsum(squares[::-1])[::-1]  # squares from each entry to the matrix's end
+    from_here = running - np.append(running, 0.0)[prefix.indptr[1:]][row]
+    peak = np.zeros(prefix.shape[1])
+    np.maximum.at(peak, prefix.indices, np.sqrt(np.maximum(from_here, 0.0)))
+    return peak
 
 
 def _postings(prefix: sp.csr_matrix) -> sp.csc_matrix:
@@ -522,7 +537,7 @@ def _candidates(pre: _Prefixes, tau: float, a: int, b: int) -> tuple[np.ndarray,
     if kernels.AVAILABLE:  # the same pairs, without materialising the block's product
         m = pre.matrix
         return kernels_story.prefix_candidates(m.indptr, m.indices, m.data, pre.by_column, a, b, pre.start,
-                                               pre.tail, pre.level, pre.above, tau)
+                                               pre.tail, pre.level, pre.above, pre.peak, tau)
     prod = (pre.matrix[a:b] @ pre.matrix[a:].T).tocoo()
     i, j = prod.row.astype(np.int64) + a, prod.col.astype(np.int64) + a
     upper = j > i

@@ -279,6 +279,77 @@ def test_story_candidate_filter_same_with_and_without_kernels(monkeypatch) -> No
         assert sorted(zip(gi.tolist(), gj.tolist(), strict=True)) == sorted(zip(wi.tolist(), wj.tolist(), strict=True))
 
 
+def flat_story_corpus(seed: int, exponent: float, share: float) -> list[list[str]]:
+    """600 texts of 30-120 terms over a flat vocabulary, a third of them rewrites keeping `share`
+    of an earlier text's terms: most rows' candidate walks end early there."""
+    rng = random.Random(seed)
+    vocab = [f"w{k}" for k in range(3000)]
+    weights_of_terms = [1 / (k + 1) ** exponent for k in range(len(vocab))]
+    corpus: list[list[str]] = []
+    for _ in range(600):
+        terms = rng.choices(vocab, weights_of_terms, k=rng.randint(30, 120))
+        if corpus and rng.random() < 0.3:
+            base = rng.choice(corpus)
+            terms = [b if rng.random() < share else t for b, t in zip(base, terms, strict=False)] + terms[len(base):]
+        corpus.append(terms)
+    return corpus
+
+
+def cut_short_candidates(pre, tau: float) -> tuple[set[tuple[int, int]], int]:
+    """The compiled search's pairs over all rows, and how many rows' walks it ended early."""
+    from dedupe import kernels_story
+
+    m, by_column = pre.matrix, pre.by_column
+    got_i, got_j, early = kernels_story._prefix_candidates(
+        m.indptr, m.indices, m.data, by_column.indptr, by_column.indices.view(np.uint32),
+        by_column.data.astype(np.float32), 0, m.shape[0], pre.start, pre.tail, pre.level, pre.above, pre.peak, tau)
+    return set(zip(got_i.tolist(), got_j.tolist(), strict=True)), early
+
+
+@compiled
+@pytest.mark.parametrize(("seed", "exponent", "tau"), [(1, 0.8, 0.35), (2, 0.9, 0.35), (3, 0.7, 0.3)])
+def test_story_candidates_cut_short_are_the_numpy_ones(monkeypatch, seed: int, exponent: float, tau: float) -> None:
+    """Most rows' walks end early (rows begun pruned by the bound of their remaining terms, the few
+    left verified whole), and the pairs are still exactly the numpy path's."""
+    from dedupe import story
+
+    s = story.StorySettings(min_similarity=tau, candidate_df=60)
+    weights = story._tfidf(story._count_matrix(story.TermRows.of_arrays(
+        [np.array([story.term_hash(t) for t in terms], dtype=np.uint64)
+         for terms in flat_story_corpus(seed, exponent, 0.5)])), s)
+    pre = story._prefixes(weights, story.TAIL_FRACTION * tau, s.candidate_df)
+    got, early = cut_short_candidates(pre, tau)
+    monkeypatch.setattr(kernels, "AVAILABLE", False)
+    want_i, want_j = story._candidates(pre, tau, 0, pre.matrix.shape[0])
+    assert early > 60 and len(want_i) > 100
+    assert got == set(zip(want_i.tolist(), want_j.tolist(), strict=True))
+
+
+@compiled
+def test_story_candidates_cut_short_keep_the_pairs_right_at_the_bound(monkeypatch) -> None:
+    """Close rewrites (90% of terms kept), with τ put 1e-10 under the 40 highest pairs' bounds: a
+    pair whose product lies mostly in its later terms meets τ only if the bound that prunes rows
+    begun is tight (taking 0.8 of it loses pairs here), and none is lost."""
+    from dedupe import story
+
+    s = story.StorySettings(min_similarity=0.3, candidate_df=60)
+    weights = story._tfidf(story._count_matrix(story.TermRows.of_arrays(
+        [np.array([story.term_hash(t) for t in terms], dtype=np.uint64)
+         for terms in flat_story_corpus(1, 0.8, 0.9)])), s)
+    pre = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, s.candidate_df)
+    prod = sp.triu(pre.matrix @ pre.matrix.T, k=1).tocoo()  # the bounds, as story._candidates works them out
+    i, j = prod.row, prod.col
+    first, other = np.where(pre.start[i] <= pre.start[j], i, j), np.where(pre.start[i] <= pre.start[j], j, i)
+    bounds = prod.data + pre.tail[first] * pre.above[other, np.minimum(pre.level[i], pre.level[j])]
+    for bound in np.sort(bounds)[-40:]:
+        tau = bound - 1e-10 + 1e-6  # the searches keep bounds ≥ τ − 1e-6
+        got, early = cut_short_candidates(pre, tau)
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(kernels, "AVAILABLE", False)
+            want_i, want_j = story._candidates(pre, tau, 0, pre.matrix.shape[0])
+        assert early > 0 and got == set(zip(want_i.tolist(), want_j.tolist(), strict=True))
+
+
 @compiled
 def test_story_candidates_right_at_the_bound_are_the_float64_ones(monkeypatch) -> None:
     """The compiled search walks in float32: with τ put 1e-10 above or below pairs' float64 bounds
@@ -329,6 +400,7 @@ def test_story_prefix_cut_same_with_and_without_kernels(monkeypatch, candidate_d
     assert np.allclose(got.tail, want.tail, rtol=1e-12, atol=1e-12)
     assert np.allclose(got.above, want.above, rtol=1e-6) and got.above.dtype == want.above.dtype
     assert np.array_equal(got.by_column.toarray(), want.by_column.toarray())
+    assert np.allclose(got.peak, want.peak, rtol=1e-9) and got.peak.max() > 0.5
 
 
 @compiled
