@@ -436,8 +436,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(Exception):
             began = time.perf_counter()
             if args.peer == "dedupe-full" and importlib.util.find_spec("dedupe.allocator"):
-                # as `scan` and `clean` set the process up: freed blocks kept for reuse
-                importlib.import_module("dedupe.allocator").reuse_freed_blocks()
+                # as `scan` and `clean` set the process up: freed blocks kept for reuse, small pages
+                allocator = importlib.import_module("dedupe.allocator")
+                getattr(allocator, "tune_for_batches", allocator.reuse_freed_blocks)()
             if args.peer == "dedupe-full" and importlib.util.find_spec("dedupe.kernel_cache"):
                 # as `scan` and `clean` make them ready (on a first run, compiled in a child process)
                 importlib.import_module("dedupe.kernel_cache").prepare()

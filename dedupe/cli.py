@@ -231,7 +231,7 @@ def scan_command(json_path: str | None, top: int, quiet: bool, index_path: str |
     if kw["engine"] == "dask":
         cli_dask.scan_command(kw, json_path, top, quiet, log_format)
         return
-    allocator.reuse_freed_blocks()
+    allocator.tune_for_batches()
     kernel_cache.prepare()
     if kw["in_batches"]:
         cli_batches.scan_command(kw, json_path, top, quiet, index_path, log_format)
@@ -274,7 +274,7 @@ def clean_command(output: str, removed: str | None, stripped: str | None, annota
     if kw["engine"] == "dask":
         cli_dask.clean_command(kw, output, removed, stripped, annotate, max_removed, json_path, top, quiet, log_format)
         return
-    allocator.reuse_freed_blocks()
+    allocator.tune_for_batches()
     kernel_cache.prepare()
     if kw["in_batches"]:
         cli_batches.clean_command(kw, output, removed, stripped, annotate, max_removed, json_path, top, quiet,

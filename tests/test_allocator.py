@@ -1,9 +1,11 @@
-"""The CLI's allocator setting: freed blocks are reused instead of paged in afresh."""
+"""The CLI's memory set-up: freed blocks are reused instead of paged in afresh; arrays on small pages."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,6 +55,52 @@ def test_the_setting_is_a_no_op_off_glibc(monkeypatch: pytest.MonkeyPatch) -> No
     assert allocator.reuse_freed_blocks() is False
 
 
+# A 64 MiB numpy array written at once: how much of it the kernel backed with transparent huge pages.
+_HUGE_PROBE = """
+import sys
+import numpy as np
+from dedupe import allocator
+took = allocator.small_pages_for_arrays() if sys.argv[1] == "small" else None
+
+def huge_kib() -> int:
+    with open("/proc/self/smaps_rollup") as f:
+        return sum(int(line.split()[1]) for line in f if line.startswith("AnonHugePages:"))
+
+before = huge_kib()
+block = np.ones(64 << 20, dtype=np.uint8)
+print(took, huge_kib() - before)
+"""
+_THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+_ADVICE_DECIDES = _THP.exists() and "[madvise]" in _THP.read_text() and Path("/proc/self/smaps_rollup").exists()
+
+
+def _huge_kib(mode: str, environment: dict[str, str] | None = None) -> tuple[str, int]:
+    done = subprocess.run([sys.executable, "-c", _HUGE_PROBE, mode], capture_output=True, text=True, check=True,
+                          env=environment)
+    took, kib = done.stdout.split()
+    return took, int(kib)
+
+
+@pytest.mark.skipif(not _ADVICE_DECIDES, reason="huge pages only where numpy's advice decides them")
+def test_arrays_are_not_put_on_huge_pages() -> None:
+    _, advised = _huge_kib("default")
+    if advised == 0:
+        pytest.skip("the kernel had no huge page to give even when advised")
+    took, kib = _huge_kib("small")
+    assert (took, kib) == ("True", 0)
+
+
+def test_an_explicit_numpy_madvise_hugepage_is_left_to_rule() -> None:
+    probe = "from dedupe import allocator; import numpy as np; m = np._core.multiarray if hasattr(np, '_core') " \
+            "else np.core.multiarray; print(allocator.small_pages_for_arrays(), m._get_madvise_hugepage())"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          env={**os.environ, "NUMPY_MADVISE_HUGEPAGE": "1"})
+    assert done.stdout.split() == ["False", "True"]
+    without = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=without)
+    assert done.stdout.split() == ["True", "False"]
+
+
 @pytest.mark.parametrize("command", ["scan", "clean"])
 def test_scan_and_clean_set_the_allocator_up_before_reading(tmp_path, monkeypatch: pytest.MonkeyPatch,
                                                             command: str) -> None:
@@ -61,7 +109,7 @@ def test_scan_and_clean_set_the_allocator_up_before_reading(tmp_path, monkeypatc
     from dedupe import cli
 
     calls: list[str] = []
-    monkeypatch.setattr(cli.allocator, "reuse_freed_blocks", lambda: calls.append("set") or True)
+    monkeypatch.setattr(cli.allocator, "tune_for_batches", lambda: calls.append("set"))
     dump = tmp_path / "dump.jsonl"
     dump.write_text('{"id": "a", "text": "One line of text."}\n', encoding="utf-8")
     args = [command, str(dump), "--quiet"] + (["-o", str(tmp_path / "out.jsonl")] if command == "clean" else [])
