@@ -510,6 +510,19 @@ def test_line_key_cues_equal_splitting_looking_up_stop_words_and_hashing(texts: 
 
 
 @compiled
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 1200), st.sampled_from([2**32, 2**16, 700, 3]), st.integers(0, 2**32 - 1), st.integers(0, 2**31))
+def test_the_u32_sort_sorts_every_size_and_spread(n: int, spread: int, base: int, seed: int) -> None:
+    """Sizes across the three ways of `_sort_u32` (insertion, one bucket pass, radix), values random
+    over 32 bits, small ids, a narrow band or a few repeated values, some offset so that only low
+    bits vary: the result is np.sort's."""
+    values = (base + np.random.default_rng(seed).integers(0, spread, size=n, dtype=np.uint64)) % 2**32
+    a = np.concatenate([values.astype(np.uint32), np.full(3, 7, dtype=np.uint32)])  # past n: left alone
+    kernels._sort_u32(a, n, np.empty(n + 1, dtype=np.uint32), np.zeros((4, 256), dtype=np.int64))
+    assert np.array_equal(a[:n], np.sort(values.astype(np.uint32))) and a[n:].tolist() == [7, 7, 7]
+
+
+@compiled
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.integers(0, 2**64 - 1) | st.integers(0, 40), max_size=3000))
 def test_sorted_ranks_equal_searchsorted_of_the_sorted_distinct_values(values: list[int]) -> None:
