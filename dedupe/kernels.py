@@ -390,6 +390,21 @@ if AVAILABLE:
             dst[j + 1] = x
 
     @_jit
+    def _scatter_by_byte(src: np.ndarray, dst: np.ndarray, n: int, c: np.ndarray, shift: int) -> None:
+        """src[:n] into dst[:n] stably by the byte at `shift`, given each byte's count in `c` (256
+        entries, used up as the running positions): one pass of a radix sort."""
+        total = 0
+        for d in range(256):
+            k = c[d]
+            c[d] = total
+            total += k
+        for i in range(n):
+            x = src[i]
+            d = (x >> shift) & 0xFF
+            dst[c[d]] = x
+            c[d] += 1
+
+    @_jit
     def _sort_u32(a: np.ndarray, n: int, tmp: np.ndarray, count: np.ndarray) -> None:
         """Sort a[:n] in place: insertion sort when short; up to `_BUCKETED` values, one pass into
         256 buckets by their highest 8 varying bits, then insertion sort of the nearly sorted result;
@@ -416,16 +431,7 @@ if AVAILABLE:
             c[:] = 0
             for i in range(n):
                 c[(a[i] >> shift) & 0xFF] += 1
-            total = 0
-            for d in range(256):
-                k = c[d]
-                c[d] = total
-                total += k
-            for i in range(n):
-                x = a[i]
-                d = (x >> shift) & 0xFF
-                tmp[c[d]] = x
-                c[d] += 1
+            _scatter_by_byte(a, tmp, n, c, shift)
             _insertion_sort(tmp, a, n)
             return
         count[:] = 0
@@ -442,16 +448,7 @@ if AVAILABLE:
             shift = 8 * p
             if c[(src[0] >> shift) & 0xFF] == n:  # every value has this byte alike (small ids' high
                 continue  # bytes): the pass would leave the order as it is
-            total = 0
-            for d in range(256):
-                k = c[d]
-                c[d] = total
-                total += k
-            for i in range(n):
-                x = src[i]
-                d = (x >> shift) & 0xFF
-                dst[c[d]] = x
-                c[d] += 1
+            _scatter_by_byte(src, dst, n, c, shift)
             src, dst = dst, src
             moved += 1
         if moved % 2:  # after an odd number of passes the result is in `tmp`
