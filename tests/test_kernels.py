@@ -27,7 +27,7 @@ from dedupe.near import document_signatures, find_near_duplicate_documents
 from dedupe.normalize import line_key, normalize, tokenize
 from dedupe.segment import split_paragraphs
 from dedupe.shingle import word_hash
-from dedupe.story import content_terms
+from dedupe.story import StorySettings, _Prefixes, content_terms
 
 from .conftest import random_text
 
@@ -258,6 +258,14 @@ def test_analyse_derives_chrome_keys_and_story_terms_from_the_paragraphs(rng: ra
     assert all(np.array_equal(joined.terms(k), feats.terms(k)) for k in range(len(texts)))
 
 
+def story_weights(corpus: list[list[str]], s: StorySettings) -> sp.csr_matrix:
+    """`story`'s TF-IDF rows of term lists, as `story_pairs` makes them (columns by rank)."""
+    from dedupe import story
+
+    return story._tfidf(story._count_matrix(story.TermRows.of_arrays(
+        [np.array([story.term_hash(t) for t in terms], dtype=np.uint64) for terms in corpus])), s)
+
+
 @compiled
 def test_story_candidate_filter_same_with_and_without_kernels(monkeypatch) -> None:
     from dedupe import story
@@ -266,8 +274,7 @@ def test_story_candidate_filter_same_with_and_without_kernels(monkeypatch) -> No
     vocab = [f"w{k}" for k in range(300)]
     corpus = [rng.choices(vocab, [1 / (k + 1) for k in range(300)], k=rng.randint(20, 80)) for _ in range(400)]
     s = story.StorySettings(min_similarity=0.2, block_rows=64)
-    weights = story._tfidf(story._count_matrix(story.TermRows.of_arrays(
-        [np.array([story.term_hash(t) for t in terms], dtype=np.uint64) for terms in corpus])), s)
+    weights = story_weights(corpus, s)
     pre = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, s.candidate_df)
     starts = story._row_blocks(pre.matrix, s.block_rows, s.block_entries)
     assert len(starts) > 3
@@ -277,6 +284,14 @@ def test_story_candidate_filter_same_with_and_without_kernels(monkeypatch) -> No
     assert sum(len(i) for i, _ in want) > 100
     for (gi, gj), (wi, wj) in zip(got, want, strict=True):  # the same pairs, found in another order
         assert sorted(zip(gi.tolist(), gj.tolist(), strict=True)) == sorted(zip(wi.tolist(), wj.tolist(), strict=True))
+
+
+def pair_bounds(pre: _Prefixes) -> np.ndarray:
+    """The bound of every pair sharing a prefix term, as story._candidates works it out."""
+    prod = sp.triu(pre.matrix @ pre.matrix.T, k=1).tocoo()
+    i, j = prod.row, prod.col
+    first, other = np.where(pre.start[i] <= pre.start[j], i, j), np.where(pre.start[i] <= pre.start[j], j, i)
+    return prod.data + pre.tail[first] * pre.above[other, np.minimum(pre.level[i], pre.level[j])]
 
 
 def flat_story_corpus(seed: int, exponent: float, share: float) -> list[list[str]]:
@@ -295,7 +310,7 @@ def flat_story_corpus(seed: int, exponent: float, share: float) -> list[list[str
     return corpus
 
 
-def cut_short_candidates(pre, tau: float) -> tuple[set[tuple[int, int]], int]:
+def cut_short_candidates(pre: _Prefixes, tau: float) -> tuple[set[tuple[int, int]], int]:
     """The compiled search's pairs over all rows, and how many rows' walks it ended early."""
     from dedupe import kernels_story
 
@@ -314,9 +329,7 @@ def test_story_candidates_cut_short_are_the_numpy_ones(monkeypatch, seed: int, e
     from dedupe import story
 
     s = story.StorySettings(min_similarity=tau, candidate_df=60)
-    weights = story._tfidf(story._count_matrix(story.TermRows.of_arrays(
-        [np.array([story.term_hash(t) for t in terms], dtype=np.uint64)
-         for terms in flat_story_corpus(seed, exponent, 0.5)])), s)
+    weights = story_weights(flat_story_corpus(seed, exponent, 0.5), s)
     pre = story._prefixes(weights, story.TAIL_FRACTION * tau, s.candidate_df)
     got, early = cut_short_candidates(pre, tau)
     monkeypatch.setattr(kernels, "AVAILABLE", False)
@@ -333,14 +346,9 @@ def test_story_candidates_cut_short_keep_the_pairs_right_at_the_bound(monkeypatc
     from dedupe import story
 
     s = story.StorySettings(min_similarity=0.3, candidate_df=60)
-    weights = story._tfidf(story._count_matrix(story.TermRows.of_arrays(
-        [np.array([story.term_hash(t) for t in terms], dtype=np.uint64)
-         for terms in flat_story_corpus(1, 0.8, 0.9)])), s)
+    weights = story_weights(flat_story_corpus(1, 0.8, 0.9), s)
     pre = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, s.candidate_df)
-    prod = sp.triu(pre.matrix @ pre.matrix.T, k=1).tocoo()  # the bounds, as story._candidates works them out
-    i, j = prod.row, prod.col
-    first, other = np.where(pre.start[i] <= pre.start[j], i, j), np.where(pre.start[i] <= pre.start[j], j, i)
-    bounds = prod.data + pre.tail[first] * pre.above[other, np.minimum(pre.level[i], pre.level[j])]
+    bounds = pair_bounds(pre)
     for bound in np.sort(bounds)[-40:]:
         tau = bound - 1e-10 + 1e-6  # the searches keep bounds ≥ τ − 1e-6
         got, early = cut_short_candidates(pre, tau)
@@ -361,13 +369,9 @@ def test_story_candidates_right_at_the_bound_are_the_float64_ones(monkeypatch) -
     vocab = [f"w{k}" for k in range(300)]
     corpus = [rng.choices(vocab, [1 / (k + 1) for k in range(300)], k=rng.randint(20, 80)) for _ in range(300)]
     s = story.StorySettings(min_similarity=0.2)
-    weights = story._tfidf(story._count_matrix(story.TermRows.of_arrays(
-        [np.array([story.term_hash(t) for t in terms], dtype=np.uint64) for terms in corpus])), s)
+    weights = story_weights(corpus, s)
     pre = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, s.candidate_df)
-    prod = sp.triu(pre.matrix @ pre.matrix.T, k=1).tocoo()  # the bounds, as story._candidates works them out
-    i, j = prod.row, prod.col
-    first, other = np.where(pre.start[i] <= pre.start[j], i, j), np.where(pre.start[i] <= pre.start[j], j, i)
-    bounds = prod.data + pre.tail[first] * pre.above[other, np.minimum(pre.level[i], pre.level[j])]
+    bounds = pair_bounds(pre)
     n = len(corpus)
     for bound in np.random.default_rng(0).choice(bounds[bounds > 0.05], 12, replace=False):
         for offset in (1e-10, -1e-10):
@@ -388,8 +392,7 @@ def test_story_prefix_cut_same_with_and_without_kernels(monkeypatch, candidate_d
     vocab = [f"w{k}" for k in range(3000)]
     corpus = [rng.choices(vocab, [1 / (k + 1) ** 0.8 for k in range(3000)], k=rng.randint(0, 120)) for _ in range(500)]
     s = story.StorySettings(min_similarity=0.8)
-    weights = story._tfidf(story._count_matrix(story.TermRows.of_arrays(
-        [np.array([story.term_hash(t) for t in terms], dtype=np.uint64) for terms in corpus])), s)
+    weights = story_weights(corpus, s)
     got = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, candidate_df)
     monkeypatch.setattr(kernels, "AVAILABLE", False)
     want = story._prefixes(weights, story.TAIL_FRACTION * s.min_similarity, candidate_df)
@@ -632,8 +635,7 @@ def test_story_pair_dots_equal_the_sparse_row_products(monkeypatch) -> None:
     rng = random.Random(5)
     vocab = [f"w{k}" for k in range(500)]
     corpus = [rng.choices(vocab, [1 / (k + 1) for k in range(500)], k=rng.randint(20, 200)) for _ in range(300)]
-    weights = story._tfidf(story._count_matrix(story.TermRows.of_arrays(
-        [np.array([story.term_hash(t) for t in terms], dtype=np.uint64) for terms in corpus])), story.StorySettings())
+    weights = story_weights(corpus, story.StorySettings())
     pick = np.random.default_rng(3)
     rows, cols = np.sort(pick.integers(0, 300, 5000)), pick.integers(0, 300, 5000)
     got = story._pair_cosines(weights, rows, cols)
