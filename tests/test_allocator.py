@@ -35,18 +35,19 @@ print(took, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def _second_block_faults(mode: str) -> tuple[str, int]:
-    done = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True)
-    took, faults = done.stdout.split()
-    return took, int(faults)
+def _probe(script: str, mode: str) -> tuple[str, int]:
+    """Run a probe in a fresh interpreter: what the setting call returned, and the count it printed."""
+    done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, check=True)
+    took, count = done.stdout.split()
+    return took, int(count)
 
 
 @pytest.mark.skipif(not allocator.is_glibc(), reason="the setting is glibc's")
 def test_a_freed_block_is_reused_without_paging_it_in_again() -> None:
-    took, faults = _second_block_faults("reuse")
+    took, faults = _probe(_PROBE, "reuse")
     assert took == "True"
     assert faults < 256  # 16 MiB is 4,096 pages: none of them is paged in again
-    _, default_faults = _second_block_faults("default")
+    _, default_faults = _probe(_PROBE, "default")
     assert default_faults > 1024  # the probe does tell the two apart on this C library
 
 
@@ -74,19 +75,12 @@ _THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 _ADVICE_DECIDES = _THP.exists() and "[madvise]" in _THP.read_text() and Path("/proc/self/smaps_rollup").exists()
 
 
-def _huge_kib(mode: str, environment: dict[str, str] | None = None) -> tuple[str, int]:
-    done = subprocess.run([sys.executable, "-c", _HUGE_PROBE, mode], capture_output=True, text=True, check=True,
-                          env=environment)
-    took, kib = done.stdout.split()
-    return took, int(kib)
-
-
 @pytest.mark.skipif(not _ADVICE_DECIDES, reason="huge pages only where numpy's advice decides them")
 def test_arrays_are_not_put_on_huge_pages() -> None:
-    _, advised = _huge_kib("default")
+    _, advised = _probe(_HUGE_PROBE, "default")
     if advised == 0:
         pytest.skip("the kernel had no huge page to give even when advised")
-    took, kib = _huge_kib("small")
+    took, kib = _probe(_HUGE_PROBE, "small")
     assert (took, kib) == ("True", 0)
 
 
