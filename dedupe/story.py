@@ -440,9 +440,7 @@ def _prefixes(ranked: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
     lengths = np.diff(ranked.indptr)
     row = np.repeat(np.arange(n), lengths)
     r, sq = ranked.indices.astype(np.int64), ranked.data ** 2
-    inclusive = np.cumsum(sq)
-    ends = ranked.indptr[1:][lengths > 0] - 1
-    suffix = np.repeat(inclusive[ends], lengths[lengths > 0]) - inclusive + sq  # entry and rest of row
+    suffix = _row_suffix_sums(ranked.indptr, sq)  # entry and rest of row
     common = sorted_df[r] > max_df
     in_tail = (suffix < limit * limit) | common  # a suffix of each row: its last `count` entries
     count = np.bincount(row[in_tail], minlength=n)
@@ -461,12 +459,17 @@ def _prefixes(ranked: sp.csr_matrix, limit: float, max_df: int) -> _Prefixes:
     return _Prefixes(matrix, _postings(matrix), start, tail, level, above, _peaks(matrix))
 
 
+def _row_suffix_sums(indptr: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """For each entry of a CSR matrix, the sum of `values` from it to its row's end."""
+    lengths = np.diff(indptr)
+    inclusive = np.cumsum(values)
+    ends = indptr[1:][lengths > 0] - 1
+    return np.repeat(inclusive[ends], lengths[lengths > 0]) - inclusive + values
+
+
 def _peaks(prefix: sp.csr_matrix) -> np.ndarray:
     """`_Prefixes.peak` in numpy: each entry's norm of its row from there on, the largest per column."""
-    squares = prefix.data * prefix.data
-    row = np.repeat(np.arange(prefix.shape[0]), np.diff(prefix.indptr))
-    running = np.cumsum(squares[::-1])[::-1]  # squares from each entry to the matrix's end
-    from_here = running - np.append(running, 0.0)[prefix.indptr[1:]][row]
+    from_here = _row_suffix_sums(prefix.indptr, prefix.data * prefix.data)
     peak = np.zeros(prefix.shape[1])
     np.maximum.at(peak, prefix.indices, np.sqrt(np.maximum(from_here, 0.0)))
     return peak
