@@ -34,7 +34,7 @@ def line_keys(normalised: Sequence[str]) -> list[str]:
     if not kernels.AVAILABLE:
         return [line_key_of_normalised(norm) for norm in normalised]
     p = _packed(normalised)
-    buf, offsets = _ascii_line_keys(p.buf, p.offsets, p.modes, _KEY_CLASS)
+    buf, offsets = _ascii_line_keys(p.buf, p.offsets, p.modes, _KEY_CLASS, *_STOP_TABLE)
     bounds = offsets.tolist()
     keys = [buf[a:b].tobytes() for a, b in pairwise(bounds)]
     if p.forms is not None:  # the other texts' keys were made as they were packed
@@ -107,38 +107,43 @@ _STOP_TABLE = _stop_table()
 
 if kernels.AVAILABLE:
     @_jit
+    def _is_stop(buf: np.ndarray, i: int, end: int, spelt: np.ndarray, starts: np.ndarray,
+                 table: np.ndarray) -> bool:  # pragma: no cover - compiled
+        """Whether the word buf[i:end] is a stop word (no longer than the longest, the caller checks)."""
+        h = _U64(0xCBF29CE484222325)
+        for j in range(i, end):
+            h = (h ^ _U64(buf[j])) * _U64(0x100000001B3)
+        mask = _U64(len(table) - 1)
+        slot = h & mask
+        while table[slot] != -1:
+            w = table[slot]
+            if starts[w + 1] - starts[w] == end - i:
+                same = True
+                for q in range(end - i):
+                    if spelt[starts[w] + q] != buf[i + q]:
+                        same = False
+                        break
+                if same:
+                    return True
+            slot = (slot + _U64(1)) & mask
+        return False
+
+    @_jit
     def _cues(buf: np.ndarray, i: int, end: int, spelt: np.ndarray, starts: np.ndarray, table: np.ndarray,
               longest: int) -> tuple[int, int]:  # pragma: no cover - compiled
         """Words and stop words of the key buf[i:end] (space-separated tokens)."""
         words = stops = 0
-        mask = len(table) - 1
         while i < end:
             while i < end and buf[i] == 32:
                 i += 1
             if i == end:
                 break
             j = i
-            h = _U64(0xCBF29CE484222325)
             while j < end and buf[j] != 32:
-                h = (h ^ _U64(buf[j])) * _U64(0x100000001B3)
                 j += 1
             words += 1
-            if j - i > longest:
-                i = j
-                continue
-            slot = h & _U64(mask)
-            while table[slot] != -1:
-                w = table[slot]
-                if starts[w + 1] - starts[w] == j - i:
-                    same = True
-                    for q in range(j - i):
-                        if spelt[starts[w] + q] != buf[i + q]:
-                            same = False
-                            break
-                    if same:
-                        stops += 1
-                        break
-                slot = (slot + _U64(1)) & _U64(mask)
+            if j - i <= longest and _is_stop(buf, i, j, spelt, starts, table):
+                stops += 1
             i = j
         return words, stops
 
@@ -163,12 +168,17 @@ _KEY_CLASS[48:58] = 2  # 2 a digit (a run of them is one "0")
 
 if kernels.AVAILABLE:
     @_jit
-    def _ascii_key(buf: np.ndarray, i: int, end: int, key_class: np.ndarray, out: np.ndarray,
-                   n: int) -> int:  # pragma: no cover - compiled
-        """The key of the raw ASCII text buf[i:end] written at out[n:], returning where it ends: each
-        run of digits becomes one "0", punctuation a space, spaces collapsed and trimmed (the ASCII
-        branch of `line_key_of_normalised`, whose whitespace is single spaces)."""
+    def _ascii_key(buf: np.ndarray, i: int, end: int, key_class: np.ndarray, out: np.ndarray, n: int,
+                   spelt: np.ndarray, starts: np.ndarray, table: np.ndarray,
+                   longest: int) -> tuple[int, int, int]:  # pragma: no cover - compiled
+        """The key of the raw ASCII text buf[i:end] written at out[n:]: each run of digits becomes one
+        "0", punctuation a space, spaces collapsed and trimmed (the ASCII branch of
+        `line_key_of_normalised`, whose whitespace is single spaces). Returns where it ends, and its
+        words and stop words, each word counted as it is finished (still in cache) instead of in a
+        second pass over the key."""
         begin = n
+        word = n  # where the word being written began
+        words = stops = 0
         state = 0  # after a kept character (or at the start), 1 after spaces, 2 in a run of digits
         for k in range(i, end):
             c = buf[k]
@@ -179,23 +189,32 @@ if kernels.AVAILABLE:
             if part == 2 and state == 2:
                 continue
             if state == 1 and n > begin:
+                words += 1
+                if n - word <= longest and _is_stop(out, word, n, spelt, starts, table):
+                    stops += 1
                 out[n] = 32
                 n += 1
+                word = n
             out[n] = c if part == 0 else np.uint8(48)
             n += 1
             state = part
-        return n
+        if n > begin:
+            words += 1
+            if n - word <= longest and _is_stop(out, word, n, spelt, starts, table):
+                stops += 1
+        return n, words, stops
 
     @_jit
-    def _ascii_line_keys(buf: np.ndarray, offsets: np.ndarray, modes: np.ndarray,
-                         key_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    def _ascii_line_keys(buf: np.ndarray, offsets: np.ndarray, modes: np.ndarray, key_class: np.ndarray,
+                         spelt: np.ndarray, starts: np.ndarray, table: np.ndarray,
+                         longest: int) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
         """The key of each raw ASCII text (`_ascii_key`), packed; other texts get an empty range."""
         out = np.empty(len(buf), dtype=np.uint8)
         out_offsets = np.zeros(len(offsets), dtype=np.int64)
         n = 0
         for t in range(len(offsets) - 1):
             if modes[t] == _RAW_ASCII:
-                n = _ascii_key(buf, offsets[t], offsets[t + 1], key_class, out, n)
+                n = _ascii_key(buf, offsets[t], offsets[t + 1], key_class, out, n, spelt, starts, table, longest)[0]
             out_offsets[t + 1] = n
         return out[:n].copy(), out_offsets
 
@@ -216,8 +235,8 @@ if kernels.AVAILABLE:
                 continue
             if offsets[t + 1] - offsets[t] > len(scratch):  # a key is never longer than its text
                 scratch = np.empty(2 * (offsets[t + 1] - offsets[t]), dtype=np.uint8)
-            n = _ascii_key(buf, offsets[t], offsets[t + 1], key_class, scratch, 0)
+            n, words[t], stops[t] = _ascii_key(buf, offsets[t], offsets[t + 1], key_class, scratch, 0, spelt,
+                                               starts, table, longest)
             chars[t] = n
             hashes[t] = _xxh64(scratch, 0, n)
-            words[t], stops[t] = _cues(scratch, 0, n, spelt, starts, table, longest)
         return chars, words, stops, hashes
