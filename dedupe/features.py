@@ -21,9 +21,9 @@ from .arrays import unique_sorted
 from .chrome import ChromeSettings, text_flags_of
 from .kernels import Packed, pack_paragraphs, sign_paragraphs
 from .kernels_lines import line_keys_with_cues
+from .kernels_segment import split_batch
 from .minhash import MinHasher
 from .normalize import normalize, utf8
-from .segment import split_spans
 from .story import term_ids_of_batch, term_ids_of_words
 
 
@@ -111,31 +111,19 @@ def analyse(texts: Sequence[str], hasher: MinHasher, ngram: int, min_words: int,
     after page (of the dev set's 145k lines, 47k are distinct), so each distinct short text of the
     batch is analysed once and its features copied to the paragraphs that hold it.
     """
-    held: list[str] = []  # the batch's paragraphs' texts
-    lines: list[int] = []
-    ends: list[int] = []
-    starts: list[int] = []
-    stops: list[int] = []
-    sizes = np.zeros(len(texts), dtype=np.int64)
-    for d, text in enumerate(texts):
-        found = split_spans(text)
-        held += found.texts
-        lines += found.lines
-        ends += found.ends
-        starts += found.starts
-        stops += found.stops
-        sizes[d] = len(found.texts)
+    found = split_batch(texts)
+    held = found.texts  # the batch's paragraphs' texts
     count = len(held)
-    first = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    first = np.searchsorted(found.doc, found.doc)  # each paragraph's document's first paragraph
     distinct, of = _distinct_texts(held)
     per_text = _text_features(distinct, hasher, ngram, min_words, key_cues, terms)
     return ParagraphFeatures(
-        doc=np.repeat(np.arange(len(texts), dtype=np.int64), sizes),
+        doc=found.doc,
         index=np.arange(count, dtype=np.int64) - first,
-        line=np.array(lines, dtype=np.int64),
-        end=np.array(ends, dtype=np.int64),
-        start=np.array(starts, dtype=np.int64),
-        stop=np.array(stops, dtype=np.int64),
+        line=found.line,
+        end=found.end,
+        start=found.start,
+        stop=found.stop,
         chars=np.fromiter(map(len, held), dtype=np.int64, count=count),
         **(per_text if of is None else _for_each_paragraph(per_text, of)),
     )

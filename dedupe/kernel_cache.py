@@ -88,8 +88,17 @@ def sample_documents() -> list[Document]:
 
 
 def _dispatchers() -> list[Any]:
-    from . import chrome_compiled, kernels_lines, kernels_lsh, kernels_rows, kernels_story, unicode_forms
+    from . import (
+        chrome_compiled,
+        kernels_lines,
+        kernels_lsh,
+        kernels_rows,
+        kernels_segment,
+        kernels_story,
+        unicode_forms,
+    )
 
-    modules = (kernels, kernels_lines, kernels_lsh, kernels_rows, kernels_story, chrome_compiled, unicode_forms)
+    modules = (kernels, kernels_lines, kernels_lsh, kernels_rows, kernels_segment, kernels_story, chrome_compiled,
+               unicode_forms)
     return [value for module in modules for value in vars(module).values()
             if hasattr(value, "py_func") and hasattr(value, "_cache") and value.py_func.__module__ == module.__name__]

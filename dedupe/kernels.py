@@ -32,6 +32,7 @@ numbers its distinct words (`distinct_words`, so story stems are looked up once 
 The other kernels take per-token or per-pair Python loops off the later stages, each with a
 Python/numpy path that gives the same result, in a module per stage built on this one:
 
+- `kernels_segment`: a batch's documents split into paragraphs.
 - `kernels_lines`: chrome's line keys of ASCII text and their words, stop words and hashes.
 - `kernels_story`: the story stage's term numbering and counts, TF-IDF rows, prefix/tail cut,
   candidates and cosines.
@@ -754,7 +755,7 @@ def warm_up() -> None:
     (about half a second per worker and per pool)."""
     if not AVAILABLE:
         return
-    from . import kernels_lines, kernels_lsh, kernels_rows, kernels_story  # they build on this module
+    from . import kernels_lines, kernels_lsh, kernels_rows, kernels_segment, kernels_story  # they build on this module
 
     hasher = MinHasher(2, 1)
     text_signatures(["a b c d e f"], 5, hasher)
@@ -763,6 +764,8 @@ def warm_up() -> None:
     kernels_lsh.bucket_pairs(np.zeros((2, 2), dtype=np.uint64), np.arange(2), 16, compact_from=0)  # with its compaction
     distinct_words(["a b"])
     kernels_lines.line_keys(["a 1 the"])
+    for texts in (["a\nb"], ["a \u2014 b"]):  # code points of 8 and of 16 bits
+        kernels_segment.split_batch(texts)
     # "ça" also loads `unicode_forms`' kernel and builds its tables; a text past their two planes takes
     # the Python path, whose keys come read-only (a kernel compiles once per array type)
     kernels_lines.line_keys_with_cues(["a 1 the", "ça", "a \U00020000 b"])
