@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import xxhash
@@ -66,20 +67,23 @@ def paragraph_groups(feats: ParagraphFeatures, rank: np.ndarray, settings: Setti
 
 
 def content_keys(feats: ParagraphFeatures, content: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """128-bit key per document of its content paragraphs in order (all paragraphs if none is content)."""
-    hi = np.zeros(n, dtype=np.uint64)
-    lo = np.zeros(n, dtype=np.uint64)
-    bounds = np.searchsorted(feats.doc, np.arange(n + 1))
-    for d in range(n):
-        a, b = bounds[d], bounds[d + 1]
-        sel = slice(a, b)
-        use = content[sel] if content[sel].any() else np.ones(b - a, dtype=bool)
-        h = xxhash.xxh3_128()
-        h.update(feats.key_hi[sel][use].tobytes())
-        h.update(feats.key_lo[sel][use].tobytes())
-        value = h.intdigest()
-        hi[d], lo[d] = value >> 64, value & 0xFFFFFFFFFFFFFFFF
-    return hi, lo
+    """128-bit key per document of its content paragraphs in order (all paragraphs if none is
+    content): XXH3-128 of their exact keys' high halves, then their low halves (native byte order;
+    archives hold these keys, so the bytes hashed must not change). The halves are laid out for
+    every document at once, each document's block hashed from a view: no array per document."""
+    has_content = np.bincount(feats.doc[content], minlength=n) > 0
+    rows = np.flatnonzero(content | ~has_content[feats.doc])
+    owner = feats.doc[rows]
+    starts = np.searchsorted(owner, np.arange(n + 1))  # document d's rows: starts[d] .. starts[d + 1]
+    at = starts[owner] + np.arange(len(rows))  # 2 * starts[d] + (its place among d's rows)
+    halves = np.empty(2 * len(rows), dtype=np.uint64)
+    halves[at] = feats.key_hi[rows]
+    halves[at + np.diff(starts)[owner]] = feats.key_lo[rows]
+    view = halves.data.cast("B")
+    bounds = (16 * starts).tolist()
+    digests = b"".join([xxhash.xxh3_128_digest(view[a:b]) for a, b in pairwise(bounds)])
+    keys = np.frombuffer(digests, dtype=">u8").reshape(-1, 2)  # canonical form: high half first
+    return keys[:, 0].astype(np.uint64), keys[:, 1].astype(np.uint64)
 
 
 _MAX_KEY_PAIRS = 256  # new x archived documents a paragraph key pairs; beyond, one new document stands for them

@@ -170,3 +170,27 @@ def test_verify_option_is_checked() -> None:
         find_near_duplicate_documents(iter(["a b c d e"]), verify="exact")
     with pytest.raises(ValueError, match="verify"):
         find_near_duplicate_documents(["a b c d e"], verify="closely")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_content_keys_hash_each_documents_content_paragraph_keys_in_order(seed: int) -> None:
+    """A document's key is XXH3-128 of its content paragraphs' high key halves then their low halves
+    (all its paragraphs when none is content; an empty input for a document without paragraphs):
+    archives hold these keys, so they must not change."""
+    import xxhash
+
+    from dedupe.copies import content_keys
+
+    rng = np.random.default_rng(seed)
+    n = 40
+    doc = np.sort(rng.integers(0, n, 300))  # some documents have no paragraphs
+    feats = type("Feats", (), {"doc": doc, "key_hi": rng.integers(0, 2**64, len(doc), dtype=np.uint64),
+                               "key_lo": rng.integers(0, 2**64, len(doc), dtype=np.uint64)})()
+    content = rng.random(len(doc)) < 0.6
+    content[doc == doc[0]] = False  # a document with no content paragraph
+    hi, lo = content_keys(feats, content, n)
+    for d in range(n):
+        mine = doc == d
+        use = mine & content if (mine & content).any() else mine
+        value = xxhash.xxh3_128_intdigest(feats.key_hi[use].tobytes() + feats.key_lo[use].tobytes())
+        assert (int(hi[d]), int(lo[d])) == (value >> 64, value & (2**64 - 1))
