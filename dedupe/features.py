@@ -21,7 +21,7 @@ from .arrays import unique_sorted
 from .chrome import ChromeSettings, text_flags_of
 from .kernels import Packed, pack_paragraphs, sign_paragraphs
 from .kernels_lines import line_keys_with_cues
-from .kernels_segment import split_batch
+from .kernels_segment import BatchSpans, split_batch
 from .minhash import MinHasher
 from .normalize import normalize, utf8
 from .story import term_ids_of_batch, term_ids_of_words
@@ -124,9 +124,18 @@ def analyse(texts: Sequence[str], hasher: MinHasher, ngram: int, min_words: int,
         end=found.end,
         start=found.start,
         stop=found.stop,
-        chars=np.fromiter(map(len, held), dtype=np.int64, count=count),
+        chars=_lengths(found),
         **(per_text if of is None else _for_each_paragraph(per_text, of)),
     )
+
+
+def _lengths(found: BatchSpans) -> np.ndarray:
+    """Each paragraph's length in characters: its span's, but for a hard-wrapped block's (its lines
+    joined by single spaces). Read from the spans, not from a batch of strings scattered in memory."""
+    chars = found.stop - found.start
+    wrapped = np.flatnonzero(found.end > found.line)
+    chars[wrapped] = [len(found.texts[k]) for k in wrapped.tolist()]
+    return chars
 
 
 def _distinct_texts(texts: list[str]) -> tuple[list[str], np.ndarray | None]:

@@ -171,6 +171,19 @@ def test_analyse_same_features_with_and_without_kernels(monkeypatch, rng: random
     assert (want.sig_row >= 0).sum() == len(want.signatures) > 0
 
 
+def test_paragraph_lengths_are_their_texts_lengths_hard_wrapped_blocks_too() -> None:
+    """A paragraph's `chars` is its text's length: its span's, but a hard-wrapped block's lines are
+    stripped and joined by single spaces."""
+    essay = ("It was the best of times, it was the worst of times, it was the age   \n"
+             "   of wisdom, it was the age of foolishness, it was the epoch of belief,\t\n"
+             "it was the epoch of incredulity.\n\n  Home  \nNews\n")
+    texts = [essay, "", "Café crème\n\n ﬁnit. ", essay.replace("\n", "\r\n")]
+    feats = analyse(texts, MinHasher(16, 1), 5, 3)
+    want = [len(p.text) for t in texts for p in split_paragraphs(t)]
+    assert feats.chars.tolist() == want
+    assert want[0] > 150 and feats.end[0] == 3  # the first is a wrapped block
+
+
 def _assert_same_features(got: ParagraphFeatures, want: ParagraphFeatures) -> None:
     for field in want.__slots__:
         a, b = getattr(got, field), getattr(want, field)
