@@ -43,10 +43,16 @@ def components(n: int, pairs: np.ndarray) -> np.ndarray:
 
 def _members_by_label(labels: np.ndarray) -> list[np.ndarray]:
     """Node indices of each label that has at least two nodes, in label order."""
+    order, cuts = _grouped_by_label(labels)
+    return pieces(order, cuts) if len(order) else []
+
+
+def _grouped_by_label(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The nodes of the labels that have at least two, by label (ascending within one), and where
+    each label's run after the first starts."""
     shared = np.flatnonzero(np.bincount(labels)[labels] >= 2)  # singletons never reach the split
     order = shared[np.argsort(labels[shared], kind="stable")]
-    cuts = np.flatnonzero(np.diff(labels[order])) + 1
-    return pieces(order, cuts) if len(order) else []
+    return order, np.flatnonzero(np.diff(labels[order])) + 1
 
 
 def _peel(nodes: np.ndarray, edges: np.ndarray, rank: np.ndarray, similarity: SimilarityToMany,
@@ -120,17 +126,18 @@ def cluster(n: int, pairs: np.ndarray, rank: np.ndarray, similarity: SimilarityT
     edge_order = np.argsort(edge_label, kind="stable")
     sorted_edge_labels = edge_label[edge_order]
     groups: list[Group] = []
-    members = _members_by_label(labels)
-    two = np.array([nodes for nodes in members if len(nodes) == 2], dtype=np.int64).reshape(-1, 2)
+    order, cuts = _grouped_by_label(labels)
+    starts = np.concatenate([[0], cuts]) if len(order) else cuts
+    sizes = np.diff(np.concatenate([starts, [len(order)]]))
+    pairs_at = starts[sizes == 2]  # most components are pairs: taken out of the order all at once
+    two = np.stack([order[pairs_at], order[pairs_at + 1]], axis=1).astype(np.int64, copy=False)
     if pair_similarity is not None:
         two_sims = pair_similarity(two[:, 0], two[:, 1]) if len(two) else np.zeros(0)
     else:
         two_sims = np.array([similarity(int(a), np.array([b]))[0] for a, b in two], dtype=np.float64)
-    for (a, b), sim in zip(two.tolist(), two_sims.tolist(), strict=True):
-        if sim >= threshold:
-            first, second = (a, b) if rank[a] <= rank[b] else (b, a)
-            groups.append(Group(first, np.array([first, second]), np.array([1.0, sim])))
-    larger = [nodes for nodes in members if len(nodes) > 2]
+    groups.extend(_pair_groups(two, two_sims, rank, threshold))
+    big = sizes > 2
+    larger = [order[a : a + size] for a, size in zip(starts[big].tolist(), sizes[big].tolist(), strict=True)]
     if pair_similarity is not None and larger:
         stars, larger = _whole_stars(n, larger, pairs, rank, pair_similarity, threshold)
         groups.extend(stars)
@@ -138,5 +145,18 @@ def cluster(n: int, pairs: np.ndarray, rank: np.ndarray, similarity: SimilarityT
         label = labels[nodes[0]]
         lo, hi = np.searchsorted(sorted_edge_labels, [label, label + 1])
         groups.extend(_peel(nodes, pairs[edge_order[lo:hi]], rank, similarity, threshold))
-    groups.sort(key=lambda g: rank[g.representative])
+    rank_of = rank.tolist()  # (a list's ints: sorting by numpy scalars is several times slower)
+    groups.sort(key=lambda g: rank_of[g.representative])
     return groups
+
+
+def _pair_groups(two: np.ndarray, sims: np.ndarray, rank: np.ndarray, threshold: float) -> list[Group]:
+    """The two-node components (rows of `two`) whose similarity reaches the threshold, each a
+    group led by its better-ranked node; made for all at once (most components are pairs), each
+    group's arrays rows of two shared ones."""
+    keep = sims >= threshold
+    a, b, sims = two[keep, 0], two[keep, 1], sims[keep]
+    members = np.where((rank[a] <= rank[b])[:, None], np.stack([a, b], axis=1), np.stack([b, a], axis=1))
+    similarity = np.stack([np.ones(len(sims)), sims], axis=1)
+    return [Group(first, pair, sim) for first, pair, sim in zip(members[:, 0].tolist(), members, similarity,
+                                                                strict=True)]
