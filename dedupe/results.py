@@ -202,14 +202,21 @@ def paragraph_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
     sizes, members, reps, exact, sims = _flattened(groups, feats.key_hi, feats.key_lo)
     ids = [docs[d].id for d in feats.doc[members].tolist()]
     index = feats.index[members].tolist()
+    every = _paragraph_members(ids, sims, index)
     out = []
     at = 0
     for k, (size, text) in enumerate(zip(sizes, row_texts(docs, feats, reps), strict=True)):
         kind: ClusterKind = "exact" if exact[k] else "near"
-        cluster = tuple(Member(ids[m], round(sims[m], 4), index[m]) for m in range(at, at + size))
+        cluster = tuple(every[at : at + size])
         out.append(Cluster(f"p{k + 1}", kind, "paragraph", cluster[0], cluster, first_words(text)))
         at += size
     return out
+
+
+def _paragraph_members(ids: list[str], sims: list[float], index: list[int]) -> list[Member]:
+    """The members of many paragraph clusters, made at once (one `map`, not a generator per cluster:
+    a scan of 100k pages makes over 400k of them)."""
+    return list(map(Member, ids, [round(s, 4) for s in sims], index))
 
 
 def document_story_clusters(docs: Sequence[Document], previews: Callable[[int], str], units: np.ndarray,
@@ -236,10 +243,11 @@ def paragraph_story_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
     ids = [docs[d].id for d in feats.doc[rows].tolist()]
     index = feats.index[rows].tolist()
     previews = row_texts(docs, feats, rows[np.cumsum([0, *sizes[:-1]])])
+    every = _paragraph_members(ids, [s for _, sims in found for s in sims], index)
     out = []
     at = 0
-    for k, (size, (_, sims), text) in enumerate(zip(sizes, found, previews, strict=True)):
-        mem = tuple(Member(ids[at + m], round(s, 4), index[at + m]) for m, s in enumerate(sims))
+    for k, (size, text) in enumerate(zip(sizes, previews, strict=True)):
+        mem = tuple(every[at : at + size])
         out.append(Cluster(f"p{base + k + 1}", "story", "paragraph", mem[0], mem, first_words(text)))
         at += size
     return out
