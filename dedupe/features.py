@@ -115,7 +115,8 @@ def analyse(texts: Sequence[str], hasher: MinHasher, ngram: int, min_words: int,
     held = found.texts  # the batch's paragraphs' texts
     count = len(held)
     first = np.searchsorted(found.doc, found.doc)  # each paragraph's document's first paragraph
-    distinct, of = _distinct_texts(held)
+    chars = _lengths(found)
+    distinct, of = _distinct_texts(held, chars)
     per_text = _text_features(distinct, hasher, ngram, min_words, key_cues, terms)
     return ParagraphFeatures(
         doc=found.doc,
@@ -124,7 +125,7 @@ def analyse(texts: Sequence[str], hasher: MinHasher, ngram: int, min_words: int,
         end=found.end,
         start=found.start,
         stop=found.stop,
-        chars=_lengths(found),
+        chars=chars,
         **(per_text if of is None else _for_each_paragraph(per_text, of)),
     )
 
@@ -138,26 +139,26 @@ def _lengths(found: BatchSpans) -> np.ndarray:
     return chars
 
 
-def _distinct_texts(texts: list[str]) -> tuple[list[str], np.ndarray | None]:
-    """The batch's texts with each short one (below `_REPEATED_CHARS`) kept once, and the place of
-    each paragraph's text among them (None when no text repeats). Long texts are not looked up:
-    they seldom repeat inside a batch, and hashing them costs what their analysis saves."""
+def _distinct_texts(texts: list[str], chars: np.ndarray) -> tuple[list[str], np.ndarray | None]:
+    """The batch's texts with each short one (below `_REPEATED_CHARS`, `chars` the lengths) kept
+    once, in the order they first come, and the place of each paragraph's text among them (None
+    when no text repeats). Long texts are not looked up: they seldom repeat inside a batch, and
+    hashing them costs what their analysis saves; only the short ones are walked in Python."""
     seen: dict[str, int] = {}
-    distinct: list[str] = []
-    of = []
-    for text in texts:
-        if len(text) < _REPEATED_CHARS:
-            at = seen.get(text)
-            if at is None:
-                at = seen[text] = len(distinct)
-                distinct.append(text)
-        else:
-            at = len(distinct)
-            distinct.append(text)
-        of.append(at)
-    if len(distinct) == len(texts):
+    repeats: list[int] = []
+    firsts: list[int] = []
+    for k in np.flatnonzero(chars < _REPEATED_CHARS).tolist():
+        first = seen.setdefault(texts[k], k)
+        if first != k:
+            repeats.append(k)
+            firsts.append(first)
+    if not repeats:
         return texts, None
-    return distinct, np.array(of, dtype=np.int64)
+    new = np.ones(len(texts), dtype=bool)
+    new[repeats] = False
+    place = np.cumsum(new) - 1
+    place[repeats] = place[firsts]
+    return [texts[k] for k in np.flatnonzero(new).tolist()], place
 
 
 _REPEATED_CHARS = ChromeSettings().length_high  # the lines that recur as chrome are shorter

@@ -207,11 +207,16 @@ def test_repeated_lines_are_analysed_once_with_the_features_of_each(monkeypatch,
     pages.append("\n".join([first[0].text] * 3 + [p.text for p in second[:2]]))  # a page repeating lines of its own
     hasher = MinHasher(64, 1)
     texts = [p.text for page in pages for p in split_paragraphs(page)]
-    assert features._distinct_texts(texts)[1] is not None  # lines do repeat here
+    chars = np.array([len(t) for t in texts])
+    distinct, place = features._distinct_texts(texts, chars)
+    assert place is not None and len(distinct) < len(texts)  # lines do repeat here...
+    assert [distinct[k] for k in place] == texts  # ...each paragraph's text in its place...
+    short = [t for t in distinct if len(t) < features._REPEATED_CHARS]  # ...each short text once, as it first comes
+    assert short == list(dict.fromkeys(t for t in texts if len(t) < features._REPEATED_CHARS))
     got = analyse(pages, hasher, 5, 8, key_cues=True, terms=True)
     plain = analyse(pages, hasher, 5, 3)  # no cues, no terms
     monkeypatch.setattr(features, "_REPEATED_CHARS", 0)  # every paragraph analysed on its own
-    assert features._distinct_texts(texts)[1] is None
+    assert features._distinct_texts(texts, chars)[1] is None
     _assert_same_features(got, analyse(pages, hasher, 5, 8, key_cues=True, terms=True))
     _assert_same_features(plain, analyse(pages, hasher, 5, 3))
 
