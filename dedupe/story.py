@@ -362,13 +362,15 @@ def _tfidf(counts: sp.csr_matrix, settings: StorySettings) -> sp.csr_matrix:
     df = value_counts(counts.indices, minlength=counts.shape[1])
     idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
     idf[df > max(settings.max_df * n, settings.max_df_floor)] = 0.0
-    if kernels.AVAILABLE:  # ranked by the kernel as it fills the rows
+    if kernels.AVAILABLE:  # ranked, and each row sorted, by the kernel as it fills the rows
         log_tf = np.concatenate([[0.0], 1.0 + np.log(np.arange(1.0, counts.data.max(initial=0.0) + 1.0))])
         indptr, ranked, data = kernels_story.tfidf_rows(counts.indptr, counts.indices, counts.data, idf, log_tf,
                                                         settings.min_terms)
-    else:
-        indptr, indices, data = _tfidf_rows(counts, idf, settings.min_terms)
-        ranked = _ranks(np.bincount(indices, minlength=counts.shape[1])).astype(indices.dtype)[indices]
+        w = sp.csr_matrix((data, ranked, indptr), shape=counts.shape)
+        w.has_sorted_indices = True
+        return w
+    indptr, indices, data = _tfidf_rows(counts, idf, settings.min_terms)
+    ranked = _ranks(np.bincount(indices, minlength=counts.shape[1])).astype(indices.dtype)[indices]
     w = sp.csr_matrix((data, ranked, indptr), shape=counts.shape)
     w.sort_indices()  # in place, row by row
     return w

@@ -714,8 +714,10 @@ def test_tfidf_rows_equal_numpys_to_the_last_bit() -> None:
     used_up = indices.copy(), counts.copy()  # the kernel writes the weights over the counts
     got = kernels_story.tfidf_rows(indptr, *used_up, idf, log_tf, 8)
     indptr, terms, data = story._tfidf_rows(matrix, idf, 8)
-    ranked = story._ranks(np.bincount(terms, minlength=vocabulary))[terms]  # the kernel renumbers as it fills
-    assert all(np.array_equal(g, w) for g, w in zip(got, (indptr, ranked, data), strict=True))
+    ranked = story._ranks(np.bincount(terms, minlength=vocabulary))[terms]  # the kernel renumbers as it fills...
+    want = sp.csr_matrix((data, ranked, indptr), shape=matrix.shape)
+    want.sort_indices()  # ...and sorts each row by rank
+    assert all(np.array_equal(g, w) for g, w in zip(got, (want.indptr, want.indices, want.data), strict=True))
     assert got[1] is used_up[0] and got[2] is used_up[1]  # the same memory, shrunk to the entries kept
     as_ints = counts.astype(np.int64)  # counts of another type are copied, not written over
     again = kernels_story.tfidf_rows(matrix.indptr, indices.copy(), as_ints, idf, log_tf, 8)
