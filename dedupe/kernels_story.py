@@ -19,6 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import kernels
+from .arrays import value_counts
+from .kernels_rows import gather_ranges
 
 if kernels.AVAILABLE:
     from .kernels import _add, _find, _jit, _sort_u32
@@ -452,26 +454,33 @@ if kernels.AVAILABLE:
 
 
 def tfidf_rows(indptr: np.ndarray, indices: np.ndarray, counts: np.ndarray, idf: np.ndarray, log_tf: np.ndarray,
-               min_terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               min_terms: int, df: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Story's L2-normalised TF-IDF rows of a CSR count matrix (`story._tfidf`, whose numpy form
     gives the same values): entry weight `log_tf[count] * idf[term]`, rows of fewer than `min_terms`
     distinct terms and terms of idf 0 left out, and columns renumbered by `story._ranks` of the
     kept entries' document frequencies (rarest first, ties by term), which the prefix cut needs.
-    Two passes over the rows: count what is kept and each term's texts, then fill. The weights are
+    Those frequencies are every row's (`df`, which the caller has for the idf; else counted here)
+    less the short rows' (few entries), so one pass over the rows fills them. The weights are
     written over `indices` and `counts` (each entry at or before where it was read), which come
     back shrunk to the entries kept (`shrunk`; about half of a dump's are): the counts are used up,
     and the matrix is never held twice, where numpy's form holds about five arrays as long as it at
     once, the story stage's peak of memory. Counts that are not float64 are copied first, and so are
     left as they were. `log_tf` is 1 + ln(c) for each count c, worked out by numpy so that both forms
     use the same logarithms. Each row is then sorted by rank (its norm taken in term order first, as
-numpy's form takes it), by a sort of its ranks alone (`_sort_u32`), which scipy's sort of (index,
-weight) pairs took 2-3 times as long to do."""
+    numpy's form takes it), by a sort of its ranks alone (`_sort_u32`), which scipy's sort of (index,
+    weight) pairs took 2-3 times as long to do."""
     if not kernels.AVAILABLE:
         raise RuntimeError("numba is not available")
     counts = np.ascontiguousarray(counts, dtype=np.float64)
     if len(idf) >= 2**32:
         raise ValueError("more than 2^32 distinct terms")  # (ranks are sorted as uint32)
-    out_ptr = _tfidf_rows(indptr, indices, counts, idf, log_tf, min_terms)
+    kept_df = value_counts(indices, minlength=len(idf)) if df is None else np.array(df, dtype=np.int64)
+    lengths = np.diff(indptr)
+    short = np.flatnonzero(lengths < min_terms)
+    if short.size:
+        kept_df -= value_counts(gather_ranges(indices, indptr[short], lengths[short]), minlength=len(idf))
+    kept_df[idf == 0.0] = 0
+    out_ptr = _tfidf_rows(indptr, indices, counts, idf, log_tf, min_terms, kept_df)
     kept = int(out_ptr[-1])
     return out_ptr, shrunk(indices, kept), shrunk(counts, kept)
 
@@ -479,31 +488,24 @@ weight) pairs took 2-3 times as long to do."""
 if kernels.AVAILABLE:
     @_jit
     def _tfidf_rows(indptr: np.ndarray, indices: np.ndarray, counts: np.ndarray, idf: np.ndarray, log_tf: np.ndarray,
-                    min_terms: int) -> np.ndarray:  # pragma: no cover - compiled
+                    min_terms: int, df: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
         n = len(indptr) - 1
         out_ptr = np.zeros(n + 1, dtype=np.int64)
-        df = np.zeros(len(idf), dtype=np.int64)
-        for i in range(n):
-            kept = 0
-            if indptr[i + 1] - indptr[i] >= min_terms:
-                for e in range(indptr[i], indptr[i + 1]):
-                    if idf[indices[e]] != 0.0:
-                        kept += 1
-                        df[indices[e]] += 1
-            out_ptr[i + 1] = out_ptr[i] + kept
         rank = np.empty(len(idf), dtype=indices.dtype)
         rank[np.argsort(df, kind="mergesort")] = np.arange(len(idf))  # stable: ties by term
         out_idx, out_data = indices, counts  # in place: entry m is written once entries up to m are read
         longest = 0
         for i in range(n):
-            longest = max(longest, out_ptr[i + 1] - out_ptr[i])
+            longest = max(longest, indptr[i + 1] - indptr[i])
         keys = np.empty(longest, dtype=np.uint32)  # a row's ranks, sorted (`_sort_u32`'s scratch beside)
         tmp = np.empty(longest, dtype=np.uint32)
         count = np.zeros((4, 256), dtype=np.int64)
         by_rank = np.empty(len(idf))  # a row's weights where its ranks put them
+        m = 0
         for i in range(n):
-            first, m = out_ptr[i], out_ptr[i]
-            if first == out_ptr[i + 1]:
+            first = m
+            if indptr[i + 1] - indptr[i] < min_terms:
+                out_ptr[i + 1] = m
                 continue
             for e in range(indptr[i], indptr[i + 1]):
                 w = log_tf[np.int64(counts[e])] * idf[indices[e]]
@@ -511,6 +513,9 @@ if kernels.AVAILABLE:
                     out_idx[m] = rank[indices[e]]
                     out_data[m] = w
                     m += 1
+            out_ptr[i + 1] = m
+            if first == m:
+                continue
             # numpy's reduceat: the first square, plus numpy's pairwise sum of the others.
             norm = np.sqrt(out_data[first] * out_data[first] + _pairwise_squares(out_data, first + 1, m - first - 1))
             # Each row sorted by rank as the prefix cut reads it: its ranks sorted on their own, its

@@ -365,7 +365,7 @@ def _tfidf(counts: sp.csr_matrix, settings: StorySettings) -> sp.csr_matrix:
     if kernels.AVAILABLE:  # ranked, and each row sorted, by the kernel as it fills the rows
         log_tf = np.concatenate([[0.0], 1.0 + np.log(np.arange(1.0, counts.data.max(initial=0.0) + 1.0))])
         indptr, ranked, data = kernels_story.tfidf_rows(counts.indptr, counts.indices, counts.data, idf, log_tf,
-                                                        settings.min_terms)
+                                                        settings.min_terms, df)
         w = sp.csr_matrix((data, ranked, indptr), shape=counts.shape)
         w.has_sorted_indices = True
         return w
