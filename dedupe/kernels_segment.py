@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import kernels
-from .segment import _SENTENCE_END, paragraph_text, split_spans
+from .segment import _SENTENCE_END, _WRAP_CHARS, paragraph_text, split_spans
 
 if kernels.AVAILABLE:
     from .kernels import _jit
@@ -40,9 +40,6 @@ def _classes() -> np.ndarray:
 
 
 _CLASSES = _classes()
-_WRAP_CHARS = 60  # a line this long breaks mid-sentence unless it ends one (`_looks_wrapped`)
-
-
 _CHUNK_CHARS = 1 << 23  # texts are read this many characters at a time (a buffer of at most 16 MB)
 
 
@@ -150,8 +147,9 @@ if kernels.AVAILABLE:
     @_jit
     def _split(buf: np.ndarray, offsets: np.ndarray, classes: np.ndarray
                ) -> tuple[np.ndarray, ...]:  # pragma: no cover - compiled
-        """`split_spans` of every text of the buffer: each paragraph's text (its index), first and last
-        line, start and stop, a line's break and stripped bounds found by the classes table."""
+        """`split_spans` of every text of the buffer: each paragraph's text (its index among them),
+        first and last line, start and stop; a line's break and stripped bounds found by the classes
+        table."""
         cap = len(offsets) + len(buf) // 64 + 16
         out = np.empty((5, cap), dtype=np.int64)  # doc, line, end, start, stop
         # each line of the block being read: start, end (its break), first and last non-space

@@ -15,6 +15,7 @@ from itertools import pairwise
 from typing import NamedTuple
 
 _SENTENCE_END = tuple('.!?:;"”’)]…')
+_WRAP_CHARS = 60  # a line this long breaks mid-sentence unless it ends one (`_looks_wrapped`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ def _looks_wrapped(lines: list[str]) -> bool:
     need = breaks // 2 + 1  # mid-sentence breaks that make a majority
     mid = 0
     for seen, (cur, nxt) in enumerate(pairwise(lines), 1):
-        if (len(cur) >= 60 or nxt[:1].islower()) and not cur.rstrip().endswith(_SENTENCE_END):
+        if (len(cur) >= _WRAP_CHARS or nxt[:1].islower()) and not cur.rstrip().endswith(_SENTENCE_END):
             mid += 1
             if mid >= need:
                 return True
