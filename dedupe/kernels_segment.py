@@ -12,6 +12,7 @@ surrogates) are split by `split_spans` itself; the paragraphs are the same eithe
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -23,13 +24,15 @@ from .segment import _SENTENCE_END, _WRAP_CHARS, paragraph_text, split_spans
 if kernels.AVAILABLE:
     from .kernels import _jit
 
-_BREAK, _SPACE, _LOWER, _END = 1, 2, 4, 8  # a code point's classes (bits of `_CLASSES`)
+_BREAK, _SPACE, _LOWER, _END = 1, 2, 4, 8  # a code point's classes (bits of `_classes()`)
 _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # where `str.splitlines` breaks ("\r\n" is one)
 
 
+@cache
 def _classes() -> np.ndarray:
     """Each 16-bit code point's classes: a line break, white space (`str.isspace`), lower case
-    (`str.islower`, `_looks_wrapped`'s test of a line's first character), a sentence's end."""
+    (`str.islower`, `_looks_wrapped`'s test of a line's first character), a sentence's end. Built on
+    first use (about 10 ms), not when the package is imported: without numba it is never needed."""
     chars = [chr(c) for c in range(0x10000)]
     out = np.zeros(0x10000, dtype=np.uint8)
     out[[c for c, ch in enumerate(chars) if ch.isspace()]] |= _SPACE
@@ -39,7 +42,6 @@ def _classes() -> np.ndarray:
     return out
 
 
-_CLASSES = _classes()
 _CHUNK_CHARS = 1 << 23  # texts are read this many characters at a time (a buffer of at most 16 MB)
 
 
@@ -65,7 +67,7 @@ def split_batch(texts: Sequence[str]) -> BatchSpans:
     left_out: list[int] = []
     for lo, hi in _chunks(texts):
         buf, offsets, skipped = code_units(texts[lo:hi])
-        doc, line, end, start, stop = _split(buf, offsets, _CLASSES)
+        doc, line, end, start, stop = _split(buf, offsets, _classes())
         parts.append((doc + lo, line, end, start, stop))
         left_out += [lo + k for k in skipped]
     if left_out:  # texts with characters past 16 bits: split in Python
