@@ -41,8 +41,13 @@ if kernels.AVAILABLE:
         return keys
 
 
+_PARTITION_ROWS = 2048
+"""Rows per part of a band in `bucket_pairs` (on average): a part's table, four 8-byte fields a
+slot for twice as many slots, is then about 128 KB, in the core's own cache."""
+
+
 def bucket_pairs(keys: np.ndarray, index: np.ndarray, all_pairs_up_to: int,
-                 compact_from: int = 1 << 22) -> np.ndarray:
+                 compact_from: int = 1 << 22, partition_rows: int = _PARTITION_ROWS) -> np.ndarray:
     """`lsh.candidate_pairs`: in each band (column of `keys`), the rows of `index` (ascending) whose
     keys are equal, paired as `lsh._bucket_pairs` pairs a run of them (all pairs up to
     `all_pairs_up_to` rows, else a star and a chain in ascending order). One pass per band through
@@ -52,7 +57,12 @@ def bucket_pairs(keys: np.ndarray, index: np.ndarray, all_pairs_up_to: int,
     with numpy was the scan's peak of memory). Past `compact_from` codes, the buffer is sorted and
     deduplicated in place after a band whenever it has doubled since the last time: pages that
     repeat a signed line (chrome, a site's boilerplate sentence) put the same pairs in every band
-    (the syndication set eight times over: 44M codes for about 3M pairs)."""
+    (the syndication set eight times over: 44M codes for about 3M pairs).
+
+    Each band's keys are first parted by their top bits into parts of about `partition_rows` rows
+    (equal keys fall in the same part), and each part is hashed on its own in a table that stays
+    in cache: one table for the whole band (tens of MB for a dump's paragraphs) missed the cache
+    on nearly every key."""
     if not kernels.AVAILABLE:
         raise RuntimeError("numba is not available")
     rows = keys if len(index) == len(keys) else keys[index]  # index is ascending: all rows, or some
@@ -60,24 +70,20 @@ def bucket_pairs(keys: np.ndarray, index: np.ndarray, all_pairs_up_to: int,
     del rows
     index = np.ascontiguousarray(index, dtype=np.int64)
     m = len(index)
-    cap = 2
-    while cap < 2 * m:
-        cap <<= 1
-    # A slot: key, first row + 1 (0: empty), last row, run size; side by side, so one probe reads one
-    # cache line, and its first two as in a numbering table, so `_find` probes it. Only the slots a
-    # band used are emptied for the next.
-    table = np.zeros((cap, 4), dtype=np.uint64)
-    scratch = np.empty((3, max(m, 1)), dtype=np.int64)  # slots used, next row of a run, a run's rows
+    bits = 1
+    while (m >> bits) > partition_rows and bits < 24:
+        bits += 1
+    parted = np.empty(max(m, 1), dtype=np.uint64), np.empty((4, max(m, 1)), dtype=np.int64)
     width = np.uint64(index[-1] + 1) if m else np.uint64(1)  # a pair's code: low * width + high
     codes = np.empty(1024, dtype=np.uint64)
     found = distinct = 0
     for band in by_band:
-        codes, found = _band_pairs(band, index, all_pairs_up_to, table, scratch, width, codes, found)
+        codes, found = _band_pairs(band, index, all_pairs_up_to, bits, *parted, width, codes, found)
         if found > compact_from and found > 2 * distinct:
             head = codes[:found]
             head.sort()  # in place (numpy's sort: several times numba's here)
             found = distinct = _distinct_in_place(head)
-    del by_band, table, scratch
+    del by_band, parted
     head = codes[:found]
     head.sort()
     return pairs_of_codes(distinct_of_sorted(head), int(width))
@@ -95,49 +101,74 @@ if kernels.AVAILABLE:
         return kept
 
     @_jit
-    def _band_pairs(keys: np.ndarray, index: np.ndarray, small: int, table: np.ndarray, scratch: np.ndarray,
-                    width: np.uint64, codes: np.ndarray, found: int
+    def _band_pairs(keys: np.ndarray, index: np.ndarray, small: int, bits: int, part_keys: np.ndarray,
+                    scratch: np.ndarray, width: np.uint64, codes: np.ndarray, found: int
                     ) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
         """One band's pairs appended to codes[found:] (grown when full); the codes and their count."""
-        used, after, members = scratch[0], scratch[1], scratch[2]
-        n_used = 0
-        for p in range(keys.size):
-            v = keys[p]
-            s = _find(table, v)
-            if table[s, 1] == 0:
-                table[s, 0] = v
-                table[s, 1] = _U64(p + 1)
-                table[s, 3] = 1
-                used[n_used] = s
-                n_used += 1
-            else:
-                after[table[s, 2]] = p
-                table[s, 3] += _U64(1)
-            table[s, 2] = _U64(p)
-        for u in range(n_used):
-            s = used[u]
-            k = np.int64(table[s, 3])
-            at = np.int64(table[s, 1]) - 1
-            table[s, 1] = 0
-            if k < 2:
-                continue
-            for q in range(k):  # ascending, as the rows are
-                members[q] = index[at]
-                if q + 1 < k:
-                    at = after[at]
-            need = k * (k - 1) // 2 if k <= small else 2 * (k - 1)
-            if found + need > codes.size:
-                grown = np.empty(max(2 * codes.size, found + need), dtype=np.uint64)  # type: ignore[call-overload]
-                grown[:found] = codes[:found]
-                codes = grown
-            if k <= small:
-                for a in range(k):
-                    for b in range(a + 1, k):
-                        codes[found] = _U64(members[a]) * width + _U64(members[b])
-                        found += 1
-            else:
-                for q in range(1, k):
-                    codes[found] = _U64(members[0]) * width + _U64(members[q])
-                    codes[found + 1] = _U64(members[q - 1]) * width + _U64(members[q])
-                    found += 2
+        m = keys.size
+        parts = 1 << bits
+        shift = _U64(64 - bits)
+        place, used, after, members = scratch[0], scratch[1], scratch[2], scratch[3]
+        bounds = np.zeros(parts + 1, dtype=np.int64)
+        for p in range(m):
+            bounds[(keys[p] >> shift) + _U64(1)] += 1
+        largest = 0
+        for q in range(parts):
+            largest = max(largest, bounds[q + 1])
+            bounds[q + 1] += bounds[q]
+        fill = bounds[:-1].copy()
+        for p in range(m):  # each part's keys, rows ascending
+            q = keys[p] >> shift
+            part_keys[fill[q]] = keys[p]
+            place[fill[q]] = p
+            fill[q] += 1
+        cap = 2
+        while cap < 2 * largest:
+            cap <<= 1
+        # A slot: key, first row + 1 (0: empty), last row, run size; side by side, so one probe reads
+        # one cache line, and its first two as in a numbering table, so `_find` probes it. Only the
+        # slots a part used are emptied for the next. Rows are numbered within their part.
+        table = np.zeros((cap, 4), dtype=np.uint64)
+        for q in range(parts):
+            lo = bounds[q]
+            n_used = 0
+            for e in range(bounds[q + 1] - lo):
+                v = part_keys[lo + e]
+                s = _find(table, v)
+                if table[s, 1] == 0:
+                    table[s, 0] = v
+                    table[s, 1] = _U64(e + 1)
+                    table[s, 3] = 1
+                    used[n_used] = s
+                    n_used += 1
+                else:
+                    after[table[s, 2]] = e
+                    table[s, 3] += _U64(1)
+                table[s, 2] = _U64(e)
+            for u in range(n_used):
+                s = used[u]
+                k = np.int64(table[s, 3])
+                at = np.int64(table[s, 1]) - 1
+                table[s, 1] = 0
+                if k < 2:
+                    continue
+                for r in range(k):  # ascending, as the rows are
+                    members[r] = index[place[lo + at]]
+                    if r + 1 < k:
+                        at = after[at]
+                need = k * (k - 1) // 2 if k <= small else 2 * (k - 1)
+                if found + need > codes.size:
+                    grown = np.empty(max(2 * codes.size, found + need), dtype=np.uint64)  # type: ignore[call-overload]
+                    grown[:found] = codes[:found]
+                    codes = grown
+                if k <= small:
+                    for a in range(k):
+                        for b in range(a + 1, k):
+                            codes[found] = _U64(members[a]) * width + _U64(members[b])
+                            found += 1
+                else:
+                    for r in range(1, k):
+                        codes[found] = _U64(members[0]) * width + _U64(members[r])
+                        codes[found + 1] = _U64(members[r - 1]) * width + _U64(members[r])
+                        found += 2
         return codes, found

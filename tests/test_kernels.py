@@ -694,6 +694,8 @@ def test_lsh_candidates_by_hashing_equal_the_sorted_runs(seed: int, n: int, band
         assert np.array_equal(kernels_lsh.bucket_pairs(keys, index, lsh._MAX_ALL_PAIRS), want)
         # the buffer sorted and deduplicated in place whenever it fills, from the first code on
         assert np.array_equal(kernels_lsh.bucket_pairs(keys, index, lsh._MAX_ALL_PAIRS, compact_from=1), want)
+        # each band parted by its keys' top bits into parts of a few rows, each hashed on its own
+        assert np.array_equal(kernels_lsh.bucket_pairs(keys, index, lsh._MAX_ALL_PAIRS, partition_rows=2), want)
 
 
 @compiled
