@@ -762,6 +762,7 @@ def warm_up() -> None:
     text_shingle_sets(["a b c d e f"], 5)
     kernels_lsh.band_keys(np.zeros((1, 4), dtype=np.uint32), 2, 2)
     kernels_lsh.bucket_pairs(np.zeros((2, 2), dtype=np.uint64), np.arange(2), 16, compact_from=0)  # with its compaction
+    kernels_lsh.equal_slots(np.zeros((2, 2), dtype=np.uint32), np.arange(2), np.arange(2))
     distinct_words(["a b"])
     kernels_lines.line_keys(["a 1 the"])
     for texts in (["a\nb"], ["a \u2014 b"]):  # code points of 8 and of 16 bits

@@ -95,6 +95,10 @@ def merge_signatures(signatures: np.ndarray, groups: np.ndarray, n_groups: int) 
 
 def estimate_jaccard(signatures: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Share of equal slots for each pair (i[k], j[k]); pairs of empty signatures estimate 0."""
+    from . import kernels, kernels_lsh  # here, not at the top: `kernels` imports this module
+
+    if kernels.AVAILABLE and signatures.shape[1] and signatures.dtype == np.uint32:
+        return kernels_lsh.equal_slots(signatures, i, j)
     out = np.empty(len(i), dtype=np.float64)
     step = max(1, _CHUNK_CELLS // signatures.shape[1])
     for lo in range(0, len(i), step):

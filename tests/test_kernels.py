@@ -699,6 +699,27 @@ def test_lsh_candidates_by_hashing_equal_the_sorted_runs(seed: int, n: int, band
 
 
 @compiled
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 50), st.integers(1, 130))
+def test_estimated_jaccard_by_the_kernel_equals_numpys(seed: int, rows: int, num_perm: int) -> None:
+    """`estimate_jaccard` gives the same floats from `kernels_lsh.equal_slots` as from its numpy
+    form: slots drawn from few values, some empty (an empty slot never counts as a match)."""
+    from dedupe.minhash import EMPTY, estimate_jaccard
+
+    rng = np.random.default_rng(seed)
+    sigs = rng.integers(0, 3, size=(rows, num_perm)).astype(np.uint32)
+    sigs[rng.random(sigs.shape) < 0.2] = EMPTY
+    sigs[rng.random(rows) < 0.2] = EMPTY  # whole signatures of no shingles
+    i, j = rng.integers(0, rows, size=200), rng.integers(0, rows, size=200)
+    got = estimate_jaccard(sigs, i, j)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(kernels, "AVAILABLE", False)
+        want = estimate_jaccard(sigs, i, j)
+    assert np.array_equal(got, want)
+    assert np.array_equal(kernels_lsh.equal_slots(sigs[:, ::-1], i, j), want)  # rows read as they lie
+
+
+@compiled
 def test_tfidf_rows_equal_numpys_to_the_last_bit() -> None:
     from dedupe import story
 
