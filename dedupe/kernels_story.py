@@ -507,12 +507,11 @@ if kernels.AVAILABLE:
             if indptr[i + 1] - indptr[i] < min_terms:
                 out_ptr[i + 1] = m
                 continue
-            for e in range(indptr[i], indptr[i + 1]):
+            for e in range(indptr[i], indptr[i + 1]):  # branch-free: a zero weight is written over next
                 w = log_tf[np.int64(counts[e])] * idf[indices[e]]
-                if w != 0.0:
-                    out_idx[m] = rank[indices[e]]
-                    out_data[m] = w
-                    m += 1
+                out_idx[m] = rank[indices[e]]
+                out_data[m] = w
+                m += w != 0.0
             out_ptr[i + 1] = m
             if first == m:
                 continue
