@@ -45,15 +45,26 @@ def verified_lsh_pairs(sigs: np.ndarray, threshold: float, num_perm: int) -> np.
     return cands[sim >= threshold]
 
 
-def paragraph_groups(feats: ParagraphFeatures, rank: np.ndarray, settings: Settings) -> list[Group]:
+def paragraph_pairs(feats: ParagraphFeatures, settings: Settings) -> np.ndarray:
+    """`paragraph_groups`' verified LSH pairs (positions among the signed paragraphs), which need
+    only the signatures: under `--jobs` another process finds them while this one does chrome."""
+    nodes = np.flatnonzero(feats.sig_row >= 0)
+    if len(nodes) < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    return verified_lsh_pairs(_signed_signatures(feats, nodes), settings.threshold, settings.num_perm)
+
+
+def paragraph_groups(feats: ParagraphFeatures, rank: np.ndarray, settings: Settings,
+                     pairs: np.ndarray | None = None) -> list[Group]:
     """Clusters of signed paragraphs (indices into the feature arrays), chrome or not: a recurring
-    long paragraph is worth reporting either way; document candidates use only the content ones."""
+    long paragraph is worth reporting either way; document candidates use only the content ones.
+    `pairs` are `paragraph_pairs`' when they were found elsewhere."""
     nodes = np.flatnonzero(feats.sig_row >= 0)
     if len(nodes) < 2:
         return []
-    rows = feats.sig_row[nodes]  # 0, 1, 2, ... as the features stage numbers them: no copy then
-    sigs = feats.signatures if np.array_equal(rows, np.arange(len(feats.signatures))) else feats.signatures[rows]
-    pairs = verified_lsh_pairs(sigs, settings.threshold, settings.num_perm)
+    sigs = _signed_signatures(feats, nodes)
+    if pairs is None:
+        pairs = verified_lsh_pairs(sigs, settings.threshold, settings.num_perm)
     para_rank = np.argsort(np.lexsort((feats.index[nodes], rank[feats.doc[nodes]])))
 
     def similarity(rep: int, others: np.ndarray) -> np.ndarray:
@@ -64,6 +75,13 @@ def paragraph_groups(feats: ParagraphFeatures, rank: np.ndarray, settings: Setti
 
     local = cluster(len(nodes), pairs, para_rank, similarity, settings.threshold, pair_similarity)
     return [Group(int(nodes[g.representative]), nodes[g.members], g.similarity) for g in local]
+
+
+def _signed_signatures(feats: ParagraphFeatures, nodes: np.ndarray) -> np.ndarray:
+    """The signatures of the signed paragraphs `nodes`, in their order: the table itself when its
+    rows are numbered 0, 1, 2, ... as the features stage numbers them (no copy then)."""
+    rows = feats.sig_row[nodes]
+    return feats.signatures if np.array_equal(rows, np.arange(len(feats.signatures))) else feats.signatures[rows]
 
 
 def content_keys(feats: ParagraphFeatures, content: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,6 @@ from . import chrome as chrome_stage
 from . import copies, page_chrome, results, signing, story_levels
 from . import story as story_stage
 from .archive import Archive, ArchiveRows
-from .arrays import pieces
 from .cluster import Group
 from .copies import DocTable
 from .features import ParagraphFeatures, without_shingles
@@ -184,31 +183,17 @@ def _copy_stages(docs: list[Document], feats: ParagraphFeatures, content: np.nda
 def _beside_paragraph_groups(feats: ParagraphFeatures, rank: np.ndarray, settings: Settings,
                              work: Callable[[], T]) -> tuple[T, list[Group]]:
     """`work` (the chrome stage and what needs only it) and `copies.paragraph_groups`, which needs only the
-    features. Both are mostly serial, so with `settings.jobs` > 1 the paragraph groups are worked
-    out in a forked process while this one does `work`: two cores, one stage each."""
+    features. With `settings.jobs` > 1 a forked process finds the groups' verified pairs (LSH, the
+    larger part) while this one does `work`, then clusters them: two cores, and neither waits long
+    for the other (the whole groups in the fork left this one idle for a third of the stage)."""
     if settings.jobs <= 1:  # the groups first: their scratch arrays are gone before `work` makes its own
         groups = copies.paragraph_groups(feats, rank, settings)
         return work(), groups
-    shared = 32 * int(np.count_nonzero(feats.sig_row >= 0)) + 4096  # two 8-byte values per member, and per group
-    flat, done = fork_beside(_flat_paragraph_groups, (feats, rank, settings), 0, work, settings.jobs, shared)
-    return done, _groups_of_flat(*flat)
+    shared = 32 * int(np.count_nonzero(feats.sig_row >= 0)) + 4096  # room for two pairs per paragraph
+    pairs, done = fork_beside(_paragraph_pairs, (feats, settings), 0, work, settings.jobs, shared)
+    return done, copies.paragraph_groups(feats, rank, settings, pairs)
 
 
-def _flat_paragraph_groups(context: tuple[ParagraphFeatures, np.ndarray, Settings],
-                           _: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """`copies.paragraph_groups` as four arrays (representatives, sizes, members, similarities), which
-    cross from a forked process as four buffers rather than as an object per group."""
-    groups = copies.paragraph_groups(*context)
-    members = [g.members for g in groups]
-    return (np.array([g.representative for g in groups], dtype=np.int64),
-            np.fromiter(map(len, members), dtype=np.int64, count=len(members)),
-            np.concatenate(members) if groups else np.zeros(0, dtype=np.int64),
-            np.concatenate([g.similarity for g in groups]) if groups else np.zeros(0, dtype=np.float64))
-
-
-def _groups_of_flat(reps: np.ndarray, sizes: np.ndarray, members: np.ndarray, sims: np.ndarray) -> list[Group]:
-    if reps.size == 0:
-        return []
-    cuts = np.cumsum(sizes)[:-1]
-    return [Group(rep, m, s) for rep, m, s in zip(reps.tolist(), pieces(members, cuts), pieces(sims, cuts),
-                                                  strict=True)]
+def _paragraph_pairs(context: tuple[ParagraphFeatures, Settings], _: int) -> np.ndarray:
+    """`copies.paragraph_pairs` (a top-level function, so a forked process can run it)."""
+    return copies.paragraph_pairs(*context)
