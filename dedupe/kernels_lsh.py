@@ -15,6 +15,7 @@ import numpy as np
 
 from . import kernels
 from .arrays import distinct_of_sorted, pairs_of_codes
+from .minhash import EMPTY
 
 if kernels.AVAILABLE:
     from .kernels import _M, _U64, _find, _jit
@@ -60,7 +61,7 @@ if kernels.AVAILABLE:
             a, b = signatures[i[k]], signatures[j[k]]
             equal = 0
             for slot in range(width):
-                equal += (a[slot] == b[slot]) & (a[slot] != np.uint32(0xFFFFFFFF))  # an empty slot is no match
+                equal += (a[slot] == b[slot]) & (a[slot] != EMPTY)  # an empty slot is no match
             out[k] = equal / width
         return out
 
