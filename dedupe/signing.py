@@ -33,7 +33,7 @@ def sign(texts: list[str], settings: Settings, tick: Progress) -> ParagraphFeatu
         kernels.warm_up()  # every later pool's workers inherit the loaded kernels
     try:
         table = FeatureTable(texts, spans, settings.num_perm, key_cues=settings.chrome, terms=settings.story,
-                             shared=settings.jobs > 1 and CAN_FORK)
+                             shared=settings.jobs > 1 and CAN_FORK, min_words=settings.min_words)
     except (OSError, ValueError, MemoryError):  # address space or overcommit refused: join the batches after
         parts = fork_map(_analyse_span, (texts, settings), spans, settings.jobs, progress)
         return concat(parts, [lo for lo, _ in spans])

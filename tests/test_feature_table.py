@@ -72,12 +72,15 @@ def test_table_holds_what_joining_the_batches_gives(rng: random.Random, shared: 
 
 @pytest.mark.parametrize("shared", [False, True])
 def test_batches_past_the_end_of_the_table_come_back_whole(shared: bool) -> None:
-    texts = [f"{_LENGTHENED} {k}" for k in range(9)]
+    shuffled = random.Random(5).sample  # distinct shingles, so that they are many
+    texts = [f"word{k} and more" for k in range(4)]
+    texts += [" ".join("".join(shuffled(_LENGTHENED, len(_LENGTHENED))) for _ in range(3)) for _ in range(5)]
     spans = [(0, 4), (4, 9)]
     parts = [analyse(texts[lo:hi], MinHasher(64, 3), 5, 4, terms=True) for lo, hi in spans]
     table = FeatureTable(texts, spans, 64, key_cues=False, terms=True, shared=shared, slack=0)
     written = [table.write(k, part) for k, part in enumerate(parts)]
-    # Every text overflows its own bounds; the first batch still fits in the room of the second's.
+    # The lengthened texts outgrow the whole table's bounds (counted by lines in private memory,
+    # by characters alone in shared memory), the first batch's fit.
     assert [w.whole is not None for w in written] == [False, True]
     assert _same(table.join(written), concat(parts, [0, 4])) == []
 
