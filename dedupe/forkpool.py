@@ -22,7 +22,8 @@ import multiprocessing
 import pickle
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -82,6 +83,62 @@ def fork_beside(fn: Callable[[C, T], R], context: C, item: T, mine: Callable[[],
     here: list[M] = []
     theirs = fork_map(fn, context, [item], jobs, shared_bytes=shared_bytes, meanwhile=lambda: here.append(mine()))
     return theirs[0], here[0]
+
+
+@contextmanager
+def forked_steps(steps: Callable[[C], Iterator[R]], context: C, fork: bool,
+                 shared_bytes: int = 0) -> Iterator[Iterator[R]]:
+    """`steps(context)`'s results one at a time, as the caller takes them: with `fork`, made in a
+    forked process and each sent as soon as it is made, so the caller works meanwhile and takes a
+    result when it needs it (and the process goes on to the next step); else made here, each when
+    taken. `shared_bytes` reserves an arena for the results' arrays (`fork_map`'s). Leaving the
+    block ends the process if it is still running."""
+    if not fork or not CAN_FORK:
+        yield steps(context)
+        return
+    arena = _Arena.reserve(shared_bytes)
+    forking = multiprocessing.get_context("fork")
+    receiving, sending = forking.Pipe(duplex=False)
+    process = forking.Process(target=_send_steps, args=(steps, context, arena, sending), daemon=True)
+    process.start()
+    sending.close()
+    try:
+        yield _received(receiving, arena, process)
+    finally:
+        if process.is_alive():
+            process.terminate()
+        process.join()
+        receiving.close()
+
+
+def _send_steps(steps: Callable[[Any], Iterator[Any]], context: Any, arena: _Arena | None, sending: Any) -> None:
+    """In the forked process: each result sent as it is made, then the end (or the error)."""
+    _default_signals()
+    try:
+        for result in steps(context):
+            sending.send((_RESULT, arena.pack(result) if arena is not None else result))
+    except BaseException as error:  # the caller raises it
+        sending.send((_ERROR, error))
+    else:
+        sending.send((_END, None))
+
+
+def _received(receiving: Any, arena: _Arena | None, process: Any) -> Iterator[Any]:
+    while True:
+        try:
+            kind, value = receiving.recv()
+        except EOFError:
+            process.join()
+            raise RuntimeError(f"a forked process ended before its results were in (exit code {process.exitcode})"
+                               ) from None
+        if kind == _END:
+            return
+        if kind == _ERROR:
+            raise value
+        yield arena.unpack(value) if isinstance(value, _Packed) and arena is not None else value
+
+
+_RESULT, _ERROR, _END = range(3)
 
 
 def spans(count: int, jobs: int, largest: int, smallest: int = 1) -> list[tuple[int, int]]:

@@ -19,9 +19,10 @@ decides what runs beside what under `--jobs`. Each stage lives in its own module
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -31,8 +32,9 @@ from . import story as story_stage
 from .archive import Archive, ArchiveRows
 from .cluster import Group
 from .copies import DocTable
+from .feature_table import give_back
 from .features import ParagraphFeatures, without_shingles
-from .forkpool import fork_beside
+from .forkpool import CAN_FORK, fork_beside, forked_steps
 from .gcpause import collector_paused
 from .model import BadRecord, Cluster, Document
 from .results import ChromeLine, DocumentOutcome, ScanResult, Stats
@@ -77,50 +79,63 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
         return _Content(content, stripped, chrome_stats, shingle_sets,
                         copies.archive_rows(docs, feats, content, shingle_sets, groups, settings))
 
-    found, para_groups = _beside_paragraph_groups(feats, rank, settings, chrome_and_content)
-    content, stripped, rows, chrome_stats = found.content, found.stripped, found.rows, found.chrome_stats
-    shingle_sets: tuple[np.ndarray, np.ndarray] | None = found.shingle_sets
-    del found
-    tick("chrome", 1, 1)
-    tick("clusters", 0, 3)
-    feats = without_shingles(feats)
-    para_units = story_levels.paragraph_story_units(feats, para_groups, rank) if terms is not None else None
+    # With two processes (and the story stage) the paragraph level goes to a forked process for the
+    # rest of the scan: the groups' pairs, then (while this one clusters them too, and goes on to
+    # the copy stages) the story's paragraph level (`_paragraph_steps`). Otherwise the pairs are
+    # found beside chrome and the story's paragraph level comes after the copy stages.
+    two = settings.jobs == 2 and terms is not None and CAN_FORK
+    with ExitStack() as stack:
+        if two:
+            assert terms is not None, "two processes share the paragraph level when the story stage runs"
+            shared = 40 * int(np.count_nonzero(feats.sig_row >= 0)) + 4096  # pairs, then story units
+            steps = stack.enter_context(forked_steps(_paragraph_steps, (feats, rank, settings, terms), True, shared))
+            found = chrome_and_content()
+            para_groups = copies.paragraph_groups(feats, rank, settings, next(steps))
+            next(steps)  # the other process has clustered them too: it reads no signature any more
+        else:
+            found, para_groups = _beside_paragraph_groups(feats, rank, settings, chrome_and_content)
+        content, stripped, rows, chrome_stats = found.content, found.stripped, found.rows, found.chrome_stats
+        shingle_sets: tuple[np.ndarray, np.ndarray] | None = found.shingle_sets
+        del found
+        tick("chrome", 1, 1)
+        tick("clusters", 0, 3)
+        for dropped in (feats.signatures, feats.shingle_hashes, feats.shingle_offsets):
+            give_back(dropped)  # now, not when the other process ends
+        feats = without_shingles(feats)
 
-    def copies_and_outcomes(story_jobs: int) -> tuple[list[Cluster], list[Cluster], list[DocumentOutcome],
-                                                      list[ChromeLine]]:
-        """Stages 5-6 and the story's document level, then what needs only them: the outcomes and
-        the chrome report (with two processes, while the story's paragraph level runs beside).
-        Returns the paragraph and document clusters, the outcomes and the chrome lines; the
-        documents' shingle sets and the copy stages' tables go (with one process the story's
-        paragraph level comes next, and needs the room: 120 MB at 100k documents)."""
-        nonlocal shingle_sets
-        assert shingle_sets is not None, "the copy stages run once"
-        c = _copy_stages(docs, feats, content, shingle_sets, rows, para_groups, rank, settings, archive,
-                         terms, story_jobs, tick)
-        shingle_sets = None
-        stories = (results.document_story_clusters(docs, c.previews, c.story_units, c.story_found, len(c.doc_clusters))
-                   if terms is not None else [])
-        outcomes = results.document_outcomes(docs, c.table, c.doc_groups, c.doc_clusters, c.kept, c.doc_sim,
-                                             stripped, doc_chars)
-        return c.para_clusters, c.doc_clusters + stories, outcomes, results.chrome_report(docs, stripped, feats)
+        def copies_and_outcomes(story_jobs: int) -> tuple[list[Cluster], list[Cluster], list[DocumentOutcome],
+                                                          list[ChromeLine]]:
+            """Stages 5-6 and the story's document level, then what needs only them: the outcomes and
+            the chrome report (with two processes, while the story's paragraph level runs beside).
+            Returns the paragraph and document clusters, the outcomes and the chrome lines; the
+            documents' shingle sets and the copy stages' tables go (with one process the story's
+            paragraph level comes next, and needs the room: 120 MB at 100k documents)."""
+            nonlocal shingle_sets
+            assert shingle_sets is not None, "the copy stages run once"
+            c = _copy_stages(docs, feats, content, shingle_sets, rows, para_groups, rank, settings, archive,
+                             terms, story_jobs, tick)
+            shingle_sets = None
+            stories = (results.document_story_clusters(docs, c.previews, c.story_units, c.story_found,
+                                                       len(c.doc_clusters)) if terms is not None else [])
+            outcomes = results.document_outcomes(docs, c.table, c.doc_groups, c.doc_clusters, c.kept, c.doc_sim,
+                                                 stripped, doc_chars)
+            return c.para_clusters, c.doc_clusters + stories, outcomes, results.chrome_report(docs, stripped, feats)
 
-    para_found: list[tuple[list[int], list[float]]] = []
-    if terms is None or para_units is None:
-        para_clusters, doc_clusters, outcomes, chrome_lines = copies_and_outcomes(settings.jobs)
-    elif settings.jobs == 2:
-        # The story stage's paragraph level needs only the paragraph groups: it runs in a forked
-        # process while this one makes the copy clusters and then the story's document level. About
-        # half of a level's work (counts, weights, prefix cuts) is serial, so one level per process
-        # uses both cores where splitting each level's candidate blocks would leave one idle; with
-        # more processes, the levels go one after the other, each spreading its blocks over all.
-        para_found, (para_clusters, doc_clusters, outcomes, chrome_lines) = fork_beside(
-            story_levels.paragraph_story, (terms, para_units, 1), 0, lambda: copies_and_outcomes(1), 2)
-    else:
-        para_clusters, doc_clusters, outcomes, chrome_lines = copies_and_outcomes(settings.jobs)
-        para_found = story_levels.paragraph_story((terms, para_units, settings.jobs), 0)
-    if terms is not None and para_units is not None:
+        para_found: list[tuple[list[int], list[float]]] = []
+        para_units: np.ndarray | None = None
+        if two:
+            para_clusters, doc_clusters, outcomes, chrome_lines = copies_and_outcomes(1)
+            para_units, para_found = next(steps)
+        elif terms is None:
+            para_clusters, doc_clusters, outcomes, chrome_lines = copies_and_outcomes(settings.jobs)
+        else:
+            units = story_levels.paragraph_story_units(feats, para_groups, rank)
+            para_clusters, doc_clusters, outcomes, chrome_lines = copies_and_outcomes(settings.jobs)
+            para_found = story_levels.paragraph_story((terms, units, settings.jobs), 0)
+            para_units = units[0]
+    if para_units is not None:
         para_clusters = para_clusters + results.paragraph_story_clusters(
-            docs, feats, para_units[0], para_found, len(para_clusters))
+            docs, feats, para_units, para_found, len(para_clusters))
         tick("story", 1, 1)
     tick("clusters", 3, 3)
 
@@ -197,3 +212,20 @@ def _beside_paragraph_groups(feats: ParagraphFeatures, rank: np.ndarray, setting
 def _paragraph_pairs(context: tuple[ParagraphFeatures, Settings], _: int) -> np.ndarray:
     """`copies.paragraph_pairs` (a top-level function, so a forked process can run it)."""
     return copies.paragraph_pairs(*context)
+
+
+def _paragraph_steps(context: tuple[ParagraphFeatures, np.ndarray, Settings, story_stage.TermRows]
+                     ) -> Iterator[Any]:
+    """The paragraph level in the other of two processes, step by step: the paragraph groups'
+    verified pairs (for that process, which clusters them while this one does too), then `None`
+    once this one's groups are made (from then on it reads no signature or shingle, and their
+    pages may go), then the story's paragraph level over one paragraph of each group: its units
+    (positions among the paragraphs) and their story groups. Clustering the pairs in both
+    processes costs a core that would otherwise idle, and lets the story start 1.1 s sooner."""
+    feats, rank, settings, terms = context
+    pairs = copies.paragraph_pairs(feats, settings)
+    yield pairs
+    groups = copies.paragraph_groups(feats, rank, settings, pairs)
+    yield None
+    units = story_levels.paragraph_story_units(feats, groups, rank)
+    yield units[0], story_levels.paragraph_story((terms, units, 1), 0)

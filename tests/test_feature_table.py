@@ -66,7 +66,8 @@ def test_table_holds_what_joining_the_batches_gives(rng: random.Random, shared: 
     # The lengthened batch outgrows what its own texts' bounds reserve, but not the table: the
     # other batches leave room.
     assert [k for k, w in written.items() if w.whole is not None] == []
-    assert [w.at[0] for _, w in sorted(written.items())] == np.cumsum([0, *map(len, (p.doc for p in parts))])[:-1].tolist()
+    starts = np.cumsum([0, *(len(p.doc) for p in parts)])[:-1]
+    assert [w.at[0] for _, w in sorted(written.items())] == starts.tolist()  # each batch after the one before
     assert len(joined.doc) > 100 and len(joined.signatures) > 50 and (len(joined.term_ids) > 100) == extras
 
 
@@ -89,3 +90,18 @@ def test_table_of_no_documents() -> None:
     table = FeatureTable([], [(0, 0)], 128, key_cues=True, terms=True, shared=True)
     joined = table.join([table.write(0, analyse([], MinHasher(128, 1), 5, 8, key_cues=True, terms=True))])
     assert len(joined.doc) == 0 and joined.signatures.shape == (0, 128) and joined.term_offsets.tolist() == [0]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_giving_back_a_shared_array_frees_its_pages_at_once(rng: random.Random, shared: bool) -> None:
+    """In shared memory the pages go now (a forked process's mapping would keep them), so the array
+    reads as zeros after; a private array is left to its references."""
+    from dedupe.feature_table import give_back
+
+    texts = _texts(rng, False)
+    table = FeatureTable(texts, [(0, len(texts))], 64, key_cues=False, terms=False, shared=shared)
+    joined = table.join([table.write(0, analyse(texts, MinHasher(64, 3), 5, 4))])
+    before = joined.signatures.copy()
+    give_back(joined.signatures[:3])  # a view: the whole array's pages go
+    assert before.any() and np.array_equal(joined.signatures, np.zeros_like(before) if shared else before)
+    give_back(np.arange(5))  # not a table's: nothing happens

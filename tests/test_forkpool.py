@@ -1,14 +1,16 @@
-"""fork_map: results in order, the same in workers as in process, whichever way they travel back."""
+"""fork_map and forked_steps: results in order, the same in workers as in process, whichever way they
+travel back; a step's error, or a process that dies, reaches the caller."""
 
 from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
-from dedupe.forkpool import CAN_FORK, fork_map
+from dedupe.forkpool import CAN_FORK, fork_map, forked_steps
 
 needs_fork = pytest.mark.skipif(not CAN_FORK, reason="workers are forked only where the platform forks")
 
@@ -105,3 +107,55 @@ def test_spans_cover_every_item_once(count: int, jobs: int, sizes: list[int]) ->
     got = spans(count, jobs, 2048, 256)
     assert [hi - lo for lo, hi in got] == sizes
     assert [i for lo, hi in got for i in range(lo, hi)] == list(range(count))
+
+
+def _steps(context: tuple[int, str]) -> Iterator[object]:
+    """`count` steps, each its process id and an array; then `end`: "" (none), "error" or "die"."""
+    count, end = context
+    for k in range(count):
+        yield os.getpid(), np.arange(100_000, dtype=np.int64) * k
+    if end == "error":
+        raise ValueError("step failed")
+    if end == "die":
+        os._exit(3)
+
+
+@pytest.mark.parametrize("fork", [False, True])
+@pytest.mark.parametrize("shared_bytes", [0, 10_000_000])
+def test_forked_steps_come_one_at_a_time_from_the_other_process(fork: bool, shared_bytes: int) -> None:
+    with forked_steps(_steps, (3, ""), fork, shared_bytes) as steps:
+        got = [next(steps) for _ in range(3)]
+        with pytest.raises(StopIteration):
+            next(steps)
+    pids = {pid for pid, _ in got}  # type: ignore[misc]
+    assert (pids != {os.getpid()}) == (fork and CAN_FORK) and len(pids) == 1
+    assert [int(a[1]) for _, a in got] == [0, 1, 2]  # type: ignore[misc,index]
+    if fork and CAN_FORK:
+        assert all(_in_shared_memory(a) for _, a in got) == (shared_bytes > 0)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("fork", [False, True])
+def test_a_failed_step_raises_in_the_caller_after_the_earlier_results(fork: bool) -> None:
+    with forked_steps(_steps, (2, "error"), fork) as steps:
+        assert len([next(steps), next(steps)]) == 2
+        with pytest.raises(ValueError, match="step failed"):
+            next(steps)
+
+
+@needs_fork
+def test_a_forked_process_that_dies_is_an_error_not_a_short_result() -> None:
+    with forked_steps(_steps, (1, "die"), True) as steps:
+        next(steps)
+        with pytest.raises(RuntimeError, match="exit code 3"):
+            next(steps)
+
+
+@needs_fork
+def test_leaving_early_ends_the_forked_process() -> None:
+    import multiprocessing
+
+    with forked_steps(_steps, (10**9, ""), True) as steps:
+        next(steps)
+        children = multiprocessing.active_children()
+        assert children
+    assert not any(child.is_alive() for child in children)

@@ -151,7 +151,8 @@ def test_settings_switch_stages_off(rng: random.Random) -> None:
 def test_worker_processes_give_the_same_result(rng: random.Random, monkeypatch: pytest.MonkeyPatch) -> None:
     docs = _docs(site_dump(rng)) + [Document(p.name, p.read_text()) for p in sorted(SEEDS.iterdir())]
     # Small work units, so that signing, chrome verdicts and story blocks are all split among workers
-    # (with two, the story levels run side by side instead; with three, each level's blocks are split).
+    # (with two, the paragraph level runs in a forked process beside the copy stages and the story's
+    # document level; with three, each level's blocks are split).
     monkeypatch.setattr(page_chrome, "_CHROME_SPAN", 3)
     monkeypatch.setattr(story_stage, "StorySettings", functools.partial(StorySettings, block_rows=4))
 
