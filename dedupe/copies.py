@@ -13,7 +13,7 @@ import xxhash
 from . import kernels, kernels_rows
 from .archive import Archive, ArchivedDocs, ArchiveRows
 from .arrays import range_indices, shared_key_pairs, unique_pairs, unique_sorted
-from .cluster import Group, cluster
+from .cluster import Group, Groups, cluster, cluster_groups
 from .features import ParagraphFeatures
 from .lsh import band_keys, candidate_pairs, lsh_params, normalise_pairs
 from .minhash import EMPTY, estimate_jaccard
@@ -55,13 +55,13 @@ def paragraph_pairs(feats: ParagraphFeatures, settings: Settings) -> np.ndarray:
 
 
 def paragraph_groups(feats: ParagraphFeatures, rank: np.ndarray, settings: Settings,
-                     pairs: np.ndarray | None = None) -> list[Group]:
-    """Clusters of signed paragraphs (indices into the feature arrays), chrome or not: a recurring
-    long paragraph is worth reporting either way; document candidates use only the content ones.
-    `pairs` are `paragraph_pairs`' when they were found elsewhere."""
+                     pairs: np.ndarray | None = None) -> Groups:
+    """Clusters of signed paragraphs (members are indices into the feature arrays), chrome or not:
+    a recurring long paragraph is worth reporting either way; document candidates use only the
+    content ones. `pairs` are `paragraph_pairs`' when they were found elsewhere."""
     nodes = np.flatnonzero(feats.sig_row >= 0)
     if len(nodes) < 2:
-        return []
+        return Groups.joined([])
     sigs = _signed_signatures(feats, nodes)
     if pairs is None:
         pairs = verified_lsh_pairs(sigs, settings.threshold, settings.num_perm)
@@ -73,8 +73,8 @@ def paragraph_groups(feats: ParagraphFeatures, rank: np.ndarray, settings: Setti
     def pair_similarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         return estimate_jaccard(sigs, first, second)
 
-    local = cluster(len(nodes), pairs, para_rank, similarity, settings.threshold, pair_similarity)
-    return [Group(int(nodes[g.representative]), nodes[g.members], g.similarity) for g in local]
+    local = cluster_groups(len(nodes), pairs, para_rank, similarity, settings.threshold, pair_similarity)
+    return Groups(local.starts, nodes[local.members], local.similarity)
 
 
 def _signed_signatures(feats: ParagraphFeatures, nodes: np.ndarray) -> np.ndarray:
@@ -228,7 +228,7 @@ def _same_documents_again(rows: ArchiveRows, old: ArchivedDocs, threshold: float
 
 
 def document_groups(table: DocTable, feats: ParagraphFeatures, content: np.ndarray,
-                    shingle_sets: tuple[np.ndarray, np.ndarray], para_groups: list[Group], settings: Settings
+                    shingle_sets: tuple[np.ndarray, np.ndarray], para_groups: Groups, settings: Settings
                     ) -> tuple[list[Group], Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     """Exact and near document clusters over content, and the similarity of pairs they were verified with."""
     sigs, sizes, hi, lo = table.signatures, table.sizes.astype(np.float64), table.key_hi, table.key_lo
@@ -312,16 +312,16 @@ def overlap_pairs(shingles: np.ndarray, offsets: np.ndarray, first: np.ndarray, 
     return out
 
 
-def _shared_paragraph_pairs(feats: ParagraphFeatures, content: np.ndarray, para_groups: list[Group]) -> np.ndarray:
+def _shared_paragraph_pairs(feats: ParagraphFeatures, content: np.ndarray, para_groups: Groups) -> np.ndarray:
     """Document pairs that share a content paragraph cluster: candidates for copies cut or re-wrapped.
 
     Each cluster's documents are linked to the cluster's first document (a star), so a paragraph
     shared by many documents adds pairs linearly, not quadratically.
     """
-    if not para_groups:
+    if not len(para_groups):
         return np.zeros((0, 2), dtype=np.int64)
-    members = np.concatenate([g.members for g in para_groups])
-    group = np.repeat(np.arange(len(para_groups)), [len(g.members) for g in para_groups])
+    members = para_groups.members
+    group = np.repeat(np.arange(len(para_groups)), np.diff(para_groups.starts))
     keep = content[members]
     rows = unique_pairs(group[keep], feats.doc[members[keep]])
     if len(rows) == 0:

@@ -30,7 +30,7 @@ from . import chrome as chrome_stage
 from . import copies, page_chrome, results, signing, story_levels
 from . import story as story_stage
 from .archive import Archive, ArchiveRows
-from .cluster import Group
+from .cluster import Group, Groups
 from .copies import DocTable
 from .feature_table import give_back
 from .features import ParagraphFeatures, without_shingles
@@ -173,7 +173,7 @@ class _Copies:
 
 
 def _copy_stages(docs: list[Document], feats: ParagraphFeatures, content: np.ndarray,
-                 shingle_sets: tuple[np.ndarray, np.ndarray], rows: ArchiveRows, para_groups: list[Group],
+                 shingle_sets: tuple[np.ndarray, np.ndarray], rows: ArchiveRows, para_groups: Groups,
                  rank: np.ndarray, settings: Settings, archive: Archive | None, terms: story_stage.TermRows | None,
                  story_jobs: int, tick: Progress) -> _Copies:
     """Stages 5-6 and, with `terms`, the story stage's document level (in `story_jobs` processes)."""
@@ -196,7 +196,7 @@ def _copy_stages(docs: list[Document], feats: ParagraphFeatures, content: np.nda
 
 
 def _beside_paragraph_groups(feats: ParagraphFeatures, rank: np.ndarray, settings: Settings,
-                             work: Callable[[], T]) -> tuple[T, list[Group]]:
+                             work: Callable[[], T]) -> tuple[T, Groups]:
     """`work` (the chrome stage and what needs only it) and `copies.paragraph_groups`, which needs only the
     features. With `settings.jobs` > 1 a forked process finds the groups' verified pairs (LSH, the
     larger part) while this one does `work`, then clusters them: two cores, and neither waits long

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import chrome as chrome_stage
 from .archive import ArchiveRows
-from .cluster import Group
+from .cluster import Group, Groups
 from .copies import (
     DocTable,
 )
@@ -133,19 +133,17 @@ def row_texts(docs: Sequence[Document], feats: ParagraphFeatures, rows: np.ndarr
     return [paragraph_text(docs[d].text, start, stop, wrapped) for d, start, stop, wrapped in where]
 
 
-def _flattened(groups: list[Group], key_hi: np.ndarray, key_lo: np.ndarray
+def _flattened(groups: Groups, key_hi: np.ndarray, key_lo: np.ndarray
                ) -> tuple[list[int], np.ndarray, np.ndarray, list[bool], list[float]]:
     """Every group's members at once (a Python object per member is the cost of a cluster list):
     each group's size, all members in one array, each representative, whether all of a group's
     members have its representative's key (an `exact` group), and every member's similarity."""
-    sizes = np.fromiter((len(g.members) for g in groups), dtype=np.int64, count=len(groups))
-    members = np.concatenate([g.members for g in groups]).astype(np.int64, copy=False)
-    reps = np.fromiter((g.representative for g in groups), dtype=np.int64, count=len(groups))
+    sizes, members = np.diff(groups.starts), groups.members
+    reps = members[groups.starts[:-1]]
     rep_of = np.repeat(reps, sizes)
     same = (key_hi[members] == key_hi[rep_of]) & (key_lo[members] == key_lo[rep_of])
-    exact = np.logical_and.reduceat(same, np.cumsum(sizes) - sizes).tolist()
-    sims = np.concatenate([g.similarity for g in groups]).astype(np.float64, copy=False).tolist()
-    return sizes.tolist(), members, reps, exact, sims
+    exact = np.logical_and.reduceat(same, groups.starts[:-1]).tolist()
+    return sizes.tolist(), members, reps, exact, groups.similarity.tolist()
 
 
 def document_clusters(table: DocTable, groups: list[Group], previews: Callable[[int], str]) -> list[Cluster]:
@@ -153,7 +151,7 @@ def document_clusters(table: DocTable, groups: list[Group], previews: Callable[[
     representative's content key, else `near`; archived members are marked and not previewed."""
     if not groups:
         return []
-    sizes, members, reps, exact, sims = _flattened(groups, table.key_hi, table.key_lo)
+    sizes, members, reps, exact, sims = _flattened(Groups.of(groups), table.key_hi, table.key_lo)
     ids = [table.ids[m] for m in members.tolist()]
     archived = (members >= table.n_new).tolist()
     copy_of = [table.copy_of[m] for m in members.tolist()]
@@ -194,10 +192,10 @@ def content_previews(docs: Sequence[Document], feats: ParagraphFeatures,
 
 
 def paragraph_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
-                       groups: list[Group]) -> list[Cluster]:
+                       groups: Groups) -> list[Cluster]:
     """Copy groups of paragraphs as `Cluster`s (p1, p2, ...), each member a document and the
     paragraph's index in it: `exact` when every member has the representative's exact key."""
-    if not groups:
+    if not len(groups):
         return []
     sizes, members, reps, exact, sims = _flattened(groups, feats.key_hi, feats.key_lo)
     ids = [docs[d].id for d in feats.doc[members].tolist()]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import story as story_stage
-from .cluster import Group, cluster
+from .cluster import Group, Groups, cluster
 from .features import ParagraphFeatures
 from .model import Document
 
@@ -30,13 +30,12 @@ def document_story_units(docs: Sequence[Document], feats: ParagraphFeatures, ter
     return units, terms.unions(rows, np.bincount(feats.doc[rows], minlength=len(docs))[units]), rank[units]
 
 
-def paragraph_story_units(feats: ParagraphFeatures, para_groups: list[Group],
+def paragraph_story_units(feats: ParagraphFeatures, para_groups: Groups,
                           rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The story stage's paragraphs: every signed paragraph (a related-article teaser retelling a
     story counts), one per paragraph copy group; and their ranks among themselves."""
     unit = feats.sig_row >= 0
-    for g in para_groups:
-        unit[np.asarray(g.members[1:], dtype=np.int64)] = False
+    unit[para_groups.others()] = False
     para_units = np.flatnonzero(unit)
     return para_units, np.argsort(np.lexsort((feats.index[para_units], rank[feats.doc[para_units]])))
 
