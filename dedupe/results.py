@@ -200,7 +200,7 @@ def paragraph_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
     sizes, members, reps, exact, sims = _flattened(groups, feats.key_hi, feats.key_lo)
     ids = [docs[d].id for d in feats.doc[members].tolist()]
     index = feats.index[members].tolist()
-    every = _paragraph_members(ids, sims, index)
+    every = _paragraph_members(ids, _rounded(sims), index)
     out = []
     at = 0
     for k, (size, text) in enumerate(zip(sizes, row_texts(docs, feats, reps), strict=True)):
@@ -213,8 +213,16 @@ def paragraph_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
 
 def _paragraph_members(ids: list[str], sims: list[float], index: list[int]) -> list[Member]:
     """The members of many paragraph clusters, made at once (one `map`, not a generator per cluster:
-    a scan of 100k pages makes over 400k of them)."""
-    return list(map(Member, ids, [round(s, 4) for s in sims], index))
+    a scan of 100k pages makes over 400k of them), their similarities already rounded."""
+    return list(map(Member, ids, sims, index))
+
+
+def _rounded(sims: list[float]) -> list[float]:
+    """`round(s, 4)` of each similarity, each distinct value rounded once: copy clusters' are
+    MinHash estimates, k / 128, so 400k members hold at most 129 values (and a lookup is several
+    times cheaper than a `round`)."""
+    once = {s: round(s, 4) for s in set(sims)}
+    return [once[s] for s in sims]
 
 
 def document_story_clusters(docs: Sequence[Document], previews: Callable[[int], str], units: np.ndarray,
@@ -241,7 +249,7 @@ def paragraph_story_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
     ids = [docs[d].id for d in feats.doc[rows].tolist()]
     index = feats.index[rows].tolist()
     previews = row_texts(docs, feats, rows[np.cumsum([0, *sizes[:-1]])])
-    every = _paragraph_members(ids, [s for _, sims in found for s in sims], index)
+    every = _paragraph_members(ids, [round(s, 4) for _, sims in found for s in sims], index)
     out = []
     at = 0
     for k, (size, text) in enumerate(zip(sizes, previews, strict=True)):
