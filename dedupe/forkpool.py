@@ -17,11 +17,13 @@ caller's arrays are views of the arena (no copy), freed with the last of them.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import multiprocessing
 import pickle
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,12 +104,19 @@ def forked_steps(steps: Callable[[C], Iterator[R]], context: C, fork: bool,
     process = forking.Process(target=_send_steps, args=(steps, context, arena, sending), daemon=True)
     process.start()
     sending.close()
+    ended: list[bool] = []
     try:
-        yield _received(receiving, arena, process)
+        yield _received(receiving, arena, process, ended)
     finally:
-        if process.is_alive():
-            process.terminate()
-        process.join()
+        with contextlib.suppress(EOFError, OSError):  # a caller that took the last result: the end comes at once
+            if not ended and receiving.poll(0.05) and receiving.recv()[0] == _END:
+                ended.append(True)
+        if ended:  # it has sent everything and is ending: reaped as it goes (50 ms at 100k documents)
+            threading.Thread(target=process.join, daemon=True).start()
+        else:
+            if process.is_alive():
+                process.terminate()
+            process.join()
         receiving.close()
 
 
@@ -123,7 +132,7 @@ def _send_steps(steps: Callable[[Any], Iterator[Any]], context: Any, arena: _Are
         sending.send((_END, None))
 
 
-def _received(receiving: Any, arena: _Arena | None, process: Any) -> Iterator[Any]:
+def _received(receiving: Any, arena: _Arena | None, process: Any, ended: list[bool]) -> Iterator[Any]:
     while True:
         try:
             kind, value = receiving.recv()
@@ -132,6 +141,7 @@ def _received(receiving: Any, arena: _Arena | None, process: Any) -> Iterator[An
             raise RuntimeError(f"a forked process ended before its results were in (exit code {process.exitcode})"
                                ) from None
         if kind == _END:
+            ended.append(True)
             return
         if kind == _ERROR:
             raise value
