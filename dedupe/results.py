@@ -348,11 +348,11 @@ def scan_stats(docs: Sequence[Document], feats: ParagraphFeatures, bad: Sequence
             counts[c.kind] += 1
         return counts
 
-    removed = [o for o in outcomes if not o.kept]
-    removed_ids = {id(o) for o in removed}
-    removable_bytes = sum(len(utf8(d.text)) for d, o in zip(docs, outcomes, strict=True)
-                          if id(o) in removed_ids)
-    kept = [d for d, o in enumerate(outcomes) if o.kept]
+    is_kept = np.fromiter((o.kept for o in outcomes), dtype=bool, count=len(outcomes))
+    removed = np.flatnonzero(~is_kept).tolist()
+    texts = [docs[d].text for d in removed]
+    removable_bytes = sum(len(t) if t.isascii() else len(utf8(t)) for t in texts)
+    kept = np.flatnonzero(is_kept)
     return Stats(
         documents=len(docs),
         paragraphs=len(feats.doc),
@@ -361,6 +361,6 @@ def scan_stats(docs: Sequence[Document], feats: ParagraphFeatures, bad: Sequence
         paragraph_clusters=by_kind(para_clusters),
         removable_documents=len(removed),
         removable_bytes=removable_bytes,
-        chrome_paragraphs=sum(len(outcomes[d].stripped) for d in kept),
-        chrome_bytes=sum(stripped.utf8_bytes(d) for d in kept),
+        chrome_paragraphs=sum(len(outcomes[d].stripped) for d in kept.tolist()),
+        chrome_bytes=stripped.utf8_bytes_of(kept),
     )

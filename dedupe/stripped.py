@@ -103,6 +103,17 @@ class StrippedStore:
             return self.doc_chars(d)
         return sum(len(utf8(text)) for text in self.texts(d))
 
+    def utf8_bytes_of(self, docs: np.ndarray) -> int:
+        """`utf8_bytes` summed over documents `docs`: the ASCII ones' from their characters, all at
+        once (a call per document was a third of a scan's last serial step)."""
+        ascii_text = np.fromiter((self.docs[d].text.isascii() for d in docs.tolist()), dtype=bool, count=len(docs))
+        bounds = np.asarray(self.bounds, dtype=np.int64)
+        chars_before = np.zeros(len(self.chars) + 1, dtype=np.int64)
+        np.cumsum(self.chars, out=chars_before[1:])
+        plain = docs[ascii_text]
+        total = int((chars_before[bounds[plain + 1]] - chars_before[bounds[plain]]).sum())
+        return total + sum(self.utf8_bytes(d) for d in docs[~ascii_text].tolist())
+
     def paragraph(self, row: int, d: int) -> StrippedParagraph:
         return StrippedParagraph(int(self.index[row]), int(self.line[row]), int(self.end[row]), self.text(row, d),
                                  self.reasons[int(self.reason_ids[row])])

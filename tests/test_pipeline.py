@@ -79,6 +79,18 @@ def test_exact_copies_of_one_page_are_an_exact_cluster(rng: random.Random) -> No
     assert not {p.text for p in first.stripped} & set(records[0]["body"])
 
 
+def test_removable_bytes_are_the_removed_copies_utf8_bytes(rng: random.Random) -> None:
+    """ASCII pages are counted by their characters, the others encoded."""
+    records = site_dump(rng)
+    records[1]["text"] += "\n\nSociété Générale — новости, 東京"
+    twins = [dict(records[k], id=f"{records[k]['id']}-again") for k in (0, 1)]
+    docs = _docs([*records, *twins])
+    result = scan(docs)
+    removed = [d for d, o in zip(docs, result.outcomes, strict=True) if not o.kept]
+    assert len(removed) >= 2 and any(not d.text.isascii() for d in removed)
+    assert result.stats.removable_bytes == sum(len(d.text.encode("utf-8")) for d in removed)
+
+
 def test_same_clusters_and_kept_copies_whatever_the_order(rng: random.Random) -> None:
     records = site_dump(rng)
     shuffled = list(records)
