@@ -87,8 +87,9 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
     with ExitStack() as stack:
         if two:
             assert terms is not None, "two processes share the paragraph level when the story stage runs"
-            shared = 40 * int(np.count_nonzero(feats.sig_row >= 0)) + 4096  # pairs, then story units
-            steps = stack.enter_context(forked_steps(_paragraph_steps, (feats, rank, settings, terms), True, shared))
+            shared = 32 * int(np.count_nonzero(feats.sig_row >= 0)) + 4096  # room for two pairs per paragraph
+            steps = stack.enter_context(forked_steps(_paragraph_steps, (docs, feats, rank, settings, terms), True,
+                                                     shared))
             found = chrome_and_content()
             para_groups = copies.paragraph_groups(feats, rank, settings, next(steps))
             next(steps)  # the other process has clustered them too: it reads no signature any more
@@ -121,21 +122,19 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
                                                  stripped, doc_chars)
             return c.para_clusters, c.doc_clusters + stories, outcomes, results.chrome_report(docs, stripped, feats)
 
-        para_found: list[tuple[list[int], list[float]]] = []
-        para_units: np.ndarray | None = None
+        para_stories: results.StoryMembers | None = None
         if two:
             para_clusters, doc_clusters, outcomes, chrome_lines = copies_and_outcomes(1)
-            para_units, para_found = next(steps)
+            para_stories = next(steps)
         elif terms is None:
             para_clusters, doc_clusters, outcomes, chrome_lines = copies_and_outcomes(settings.jobs)
         else:
             units = story_levels.paragraph_story_units(feats, para_groups, rank)
             para_clusters, doc_clusters, outcomes, chrome_lines = copies_and_outcomes(settings.jobs)
-            para_found = story_levels.paragraph_story((terms, units, settings.jobs), 0)
-            para_units = units[0]
-    if para_units is not None:
-        para_clusters = para_clusters + results.paragraph_story_clusters(
-            docs, feats, para_units, para_found, len(para_clusters))
+            stories = story_levels.paragraph_story((terms, units, settings.jobs), 0)
+            para_stories = results.paragraph_story_members(docs, feats, units[0], stories)
+    if para_stories is not None:
+        para_clusters = para_clusters + results.paragraph_story_clusters(para_stories, len(para_clusters))
         tick("story", 1, 1)
     tick("clusters", 3, 3)
 
@@ -214,18 +213,19 @@ def _paragraph_pairs(context: tuple[ParagraphFeatures, Settings], _: int) -> np.
     return copies.paragraph_pairs(*context)
 
 
-def _paragraph_steps(context: tuple[ParagraphFeatures, np.ndarray, Settings, story_stage.TermRows]
-                     ) -> Iterator[Any]:
+def _paragraph_steps(context: tuple[list[Document], ParagraphFeatures, np.ndarray, Settings,
+                                    story_stage.TermRows]) -> Iterator[Any]:
     """The paragraph level in the other of two processes, step by step: the paragraph groups'
     verified pairs (for that process, which clusters them while this one does too), then `None`
     once this one's groups are made (from then on it reads no signature or shingle, and their
-    pages may go), then the story's paragraph level over one paragraph of each group: its units
-    (positions among the paragraphs) and their story groups. Clustering the pairs in both
-    processes costs a core that would otherwise idle, and lets the story start 1.1 s sooner."""
-    feats, rank, settings, terms = context
+    pages may go), then the story's paragraph level over one paragraph of each group, its
+    members as plain lists (`results.StoryMembers`). Clustering the pairs in both processes
+    costs a core that would otherwise idle, and lets the story start 1.1 s sooner."""
+    docs, feats, rank, settings, terms = context
     pairs = copies.paragraph_pairs(feats, settings)
     yield pairs
     groups = copies.paragraph_groups(feats, rank, settings, pairs)
     yield None
     units = story_levels.paragraph_story_units(feats, groups, rank)
-    yield units[0], story_levels.paragraph_story((terms, units, 1), 0)
+    found = story_levels.paragraph_story((terms, units, 1), 0)
+    yield results.paragraph_story_members(docs, feats, units[0], found)

@@ -236,25 +236,43 @@ def document_story_clusters(docs: Sequence[Document], previews: Callable[[int], 
     return out
 
 
-def paragraph_story_clusters(docs: Sequence[Document], feats: ParagraphFeatures,
-                             units: np.ndarray, found: list[tuple[list[int], list[float]]],
-                             base: int) -> list[Cluster]:
-    """The story stage's groups of paragraphs (positions in `units`, rows of the features) as
-    `story` clusters, numbered on from the paragraph copy clusters (`base`)."""
+@dataclass(frozen=True, slots=True)
+class StoryMembers:
+    """The story stage's groups of paragraphs as plain lists, for `paragraph_story_clusters`: each
+    group's size, every member's document id, paragraph index and rounded similarity, each
+    group's preview. Plain lists cross from a forked process cheaply, where the clusters' objects
+    would cost more to send than to make."""
+
+    sizes: list[int]
+    ids: list[str]
+    index: list[int]
+    sims: list[float]
+    previews: list[str]
+
+
+def paragraph_story_members(docs: Sequence[Document], feats: ParagraphFeatures, units: np.ndarray,
+                            found: list[tuple[list[int], list[float]]]) -> StoryMembers:
+    """The story stage's groups of paragraphs (positions in `units`, rows of the features), every
+    member at once (as `paragraph_clusters` does)."""
     if not found:
-        return []
-    # Every cluster's members at once, as plain lists (as `paragraph_clusters` does).
+        return StoryMembers([], [], [], [], [])
     sizes = [len(members) for members, _ in found]
     rows = units[np.concatenate([np.asarray(members, dtype=np.int64) for members, _ in found])]
     ids = [docs[d].id for d in feats.doc[rows].tolist()]
-    index = feats.index[rows].tolist()
-    previews = row_texts(docs, feats, rows[np.cumsum([0, *sizes[:-1]])])
-    every = _paragraph_members(ids, [round(s, 4) for _, sims in found for s in sims], index)
+    previews = [first_words(text) for text in row_texts(docs, feats, rows[np.cumsum([0, *sizes[:-1]])])]
+    return StoryMembers(sizes, ids, feats.index[rows].tolist(), [round(s, 4) for _, sims in found for s in sims],
+                        previews)
+
+
+def paragraph_story_clusters(found: StoryMembers, base: int) -> list[Cluster]:
+    """The story stage's groups of paragraphs as `story` clusters, numbered on from the paragraph
+    copy clusters (`base`)."""
+    every = _paragraph_members(found.ids, found.sims, found.index)
     out = []
     at = 0
-    for k, (size, text) in enumerate(zip(sizes, previews, strict=True)):
+    for k, (size, preview) in enumerate(zip(found.sizes, found.previews, strict=True)):
         mem = tuple(every[at : at + size])
-        out.append(Cluster(f"p{base + k + 1}", "story", "paragraph", mem[0], mem, first_words(text)))
+        out.append(Cluster(f"p{base + k + 1}", "story", "paragraph", mem[0], mem, preview))
         at += size
     return out
 
