@@ -80,19 +80,18 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
                         copies.archive_rows(docs, feats, content, shingle_sets, groups, settings))
 
     # With two processes (and the story stage) the paragraph level goes to a forked process for the
-    # rest of the scan: the groups' pairs, then (while this one clusters them too, and goes on to
-    # the copy stages) the story's paragraph level (`_paragraph_steps`). Otherwise the pairs are
-    # found beside chrome and the story's paragraph level comes after the copy stages.
+    # rest of the scan: the paragraph groups, then (while this one goes on to the copy stages) the
+    # story's paragraph level (`_paragraph_steps`). Otherwise the groups' pairs are found beside
+    # chrome and the story's paragraph level comes after the copy stages.
     two = settings.jobs == 2 and terms is not None and CAN_FORK
     with ExitStack() as stack:
         if two:
             assert terms is not None, "two processes share the paragraph level when the story stage runs"
-            shared = 32 * int(np.count_nonzero(feats.sig_row >= 0)) + 4096  # room for two pairs per paragraph
+            shared = 24 * int(np.count_nonzero(feats.sig_row >= 0)) + 4096  # the groups' three flat arrays
             steps = stack.enter_context(forked_steps(_paragraph_steps, (docs, feats, rank, settings, terms), True,
                                                      shared))
             found = chrome_and_content()
-            para_groups = copies.paragraph_groups(feats, rank, settings, next(steps))
-            next(steps)  # the other process has clustered them too: it reads no signature any more
+            para_groups = next(steps)  # from then on the other process reads no signature or shingle
         else:
             found, para_groups = _beside_paragraph_groups(feats, rank, settings, chrome_and_content)
         content, stripped, rows, chrome_stats = found.content, found.stripped, found.rows, found.chrome_stats
@@ -215,17 +214,15 @@ def _paragraph_pairs(context: tuple[ParagraphFeatures, Settings], _: int) -> np.
 
 def _paragraph_steps(context: tuple[list[Document], ParagraphFeatures, np.ndarray, Settings,
                                     story_stage.TermRows]) -> Iterator[Any]:
-    """The paragraph level in the other of two processes, step by step: the paragraph groups'
-    verified pairs (for that process, which clusters them while this one does too), then `None`
-    once this one's groups are made (from then on it reads no signature or shingle, and their
-    pages may go), then the story's paragraph level over one paragraph of each group, its
-    members as plain lists (`results.StoryMembers`). Clustering the pairs in both processes
-    costs a core that would otherwise idle, and lets the story start 1.1 s sooner."""
+    """The paragraph level in the other of two processes, step by step: the paragraph groups (LSH
+    pairs, clustered), which that process takes once it has done chrome and what needs only it
+    (from then on this one reads no signature or shingle, and their pages may go); then the
+    story's paragraph level over one paragraph of each group, its members as plain lists
+    (`results.StoryMembers`). The groups come first, so the story starts as soon as they are
+    made, while that process does the copy stages."""
     docs, feats, rank, settings, terms = context
-    pairs = copies.paragraph_pairs(feats, settings)
-    yield pairs
-    groups = copies.paragraph_groups(feats, rank, settings, pairs)
-    yield None
+    groups = copies.paragraph_groups(feats, rank, settings)
+    yield groups
     units = story_levels.paragraph_story_units(feats, groups, rank)
     found = story_levels.paragraph_story((terms, units, 1), 0)
     yield results.paragraph_story_members(docs, feats, units[0], found)
