@@ -9,15 +9,15 @@ and first touches are what cost most here: on the VMs measured, a page never use
 So the table is reserved before the batches run, sized by upper bounds that follow from the
 documents' lines and characters (in shared memory, sparse memory files, from their characters
 alone: counting lines took 0.3 s at 100k documents while the workers waited; pages that no batch
-writes take no memory either way), and each batch
-writes its features straight into it, numbered corpus-wide: a batch's place (where its
-paragraphs, signature rows, shingles and terms begin) is the sum of the counts of the batches
-before it. In this process the batches run one after another, each written where the last ended.
-In forked workers (the table then lives in shared memory) batches finish in any order, and a
-batch's counts are known only once it is analysed (batches split their own pages into
-paragraphs): each publishes its counts as soon as it has them, then waits for every earlier
-batch's before it writes. An earlier region once reserved per batch and closed up at the join
-moved 0.6 GB of signatures and shingles a second time, 0.6-0.9 s of a 12 s `--jobs 2` scan.
+writes take no memory either way), and each batch writes its features straight into it, numbered
+corpus-wide: a batch's place (where its paragraphs, signature rows, shingles and terms begin) is
+the sum of the counts of the batches before it. In this process the batches run one after
+another, each written where the last ended. In forked workers (the table then lives in shared
+memory) batches finish in any order, and a batch's counts are known only once it is analysed
+(batches split their own pages into paragraphs): each publishes its counts as soon as it has them,
+then waits for every earlier batch's before it writes. (A region reserved per batch and closed up
+at the join moved 0.6 GB of signatures and shingles a second time: 0.6-0.9 s of a 12 s `--jobs 2`
+scan.)
 
 Only the story terms are left to the join: each batch numbers its terms by its own vocabulary,
 and the corpus's is known only when all are done. A batch that does not fit (normalisation can

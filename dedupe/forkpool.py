@@ -13,6 +13,10 @@ straight into `feature_table`'s shared table) spent about 2 s in transit, agains
 written once into shared pages. Each result is pickled with
 protocol 5: its arrays' buffers go into the arena, only the small rest through the pipe, and the
 caller's arrays are views of the arena (no copy), freed with the last of them.
+
+`forked_steps` runs a generator in one forked process instead, for a stage whose steps depend on
+each other: the caller takes each result when it needs it while the process goes on to the next
+(the scan's paragraph level beside chrome and then beside the copy stages).
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -95,7 +98,7 @@ def fork_beside(fn: Callable[[C, T], R], context: C, item: T, mine: Callable[[],
     return theirs[0], here[0]
 
 
-@contextmanager
+@contextlib.contextmanager
 def forked_steps(steps: Callable[[C], Iterator[R]], context: C, fork: bool,
                  shared_bytes: int = 0) -> Iterator[Iterator[R]]:
     """`steps(context)`'s results one at a time, as the caller takes them: with `fork`, made in a

@@ -80,9 +80,12 @@ def _scan(docs: list[Document], settings: Settings, bad: Sequence[BadRecord], pr
                         copies.archive_rows(docs, feats, content, shingle_sets, groups, settings))
 
     # With two processes (and the story stage) the paragraph level goes to a forked process for the
-    # rest of the scan: the paragraph groups, then (while this one goes on to the copy stages) the
-    # story's paragraph level (`_paragraph_steps`). Otherwise the groups' pairs are found beside
-    # chrome and the story's paragraph level comes after the copy stages.
+    # rest of the scan: the paragraph groups, then (while this one goes on to the copy stages and
+    # the story's document level) the story's paragraph level (`_paragraph_steps`). About half of a
+    # story level's work (counts, weights, prefix cuts) is serial, so one level per process uses
+    # both cores where splitting each level's candidate blocks would leave one idle. Otherwise the
+    # groups' pairs are found beside chrome, and the story's paragraph level comes after the copy
+    # stages, its candidate blocks spread over all the processes.
     two = settings.jobs == 2 and terms is not None and CAN_FORK
     with ExitStack() as stack:
         if two:
