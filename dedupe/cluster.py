@@ -68,7 +68,8 @@ class Groups:
     @staticmethod
     def joined(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Groups:
         """Groups from parts of (sizes, members, similarities), in order."""
-        sizes, members, sims = (np.concatenate([p[k] for p in parts]) if parts else np.zeros(0) for k in range(3))
+        sizes, members, sims = (np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, dtype=dtype)
+                                for k, dtype in enumerate((np.int64, np.int64, np.float64)))
         starts = np.zeros(len(sizes) + 1, dtype=np.int64)
         np.cumsum(sizes, out=starts[1:])
         return Groups(starts, members.astype(np.int64, copy=False), sims.astype(np.float64, copy=False))

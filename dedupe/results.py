@@ -219,8 +219,8 @@ def _paragraph_members(ids: list[str], sims: list[float], index: list[int]) -> l
 
 def _rounded(sims: list[float]) -> list[float]:
     """`round(s, 4)` of each similarity, each distinct value rounded once: copy clusters' are
-    MinHash estimates, k / 128, so 400k members hold at most 129 values (and a lookup is several
-    times cheaper than a `round`)."""
+    MinHash estimates, k / num_perm, so 400k members hold at most 129 values with 128 permutations
+    (and a lookup is several times cheaper than a `round`)."""
     once = {s: round(s, 4) for s in set(sims)}
     return [once[s] for s in sims]
 

@@ -194,3 +194,34 @@ def test_content_keys_hash_each_documents_content_paragraph_keys_in_order(seed: 
         use = mine & content if (mine & content).any() else mine
         value = xxhash.xxh3_128_intdigest(feats.key_hi[use].tobytes() + feats.key_lo[use].tobytes())
         assert (int(hi[d]), int(lo[d])) == (value >> 64, value & (2**64 - 1))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_flat_groups_and_their_objects_agree(seed: int) -> None:
+    """`others` are every member but the representatives; `objects` with names renames members;
+    `Groups.of` flattens the objects back into the same arrays."""
+    from dedupe.cluster import Groups, cluster_groups
+
+    rng = np.random.default_rng(seed)
+    n = 60
+    points = rng.random(n)
+    pairs = np.array([(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.08], dtype=np.int64)
+    rank = rng.permutation(n)
+
+    def pair_similarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return 1.0 - np.abs(points[first] - points[second])
+
+    def similarity(rep: int, others: np.ndarray) -> np.ndarray:
+        return pair_similarity(np.full(len(others), rep), others)
+
+    flat = cluster_groups(n, pairs.reshape(-1, 2), rank, similarity, 0.8, pair_similarity)
+    objects = cluster(n, pairs.reshape(-1, 2), rank, similarity, 0.8, pair_similarity)
+    assert len(flat) == len(objects) > 3
+    assert [g.representative for g in objects] == [int(g.members[0]) for g in objects]
+    assert sorted(flat.others().tolist()) == sorted(m for g in objects for m in g.members[1:].tolist())
+    names = np.arange(n) * 10
+    assert [g.members.tolist() for g in flat.objects(names)] == [(g.members * 10).tolist() for g in objects]
+    again = Groups.of(objects)
+    assert again.starts.tolist() == flat.starts.tolist() and again.members.tolist() == flat.members.tolist()
+    assert again.similarity.tolist() == flat.similarity.tolist()
+    assert len(Groups.joined([])) == 0 and Groups.joined([]).objects() == []
