@@ -80,31 +80,39 @@ class FeatureTable:
         # shingles and story terms (text that normalisation lengthens may overflow). In shared
         # memory the table is a sparse file (`_allocate`), so no line is counted (0.3 s at 100k
         # documents, serial): a paragraph takes a character and a line break at least, and a
-        # signed one `min_words` words, so 2 * min_words characters.
+        # signed one `min_words` words, so 2 * min_words characters. Where that much address space
+        # is refused (`ulimit -v`), the lines are counted after all.
         n, chars = len(texts), sum(map(len, texts))
-        lines = rows = (chars + n) // 2
-        if shared:
-            rows = (chars + n) // (2 * max(1, min_words))
-        if not shared or not _sparse_file_fits(rows * num_perm * 4):
-            lines = rows = sum(len(text.splitlines()) for text in texts)
-        words = (chars + lines) // 2 + slack * len(spans)
         self.spans = list(spans)
         self.shared, self.key_cues, self.terms = shared, key_cues, terms
-        self.capacity = (lines, rows, words, words if terms else 0)
+        paragraphs, rows = (chars + n) // 2, (chars + n) // (2 * max(1, min_words))
+        reserved = False
+        if shared and _sparse_file_fits(rows * num_perm * 4):
+            with contextlib.suppress(OSError, ValueError, MemoryError):
+                self._reserve(paragraphs, rows, chars, slack * len(spans), num_perm)
+                reserved = True
+        if not reserved:
+            lines = sum(len(text.splitlines()) for text in texts)
+            self._reserve(lines, lines, chars, slack * len(spans), num_perm)
+        self._published = multiprocessing.get_context("fork").Condition() if shared and CAN_FORK else None
+
+    def _reserve(self, lines: int, rows: int, chars: int, slack: int, num_perm: int) -> None:
+        """The arrays for at most `lines` paragraphs, `rows` of them signed, over `chars` characters."""
+        words = (chars + lines) // 2 + slack
+        self.capacity = (lines, rows, words, words if self.terms else 0)
         layout: dict[str, tuple[tuple[int, ...], Any]] = {
             name: ((lines,), dtype) for name, dtype in self._per_paragraph().items()}
         layout["signatures"] = ((rows, num_perm), np.uint32)
         layout["shingle_offsets"] = ((rows + 1,), np.int64)
         layout["shingle_hashes"] = ((words,), np.uint32)
-        if terms:
+        if self.terms:
             layout["term_offsets"] = ((lines + 1,), np.int64)
             layout["term_ids"] = ((words,), np.int32)
         # Each batch's counts, and whether they are in (1); the condition tells waiting batches.
-        layout["counts"] = ((len(spans), _COUNTS), np.int64)
-        layout["counted"] = ((len(spans),), np.int8)
-        self.arrays, self._mappings = _allocate(layout, shared)
+        layout["counts"] = ((len(self.spans), _COUNTS), np.int64)
+        layout["counted"] = ((len(self.spans),), np.int8)
+        self.arrays, self._mappings = _allocate(layout, self.shared)
         self.arrays["counted"][:] = 0
-        self._published = multiprocessing.get_context("fork").Condition() if shared and CAN_FORK else None
 
     def _per_paragraph(self) -> dict[str, Any]:
         return _PER_PARAGRAPH | (_CUES if self.key_cues else {})

@@ -105,3 +105,27 @@ def test_giving_back_a_shared_array_frees_its_pages_at_once(rng: random.Random, 
     give_back(joined.signatures[:3])  # a view: the whole array's pages go
     assert before.any() and np.array_equal(joined.signatures, np.zeros_like(before) if shared else before)
     give_back(np.arange(5))  # not a table's: nothing happens
+
+
+def test_a_refused_sparse_table_is_sized_by_lines(rng: random.Random, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shared memory sizes the table by characters alone (a large, sparse reservation); where that
+    address space is refused (`ulimit -v`), the lines are counted and the smaller table used."""
+    from dedupe import feature_table
+
+    allocate, calls = feature_table._allocate, []
+
+    def refused_once(layout: dict, shared: bool) -> tuple:
+        calls.append(layout["doc"][0][0])
+        if len(calls) == 1:
+            raise OSError(12, "Cannot allocate memory")
+        return allocate(layout, shared)
+
+    monkeypatch.setattr(feature_table, "_allocate", refused_once)
+    texts = _texts(rng, False)
+    spans = [(lo, min(len(texts), lo + 7)) for lo in range(0, len(texts), 7)]
+    parts = [analyse(texts[lo:hi], MinHasher(64, 3), 5, 4, terms=True) for lo, hi in spans]
+    table = FeatureTable(texts, spans, 64, key_cues=False, terms=True, shared=True)
+    lines = sum(len(t.splitlines()) for t in texts)
+    assert calls[1] == lines < calls[0] and table.capacity[0] == lines
+    joined = table.join([table.write(k, part) for k, part in enumerate(parts)])
+    assert _same(joined, concat(parts, [lo for lo, _ in spans])) == []
