@@ -37,8 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import unique_sorted
-from .features import ParagraphFeatures, concat
+from .features import ParagraphFeatures, concat, merged_vocabulary, renumbered
 from .forkpool import CAN_FORK, fork_beside
 
 # One entry per paragraph (the chrome cues only when asked for).
@@ -170,7 +169,7 @@ class FeatureTable:
         joined.update(signatures=self._used("signatures", rows), shingle_hashes=self._used("shingle_hashes", shingles),
                       shingle_offsets=self._used("shingle_offsets", rows + 1))
         if self.terms:
-            vocabulary = unique_sorted(np.concatenate([w.vocabulary for w in written] or [np.zeros(0, np.uint64)]))
+            vocabulary = merged_vocabulary([w.vocabulary for w in written])
             plan = _Renumbering(t["term_ids"], list(written), vocabulary)
             if self.shared and jobs > 1 and CAN_FORK and len(written) > 1:
                 cut = int(np.searchsorted(np.cumsum([w.terms for w in written]), terms / 2)) + 1
@@ -228,7 +227,7 @@ def _renumber(plan: _Renumbering, batches: Sequence[int]) -> None:
     for k in batches:
         w = plan.written[k]
         ids = plan.ids[w.at[3] : w.at[3] + w.terms]
-        ids[:] = np.searchsorted(plan.vocabulary, w.vocabulary).astype(np.int32)[ids]
+        ids[:] = renumbered(ids, w.vocabulary, plan.vocabulary)
 
 
 def _allocate(layout: dict[str, tuple[tuple[int, ...], Any]], shared: bool

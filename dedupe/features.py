@@ -250,10 +250,20 @@ def concat(parts: Sequence[ParagraphFeatures], doc_offsets: Sequence[int]) -> Pa
 def _joined_terms(parts: Sequence[ParagraphFeatures]) -> dict[str, np.ndarray]:
     """The batches' term ids renumbered into their merged vocabulary (still the sorted distinct
     hashes, so ids are the same whatever the batches)."""
-    vocabulary = unique_sorted(_cat([p.term_vocabulary for p in parts], np.uint64))
-    ids = [np.searchsorted(vocabulary, p.term_vocabulary).astype(np.int32)[p.term_ids] for p in parts]
+    vocabulary = merged_vocabulary([p.term_vocabulary for p in parts])
+    ids = [renumbered(p.term_ids, p.term_vocabulary, vocabulary) for p in parts]
     return {"term_ids": _cat(ids, np.int32), "term_vocabulary": vocabulary,
             "term_offsets": _offsets([p.term_offsets for p in parts])}
+
+
+def merged_vocabulary(vocabularies: Sequence[np.ndarray]) -> np.ndarray:
+    """The batches' term vocabularies (each its sorted distinct hashes) as one."""
+    return unique_sorted(_cat(list(vocabularies), np.uint64))
+
+
+def renumbered(ids: np.ndarray, own: np.ndarray, merged: np.ndarray) -> np.ndarray:
+    """A batch's term ids, numbered by its `own` vocabulary, numbered by the `merged` one."""
+    return np.searchsorted(merged, own).astype(np.int32)[ids]
 
 
 def _offsets(parts: list[np.ndarray]) -> np.ndarray:

@@ -93,9 +93,14 @@ class StrippedStore:
 
     def doc_chars(self, d: int) -> int:
         """Document d's stripped paragraphs' length in characters."""
+        before = self._running_chars()
+        return before[self.bounds[d + 1]] - before[self.bounds[d]]
+
+    def _running_chars(self) -> list[int]:
+        """The running total of `chars`, from 0 (a list: read an item at a time, its ints are cheaper)."""
         if self._chars_before is None:
             self._chars_before = np.concatenate([[0], np.cumsum(self.chars, dtype=np.int64)]).tolist()
-        return self._chars_before[self.bounds[d + 1]] - self._chars_before[self.bounds[d]]
+        return self._chars_before
 
     def utf8_bytes(self, d: int) -> int:
         """Document d's stripped paragraphs' length in UTF-8 (their characters, in ASCII text)."""
@@ -108,8 +113,7 @@ class StrippedStore:
         once (a call per document was a third of a scan's last serial step)."""
         ascii_text = np.fromiter((self.docs[d].text.isascii() for d in docs.tolist()), dtype=bool, count=len(docs))
         bounds = np.asarray(self.bounds, dtype=np.int64)
-        chars_before = np.zeros(len(self.chars) + 1, dtype=np.int64)
-        np.cumsum(self.chars, out=chars_before[1:])
+        chars_before = np.asarray(self._running_chars(), dtype=np.int64)
         plain = docs[ascii_text]
         total = int((chars_before[bounds[plain + 1]] - chars_before[bounds[plain]]).sum())
         return total + sum(self.utf8_bytes(d) for d in docs[~ascii_text].tolist())
